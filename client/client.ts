@@ -1,0 +1,224 @@
+/**
+ * The programmatic client: connects, authenticates, reconnects with backoff,
+ * and exposes requests, streams and server events. The REPL, the one-shot
+ * commands and the tests all use it.
+ *
+ * @example
+ * ```ts ignore
+ * await using client = await ParleyClient.connect({ host: "127.0.0.1", port: 7878, user: "ada", key });
+ * client.on("chat.msg", (m) => console.log(m));
+ * await client.call("chat.send", { room: "lobby", text: "hello" });
+ * ```
+ *
+ * @module
+ */
+import { clientHandshake } from "../protocol/handshake.ts";
+import { ProtocolError, RemoteError } from "../protocol/errors.ts";
+import type { Json } from "../protocol/messages.ts";
+import type { MuxStream } from "../protocol/mux_stream.ts";
+import { Session } from "../protocol/session.ts";
+import type { Credentials } from "./credentials.ts";
+
+/** Connection state as seen by the application. */
+export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** Options for {@linkcode ParleyClient.connect}. */
+export interface ClientOptions extends Credentials {
+  /** Reconnect after a lost connection. Default false. */
+  reconnect?: boolean;
+  /** First reconnect delay in ms (doubles up to `maxBackoffMs`). Default 200. */
+  backoffMs?: number;
+  /** Longest reconnect delay in ms. Default 5 000. */
+  maxBackoffMs?: number;
+  /** Handshake deadline in ms. Default 10 000. */
+  timeoutMs?: number;
+  /** Trust this certificate fingerprint... (reserved for pinning). */
+  tlsHostname?: string;
+}
+
+type _Listener = (data: unknown) => void;
+
+/** A connection to a Parley server. */
+export class ParleyClient {
+  readonly options: ClientOptions;
+  #session!: Session;
+  #state: ClientState = "connecting";
+  #listeners = new Map<string, Set<_Listener>>();
+  #stateListeners = new Set<(s: ClientState, why?: Error) => void>();
+  #reconnectHooks: (() => Promise<void> | void)[] = [];
+  #opened: Promise<void> = Promise.resolve();
+  #stop = new AbortController();
+
+  private constructor(options: ClientOptions) {
+    this.options = options;
+  }
+
+  /** Connects and authenticates. Rejects with a clear error on failure. */
+  static async connect(options: ClientOptions): Promise<ParleyClient> {
+    const client = new ParleyClient(options);
+    client.#session = await client.#dial();
+    client.#setState("open");
+    client.#watch();
+    return client;
+  }
+
+  /** The current session (replaced after a reconnect). */
+  get session(): Session {
+    return this.#session;
+  }
+
+  /** Current state. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** Authenticated user name. */
+  get user(): string {
+    return this.options.user;
+  }
+
+  /** Subscribes to a server event; returns an unsubscribe function. `*` gets every event as {ev, data}. */
+  on(ev: string, fn: _Listener): () => void {
+    let set = this.#listeners.get(ev);
+    if (!set) this.#listeners.set(ev, set = new Set());
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  /** Subscribes to state changes. */
+  onState(fn: (s: ClientState, why?: Error) => void): () => void {
+    this.#stateListeners.add(fn);
+    return () => this.#stateListeners.delete(fn);
+  }
+
+  /** Runs `fn` after every successful reconnect, before queued calls proceed (e.g. to rejoin rooms). */
+  onReconnect(fn: () => Promise<void> | void): void {
+    this.#reconnectHooks.push(fn);
+  }
+
+  /** Sends a request; while reconnecting, waits for the new session first. */
+  async call(op: string, args: Json = {}): Promise<unknown> {
+    await this.#ready();
+    return this.#session.call(op, args);
+  }
+
+  /** Opens a stream-carrying request on the current session. */
+  open(op: string, args: Json = {}, options: { fin?: boolean } = {}): {
+    stream: MuxStream;
+    result: Promise<unknown>;
+  } {
+    if (this.#state !== "open") {
+      throw new ProtocolError("closed", "not connected", { fatal: false });
+    }
+    return this.#session.open(op, args, options);
+  }
+
+  /** Resolves when connected (immediately if open). Rejects if closed. */
+  async #ready(): Promise<void> {
+    if (this.#state === "closed") {
+      throw new ProtocolError("closed", "client closed", { fatal: false });
+    }
+    if (this.#state !== "open") await this.#opened;
+  }
+
+  /** Waits until the client is open again (after a reconnect). */
+  waitOpen(): Promise<void> {
+    return this.#ready();
+  }
+
+  /** Closes the connection and stops reconnecting. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#setState("closed");
+    this.#stop.abort();
+    await this.#session?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #dial(): Promise<Session> {
+    const o = this.options;
+    const conn: Deno.Conn = o.tls
+      ? await Deno.connectTls({
+        hostname: o.host,
+        port: o.port,
+        ...(o.caCerts ? { caCerts: o.caCerts } : {}),
+      })
+      : await Deno.connect({ hostname: o.host, port: o.port });
+    try {
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+      const link = await clientHandshake(conn, {
+        user: o.user,
+        key: o.key,
+        timeoutMs: o.timeoutMs ?? 10_000,
+      });
+      return new Session({
+        ...link,
+        onEvent: (ev, data) => this.#emit(ev, data),
+      });
+    } catch (e) {
+      try {
+        conn.close();
+      } catch (ce) {
+        if (!(ce instanceof Deno.errors.BadResource)) throw ce;
+      }
+      throw e;
+    }
+  }
+
+  #emit(ev: string, data: unknown): void {
+    for (const fn of this.#listeners.get(ev) ?? []) fn(data);
+    for (const fn of this.#listeners.get("*") ?? []) fn({ ev, data });
+  }
+
+  #setState(s: ClientState, why?: Error): void {
+    this.#state = s;
+    for (const fn of this.#stateListeners) fn(s, why);
+  }
+
+  #watch(): void {
+    void this.#session.closed.then(async (why) => {
+      if (this.#state === "closed") return;
+      const fatal = why instanceof RemoteError &&
+        (why.code === "auth_failed" || why.code === "forbidden");
+      if (!this.options.reconnect || fatal) {
+        this.#setState("closed", why);
+        return;
+      }
+      let resolveOpened!: () => void;
+      this.#opened = new Promise((r) => (resolveOpened = r));
+      this.#setState("reconnecting", why);
+      let delay = this.options.backoffMs ?? 200;
+      while (!this.#stop.signal.aborted) {
+        await new Promise((r) => setTimeout(r, delay));
+        if (this.#stop.signal.aborted) break;
+        try {
+          this.#session = await this.#dial();
+        } catch (e) {
+          if (e instanceof RemoteError && e.code === "auth_failed") {
+            this.#setState("closed", e);
+            resolveOpened();
+            return;
+          }
+          delay = Math.min(delay * 2, this.options.maxBackoffMs ?? 5_000);
+          continue;
+        }
+        this.#state = "open";
+        for (const hook of this.#reconnectHooks) {
+          try {
+            await hook();
+          } catch {
+            // a failed hook must not stop the client; the next event shows the problem
+          }
+        }
+        this.#setState("open");
+        resolveOpened();
+        this.#watch();
+        return;
+      }
+      resolveOpened();
+    });
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Where the client finds its server and credentials, in order: command-line
+ * flags and a `parley://user@host:port` URL, then `PARLEY_SERVER`,
+ * `PARLEY_USER`, `PARLEY_KEY`, then the config file
+ * (`$XDG_CONFIG_HOME/parley/config.json` or `~/.config/parley/config.json`,
+ * which must not be readable by others).
+ *
+ * @module
+ */
+import { join } from "@std/path";
+
+/** A resolved server address and account. */
+export interface Credentials {
+  host: string;
+  port: number;
+  user: string;
+  key: Uint8Array;
+  tls: boolean;
+  /** PEM CA certificate(s) to trust for TLS, if any. */
+  caCerts?: string[];
+}
+
+/** Inputs from flags; any may be missing. */
+export interface CredentialInput {
+  url?: string | undefined;
+  user?: string | undefined;
+  key?: string | undefined;
+  tls?: boolean | undefined;
+  caFile?: string | undefined;
+}
+
+/** Raised when credentials are missing or malformed; the message says how to fix it. */
+export class CredentialError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CredentialError";
+  }
+}
+
+/** Path of the client config file. */
+export function configPath(): string | undefined {
+  const xdg = Deno.env.get("XDG_CONFIG_HOME");
+  if (xdg) return join(xdg, "parley", "config.json");
+  const home = Deno.env.get("HOME");
+  return home ? join(home, ".config", "parley", "config.json") : undefined;
+}
+
+/** Parses `parley://[user@]host[:port]` (or `parleys://` for TLS, or bare `host:port`). */
+export function parseServerUrl(
+  text: string,
+): { user?: string; host: string; port: number; tls: boolean } {
+  const m = /^(?:(parleys?):\/\/)?(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(text);
+  if (!m) {
+    throw new CredentialError(
+      `cannot read server address ${JSON.stringify(text)}; use parley://user@host:port`,
+    );
+  }
+  const port = m[4] ? Number(m[4]) : 7878;
+  if (port < 1 || port > 65535) throw new CredentialError(`port ${port} is out of range`);
+  const host = m[3]!.replace(/^\[(.*)\]$/, "$1");
+  return {
+    ...(m[2] ? { user: decodeURIComponent(m[2]) } : {}),
+    host,
+    port,
+    tls: m[1] === "parleys",
+  };
+}
+
+function _parseKey(text: string): Uint8Array {
+  const hex = text.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new CredentialError(
+      "the key must be 64 hex characters (as printed by `parley user add`)",
+    );
+  }
+  return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+}
+
+async function _readConfig(): Promise<Record<string, unknown>> {
+  const path = configPath();
+  if (!path) return {};
+  try {
+    const info = await Deno.stat(path);
+    if (info.mode !== null && (info.mode & 0o077) !== 0) {
+      throw new CredentialError(`${path} is readable by others; run: chmod 600 ${path}`);
+    }
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) return {};
+    throw e;
+  }
+}
+
+/** Resolves credentials from flags, env and config file. */
+export async function resolveCredentials(input: CredentialInput = {}): Promise<Credentials> {
+  const cfg = await _readConfig();
+  const urlText = input.url ?? Deno.env.get("PARLEY_SERVER") ??
+    (cfg.server as string | undefined) ??
+    "parley://127.0.0.1:7878";
+  const url = parseServerUrl(urlText);
+  const user = input.user ?? url.user ?? Deno.env.get("PARLEY_USER") ??
+    (cfg.user as string | undefined);
+  if (!user) {
+    throw new CredentialError(
+      "no user name: pass parley://USER@host:port, --user, or set PARLEY_USER",
+    );
+  }
+  const keyText = input.key ?? Deno.env.get("PARLEY_KEY") ?? (cfg.key as string | undefined);
+  if (!keyText) {
+    throw new CredentialError(
+      "no key: set PARLEY_KEY to the key printed by `parley user add`, or put it in " +
+        (configPath() ?? "the config file"),
+    );
+  }
+  const caFile = input.caFile ?? (cfg.ca as string | undefined);
+  const creds: Credentials = {
+    host: url.host,
+    port: url.port,
+    user,
+    key: _parseKey(keyText),
+    tls: input.tls ?? (url.tls || cfg.tls === true),
+  };
+  if (caFile) creds.caCerts = [await Deno.readTextFile(caFile)];
+  return creds;
+}

@@ -1,0 +1,50 @@
+/**
+ * `parley ping`: connects, authenticates and measures round trips.
+ *
+ * @module
+ */
+import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import { resolveCredentials } from "./credentials.ts";
+import { ParleyClient } from "./client.ts";
+
+const HELP = `Usage: parley ping [parley://USER@HOST:PORT] [--count N]
+
+Connects, authenticates and prints the handshake time and N round trips.
+
+Options:
+  --count N     round trips to measure (default 3)
+  -h, --help    show this help
+
+${CLIENT_FLAGS_HELP}`;
+
+/** Runs `parley ping`. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags(
+    args,
+    { string: [...CLIENT_STRING_FLAGS, "count"], boolean: ["tls"] },
+    HELP,
+  );
+  if ("exitCode" in parsed) return parsed.exitCode;
+  const f = parsed.flags;
+  try {
+    const creds = await resolveCredentials({
+      url: (f._[0] as string | undefined) ?? (f.server as string | undefined),
+      user: f.user as string | undefined,
+      key: f.key as string | undefined,
+      tls: f.tls ? true : undefined,
+      caFile: f.ca as string | undefined,
+    });
+    const t0 = performance.now();
+    await using client = await ParleyClient.connect(creds);
+    console.log(
+      `connected and authenticated as ${creds.user} in ${(performance.now() - t0).toFixed(1)} ms`,
+    );
+    const count = Number(f.count ?? 3);
+    for (let i = 0; i < count; i++) {
+      console.log(`round trip ${i + 1}: ${(await client.session.ping()).toFixed(2)} ms`);
+    }
+    return 0;
+  } catch (e) {
+    return reportError(e);
+  }
+}

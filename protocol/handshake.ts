@@ -1,0 +1,263 @@
+/**
+ * The mutual challenge-response handshake (PROTOCOL.md §4), run over any
+ * {@linkcode Transport}. Each side ends up with an {@linkcode AuthenticatedLink}
+ * from which a {@linkcode Session} is built.
+ *
+ * @example
+ * ```ts ignore
+ * const link = await clientHandshake(conn, { user: "ada", key });
+ * const session = new Session({ ...link, onEvent: console.log });
+ * ```
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { computeProof, deriveSessionKeys, FrameMac, verifyProof } from "./auth.ts";
+import { encodeFrame, type OutHeader, type RawHeader } from "./frame_codec.ts";
+import { ProtocolError, RemoteError } from "./errors.ts";
+import {
+  DEFAULT_CONNECTION_WINDOW,
+  DEFAULT_MAX_BODY,
+  DEFAULT_MAX_STREAMS,
+  DEFAULT_STREAM_WINDOW,
+  KEY_LENGTH,
+  MAC_LENGTH,
+  MAX_BODY_CEILING,
+  NONCE_LENGTH,
+  PROTOCOL_VERSION,
+} from "./limits.ts";
+import { type HandshakeHeader, validateHandshake, type WelcomeHeader } from "./messages.ts";
+import { FrameReader, type Transport, writeAll } from "./transport.ts";
+import type { SessionOptions, Windows } from "./session.ts";
+
+/** Everything a {@linkcode Session} needs from a completed handshake. */
+export type AuthenticatedLink =
+  & Pick<
+    SessionOptions,
+    | "role"
+    | "transport"
+    | "reader"
+    | "sendMac"
+    | "recvMac"
+    | "maxBody"
+    | "localWindow"
+    | "peerWindow"
+    | "maxStreams"
+  >
+  & { user: string };
+
+/** Options for {@linkcode clientHandshake}. */
+export interface ClientHandshakeOptions {
+  /** User name. */
+  user: string;
+  /** The user's 32-byte key. */
+  key: Uint8Array;
+  /** Deadline for the whole handshake in ms. Default 10 000. */
+  timeoutMs?: number;
+  /** Largest body we accept. Default 1 MiB. */
+  maxBody?: number;
+  /** Windows we grant. Defaults: 4 MiB per stream, 16 MiB per connection. */
+  window?: Windows;
+  /** Fixed nonce, for test vectors only. */
+  nonce?: Uint8Array;
+}
+
+/** Options for {@linkcode serverHandshake}. */
+export interface ServerHandshakeOptions {
+  /** Looks up a user's key; undefined for an unknown user. */
+  keyFor: (user: string) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** Called with the user name before the proof is checked; may throw (e.g. rate limiting). */
+  admit?: (user: string) => void;
+  /** Deadline for the whole handshake in ms. Default 10 000. */
+  timeoutMs?: number;
+  /** Largest body we accept. Default 1 MiB. */
+  maxBody?: number;
+  /** Windows we grant. */
+  window?: Windows;
+  /** Cap on streams the client may open at once. Default 256. */
+  maxStreams?: number;
+  /** Fixed nonce, for test vectors only. */
+  nonce?: Uint8Array;
+}
+
+const _hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const _unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
+
+async function _withDeadline<T>(transport: Transport, ms: number, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new ProtocolError("timeout", `handshake not completed within ${ms} ms`));
+      try {
+        transport.close();
+      } catch {
+        // already closed
+      }
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function _expect(reader: FrameReader, want: string): Promise<HandshakeHeader> {
+  const frame = await reader.next();
+  if (frame === null) throw new ProtocolError("closed", "connection closed during the handshake");
+  const h = validateHandshake(frame.header as RawHeader, NONCE_LENGTH);
+  if (h.t === "error") throw new RemoteError(h.code, h.msg);
+  if (h.t !== want || frame.body.byteLength > 0) {
+    throw new ProtocolError("bad_header", `expected a ${want} frame, got ${h.t}`);
+  }
+  return h;
+}
+
+async function _sendError(transport: Transport, e: unknown): Promise<void> {
+  if (!(e instanceof ProtocolError) || e.code === "closed" || e.code === "timeout") return;
+  try {
+    await writeAll(transport, encodeFrame({ t: "error", code: e.code, msg: e.message }));
+  } catch {
+    // the peer is gone; the caller closes the transport
+  }
+}
+
+/** Runs the client side of the handshake. Throws on failure (transport left open). */
+export function clientHandshake(
+  transport: Transport,
+  options: ClientHandshakeOptions,
+): Promise<AuthenticatedLink> {
+  if (options.key.byteLength !== KEY_LENGTH) throw new RangeError("key must be 32 bytes");
+  const maxBody = Math.min(options.maxBody ?? DEFAULT_MAX_BODY, MAX_BODY_CEILING);
+  const window = options.window ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
+  const reader = new FrameReader(transport, { maxBody });
+  const run = async (): Promise<AuthenticatedLink> => {
+    const cn = options.nonce ?? new Uint8Array(randomBytes(NONCE_LENGTH));
+    const hello = {
+      t: "hello",
+      v: PROTOCOL_VERSION,
+      user: options.user,
+      nonce: _hex(cn),
+      maxBody,
+      win: window,
+    };
+    await writeAll(transport, encodeFrame(hello));
+    const ch = await _expect(reader, "challenge") as { v: number; nonce: string };
+    if (ch.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError("unsupported_version", `server answered with version ${ch.v}`);
+    }
+    const sn = _unhex(ch.nonce);
+    const base = {
+      key: options.key,
+      version: PROTOCOL_VERSION,
+      user: options.user,
+      clientNonce: cn,
+      serverNonce: sn,
+    };
+    const proof = computeProof({ ...base, role: "client" });
+    await writeAll(transport, encodeFrame({ t: "auth", proof: _hex(proof) }));
+    const w = await _expect(reader, "welcome") as WelcomeHeader;
+    if (!verifyProof(_unhex(w.proof), { ...base, role: "server" })) {
+      throw new ProtocolError("auth_failed", "the server could not prove it knows your key");
+    }
+    if (w.maxBody > maxBody || w.maxBody < 1024) {
+      throw new ProtocolError("bad_header", `server chose an unusable body limit ${w.maxBody}`);
+    }
+    const keys = deriveSessionKeys(options.key, options.user, cn, sn);
+    reader.decoder.maxBody = w.maxBody;
+    if (w.mac) reader.decoder.tagLength = MAC_LENGTH;
+    return {
+      role: "client",
+      user: options.user,
+      transport,
+      reader,
+      sendMac: w.mac ? new FrameMac(keys.clientToServer) : undefined,
+      recvMac: w.mac ? new FrameMac(keys.serverToClient) : undefined,
+      maxBody: w.maxBody,
+      localWindow: window,
+      peerWindow: w.win,
+      maxStreams: w.maxStreams,
+    };
+  };
+  return _withDeadline(transport, options.timeoutMs ?? 10_000, run());
+}
+
+/** Runs the server side. On failure it sends an `error` frame and throws. */
+export function serverHandshake(
+  transport: Transport,
+  options: ServerHandshakeOptions,
+): Promise<AuthenticatedLink> {
+  const ourMaxBody = Math.min(options.maxBody ?? DEFAULT_MAX_BODY, MAX_BODY_CEILING);
+  const window = options.window ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
+  const maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
+  const reader = new FrameReader(transport, { maxBody: 0 });
+  const run = async (): Promise<AuthenticatedLink> => {
+    const hello = await _expect(reader, "hello") as {
+      v: number;
+      user: string;
+      nonce: string;
+      maxBody?: number;
+      win?: Windows;
+    };
+    if (hello.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(
+        "unsupported_version",
+        `this server speaks protocol version ${PROTOCOL_VERSION}, not ${hello.v}; upgrade the older side`,
+      );
+    }
+    options.admit?.(hello.user);
+    const cn = _unhex(hello.nonce);
+    const sn = options.nonce ?? new Uint8Array(randomBytes(NONCE_LENGTH));
+    await writeAll(
+      transport,
+      encodeFrame({ t: "challenge", v: PROTOCOL_VERSION, nonce: _hex(sn) }),
+    );
+    const auth = await _expect(reader, "auth") as { proof: string };
+    // An unknown user is checked against a random key, so both failures look alike.
+    const key = (await options.keyFor(hello.user)) ?? new Uint8Array(randomBytes(KEY_LENGTH));
+    const base = {
+      key,
+      version: PROTOCOL_VERSION,
+      user: hello.user,
+      clientNonce: cn,
+      serverNonce: sn,
+    };
+    if (!verifyProof(_unhex(auth.proof), { ...base, role: "client" })) {
+      throw new ProtocolError("auth_failed", "authentication failed: unknown user or wrong key");
+    }
+    const maxBody = Math.max(1024, Math.min(ourMaxBody, hello.maxBody ?? DEFAULT_MAX_BODY));
+    const peerWindow = hello.win ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
+    const welcome: WelcomeHeader & OutHeader = {
+      t: "welcome",
+      proof: _hex(computeProof({ ...base, role: "server" })),
+      maxBody,
+      win: window,
+      maxStreams,
+      mac: true,
+    };
+    await writeAll(transport, encodeFrame(welcome));
+    const keys = deriveSessionKeys(key, hello.user, cn, sn);
+    reader.decoder.maxBody = maxBody;
+    reader.decoder.tagLength = MAC_LENGTH;
+    return {
+      role: "server",
+      user: hello.user,
+      transport,
+      reader,
+      sendMac: new FrameMac(keys.serverToClient),
+      recvMac: new FrameMac(keys.clientToServer),
+      maxBody,
+      localWindow: window,
+      peerWindow,
+      maxStreams,
+    };
+  };
+  return _withDeadline(
+    transport,
+    options.timeoutMs ?? 10_000,
+    run().catch(async (e) => {
+      await _sendError(transport, e);
+      throw e;
+    }),
+  );
+}

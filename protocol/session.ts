@@ -1,0 +1,575 @@
+/**
+ * An authenticated, multiplexed session (PROTOCOL.md §6–§7): requests and
+ * replies, events, and flow-controlled streams over one transport.
+ *
+ * The read loop never stops reading the socket, whatever the consumers do:
+ * stream data is bounded by the credit we granted, so buffering it is safe,
+ * and window updates keep arriving. The writer sends control frames ahead of
+ * bulk data and round-robins streams in bounded chunks.
+ *
+ * @module
+ */
+import { encodeHeader, type OutHeader } from "./frame_codec.ts";
+import type { FrameMac } from "./auth.ts";
+import { ProtocolError, RemoteError } from "./errors.ts";
+import { type Header, type Json, type ReqHeader, validateHeader } from "./messages.ts";
+import { MuxStream, type StreamHost } from "./mux_stream.ts";
+import { type FrameReader, type Transport, writeAll } from "./transport.ts";
+import { DEFAULT_CHUNK, MAX_WINDOW } from "./limits.ts";
+
+/** A request received from the peer. */
+export interface IncomingRequest {
+  /** Request id (unique per direction). */
+  id: number;
+  /** Operation name, e.g. `chat.send`. */
+  op: string;
+  /** Operation arguments (a JSON object, not yet validated). */
+  args: Json;
+  /** The stream the request opened, if any. */
+  stream: MuxStream | undefined;
+}
+
+/** Receive windows one side grants. */
+export interface Windows {
+  /** Initial credit per stream. */
+  s: number;
+  /** Initial credit for the whole connection. */
+  c: number;
+}
+
+/** Options for {@linkcode Session}. */
+export interface SessionOptions {
+  /** Which side we are; decides stream-id parity. */
+  role: "client" | "server";
+  /** Transport the handshake ran on. */
+  transport: Transport;
+  /** Reader positioned just after the handshake. */
+  reader: FrameReader;
+  /** MAC for frames we send; undefined when the MAC layer is off. */
+  sendMac: FrameMac | undefined;
+  /** MAC for frames we receive; undefined when the MAC layer is off. */
+  recvMac: FrameMac | undefined;
+  /** Largest body either side sends. */
+  maxBody: number;
+  /** Windows we grant the peer. */
+  localWindow: Windows;
+  /** Windows the peer grants us. */
+  peerWindow: Windows;
+  /** Cap on streams the peer may have open at once. */
+  maxStreams: number;
+  /** Close the session when this many control bytes wait to be sent. Default 8 MiB. */
+  maxPendingBytes?: number;
+  /** Handles requests from the peer; the resolved value is the reply's data. */
+  onRequest?: (req: IncomingRequest) => Promise<unknown>;
+  /** Receives events from the peer. */
+  onEvent?: (ev: string, data: unknown) => void;
+}
+
+/** Lifecycle of a session. */
+export type SessionState = "open" | "closing" | "closed";
+
+const _EMPTY = new Uint8Array(0);
+const _BATCH_BULK = 2 * DEFAULT_CHUNK;
+
+/** A multiplexed session. Use `await using` or call {@linkcode Session.close}. */
+export class Session implements StreamHost {
+  #o: SessionOptions;
+  #state: SessionState = "open";
+  #closeError: Error | undefined;
+  #closed: Promise<Error | undefined>;
+  #resolveClosed!: (e: Error | undefined) => void;
+  #nextReqId = 1;
+  #nextStreamId: number;
+  #peerLastStreamId = 0;
+  #pendingReqs = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #streams = new Map<number, MuxStream>();
+  #peerStreamCount = 0;
+  #connRecvWindow: number;
+  #connUnacked = 0;
+  #connSendCredit: number;
+  #control: Uint8Array[] = [];
+  #controlBytes = 0;
+  #bulk: MuxStream[] = [];
+  #writing = false;
+  #flushed: (() => void)[] = [];
+  #pingId = 0;
+  #pings = new Map<number, () => void>();
+
+  constructor(options: SessionOptions) {
+    this.#o = options;
+    this.#nextStreamId = options.role === "client" ? 1 : 2;
+    this.#connRecvWindow = options.localWindow.c;
+    this.#connSendCredit = options.peerWindow.c;
+    this.#closed = new Promise((r) => (this.#resolveClosed = r));
+    this.#readLoop();
+  }
+
+  /** Current lifecycle state. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Resolves when the session is closed, with the error that closed it, if any. */
+  get closed(): Promise<Error | undefined> {
+    return this.#closed;
+  }
+
+  /** Control bytes queued and not yet written. */
+  get pendingBytes(): number {
+    return this.#controlBytes;
+  }
+
+  /** Number of open streams. */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /** Sends a request and resolves with the reply's data; rejects with {@linkcode RemoteError}. */
+  call(op: string, args: Json = {}): Promise<unknown> {
+    return this.#request(op, args, undefined, false);
+  }
+
+  /**
+   * Sends a request that opens a stream. `fin` closes our write side at once
+   * (for requests that only receive data).
+   */
+  open(
+    op: string,
+    args: Json = {},
+    options: { fin?: boolean } = {},
+  ): { stream: MuxStream; result: Promise<unknown> } {
+    const id = this.#nextStreamId;
+    this.#nextStreamId += 2;
+    const stream = new MuxStream(this, {
+      id,
+      op,
+      args,
+      recvWindow: this.#o.localWindow.s,
+      sendCredit: this.#o.peerWindow.s,
+    });
+    this.#streams.set(id, stream);
+    const fin = options.fin ?? false;
+    if (fin) stream.endedByOpen();
+    const result = this.#request(op, args, stream, fin);
+    result.then(() => {}, (e) => {
+      stream.fail(e);
+      this.#reap(stream);
+    });
+    return { stream, result };
+  }
+
+  /** Sends a one-way event. */
+  emit(ev: string, data: unknown = null): void {
+    this.#sendControl({ t: "ev", ev, data });
+  }
+
+  /** Measures a round trip through the peer's read loop. */
+  ping(): Promise<number> {
+    const id = ++this.#pingId;
+    const start = performance.now();
+    return new Promise((resolve, reject) => {
+      if (this.#state !== "open") {
+        return reject(this.#closeError ?? new ProtocolError("closed", "session closed"));
+      }
+      this.#pings.set(id, () => resolve(performance.now() - start));
+      this.#sendControl({ t: "ping", id });
+    });
+  }
+
+  /**
+   * Closes the session: sends an `error` frame when `error` is a protocol
+   * error, flushes queued frames (at most one second), closes the transport.
+   * Idempotent.
+   */
+  async close(error?: Error): Promise<void> {
+    if (this.#state !== "open") {
+      await this.#closed;
+      return;
+    }
+    this.#state = "closing";
+    this.#closeError = error;
+    if (error instanceof ProtocolError) {
+      this.#control.push(encodeHeader({ t: "error", code: error.code, msg: error.message }, 0));
+      this.#wakeWriter();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#flush(),
+      new Promise<void>((r) => (timer = setTimeout(r, 1000))),
+    ]);
+    clearTimeout(timer);
+    this.#shutdown(error);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- StreamHost -----------------------------------------------------------
+
+  /** @internal */
+  consumed(stream: MuxStream, n: number): void {
+    if (this.#state !== "open") return;
+    stream.unacked += n;
+    if (stream.unacked >= this.#o.localWindow.s / 2 && !stream.readEnded) {
+      stream.recvWindow += stream.unacked;
+      this.#sendControl({ t: "win", s: stream.id, n: stream.unacked });
+      stream.unacked = 0;
+    }
+    this.#connConsumed(n);
+    this.#reap(stream);
+  }
+
+  /** @internal */
+  wake(stream: MuxStream): void {
+    if (!stream.scheduled) {
+      stream.scheduled = true;
+      this.#bulk.push(stream);
+    }
+    this.#wakeWriter();
+  }
+
+  /** @internal */
+  reset(stream: MuxStream, code: string, msg: string): void {
+    this.#connConsumed(stream.buffered);
+    if (this.#streams.get(stream.id) === stream) {
+      this.#streams.delete(stream.id);
+      if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
+    }
+    this.#sendControl({ t: "rst", s: stream.id, code, msg: msg.slice(0, 1000) });
+  }
+
+  // --- reading --------------------------------------------------------------
+
+  async #readLoop(): Promise<void> {
+    try {
+      while (this.#state !== "closed") {
+        const frame = await this.#o.reader.next();
+        if (frame === null) {
+          this.#shutdown(new ProtocolError("closed", "connection closed by peer"));
+          return;
+        }
+        this.#o.recvMac?.verify(frame.headerBytes, frame.body, frame.tag);
+        this.#dispatch(validateHeader(frame.header), frame.body);
+      }
+    } catch (e) {
+      if (this.#state === "closed") return;
+      if (e instanceof ProtocolError) {
+        await this.close(e);
+      } else {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.#shutdown(
+          new ProtocolError("closed", `connection lost: ${err.message}`, { cause: err }),
+        );
+      }
+    }
+  }
+
+  #dispatch(h: Header, body: Uint8Array): void {
+    switch (h.t) {
+      case "data":
+        return this.#onData(h.s, body, h.fin === true);
+      case "win":
+        return this.#onWin(h.s, h.n);
+      case "req":
+        return this.#onReq(h, body);
+      case "res": {
+        const p = this.#pendingReqs.get(h.id);
+        if (!p) throw new ProtocolError("bad_header", `reply to unknown request ${h.id}`);
+        this.#pendingReqs.delete(h.id);
+        if (h.ok) p.resolve(h.data);
+        else p.reject(new RemoteError(h.code, h.msg));
+        return;
+      }
+      case "ev":
+        this.#o.onEvent?.(h.ev, h.data);
+        return;
+      case "rst": {
+        const s = this.#streams.get(h.s);
+        if (!s) return; // already gone on our side: nothing to abort
+        this.#streams.delete(h.s);
+        if (h.s % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
+        this.#connConsumed(s.buffered);
+        s.remoteReset(h.code, h.msg);
+        return;
+      }
+      case "ping":
+        this.#sendControl({ t: "pong", id: h.id });
+        return;
+      case "pong":
+        this.#pings.get(h.id)?.();
+        this.#pings.delete(h.id);
+        return;
+      case "error":
+        this.#shutdown(new RemoteError(h.code, h.msg));
+        return;
+    }
+  }
+
+  #onData(id: number, body: Uint8Array, fin: boolean): void {
+    const n = body.byteLength;
+    if (n > this.#connRecvWindow) {
+      throw new ProtocolError("flow_control", "data exceeds the connection window");
+    }
+    this.#connRecvWindow -= n;
+    const stream = this.#streams.get(id);
+    if (!stream) {
+      const mine = id % 2 === this.#nextStreamId % 2;
+      const known = mine ? id < this.#nextStreamId : id <= this.#peerLastStreamId;
+      if (!known || id === 0) {
+        throw new ProtocolError("bad_header", `data for unknown stream ${id}`);
+      }
+      this.#connConsumed(n); // late data for a stream we closed: drop it, keep credit flowing
+      return;
+    }
+    if (stream.readEnded) {
+      throw new ProtocolError("bad_header", `data after end of stream ${id}`);
+    }
+    if (n > stream.recvWindow) {
+      throw new ProtocolError("flow_control", `data exceeds the window of stream ${id}`);
+    }
+    stream.recvWindow -= n;
+    stream.receive(body, fin);
+    this.#reap(stream);
+  }
+
+  #onWin(id: number, n: number): void {
+    if (id === 0) {
+      if (this.#connSendCredit + n > MAX_WINDOW) {
+        throw new ProtocolError("flow_control", "connection window overflow");
+      }
+      this.#connSendCredit += n;
+      for (const s of this.#streams.values()) if (s.sendable) this.wake(s);
+    } else {
+      const stream = this.#streams.get(id);
+      if (!stream) return;
+      if (stream.sendCredit + n > MAX_WINDOW) {
+        throw new ProtocolError("flow_control", `window overflow on stream ${id}`);
+      }
+      stream.sendCredit += n;
+      if (stream.sendable) this.wake(stream);
+    }
+    this.#wakeWriter();
+  }
+
+  #onReq(h: ReqHeader, body: Uint8Array): void {
+    let stream: MuxStream | undefined;
+    if (h.s !== undefined) {
+      const peerParity = this.#o.role === "client" ? 0 : 1;
+      if (h.s === 0 || h.s % 2 !== peerParity || h.s <= this.#peerLastStreamId) {
+        throw new ProtocolError(
+          "bad_header",
+          `stream id ${h.s} is not a new ${peerParity ? "odd" : "even"} id`,
+        );
+      }
+      this.#peerLastStreamId = h.s;
+      if (this.#peerStreamCount >= this.#o.maxStreams) {
+        this.#onData(h.s, body, false); // account the credit, then drop
+        this.#sendControl({
+          t: "res",
+          id: h.id,
+          ok: false,
+          code: "stream_limit",
+          msg: `too many open streams (limit ${this.#o.maxStreams})`,
+        });
+        return;
+      }
+      this.#peerStreamCount++;
+      stream = new MuxStream(this, {
+        id: h.s,
+        op: h.op,
+        args: h.args,
+        recvWindow: this.#o.localWindow.s,
+        sendCredit: this.#o.peerWindow.s,
+      });
+      this.#streams.set(h.s, stream);
+      if (body.byteLength > 0 || h.fin) this.#onData(h.s, body, h.fin === true);
+    } else if (body.byteLength > 0) {
+      throw new ProtocolError("bad_header", "a request without a stream cannot carry a body");
+    }
+    const handler = this.#o.onRequest;
+    const run = handler
+      ? handler({ id: h.id, op: h.op, args: h.args, stream })
+      : Promise.reject(new ProtocolError("unknown_op", `no handler for ${h.op}`, { fatal: false }));
+    run.then(
+      (data) => {
+        try {
+          this.#sendControl({ t: "res", id: h.id, ok: true, data: data ?? null });
+        } catch (e) {
+          this.#sendError(h.id, e);
+          stream?.reset("too_large", "reply too large");
+          return;
+        }
+        stream?.end();
+      },
+      (e: unknown) => {
+        const { code, msg } = this.#sendError(h.id, e);
+        stream?.reset(code, msg);
+      },
+    );
+  }
+
+  #sendError(id: number, e: unknown): { code: string; msg: string } {
+    const known = e instanceof ProtocolError || e instanceof RemoteError;
+    const code = known ? e.code : "internal";
+    const msg = known ? e.message.slice(0, 2000) : "internal error";
+    this.#sendControl({ t: "res", id, ok: false, code, msg });
+    return { code, msg };
+  }
+
+  #request(op: string, args: Json, stream: MuxStream | undefined, fin: boolean): Promise<unknown> {
+    if (this.#state !== "open") {
+      return Promise.reject(this.#closeError ?? new ProtocolError("closed", "session closed"));
+    }
+    const id = this.#nextReqId++;
+    return new Promise((resolve, reject) => {
+      this.#pendingReqs.set(id, { resolve, reject });
+      const header: Record<string, unknown> = { t: "req", id, op, args };
+      if (stream) header.s = stream.id;
+      if (fin) header.fin = true;
+      try {
+        this.#sendControl(header as OutHeader);
+      } catch (e) {
+        this.#pendingReqs.delete(id);
+        reject(e);
+      }
+    });
+  }
+
+  #connConsumed(n: number): void {
+    if (n === 0 || this.#state !== "open") return;
+    this.#connUnacked += n;
+    if (this.#connUnacked >= this.#o.localWindow.c / 2) {
+      this.#connRecvWindow += this.#connUnacked;
+      this.#sendControl({ t: "win", s: 0, n: this.#connUnacked });
+      this.#connUnacked = 0;
+    }
+  }
+
+  #reap(stream: MuxStream): void {
+    if (stream.done && this.#streams.get(stream.id) === stream) {
+      this.#streams.delete(stream.id);
+      if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
+    }
+  }
+
+  // --- writing --------------------------------------------------------------
+
+  /** Queues a control frame; throws when its header is too large to send. */
+  #sendControl(header: OutHeader): void {
+    if (this.#state !== "open") return;
+    const bytes = encodeHeader(header, 0);
+    this.#control.push(bytes);
+    this.#controlBytes += bytes.byteLength + 36;
+    const max = this.#o.maxPendingBytes ?? 8 * 1024 * 1024;
+    if (this.#controlBytes > max) {
+      this.#control = [];
+      this.#controlBytes = 0;
+      void this.close(new ProtocolError("slow_consumer", "peer is not reading; too much queued"));
+      return;
+    }
+    this.#wakeWriter();
+  }
+
+  #wakeWriter(): void {
+    if (!this.#writing && this.#state !== "closed") void this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#state !== "closed") {
+        const batch = this.#buildBatch();
+        if (batch === undefined) break;
+        await writeAll(this.#o.transport, batch);
+      }
+    } catch (e) {
+      if (this.#state !== "closed") {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.#shutdown(new ProtocolError("closed", `write failed: ${err.message}`, { cause: err }));
+      }
+    } finally {
+      this.#writing = false;
+      const waiters = this.#flushed;
+      this.#flushed = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Control frames first, then up to ~512 KiB of round-robin bulk data. */
+  #buildBatch(): Uint8Array | undefined {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    const push = (headerBytes: Uint8Array, body: Uint8Array) => {
+      const prefix = new Uint8Array(4);
+      new DataView(prefix.buffer).setUint32(0, headerBytes.byteLength);
+      parts.push(prefix, headerBytes);
+      total += 4 + headerBytes.byteLength;
+      if (body.byteLength > 0) {
+        parts.push(body);
+        total += body.byteLength;
+      }
+      if (this.#o.sendMac) {
+        const tag = this.#o.sendMac.next(headerBytes, body);
+        parts.push(tag);
+        total += tag.byteLength;
+      }
+    };
+    for (const headerBytes of this.#control) push(headerBytes, _EMPTY);
+    this.#control = [];
+    this.#controlBytes = 0;
+    let budget = _BATCH_BULK;
+    // Each pass either spends budget or drops a stream from the ring, so this ends.
+    while (budget > 0 && this.#bulk.length > 0) {
+      const stream = this.#bulk.shift()!;
+      const max = Math.min(DEFAULT_CHUNK, this.#o.maxBody, stream.sendCredit, this.#connSendCredit);
+      const piece = stream.take(max);
+      if (piece) {
+        this.#connSendCredit -= piece.body.byteLength;
+        budget -= Math.max(piece.body.byteLength, 1);
+        const header: Record<string, unknown> = { t: "data", s: stream.id };
+        if (piece.fin) header.fin = true;
+        push(encodeHeader(header as OutHeader, piece.body.byteLength), piece.body);
+        this.#reap(stream);
+      }
+      if (piece && stream.sendable) this.#bulk.push(stream);
+      else stream.scheduled = false; // a window update or new write reschedules it
+    }
+    if (parts.length === 0) return undefined;
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.byteLength;
+    }
+    return out;
+  }
+
+  #flush(): Promise<void> {
+    if (!this.#writing && this.#control.length === 0) return Promise.resolve();
+    return new Promise((r) => {
+      this.#flushed.push(r);
+      this.#wakeWriter();
+    });
+  }
+
+  #shutdown(error: Error | undefined): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    this.#closeError ??= error;
+    try {
+      this.#o.transport.close();
+    } catch {
+      // Already closed by the peer or the runtime: nothing left to release.
+    }
+    const err = this.#closeError ?? new ProtocolError("closed", "session closed");
+    for (const p of this.#pendingReqs.values()) p.reject(err);
+    this.#pendingReqs.clear();
+    for (const s of this.#streams.values()) s.fail(err);
+    this.#streams.clear();
+    this.#bulk = [];
+    this.#control = [];
+    this.#pings.clear();
+    this.#resolveClosed(this.#closeError);
+  }
+}

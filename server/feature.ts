@@ -1,0 +1,46 @@
+/**
+ * The shape of a server feature (chat, files, exec, …): it registers request
+ * operations and may react to logins and logouts.
+ *
+ * @module
+ */
+import type { ClientContext } from "./context.ts";
+import type { Logger } from "./log.ts";
+import type { OpRegistry } from "./registry.ts";
+import type { UserStore } from "./users.ts";
+
+/** Read-only view of the connected clients, for features that fan out. */
+export interface ClientDirectory {
+  /** All authenticated connections. */
+  all(): Iterable<ClientContext>;
+  /** Connections of one user (a user may be connected several times). */
+  byUser(name: string): ClientContext[];
+}
+
+/** What a feature gets when it is created. */
+export interface FeatureDeps {
+  /** Server data directory (already created). */
+  dataDir: string;
+  /** This feature's raw config section (validate it). */
+  config: unknown;
+  /** Account store. */
+  users: UserStore;
+  /** Connected clients. */
+  clients: ClientDirectory;
+  /** Logger; never pass secrets. */
+  log: Logger;
+}
+
+/** A server feature. */
+export interface Feature {
+  /** Short name, e.g. `chat`. */
+  readonly name: string;
+  /** Adds this feature's operations. */
+  register(registry: OpRegistry): void;
+  /** Called after a client authenticated, before its first request is handled. */
+  onLogin?(ctx: ClientContext): void | Promise<void>;
+  /** Called once a client's session has closed. */
+  onLogout?(ctx: ClientContext): void | Promise<void>;
+  /** Releases resources at server shutdown. */
+  close?(): void | Promise<void>;
+}

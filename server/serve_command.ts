@@ -1,0 +1,89 @@
+/**
+ * `parley serve`: runs a server node on embedded storage.
+ *
+ * @module
+ */
+import { parseFlags } from "../client/cli_util.ts";
+import { loadConfig } from "./config.ts";
+import { ParleyServer } from "./server.ts";
+import { Logger } from "./log.ts";
+
+const HELP = `Usage: parley serve [OPTIONS]
+
+Runs a Parley server. With no options: data in ./parley-data, listening on
+127.0.0.1:7878; on first start an admin account is created and its key printed.
+
+Options:
+  --port N            TCP port (default 7878; 0 picks a free one)
+  --host ADDR         address to listen on (default 127.0.0.1)
+  --data DIR          data directory (default ./parley-data)
+  --tls-cert FILE     PEM certificate; with --tls-key serves TLS (parleys://)
+  --tls-key FILE      PEM private key
+  --exec              enable remote exec (see README "Remote exec")
+  --exec-shell        allow any shell line for users with the exec right
+  --log-level LEVEL   debug, info, warn or error (default info)
+  -h, --help          show this help
+
+Limits and feature settings are read from DIR/config.json (README "Limits").`;
+
+/** Runs the server until SIGINT/SIGTERM. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags(args, {
+    string: ["port", "host", "data", "tls-cert", "tls-key", "log-level"],
+    boolean: ["exec", "exec-shell"],
+  }, HELP);
+  if ("exitCode" in parsed) return parsed.exitCode;
+  const f = parsed.flags;
+  const port = f.port === undefined ? undefined : Number(f.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    console.error("parley serve: --port must be a number from 0 to 65535");
+    return 2;
+  }
+  const level = (f["log-level"] as string | undefined) ?? "info";
+  if (!["debug", "info", "warn", "error"].includes(level)) {
+    console.error("parley serve: --log-level must be debug, info, warn or error");
+    return 2;
+  }
+  const execOverrides: Record<string, unknown> = {};
+  if (f.exec) execOverrides.enabled = true;
+  if (f["exec-shell"]) execOverrides.shell = true;
+  const config = await loadConfig({
+    hostname: f.host as string | undefined,
+    port,
+    dataDir: f.data as string | undefined,
+    tlsCert: f["tls-cert"] as string | undefined,
+    tlsKey: f["tls-key"] as string | undefined,
+    features: { exec: execOverrides },
+  });
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    console.error("parley serve: --tls-cert and --tls-key go together");
+    return 2;
+  }
+  const log = new Logger({ level: level as "info" });
+  const server = await ParleyServer.start(config, { log });
+  if (server.users.size === 0) {
+    const key = await server.users.add("admin", { admin: true, exec: true });
+    console.log(
+      [
+        "Created the first account: admin (admin, exec rights).",
+        `Its key (shown once, keep it secret): ${key}`,
+        "Connect with:",
+        `  PARLEY_KEY=${key} parley connect parley://admin@${server.hostname}:${server.port}`,
+      ].join("\n"),
+    );
+  }
+  console.log(
+    `parley: listening on ${
+      server.tls ? "parleys" : "parley"
+    }://${server.hostname}:${server.port} (data in ${config.dataDir})`,
+  );
+  const stop = new Promise<string>((resolve) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, () => resolve(sig));
+    }
+  });
+  const sig = await stop;
+  log.info("shutting down", { signal: sig });
+  await server.close();
+  return 0;
+}
