@@ -94,6 +94,7 @@ export class Session implements StreamHost {
   #flushed: (() => void)[] = [];
   #pingId = 0;
   #pings = new Map<number, () => void>();
+  #lastActivity = Date.now();
 
   constructor(options: SessionOptions) {
     this.#o = options;
@@ -117,6 +118,11 @@ export class Session implements StreamHost {
   /** Control bytes queued and not yet written. */
   get pendingBytes(): number {
     return this.#controlBytes;
+  }
+
+  /** Time (ms since epoch) the last frame arrived from the peer. */
+  get lastActivity(): number {
+    return this.#lastActivity;
   }
 
   /** Number of open streams. */
@@ -250,6 +256,7 @@ export class Session implements StreamHost {
           return;
         }
         this.#o.recvMac?.verify(frame.headerBytes, frame.body, frame.tag);
+        this.#lastActivity = Date.now();
         this.#dispatch(validateHeader(frame.header), frame.body);
       }
     } catch (e) {

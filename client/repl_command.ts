@@ -1,0 +1,47 @@
+/**
+ * The interface REPL commands implement. Chat commands, file commands
+ * (`client/file_repl.ts`) and exec commands (`client/exec_repl.ts`) all plug
+ * into `parley connect` through it.
+ *
+ * @module
+ */
+import type { ParleyClient } from "./client.ts";
+
+/** What a REPL command can use while it runs. */
+export interface ReplContext {
+  /** The connected client (survives reconnects). */
+  client: ParleyClient;
+  /** Prints a line above the prompt without disturbing what the user is typing. */
+  print(line: string): void;
+  /** Whether colours may be used (TTY and no NO_COLOR). */
+  color: boolean;
+  /** Whether stdout is a terminal (progress bars only then). */
+  tty: boolean;
+  /** The room the user is in. */
+  currentRoom(): string;
+  /**
+   * While `fn`'s promise runs, Ctrl-C calls `onInterrupt` instead of
+   * quitting/clearing the line (used to forward SIGINT to a remote command).
+   */
+  withInterrupt<T>(onInterrupt: () => void, fn: () => Promise<T>): Promise<T>;
+  /** Lines typed by the user while `fn` runs are passed to `onLine` (e.g. remote stdin). */
+  withInput<T>(onLine: (line: string | null) => void, fn: () => Promise<T>): Promise<T>;
+  /** Recently seen chat messages by id, for commands that act on a message (e.g. `/get` of a shared file). */
+  message(id: string): Record<string, unknown> | undefined;
+}
+
+/** One slash command. */
+export interface ReplCommand {
+  /** Name without the slash, e.g. `put`. */
+  name: string;
+  /** Other names, e.g. `!` for exec. */
+  aliases?: string[];
+  /** Usage line, e.g. `/put LOCAL [REMOTE]`. */
+  usage: string;
+  /** One-line description for `/help`. */
+  summary: string;
+  /** Runs the command; throw to print an error. */
+  run(ctx: ReplContext, args: string[], rest: string): Promise<void>;
+  /** Completions for the argument being typed (index `argIndex`, text `partial`). */
+  complete?(ctx: ReplContext, partial: string, argIndex: number): Promise<string[]>;
+}
