@@ -1,0 +1,85 @@
+/**
+ * `deno task bench`: runs every scenario against its baseline in the same
+ * run, prints one table and writes JSON and an SVG chart to bench/out/.
+ *
+ * Options: `--quick` (short runs), `--only ID[,ID]`, `--runs N`, `--out DIR`.
+ *
+ * @module
+ */
+import { parseArgs } from "@std/cli/parse-args";
+import { fromFileUrl, join } from "@std/path";
+import type { BenchContext, Scenario } from "./lib/context.ts";
+import { ProcessGroup, run } from "./lib/procs.ts";
+import { formatTable, type Row, toJson, toSvg } from "./lib/report.ts";
+import { ensureTools, mountTmpfs } from "./lib/setup.ts";
+import { startSshd } from "./lib/sshd.ts";
+import { SCENARIOS } from "./scenarios/mod.ts";
+
+const HELP = `Usage: deno task bench [--quick] [--only ID,...] [--runs N] [--out DIR]
+
+Runs the benchmark scenarios (${SCENARIOS.map((s) => s.id).join(", ")}),
+each against its baseline in the same run. Installs missing baseline tools
+with apt-get when run as root. Writes bench/out/latest.json and ratios.svg.`;
+
+if (import.meta.main) {
+  const flags = parseArgs(Deno.args, {
+    boolean: ["quick", "help", "no-install"],
+    string: ["only", "runs", "out"],
+  });
+  if (flags.help) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  const quick = Boolean(flags.quick);
+  const only = flags.only ? String(flags.only).split(",") : undefined;
+  const selected: Scenario[] = SCENARIOS.filter((s) => !only || only.includes(s.id));
+  const outDir = String(flags.out ?? join(fromFileUrl(new URL(".", import.meta.url)), "out"));
+  const log = (msg: string) => console.error(`bench: ${msg}`);
+  if (!flags["no-install"]) await ensureTools(log);
+  await using group = new ProcessGroup();
+  const tmpRoot = await Deno.makeTempDir({ prefix: "parley-bench-" });
+  const mounted = await mountTmpfs(tmpRoot, log);
+  const ctx: BenchContext = {
+    quick,
+    runs: Number(flags.runs ?? (quick ? 1 : 3)),
+    group,
+    sshd: await startSshd(group).catch((e) => {
+      log(`no sshd baseline: ${(e as Error).message}`);
+      return undefined;
+    }),
+    tmp: tmpRoot,
+    log,
+  };
+  const rows: Row[] = [];
+  const started = Date.now();
+  try {
+    for (const s of selected) {
+      log(`running ${s.id}: ${s.title}`);
+      try {
+        rows.push(...await s.run(ctx));
+      } catch (e) {
+        log(`scenario ${s.id} failed: ${(e as Error).stack ?? e}`);
+      }
+    }
+  } finally {
+    if (mounted) await run("umount", [tmpRoot]).catch((e) => log(`umount: ${e.message}`));
+    await Deno.remove(tmpRoot, { recursive: true }).catch(() => {});
+    if (ctx.sshd) await Deno.remove(ctx.sshd.dir, { recursive: true }).catch(() => {});
+  }
+  console.log(formatTable(rows));
+  await Deno.mkdir(outDir, { recursive: true });
+  const meta = {
+    date: new Date().toISOString(),
+    quick,
+    runs: ctx.runs,
+    seconds: (Date.now() - started) / 1000,
+    deno: Deno.version.deno,
+    cpus: navigator.hardwareConcurrency,
+  };
+  const json = JSON.stringify(toJson(rows, meta), null, 2);
+  const stamp = meta.date.replace(/[:.]/g, "-");
+  await Deno.writeTextFile(join(outDir, `results-${stamp}.json`), json);
+  await Deno.writeTextFile(join(outDir, "latest.json"), json);
+  await Deno.writeTextFile(join(outDir, "ratios.svg"), toSvg(rows));
+  log(`wrote ${join(outDir, "latest.json")} and ratios.svg in ${meta.seconds.toFixed(0)} s`);
+}

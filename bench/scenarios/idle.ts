@@ -1,0 +1,83 @@
+/**
+ * Scenario 4: server memory per authenticated idle connection at 1 000 and
+ * 10 000 connections (target ≤ 64 KiB each).
+ *
+ * @module
+ */
+import { ParleyClient } from "../../client/client.ts";
+import { keyBytes, spawnServer } from "../../tests/helpers.ts";
+import type { BenchContext, Scenario } from "../lib/context.ts";
+import { summarize } from "../lib/stats.ts";
+import type { Row } from "../lib/report.ts";
+import { rssKiB } from "../lib/procs.ts";
+
+async function _settle(pid: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1500));
+  return await rssKiB(pid);
+}
+
+/** The idle-connection scenario. */
+export const idleScenario: Scenario = {
+  id: "idle",
+  title: "idle connections",
+  async run(ctx: BenchContext): Promise<Row[]> {
+    const counts = ctx.quick ? [1000] : [1000, 10_000];
+    const rows: Row[] = [];
+    for (const count of counts) {
+      const perConn: number[] = [];
+      const runs = ctx.quick ? 1 : Math.min(ctx.runs, 2);
+      for (let r = 0; r < runs; r++) {
+        const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "idle-" });
+        await using server = await spawnServer({ dataDir });
+        const key = keyBytes(await server.addUser("idle"));
+        // Warm the server with a few connections so one-time allocations are in the baseline.
+        const warm = await Promise.all(
+          Array.from(
+            { length: 20 },
+            () =>
+              ParleyClient.connect({
+                host: "127.0.0.1",
+                port: server.port,
+                user: "idle",
+                key,
+                tls: false,
+              }),
+          ),
+        );
+        const before = await _settle(server.process.pid);
+        const clients: ParleyClient[] = [];
+        const batch = 100;
+        for (let i = 0; i < count; i += batch) {
+          clients.push(
+            ...await Promise.all(
+              Array.from(
+                { length: Math.min(batch, count - i) },
+                () =>
+                  ParleyClient.connect({
+                    host: "127.0.0.1",
+                    port: server.port,
+                    user: "idle",
+                    key,
+                    tls: false,
+                  }),
+              ),
+            ),
+          );
+        }
+        await clients[0]!.call("diag.echo", {});
+        const after = await _settle(server.process.pid);
+        perConn.push((after - before) / count);
+        ctx.log(`idle: ${count} connections, server RSS ${before} → ${after} KiB`);
+        await Promise.all([...clients, ...warm].map((c) => c.close()));
+      }
+      rows.push({
+        scenario: `idle connections × ${count}`,
+        unit: "KiB/conn",
+        parley: summarize(perConn),
+        lowerIsBetter: true,
+        target: { text: "≤ 64 KiB/conn", met: (row) => row.parley.median <= 64 },
+      });
+    }
+    return rows;
+  },
+};
