@@ -17,7 +17,9 @@ import { ProtocolError, RemoteError } from "../protocol/errors.ts";
 import type { Json } from "../protocol/messages.ts";
 import type { MuxStream } from "../protocol/mux_stream.ts";
 import { Session } from "../protocol/session.ts";
+import type { Transport } from "../protocol/transport.ts";
 import type { Credentials } from "./credentials.ts";
+import { dialTls } from "./tls_connect.ts";
 
 /** Connection state as seen by the application. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
@@ -32,7 +34,7 @@ export interface ClientOptions extends Credentials {
   maxBackoffMs?: number;
   /** Handshake deadline in ms. Default 10 000. */
   timeoutMs?: number;
-  /** Trust this certificate fingerprint... (reserved for pinning). */
+  /** Name the server certificate must carry (default: `host`). */
   tlsHostname?: string;
 }
 
@@ -140,15 +142,21 @@ export class ParleyClient {
 
   async #dial(): Promise<Session> {
     const o = this.options;
-    const conn: Deno.Conn = o.tls
-      ? await Deno.connectTls({
-        hostname: o.host,
+    let conn: Transport;
+    if (o.tls || o.pin !== undefined) {
+      conn = await dialTls({
+        host: o.host,
         port: o.port,
-        ...(o.caCerts ? { caCerts: o.caCerts } : {}),
-      })
-      : await Deno.connect({ hostname: o.host, port: o.port });
+        caCerts: o.caCerts,
+        pin: o.pin,
+        serverName: o.tlsHostname,
+      });
+    } else {
+      const tcp = await Deno.connect({ hostname: o.host, port: o.port });
+      tcp.setNoDelay(true);
+      conn = tcp;
+    }
     try {
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       const link = await clientHandshake(conn, {
         user: o.user,
         key: o.key,

@@ -1,11 +1,91 @@
 /**
- * Placeholder until implemented.
+ * `parley connect`: the interactive REPL.
  *
  * @module
  */
+import { ChatClient } from "./chat_client.ts";
+import { formatMessage } from "./chat_format.ts";
+import { chatReplCommands } from "./chat_repl.ts";
+import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import { ParleyClient } from "./client.ts";
+import { resolveCredentials } from "./credentials.ts";
+import { EXEC_REPL_COMMANDS } from "./exec_repl.ts";
+import { FILE_REPL_COMMANDS } from "./file_repl.ts";
+import { Repl } from "./repl.ts";
+import { historyPath } from "./repl_history.ts";
 
-/** Not implemented yet. */
-export function run(_args: string[]): Promise<number> {
-  console.error("parley: this command is not available yet");
-  return Promise.resolve(1);
+const HELP = `Usage: parley connect [parley://USER@HOST:PORT] [OPTIONS]
+
+Opens the interactive REPL: chat in rooms, direct messages, files and remote
+commands. Plain lines go to the current room; /help lists the commands.
+If the connection drops, it reconnects and shows what was missed.
+
+Options:
+  --room ROOM     room to start in (default: the server's default room, lobby)
+  --no-history    do not read or save the line history
+  -h, --help      show this help
+
+Line history is kept in the config dir (history, mode 0600). Colours and
+time stamps only on a terminal; NO_COLOR turns colours off.
+
+${CLIENT_FLAGS_HELP}`;
+
+/** Runs the REPL; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags(args, {
+    string: [...CLIENT_STRING_FLAGS, "room"],
+    boolean: ["tls", "no-history"],
+  }, HELP);
+  if ("exitCode" in parsed) return parsed.exitCode;
+  const f = parsed.flags;
+  if (f._.length > 1) {
+    console.error(`parley connect: too many arguments\n\n${HELP}`);
+    return 2;
+  }
+  let client: ParleyClient | undefined;
+  try {
+    const creds = await resolveCredentials({
+      url: (f._[0] as string | undefined) ?? (f.server as string | undefined),
+      user: f.user as string | undefined,
+      key: f.key as string | undefined,
+      tls: f.tls ? true : undefined,
+      caFile: f.ca as string | undefined,
+    });
+    client = await ParleyClient.connect({ ...creds, reconnect: true });
+    const chat = await ChatClient.start(client);
+    const tty = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+    const color = tty && !Deno.env.get("NO_COLOR");
+    const rooms = await client.call("chat.rooms", {}) as { defaultRoom: string };
+    const room = ((f.room as string | undefined) ?? rooms.defaultRoom).replace(/^#/, "");
+    const repl = new Repl({
+      chat,
+      tty,
+      color,
+      room,
+      historyFile: f["no-history"] ? undefined : historyPath(),
+      commands: (r) => chatReplCommands(r, [...FILE_REPL_COMMANDS, ...EXEC_REPL_COMMANDS]),
+    });
+    if (tty) {
+      console.log(
+        `Connected to ${creds.host}:${creds.port} as ${creds.user}. /help lists commands, /quit leaves.`,
+      );
+    }
+    const inbox = chat.recent().filter((m) => m.to === creds.user);
+    const running = repl.run();
+    for (const m of inbox) {
+      repl.print(formatMessage(m, repl.format));
+    }
+    try {
+      await chat.join(room);
+    } catch (e) {
+      repl.print(`-- cannot join #${room}: ${(e as Error).message}`);
+    }
+    const code = await running;
+    chat.close();
+    return code;
+  } catch (e) {
+    return reportError(e);
+  } finally {
+    await client?.close();
+  }
 }

@@ -3,11 +3,13 @@
  * flags and a `parley://user@host:port` URL, then `PARLEY_SERVER`,
  * `PARLEY_USER`, `PARLEY_KEY`, then the config file
  * (`$XDG_CONFIG_HOME/parley/config.json` or `~/.config/parley/config.json`,
- * which must not be readable by others).
+ * which must not be readable by others). TLS: `parleys://` or `--tls`, a CA
+ * file (`--ca`, config `ca`) and a certificate pin (`PARLEY_PIN`, config `pin`).
  *
  * @module
  */
 import { join } from "@std/path";
+import { parsePin } from "./tls_connect.ts";
 
 /** A resolved server address and account. */
 export interface Credentials {
@@ -18,6 +20,11 @@ export interface Credentials {
   tls: boolean;
   /** PEM CA certificate(s) to trust for TLS, if any. */
   caCerts?: string[];
+  /**
+   * `sha256:<hex>` of the server certificate (DER). When set, TLS is used and
+   * the certificate must match it exactly (see client/tls_connect.ts).
+   */
+  pin?: string;
 }
 
 /** Inputs from flags; any may be missing. */
@@ -27,6 +34,8 @@ export interface CredentialInput {
   key?: string | undefined;
   tls?: boolean | undefined;
   caFile?: string | undefined;
+  /** Certificate pin `sha256:<hex>`; also env `PARLEY_PIN` or config key `pin`. */
+  pin?: string | undefined;
 }
 
 /** Raised when credentials are missing or malformed; the message says how to fix it. */
@@ -113,6 +122,7 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
     );
   }
   const caFile = input.caFile ?? (cfg.ca as string | undefined);
+  const pinText = input.pin ?? Deno.env.get("PARLEY_PIN") ?? (cfg.pin as string | undefined);
   const creds: Credentials = {
     host: url.host,
     port: url.port,
@@ -120,6 +130,20 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
     key: _parseKey(keyText),
     tls: input.tls ?? (url.tls || cfg.tls === true),
   };
-  if (caFile) creds.caCerts = [await Deno.readTextFile(caFile)];
+  if (pinText) {
+    try {
+      creds.pin = parsePin(pinText);
+    } catch (e) {
+      throw new CredentialError((e as Error).message);
+    }
+    creds.tls = true; // a pin only makes sense over TLS
+  }
+  if (caFile) {
+    try {
+      creds.caCerts = [await Deno.readTextFile(caFile)];
+    } catch (e) {
+      throw new CredentialError(`cannot read the CA file ${caFile}: ${(e as Error).message}`);
+    }
+  }
   return creds;
 }

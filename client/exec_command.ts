@@ -1,11 +1,163 @@
 /**
- * Placeholder until implemented.
+ * `parley exec [--node N] [--cwd DIR] [--timeout S] -- CMD ARGS…`: runs a
+ * command on the server, streams its stdout to stdout and its stderr to
+ * stderr, forwards this process's stdin and exits with the remote exit code
+ * (128+n when a signal ended it), so it composes in shell pipelines.
  *
  * @module
  */
+import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import { CredentialError, resolveCredentials } from "./credentials.ts";
+import { ParleyClient } from "./client.ts";
+import { type ExecRequest, RemoteExec } from "./exec_remote.ts";
 
-/** Not implemented yet. */
-export function run(_args: string[]): Promise<number> {
-  console.error("parley: this command is not available yet");
-  return Promise.resolve(1);
+const HELP = `Usage: parley exec [OPTIONS] [--] CMD [ARGS…]
+
+Runs CMD with ARGS on the server (each argument passed literally, no shell),
+streams its output and exits with its exit code (128+N when signal N ended it).
+This command's stdin is forwarded to it until end of input.
+
+Options:
+  --cwd DIR        working directory, relative to the server's exec root
+  --timeout S      kill the command after S seconds (server default when absent)
+  --shell          send CMD ARGS… joined by spaces as one shell line
+                   (only on servers started with --exec-shell)
+  -n, --no-stdin   do not forward stdin (the command reads end of input)
+  --node NAME      node to run on (cluster mode; without a cluster only the
+                   node you connect to can run commands)
+  -h, --help       show this help
+
+Exit status: the command's, or 255 when it could not be run (connection,
+refused by the server's policy, …), 2 for a usage error.
+Ctrl-C (SIGINT) and SIGTERM are passed to the remote command.
+
+Examples:
+  parley exec -- uname -a
+  parley exec -- wc -c < big.log
+  parley exec --timeout 5 -- sleep 10; echo "exit $?"
+
+${CLIENT_FLAGS_HELP}`;
+
+/** Exit status for failures around the command rather than of it (as ssh does). */
+export const EXEC_FAILURE = 255;
+
+async function _writeAll(w: Deno.FsFile | typeof Deno.stdout, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await w.write(bytes.subarray(off));
+}
+
+/** Runs `parley exec`. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags(args, {
+    string: [...CLIENT_STRING_FLAGS, "cwd", "timeout", "node"],
+    boolean: ["tls", "shell", "no-stdin"],
+    alias: { n: "no-stdin" },
+    stopEarly: true,
+  }, HELP);
+  if ("exitCode" in parsed) return parsed.exitCode;
+  const f = parsed.flags;
+  const command = [...f._.map(String), ...((f["--"] as string[] | undefined) ?? [])];
+  if (command.length === 0) {
+    console.error(`parley exec: name a command to run\n\n${HELP}`);
+    return 2;
+  }
+  const request: ExecRequest = f.shell ? { shell: command.join(" ") } : { argv: command };
+  if (f.cwd !== undefined) request.cwd = String(f.cwd);
+  if (f.timeout !== undefined) {
+    const s = Number(f.timeout);
+    if (!Number.isFinite(s) || s <= 0) {
+      console.error("parley exec: --timeout must be a positive number of seconds");
+      return 2;
+    }
+    request.timeoutMs = Math.max(1, Math.round(s * 1000));
+  }
+  try {
+    const creds = await resolveCredentials({
+      url: f.server as string | undefined,
+      user: f.user as string | undefined,
+      key: f.key as string | undefined,
+      tls: f.tls ? true : undefined,
+      caFile: f.ca as string | undefined,
+    });
+    if (f.node !== undefined) {
+      const node = String(f.node);
+      if (node !== "local" && node !== creds.host) {
+        console.error(
+          `parley exec: node ${JSON.stringify(node)} is not available: this server is not part ` +
+            `of a cluster, so only the node you connect to (${creds.host}) can run commands`,
+        );
+        return 2;
+      }
+    }
+    await using client = await ParleyClient.connect(creds);
+    return await _runRemote(client, request, !f["no-stdin"]);
+  } catch (e) {
+    const code = reportError(e);
+    return e instanceof CredentialError ? code : EXEC_FAILURE;
+  }
+}
+
+async function _runRemote(
+  client: ParleyClient,
+  request: ExecRequest,
+  forwardStdin: boolean,
+): Promise<number> {
+  let brokenPipe = false;
+  const sink = (w: typeof Deno.stdout) => async (b: Uint8Array) => {
+    if (brokenPipe) return;
+    try {
+      await _writeAll(w, b);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      brokenPipe = true;
+      remote.abort(); // nobody reads our output: stop the command, as SIGPIPE would
+    }
+  };
+  const remote = RemoteExec.start(client, request, {
+    stdout: sink(Deno.stdout),
+    stderr: sink(Deno.stderr),
+  });
+  let interrupts = 0;
+  const onSignal = (sig: "SIGINT" | "SIGTERM") => () => {
+    if (sig === "SIGINT" && ++interrupts >= 3) {
+      console.error("parley exec: interrupted three times; giving up on the remote command");
+      Deno.exit(130); // closing the connection kills the command
+    }
+    remote.signal(sig).catch(() => {});
+  };
+  const handlers = [["SIGINT", onSignal("SIGINT")], ["SIGTERM", onSignal("SIGTERM")]] as const;
+  for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+  try {
+    if (forwardStdin) void _forwardStdin(remote);
+    else remote.endInput();
+    const result = await remote.done.catch((e) => {
+      if (brokenPipe) return undefined;
+      throw e;
+    });
+    if (!result) return 128 + 13; // as if killed by SIGPIPE
+    if (result.timedOut) {
+      console.error(
+        `parley exec: the command ran out of time after ${
+          (result.durationMs / 1000).toFixed(1)
+        } s and was killed`,
+      );
+    }
+    return result.code;
+  } finally {
+    for (const [sig, fn] of handlers) Deno.removeSignalListener(sig, fn);
+  }
+}
+
+async function _forwardStdin(remote: RemoteExec): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    while (!remote.finished) {
+      const n = await Deno.stdin.read(buf);
+      if (n === null) break;
+      await remote.write(buf.slice(0, n));
+    }
+  } catch {
+    // stdin unreadable or the run ended: the command just sees end of input.
+  }
+  remote.endInput();
 }

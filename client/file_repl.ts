@@ -1,9 +1,386 @@
 /**
- * File commands for the REPL (placeholder until implemented).
+ * File commands for the REPL: `/put`, `/get`, `/ls`, `/cd`, `/pwd`, `/rm`,
+ * `/mv`, `/mkdir`, `/rmdir`, `/stat`, `/share`, with completion of local
+ * and remote paths. `/share FILE` uploads a file, shares it
+ * (`file.share`) and posts it to the current room; `/get MSGID` fetches the
+ * file of a message, verified against the SHA-256 the message carries.
  *
  * @module
  */
-import type { ReplCommand } from "./repl_command.ts";
+import { basename, dirname, join } from "@std/path";
+import { RemoteError } from "../protocol/errors.ts";
+import type { ParleyClient } from "./client.ts";
+import { formatEntry } from "./file_commands.ts";
+import { listRemote } from "./file_list.ts";
+import type { ReplCommand, ReplContext } from "./repl_command.ts";
+import { hashLocalFile, type TransferProgress, type TransferResult } from "./transfer_common.ts";
+import { downloadFile, type DownloadSource, statSource } from "./transfer_download.ts";
+import { formatBytes, summaryLine } from "./transfer_progress.ts";
+import { downloadTree, uploadTree } from "./transfer_tree.ts";
+import { uploadFile } from "./transfer_upload.ts";
+
+/** The `path` prefix a chat file reference uses for a shared file. */
+export const SHARED_PREFIX = "shared:";
+
+const _PROGRESS_EVERY_MS = 5000;
+
+function _flags(args: string[]): { pos: string[]; has: (...names: string[]) => boolean } {
+  const pos = args.filter((a) => !a.startsWith("-") || a === "-");
+  const set = new Set(args.filter((a) => a.startsWith("-") && a !== "-"));
+  for (const f of set) {
+    if (!/^(-r|-R|-p|-l|--overwrite|--no-resume|--resume|--sha256|--parents|--long)$/.test(f)) {
+      throw new Error(`unknown option ${f}`);
+    }
+  }
+  return { pos, has: (...names) => names.some((n) => set.has(n)) };
+}
+
+/** Prints a progress line now and then (the prompt stays usable). */
+function _progress(ctx: ReplContext, label: string): (p: TransferProgress) => void {
+  let last = Date.now();
+  let t0 = Date.now();
+  let start = 0;
+  let phase = "";
+  return (p) => {
+    const now = Date.now();
+    if (p.phase !== phase) {
+      phase = p.phase;
+      t0 = now;
+      last = now;
+      start = p.done;
+    }
+    if (now - last < _PROGRESS_EVERY_MS) return;
+    last = now;
+    const rate = (p.done - start) / Math.max(0.001, (now - t0) / 1000);
+    const eta = rate > 0 ? Math.ceil((p.total - p.done) / rate) : 0;
+    const pct = p.total > 0 ? Math.floor((p.done * 100) / p.total) : 100;
+    ctx.print(
+      `${p.phase === "hash" ? "checksum" : label} ${pct}% ${formatBytes(p.done)}/${
+        formatBytes(p.total)
+      } ${formatBytes(rate)}/s ETA ${eta} s`,
+    );
+  };
+}
+
+async function _completeLocal(partial: string): Promise<string[]> {
+  const dir = partial.endsWith("/") ? partial : dirname(partial);
+  const prefix = partial.endsWith("/")
+    ? partial
+    : (dir === "." && !partial.startsWith("./") ? "" : `${dir}/`);
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir === "" ? "." : dir)) {
+      out.push(`${prefix}${e.name}${e.isDirectory ? "/" : ""}`);
+      if (out.length > 500) break;
+    }
+  } catch {
+    // Unreadable or missing directory: nothing to offer.
+  }
+  return out;
+}
+
+async function _completeRemote(client: ParleyClient, partial: string): Promise<string[]> {
+  const i = partial.lastIndexOf("/");
+  const dir = i >= 0 ? partial.slice(0, i + 1) : "";
+  try {
+    const listing = await listRemote(client, dir === "" ? undefined : dir);
+    return listing.entries.slice(0, 500).map((e) =>
+      `${dir}${e.name}${e.type === "dir" ? "/" : ""}`
+    );
+  } catch {
+    return [];
+  }
+}
+
+function _remoteCompleter(
+  indexes: number[] | "all",
+): (ctx: ReplContext, partial: string, argIndex: number) => Promise<string[]> {
+  return (ctx, partial, argIndex) =>
+    indexes === "all" || indexes.includes(argIndex)
+      ? _completeRemote(ctx.client, partial)
+      : Promise.resolve([]);
+}
+
+/** `/cd ..` and friends are resolved here, lexically against the current directory. */
+async function _resolveCd(client: ParleyClient, arg: string): Promise<string> {
+  if (!arg.split("/").includes("..")) return arg;
+  const { cwd } = await client.call("file.pwd") as { cwd: string };
+  const parts = arg.startsWith("~") ? [] : cwd.replace(/^~\/?/, "").split("/").filter(Boolean);
+  for (const p of arg.replace(/^~\/?/, "").split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return parts.length === 0 ? "~" : `~/${parts.join("/")}`;
+}
+
+function _shareSource(ctx: ReplContext, id: string): DownloadSource | undefined {
+  const msg = ctx.message(id);
+  const file = msg?.file as { path?: string; sha256?: string; name?: string } | undefined;
+  if (!file || typeof file.path !== "string") return undefined;
+  if (file.path.startsWith(SHARED_PREFIX)) {
+    return {
+      shared: file.path.slice(SHARED_PREFIX.length),
+      ...(file.sha256 ? { sha256: file.sha256 } : {}),
+    };
+  }
+  return { path: file.path };
+}
+
+const put: ReplCommand = {
+  name: "put",
+  usage: "/put LOCAL [REMOTE] [--overwrite] [--no-resume] [-r] [-p]",
+  summary: "upload a file (or a directory with -r)",
+  async run(ctx, args) {
+    const { pos, has } = _flags(args);
+    const local = pos[0];
+    if (!local || pos.length > 2) throw new Error(`usage: ${this.usage}`);
+    const info = await Deno.stat(local);
+    const opts = {
+      overwrite: has("--overwrite"),
+      resume: !has("--no-resume"),
+      parents: has("-p", "--parents"),
+      onProgress: _progress(ctx, "upload"),
+    };
+    let remote = pos[1] ?? basename(local);
+    if (info.isDirectory) {
+      if (!has("-r", "-R")) throw new Error(`${local} is a directory; use /put -r`);
+      const tree = await uploadTree(ctx.client, local, remote, {
+        ...opts,
+        onFile: (r) => ctx.print(summaryLine("uploaded", r)),
+      });
+      ctx.print(`uploaded ${tree.files.length} files in ${tree.dirs} directories`);
+      return;
+    }
+    if (pos[1] !== undefined) {
+      const isDir = pos[1].endsWith("/") ||
+        await statSource(ctx.client, { path: pos[1] }).then((s) => s.type === "dir", () => false);
+      if (isDir) remote = `${pos[1].replace(/\/+$/, "")}/${basename(local)}`;
+    }
+    ctx.print(`uploading ${local} (${formatBytes(info.size)})…`);
+    ctx.print(summaryLine("uploaded", await uploadFile(ctx.client, local, remote, opts)));
+  },
+  complete(ctx, partial, argIndex) {
+    return argIndex === 0 ? _completeLocal(partial) : _completeRemote(ctx.client, partial);
+  },
+};
+
+const get: ReplCommand = {
+  name: "get",
+  usage: "/get REMOTE|MSGID [LOCAL] [--overwrite] [--no-resume] [-r]",
+  summary: "download a file, or the file shared in message MSGID",
+  async run(ctx, args) {
+    const { pos, has } = _flags(args);
+    const what = pos[0];
+    if (!what || pos.length > 2) throw new Error(`usage: ${this.usage}`);
+    const source: DownloadSource = (/^\d+$/.test(what) ? _shareSource(ctx, what) : undefined) ??
+      { path: what };
+    const st = await statSource(ctx.client, source);
+    let local = pos[1] ?? st.name;
+    const li = pos[1] ? await Deno.stat(pos[1]).catch(() => undefined) : undefined;
+    if (li?.isDirectory && st.type === "file") local = join(pos[1]!, st.name);
+    const opts = {
+      overwrite: has("--overwrite"),
+      resume: !has("--no-resume"),
+      onProgress: _progress(ctx, "download"),
+    };
+    if (st.type === "dir") {
+      if (!has("-r", "-R")) throw new Error(`${what} is a directory; use /get -r`);
+      const tree = await downloadTree(ctx.client, what, local, {
+        ...opts,
+        onFile: (r) => ctx.print(summaryLine("downloaded", r)),
+      });
+      ctx.print(`downloaded ${tree.files.length} files into ${local}`);
+      return;
+    }
+    ctx.print(`downloading ${st.name} (${formatBytes(st.size)})…`);
+    const r: TransferResult = await downloadFile(ctx.client, source, local, opts);
+    ctx.print(summaryLine("downloaded", r));
+  },
+  complete(ctx, partial, argIndex) {
+    return argIndex === 0 ? _completeRemote(ctx.client, partial) : _completeLocal(partial);
+  },
+};
+
+const ls: ReplCommand = {
+  name: "ls",
+  usage: "/ls [DIR] [-l] [--sha256] [-R]",
+  summary: "list a remote directory",
+  async run(ctx, args) {
+    const { pos, has } = _flags(args);
+    const withSha = has("--sha256");
+    const listing = await listRemote(ctx.client, pos[0], {
+      sha256: withSha,
+      recursive: has("-R"),
+    });
+    if (listing.entries.length === 0) ctx.print(`${listing.path} is empty`);
+    for (const e of listing.entries) ctx.print(formatEntry(e, has("-l", "--long") || withSha));
+  },
+  complete: _remoteCompleter([0]),
+};
+
+const cd: ReplCommand = {
+  name: "cd",
+  usage: "/cd [DIR]",
+  summary: "change the remote directory (home without DIR; .. goes up)",
+  async run(ctx, args) {
+    const target = args[0] === undefined ? "~" : await _resolveCd(ctx.client, args[0]);
+    const r = await ctx.client.call("file.cd", { path: target }) as { cwd: string };
+    ctx.print(r.cwd);
+  },
+  complete: _remoteCompleter([0]),
+};
+
+const pwd: ReplCommand = {
+  name: "pwd",
+  usage: "/pwd",
+  summary: "show the remote directory",
+  async run(ctx) {
+    ctx.print(((await ctx.client.call("file.pwd")) as { cwd: string }).cwd);
+  },
+};
+
+const stat: ReplCommand = {
+  name: "stat",
+  usage: "/stat PATH [--sha256]",
+  summary: "show a remote file's size, time and checksum",
+  async run(ctx, args) {
+    const { pos, has } = _flags(args);
+    if (pos.length !== 1) throw new Error(`usage: ${this.usage}`);
+    const st = await ctx.client.call("file.stat", { path: pos[0]!, sha256: has("--sha256") }) as {
+      path: string;
+      type: string;
+      size: number;
+      mtime: number;
+      sha256?: string;
+    };
+    ctx.print(
+      `${st.path}: ${st.type}, ${st.size} bytes (${formatBytes(st.size)}), modified ${
+        new Date(st.mtime).toISOString()
+      }${st.sha256 ? `, sha256 ${st.sha256}` : ""}`,
+    );
+  },
+  complete: _remoteCompleter([0]),
+};
+
+function _simple(
+  name: string,
+  usage: string,
+  summary: string,
+  op: string,
+  keys: string[],
+  say: (r: Record<string, unknown>) => string,
+  flags: Record<string, string> = {},
+): ReplCommand {
+  return {
+    name,
+    usage,
+    summary,
+    async run(ctx, args) {
+      const pos = args.filter((a) => !a.startsWith("-"));
+      const opts = args.filter((a) => a.startsWith("-"));
+      if (pos.length !== keys.length) throw new Error(`usage: ${usage}`);
+      const req: Record<string, string | boolean> = {};
+      keys.forEach((k, i) => (req[k] = pos[i]!));
+      for (const o of opts) {
+        const key = flags[o];
+        if (!key) throw new Error(`unknown option ${o}`);
+        req[key] = true;
+      }
+      ctx.print(say(await ctx.client.call(op, req) as Record<string, unknown>));
+    },
+    complete: _remoteCompleter("all"),
+  };
+}
+
+const share: ReplCommand = {
+  name: "share",
+  usage: "/share LOCAL [TEXT]",
+  summary: "upload a file and post it to the current room",
+  async run(ctx, args, rest) {
+    const local = args[0];
+    if (!local) throw new Error(`usage: ${this.usage}`);
+    const text = rest.slice(rest.indexOf(local) + local.length).trim();
+    const room = ctx.currentRoom();
+    const info = await Deno.stat(local);
+    if (!info.isFile) throw new Error(`${local} is not a file`);
+    ctx.print(`uploading ${local} (${formatBytes(info.size)}) to share in #${room}…`);
+    const name = basename(local);
+    const { sha256 } = await hashLocalFile(local, _progress(ctx, "upload"));
+    const remote = `~/shared/${sha256.slice(0, 16)}/${name}`;
+    try {
+      await uploadFile(ctx.client, local, remote, {
+        parents: true,
+        sha256,
+        onProgress: _progress(ctx, "upload"),
+      });
+    } catch (e) {
+      // Already uploaded earlier (same content, same name): share that copy.
+      if (!(e instanceof RemoteError && e.code === "exists")) throw e;
+      const st = await ctx.client.call("file.stat", { path: remote, sha256: true }) as {
+        sha256?: string;
+      };
+      if (st.sha256 !== sha256) throw e;
+    }
+    const s = await ctx.client.call("file.share", { path: remote }) as {
+      id: string;
+      name: string;
+      size: number;
+      sha256: string;
+    };
+    await ctx.client.call("chat.send", {
+      room,
+      text: text || `shared ${s.name} (${formatBytes(s.size)})`,
+      file: { path: `${SHARED_PREFIX}${s.id}`, name: s.name, size: s.size, sha256: s.sha256 },
+    });
+    ctx.print(`shared ${s.name} in #${room}; others fetch it with /get MSGID`);
+  },
+  complete(_ctx, partial, argIndex) {
+    return argIndex === 0 ? _completeLocal(partial) : Promise.resolve([]);
+  },
+};
 
 /** REPL file commands. */
-export const FILE_REPL_COMMANDS: ReplCommand[] = [];
+export const FILE_REPL_COMMANDS: ReplCommand[] = [
+  put,
+  get,
+  ls,
+  cd,
+  pwd,
+  stat,
+  _simple(
+    "rm",
+    "/rm PATH",
+    "remove a remote file",
+    "file.rm",
+    ["path"],
+    (r) => `removed ${r.path}`,
+  ),
+  _simple(
+    "mv",
+    "/mv FROM TO [--overwrite]",
+    "rename a remote file or directory",
+    "file.mv",
+    ["from", "to"],
+    (r) => `moved ${r.from} -> ${r.to}`,
+    { "--overwrite": "overwrite" },
+  ),
+  _simple(
+    "mkdir",
+    "/mkdir DIR [-p]",
+    "create a remote directory",
+    "file.mkdir",
+    ["path"],
+    (r) => `created ${r.path}`,
+    { "-p": "parents" },
+  ),
+  _simple(
+    "rmdir",
+    "/rmdir DIR",
+    "remove an empty remote directory",
+    "file.rmdir",
+    ["path"],
+    (r) => `removed ${r.path}`,
+  ),
+  share,
+];

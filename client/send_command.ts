@@ -1,11 +1,63 @@
 /**
- * Placeholder until implemented.
+ * `parley send ROOM TEXT` / `parley send @USER TEXT`: posts one message and
+ * exits 0 once the server has stored it, non-zero with a message otherwise.
  *
  * @module
  */
+import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import { ParleyClient } from "./client.ts";
+import { resolveCredentials } from "./credentials.ts";
 
-/** Not implemented yet. */
-export function run(_args: string[]): Promise<number> {
-  console.error("parley: this command is not available yet");
-  return Promise.resolve(1);
+const HELP = `Usage: parley send [OPTIONS] ROOM TEXT...
+       parley send [OPTIONS] @USER TEXT...
+
+Posts one message to a room (e.g. lobby or #lobby) or a direct message to a
+user (kept for them if they are offline). TEXT may be several words; use -
+to read the text from standard input.
+
+Exit status: 0 once the server has stored the message; 1 if the server
+refused it (the reason is printed); 2 for usage or credential problems;
+3 if the server cannot be reached.
+
+Options:
+  --me          send as an action (like /me)
+  -h, --help    show this help
+
+${CLIENT_FLAGS_HELP}`;
+
+/** Sends one message; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags(args, {
+    string: [...CLIENT_STRING_FLAGS],
+    boolean: ["tls", "me"],
+  }, HELP);
+  if ("exitCode" in parsed) return parsed.exitCode;
+  const f = parsed.flags;
+  const [target, ...words] = f._.map(String);
+  if (target === undefined || words.length === 0) {
+    console.error(`parley send: need a ROOM or @USER and the text\n\n${HELP}`);
+    return 2;
+  }
+  let text = words.join(" ");
+  if (text === "-") text = (await new Response(Deno.stdin.readable).text()).replace(/\n$/, "");
+  const dest = target.startsWith("@")
+    ? { to: target.slice(1) }
+    : { room: target.replace(/^#/, "") };
+  let client: ParleyClient | undefined;
+  try {
+    const creds = await resolveCredentials({
+      url: f.server as string | undefined,
+      user: f.user as string | undefined,
+      key: f.key as string | undefined,
+      tls: f.tls ? true : undefined,
+      caFile: f.ca as string | undefined,
+    });
+    client = await ParleyClient.connect(creds);
+    await client.call("chat.send", { ...dest, text, ...(f.me ? { me: true } : {}) });
+    return 0;
+  } catch (e) {
+    return reportError(e);
+  } finally {
+    await client?.close();
+  }
 }

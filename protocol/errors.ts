@@ -22,6 +22,7 @@ export type ErrorCode =
   | "flow_control"
   | "stream_limit"
   | "stream_reset"
+  | "cancel"
   | "closed"
   | "bad_request"
   | "not_found"

@@ -60,6 +60,12 @@ export interface ClientHandshakeOptions {
   window?: Windows;
   /** Fixed nonce, for test vectors only. */
   nonce?: Uint8Array;
+  /**
+   * Accept a server that switches the frame MAC off (`welcome.mac = false`).
+   * The welcome's parameters are not covered by the server's proof, so only
+   * allow this when the transport itself is authenticated (TLS). Default false.
+   */
+  allowNoMac?: boolean;
 }
 
 /** Options for {@linkcode serverHandshake}. */
@@ -142,10 +148,7 @@ export function clientHandshake(
       win: window,
     };
     await writeAll(transport, encodeFrame(hello));
-    const ch = await _expect(reader, "challenge") as { v: number; nonce: string };
-    if (ch.v !== PROTOCOL_VERSION) {
-      throw new ProtocolError("unsupported_version", `server answered with version ${ch.v}`);
-    }
+    const ch = await _expect(reader, "challenge") as { nonce: string };
     const sn = _unhex(ch.nonce);
     const base = {
       key: options.key,
@@ -162,6 +165,12 @@ export function clientHandshake(
     }
     if (w.maxBody > maxBody || w.maxBody < 1024) {
       throw new ProtocolError("bad_header", `server chose an unusable body limit ${w.maxBody}`);
+    }
+    if (!w.mac && options.allowNoMac !== true) {
+      throw new ProtocolError(
+        "auth_failed",
+        "the server turned frame authentication off, which is only allowed over TLS",
+      );
     }
     const keys = deriveSessionKeys(options.key, options.user, cn, sn);
     reader.decoder.maxBody = w.maxBody;
@@ -192,19 +201,13 @@ export function serverHandshake(
   const maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
   const reader = new FrameReader(transport, { maxBody: 0 });
   const run = async (): Promise<AuthenticatedLink> => {
+    // validateHandshake has already refused any version other than ours.
     const hello = await _expect(reader, "hello") as {
-      v: number;
       user: string;
       nonce: string;
       maxBody?: number;
       win?: Windows;
     };
-    if (hello.v !== PROTOCOL_VERSION) {
-      throw new ProtocolError(
-        "unsupported_version",
-        `this server speaks protocol version ${PROTOCOL_VERSION}, not ${hello.v}; upgrade the older side`,
-      );
-    }
     options.admit?.(hello.user);
     const cn = _unhex(hello.nonce);
     const sn = options.nonce ?? new Uint8Array(randomBytes(NONCE_LENGTH));

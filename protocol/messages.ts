@@ -8,6 +8,7 @@
  */
 import { ProtocolError } from "./errors.ts";
 import type { RawHeader } from "./frame_codec.ts";
+import { PROTOCOL_VERSION } from "./limits.ts";
 
 /** Fields shared by JSON-object payloads. */
 export type Json = Record<string, unknown>;
@@ -141,6 +142,17 @@ function _hex(h: RawHeader, f: string, bytes: number): string {
   }
   return v;
 }
+// The version is checked before any other field: a newer peer may shape the
+// rest of its hello differently, and deserves "unsupported_version", not "bad_header".
+function _version(h: RawHeader): void {
+  const v = _uint(h, "v");
+  if (v !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      "unsupported_version",
+      `protocol version ${v} is not supported (this side speaks ${PROTOCOL_VERSION}); upgrade the older side`,
+    );
+  }
+}
 function _win(h: RawHeader): void {
   const w = _obj(h, "win");
   for (const k of ["s", "c"]) {
@@ -160,7 +172,9 @@ export function validateHeader(h: RawHeader): Header {
       break;
     case "win":
       _uint(h, "s");
-      if (_uint(h, "n") === 0) _bad(h.t, "n", "at least 1");
+      if (_uint(h, "n") === 0) {
+        throw new ProtocolError("flow_control", "win frame: a window update of 0 is not allowed");
+      }
       break;
     case "req":
       _uint(h, "id");
@@ -172,13 +186,17 @@ export function validateHeader(h: RawHeader): Header {
       break;
     case "res":
       _uint(h, "id");
-      if (h.ok === true) break;
+      if (h.ok === true) {
+        if (h.data === undefined) h.data = null;
+        break;
+      }
       if (h.ok !== false) _bad(h.t, "ok", "a boolean");
       _str(h, "code", 64);
       _str(h, "msg");
       break;
     case "ev":
       _str(h, "ev", 64);
+      if (h.data === undefined) h.data = null;
       break;
     case "rst":
       _uint(h, "s");
@@ -204,14 +222,14 @@ export function validateHeader(h: RawHeader): Header {
 export function validateHandshake(h: RawHeader, nonceBytes: number): HandshakeHeader {
   switch (h.t) {
     case "hello":
-      _uint(h, "v");
+      _version(h);
       _str(h, "user", 64);
       _hex(h, "nonce", nonceBytes);
       if (h.maxBody !== undefined) _uint(h, "maxBody");
       if (h.win !== undefined) _win(h);
       break;
     case "challenge":
-      _uint(h, "v");
+      _version(h);
       _hex(h, "nonce", nonceBytes);
       break;
     case "auth":

@@ -6,11 +6,14 @@
  * @module
  */
 import { join } from "@std/path";
+import { z } from "zod";
 import {
   DEFAULT_CONNECTION_WINDOW,
   DEFAULT_MAX_BODY,
   DEFAULT_MAX_STREAMS,
   DEFAULT_STREAM_WINDOW,
+  MAX_BODY_CEILING,
+  MAX_WINDOW,
 } from "../protocol/limits.ts";
 
 /** Connection-level limits (README "Limits"). */
@@ -23,22 +26,27 @@ export interface Limits {
   maxUnauthenticated: number;
   /** Handshake deadline in ms. */
   handshakeTimeoutMs: number;
-  /** Close a connection idle for this long (ms); 0 = never. Keepalive pings count as activity. */
+  /**
+   * Close a connection that sent nothing for this long (ms); 0 = never. The
+   * server pings a quiet client after half of it, and the answer counts.
+   */
   idleTimeoutMs: number;
   /** Largest frame body in bytes. */
   maxBody: number;
   /** Most open streams per connection. */
   maxStreams: number;
-  /** Disconnect a client with more than this many bytes queued for it. */
+  /** Disconnect a client with more than this many control bytes queued for it. */
   maxPendingBytes: number;
   /** Flow-control window per stream. */
   streamWindow: number;
   /** Flow-control window per connection. */
   connectionWindow: number;
-  /** Failed logins per (address, user) per minute. */
+  /** Failed logins per (address, user) within `loginWindowMs`. */
   loginFailuresPerUser: number;
-  /** Failed logins per address per minute. */
+  /** Failed logins per address within `loginWindowMs`. */
   loginFailuresPerAddress: number;
+  /** Window over which failed logins are counted (ms). */
+  loginWindowMs: number;
 }
 
 /** Full server configuration. */
@@ -59,7 +67,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxPerIp: 20_000,
   maxUnauthenticated: 256,
   handshakeTimeoutMs: 10_000,
-  idleTimeoutMs: 0,
+  idleTimeoutMs: 300_000,
   maxBody: DEFAULT_MAX_BODY,
   maxStreams: DEFAULT_MAX_STREAMS,
   maxPendingBytes: 8 * 1024 * 1024,
@@ -67,7 +75,42 @@ export const DEFAULT_LIMITS: Limits = {
   connectionWindow: DEFAULT_CONNECTION_WINDOW,
   loginFailuresPerUser: 5,
   loginFailuresPerAddress: 30,
+  loginWindowMs: 60_000,
 };
+
+const _count = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+
+/** Schema of the `limits` section of `config.json`: every key optional, none unknown. */
+export const LIMITS_SCHEMA = z.strictObject({
+  maxConnections: _count(1),
+  maxPerIp: _count(1),
+  maxUnauthenticated: _count(1),
+  handshakeTimeoutMs: _count(100, 3_600_000),
+  idleTimeoutMs: _count(0, 2 ** 31 - 1),
+  maxBody: _count(1024, MAX_BODY_CEILING),
+  maxStreams: _count(1, 65_536),
+  maxPendingBytes: _count(64 * 1024),
+  streamWindow: _count(64 * 1024, MAX_WINDOW),
+  connectionWindow: _count(64 * 1024, MAX_WINDOW),
+  loginFailuresPerUser: _count(1),
+  loginFailuresPerAddress: _count(1),
+  loginWindowMs: _count(1000, 86_400_000),
+}).partial();
+
+/** Checks a `limits` object; throws a TypeError naming each bad key. */
+export function validateLimits(value: unknown, where = "limits"): Partial<Limits> {
+  const parsed = LIMITS_SCHEMA.safeParse(value ?? {});
+  if (parsed.success) return parsed.data as Partial<Limits>;
+  const problems = parsed.error.issues.map((i) => {
+    const key = [where, ...i.path.map(String)].join(".");
+    return i.code === "unrecognized_keys"
+      ? `${where}: unknown limit ${i.keys.join(", ")} (known: ${
+        Object.keys(DEFAULT_LIMITS).join(", ")
+      })`
+      : `${key}: ${i.message}`;
+  });
+  throw new TypeError(`invalid limits: ${problems.join("; ")}`);
+}
 
 /** Overrides accepted by {@linkcode loadConfig}. */
 export interface ConfigOverrides {
@@ -83,17 +126,20 @@ export interface ConfigOverrides {
 /** Reads `<dataDir>/config.json` if present and merges defaults and overrides. */
 export async function loadConfig(overrides: ConfigOverrides = {}): Promise<ServerConfig> {
   const dataDir = overrides.dataDir ?? "./parley-data";
+  const path = join(dataDir, "config.json");
   let file: Record<string, unknown> = {};
   try {
-    file = JSON.parse(await Deno.readTextFile(join(dataDir, "config.json")));
+    file = JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) {
-      throw new TypeError(`cannot read ${join(dataDir, "config.json")}: ${(e as Error).message}`, {
-        cause: e,
-      });
+      throw new TypeError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
     }
   }
-  const fileLimits = (file.limits ?? {}) as Partial<Limits>;
+  if (typeof file !== "object" || file === null || Array.isArray(file)) {
+    throw new TypeError(`${path} must hold a JSON object`);
+  }
+  const fileLimits = validateLimits(file.limits, `${path} limits`);
+  const overrideLimits = validateLimits(overrides.limits ?? {});
   const features: Record<string, unknown> = {};
   for (const k of ["chat", "files", "exec"]) {
     features[k] = { ...(file[k] as object ?? {}), ...(overrides.features?.[k] as object ?? {}) };
@@ -104,7 +150,7 @@ export async function loadConfig(overrides: ConfigOverrides = {}): Promise<Serve
     dataDir,
     tlsCert: overrides.tlsCert ?? (file.tlsCert as string | undefined),
     tlsKey: overrides.tlsKey ?? (file.tlsKey as string | undefined),
-    limits: { ...DEFAULT_LIMITS, ...fileLimits, ...overrides.limits },
+    limits: { ...DEFAULT_LIMITS, ...fileLimits, ...overrideLimits },
     features,
   };
 }

@@ -24,7 +24,8 @@ Options:
   --log-level LEVEL   debug, info, warn or error (default info)
   -h, --help          show this help
 
-Limits and feature settings are read from DIR/config.json (README "Limits").`;
+Limits and feature settings are read from DIR/config.json: see docs/limits.md.
+TLS, certificate pinning and the permissions Parley runs with: docs/security.md.`;
 
 /** Runs the server until SIGINT/SIGTERM. */
 export async function run(args: string[]): Promise<number> {
@@ -47,19 +48,35 @@ export async function run(args: string[]): Promise<number> {
   const execOverrides: Record<string, unknown> = {};
   if (f.exec) execOverrides.enabled = true;
   if (f["exec-shell"]) execOverrides.shell = true;
-  const config = await loadConfig({
-    hostname: f.host as string | undefined,
-    port,
-    dataDir: f.data as string | undefined,
-    tlsCert: f["tls-cert"] as string | undefined,
-    tlsKey: f["tls-key"] as string | undefined,
-    features: { exec: execOverrides },
-  });
+  let config;
+  try {
+    config = await loadConfig({
+      hostname: f.host as string | undefined,
+      port,
+      dataDir: f.data as string | undefined,
+      tlsCert: f["tls-cert"] as string | undefined,
+      tlsKey: f["tls-key"] as string | undefined,
+      features: { exec: execOverrides },
+    });
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    console.error(`parley serve: ${e.message}`);
+    return 2;
+  }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     console.error("parley serve: --tls-cert and --tls-key go together");
     return 2;
   }
   const log = new Logger({ level: level as "info" });
+  for (const [flag, file] of [["--tls-cert", config.tlsCert], ["--tls-key", config.tlsKey]]) {
+    if (file === undefined) continue;
+    try {
+      await Deno.stat(file);
+    } catch (e) {
+      console.error(`parley serve: cannot read ${flag} ${file}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
   const server = await ParleyServer.start(config, { log });
   if (server.users.size === 0) {
     const key = await server.users.add("admin", { admin: true, exec: true });

@@ -11,6 +11,7 @@
  * @module
  */
 import { serverHandshake } from "../protocol/handshake.ts";
+import { encodeFrame } from "../protocol/frame_codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Session } from "../protocol/session.ts";
 import type { ServerConfig } from "./config.ts";
@@ -46,7 +47,11 @@ export class ParleyServer implements ClientDirectory {
   #byUser = new Map<string, Set<ClientContext>>();
   #open = new Set<Deno.Conn>();
   #perIp = new Map<string, number>();
-  #unauthenticated = 0;
+  /** Connections still in the handshake, oldest first (insertion order). */
+  #pending = new Set<Deno.Conn>();
+  /** When each client was last pinged for being quiet (by connId). */
+  #pinged = new Map<number, number>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #nextConnId = 1;
   #limiter: LoginRateLimiter;
   #tasks = new Set<Promise<void>>();
@@ -65,7 +70,12 @@ export class ParleyServer implements ClientDirectory {
     this.#limiter = new LoginRateLimiter({
       perUser: config.limits.loginFailuresPerUser,
       perAddress: config.limits.loginFailuresPerAddress,
+      windowMs: config.limits.loginWindowMs,
     });
+    const idle = config.limits.idleTimeoutMs;
+    if (idle > 0) {
+      this.#sweeper = setInterval(() => this.#sweepIdle(), Math.max(25, Math.floor(idle / 4)));
+    }
     this.#acceptLoop = this.#accept();
   }
 
@@ -115,6 +125,11 @@ export class ParleyServer implements ClientDirectory {
     return this.#open.size;
   }
 
+  /** Number of sockets still in the handshake. */
+  get unauthenticatedCount(): number {
+    return this.#pending.size;
+  }
+
   all(): Iterable<ClientContext> {
     return this.#clients.values();
   }
@@ -130,6 +145,7 @@ export class ParleyServer implements ClientDirectory {
       return;
     }
     this.#state = "closing";
+    clearInterval(this.#sweeper);
     try {
       this.#listener.close();
     } catch (e) {
@@ -173,13 +189,57 @@ export class ParleyServer implements ClientDirectory {
     }
   }
 
-  #refuse(conn: Deno.Conn, why: string): void {
-    this.log.warn("connection refused", { why });
+  /**
+   * Tells the peer why in one `busy` error frame, then closes. The frame is
+   * tiny, so the write completes at once even if the peer never reads.
+   */
+  async #refuse(conn: Deno.Conn, why: string): Promise<void> {
+    this.log.info("connection refused", { why });
     try {
-      conn.close();
-    } catch (e) {
-      if (!(e instanceof Deno.errors.BadResource)) throw e;
+      await conn.write(encodeFrame({ t: "error", code: "busy", msg: `server busy: ${why}` }));
+    } catch {
+      // the peer is already gone; closing below is all that is left
     }
+    _closeQuietly(conn);
+  }
+
+  /**
+   * Keepalive and idle timeout: pings a client quiet for half the idle
+   * timeout (a live client answers, which counts as activity) and closes one
+   * quiet for the whole timeout. One timer for all clients keeps idle
+   * connections cheap.
+   */
+  #sweepIdle(): void {
+    const limit = this.config.limits.idleTimeoutMs;
+    const now = Date.now();
+    for (const ctx of this.#clients.values()) {
+      const quiet = now - ctx.session.lastActivity;
+      if (quiet >= limit) {
+        void ctx.session.close(
+          new ProtocolError("timeout", `connection idle for more than ${limit} ms`),
+        );
+      } else if (quiet >= limit / 2) {
+        const last = this.#pinged.get(ctx.connId) ?? 0;
+        if (last < ctx.session.lastActivity) {
+          this.#pinged.set(ctx.connId, now);
+          ctx.session.ping().catch(() => {}); // a closed session ends the wait; nothing to do
+        }
+      }
+    }
+  }
+
+  /**
+   * Makes room for a new handshake by closing the oldest unfinished one, so
+   * slow or idle handshakes can't hold every slot until their deadline.
+   */
+  #evictOldestPending(): void {
+    const oldest = this.#pending.values().next().value;
+    if (oldest === undefined) return;
+    this.#pending.delete(oldest);
+    this.log.info("dropped the oldest unfinished handshake", {
+      limit: this.config.limits.maxUnauthenticated,
+    });
+    _closeQuietly(oldest);
   }
 
   async #serve(conn: Deno.Conn): Promise<void> {
@@ -189,14 +249,11 @@ export class ParleyServer implements ClientDirectory {
     const limits = this.config.limits;
     if (this.#open.size >= limits.maxConnections) return this.#refuse(conn, "max connections");
     if ((this.#perIp.get(host) ?? 0) >= limits.maxPerIp) return this.#refuse(conn, "per-ip limit");
-    if (this.#unauthenticated >= limits.maxUnauthenticated) {
-      return this.#refuse(conn, "too many unauthenticated connections");
-    }
+    if (this.#pending.size >= limits.maxUnauthenticated) this.#evictOldestPending();
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
     this.#open.add(conn);
     this.#perIp.set(host, (this.#perIp.get(host) ?? 0) + 1);
-    this.#unauthenticated++;
-    let authenticated = false;
+    this.#pending.add(conn);
     let attemptedUser: string | undefined;
     try {
       let link;
@@ -221,18 +278,13 @@ export class ParleyServer implements ClientDirectory {
           user: attemptedUser,
           code: e instanceof ProtocolError ? e.code : "io",
         });
-        try {
-          conn.close();
-        } catch (ce) {
-          if (!(ce instanceof Deno.errors.BadResource)) throw ce;
-        }
+        _closeQuietly(conn);
         return;
       }
-      this.#unauthenticated--;
-      authenticated = true;
+      this.#pending.delete(conn);
       const user = await this.users.get(link.user);
       if (!user || this.#state !== "running") {
-        conn.close();
+        _closeQuietly(conn);
         return;
       }
       let ready!: () => void;
@@ -262,6 +314,7 @@ export class ParleyServer implements ClientDirectory {
       }
       const why = await session.closed;
       this.#clients.delete(connId);
+      this.#pinged.delete(connId);
       set.delete(ctx);
       if (set.size === 0) this.#byUser.delete(user.name);
       this.log.info("logout", { user: user.name, conn: connId, why: why?.message ?? "closed" });
@@ -273,11 +326,19 @@ export class ParleyServer implements ClientDirectory {
         }
       }
     } finally {
-      if (!authenticated) this.#unauthenticated--;
+      this.#pending.delete(conn);
       this.#open.delete(conn);
       const n = (this.#perIp.get(host) ?? 1) - 1;
       if (n <= 0) this.#perIp.delete(host);
       else this.#perIp.set(host, n);
     }
+  }
+}
+
+function _closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BadResource)) throw e;
   }
 }

@@ -1,0 +1,211 @@
+/**
+ * Exec round trip: `true` run through `parley exec` on an open session,
+ * against spawning `true` locally, and against `ssh … true` to a loopback
+ * sshd when one is installed (fresh connection, and multiplexed over an open
+ * master connection, the closest match to an open Parley session).
+ *
+ * As a scenario it plugs into `deno task bench`; alone:
+ *
+ *     deno run --allow-net=127.0.0.1,localhost --allow-read --allow-write \
+ *       --allow-run --allow-env --allow-sys bench/exec_rtt.ts [--quick]
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import { parseArgs } from "@std/cli/parse-args";
+import { ParleyClient } from "../client/client.ts";
+import { RemoteExec } from "../client/exec_remote.ts";
+import { keyBytes, ROOT, spawnServer } from "../tests/helpers.ts";
+import type { BenchContext, Scenario } from "./lib/context.ts";
+import { ProcessGroup, run } from "./lib/procs.ts";
+import { formatTable, type Row } from "./lib/report.ts";
+import { startSshd } from "./lib/sshd.ts";
+import { repeat, type Summary } from "./lib/stats.ts";
+
+/** Median of `n` timings of `fn`, in ms. */
+async function _median(n: number, fn: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+async function _execTrue(client: ParleyClient): Promise<void> {
+  const r = RemoteExec.start(client, { argv: ["true"] }, { stdout: () => {}, stderr: () => {} });
+  r.endInput();
+  const { code } = await r.done;
+  if (code !== 0) throw new Error(`remote true exited ${code}`);
+}
+
+async function _localTrue(): Promise<void> {
+  const out = await new Deno.Command("true", { stdin: "null", stdout: "null", stderr: "null" })
+    .output();
+  if (!out.success) throw new Error("local true failed");
+}
+
+/** Measures `parley exec true` on an open session for one server permission set. */
+async function _parleyOpenSession(
+  ctx: BenchContext,
+  runFlag: string,
+  n: number,
+): Promise<Summary> {
+  const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "exec-" });
+  await Deno.writeTextFile(
+    join(dataDir, "config.json"),
+    JSON.stringify({ exec: { allow: ["true"] } }),
+  );
+  await using server = await spawnServer({ dataDir, args: ["--exec"], denoFlags: [runFlag] });
+  const key = await server.addUser("bench", { exec: true });
+  await using client = await ParleyClient.connect({
+    host: "127.0.0.1",
+    port: server.port,
+    user: "bench",
+    key: keyBytes(key),
+    tls: false,
+  });
+  return await repeat(ctx.runs, () => _median(n, () => _execTrue(client)), 1);
+}
+
+/** The exec round-trip scenario. */
+export const execRttScenario: Scenario = {
+  id: "exec",
+  title: "exec round trip of `true`",
+  async run(ctx: BenchContext): Promise<Row[]> {
+    const n = ctx.quick ? 20 : 100;
+    const cliRuns = ctx.quick ? 3 : 7;
+    const local = await repeat(ctx.runs, () => _median(n, _localTrue), 1);
+    const scoped = await _parleyOpenSession(ctx, "--allow-run=/usr/bin/kill,true", n);
+    const unscoped = await _parleyOpenSession(ctx, "--allow-run", n);
+    let sshFresh: Summary | undefined;
+    let sshMux: Summary | undefined;
+    if (ctx.sshd) {
+      const base = [...ctx.sshd.sshArgs, "root@127.0.0.1"];
+      sshFresh = await repeat(cliRuns, () => _median(1, () => run("ssh", [...base, "true"])), 1);
+      const sock = join(ctx.sshd.dir, "mux.sock");
+      const mux = [
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        `ControlPath=${sock}`,
+        "-o",
+        "ControlPersist=60",
+      ];
+      await run("ssh", [...mux, ...base, "true"]); // opens the master connection
+      try {
+        sshMux = await repeat(
+          ctx.runs,
+          () => _median(n, () => run("ssh", [...mux, ...base, "true"])),
+          1,
+        );
+      } finally {
+        await run("ssh", [...mux, "-O", "exit", ...base]).catch(() => "");
+      }
+    }
+    // The one-shot command as a process: runtime start-up + handshake + run.
+    const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "exec-cli-" });
+    await Deno.writeTextFile(
+      join(dataDir, "config.json"),
+      JSON.stringify({ exec: { allow: ["true"] } }),
+    );
+    let cli: Summary;
+    {
+      await using server = await spawnServer({
+        dataDir,
+        args: ["--exec"],
+        denoFlags: ["--allow-run=/usr/bin/kill,true"],
+      });
+      const key = await server.addUser("bench", { exec: true });
+      const args = [
+        "run",
+        "--allow-net=127.0.0.1",
+        "--allow-read",
+        "--allow-env",
+        join(ROOT, "main.ts"),
+        "exec",
+        "-n",
+        "--",
+        "true",
+      ];
+      const env = { PARLEY_KEY: key, PARLEY_SERVER: `parley://bench@127.0.0.1:${server.port}` };
+      cli = await repeat(cliRuns, () => _median(1, () => run(Deno.execPath(), args, { env })), 1);
+    }
+    const target = { text: "report", met: () => true };
+    const rows: Row[] = [
+      {
+        scenario: "exec true, open session (scoped --allow-run)",
+        unit: "ms",
+        parley: scoped,
+        baselineName: "local spawn of true",
+        baseline: local,
+        lowerIsBetter: true,
+        target,
+        note: `median of ${n}; process groups signalled through /usr/bin/kill`,
+      },
+      {
+        scenario: "exec true, open session (unscoped --allow-run)",
+        unit: "ms",
+        parley: unscoped,
+        baselineName: "local spawn of true",
+        baseline: local,
+        lowerIsBetter: true,
+        target,
+        note: `median of ${n}; process groups signalled with Deno.kill`,
+      },
+    ];
+    if (sshMux) {
+      rows.push({
+        scenario: "exec true, open session (scoped --allow-run)",
+        unit: "ms",
+        parley: scoped,
+        baselineName: "ssh true over an open master",
+        baseline: sshMux,
+        lowerIsBetter: true,
+        target,
+        note: "ssh ControlMaster multiplexing; includes the ssh client's start-up",
+      });
+    }
+    rows.push({
+      scenario: "parley exec -- true (process)",
+      unit: "ms",
+      parley: cli,
+      baselineName: sshFresh ? "ssh true (new connection)" : undefined,
+      baseline: sshFresh,
+      lowerIsBetter: true,
+      target,
+      note: "includes Deno start-up and the handshake",
+    });
+    return rows;
+  },
+};
+
+if (import.meta.main) {
+  const flags = parseArgs(Deno.args, { boolean: ["quick", "help"], string: ["runs"] });
+  if (flags.help) {
+    console.log("Usage: deno run … bench/exec_rtt.ts [--quick] [--runs N]");
+    Deno.exit(0);
+  }
+  await using group = new ProcessGroup();
+  const tmp = await Deno.makeTempDir({ prefix: "parley-bench-exec-" });
+  const log = (msg: string) => console.error(`bench: ${msg}`);
+  const ctx: BenchContext = {
+    quick: Boolean(flags.quick),
+    runs: Number(flags.runs ?? (flags.quick ? 1 : 3)),
+    group,
+    sshd: await startSshd(group).catch((e) => {
+      log(`no sshd baseline: ${(e as Error).message}`);
+      return undefined;
+    }),
+    tmp,
+    log,
+  };
+  try {
+    console.log(formatTable(await execRttScenario.run(ctx)));
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (ctx.sshd) await Deno.remove(ctx.sshd.dir, { recursive: true }).catch(() => {});
+  }
+}

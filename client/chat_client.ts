@@ -1,0 +1,311 @@
+/**
+ * A chat client on top of {@linkcode ParleyClient}: joins rooms, sends,
+ * and delivers messages to listeners exactly once and in order. It records
+ * the last message id seen per room and for direct messages; after a
+ * reconnect it rejoins its rooms asking for everything after those ids.
+ * Live messages that arrive while a room is being synced are held back and
+ * released after the history, and ids already seen are dropped, so there are
+ * no gaps and no duplicates.
+ *
+ * @example
+ * ```ts ignore
+ * const client = await ParleyClient.connect({ ...creds, reconnect: true });
+ * const chat = await ChatClient.start(client);
+ * chat.onEvent((e) => { if (e.kind === "msg") console.log(e.msg.from, e.msg.text); });
+ * await chat.join("lobby");
+ * await chat.send({ room: "lobby" }, "hello");
+ * ```
+ *
+ * @module
+ */
+import type { ParleyClient } from "./client.ts";
+import type { ChatEvent, ChatFile, ChatMessage, ChatTarget } from "./chat_types.ts";
+
+const _SEEN_CAP = 5000;
+const _RECENT_CAP = 2000;
+const _DM = "@";
+
+interface _Track {
+  last: number;
+  seen: Set<string>;
+  syncing: number;
+  held: ChatMessage[];
+  users: Set<string>;
+}
+
+/** Options for {@linkcode ChatClient.start}. */
+export interface ChatClientOptions {
+  /** Fetch direct messages that arrived while offline. Default true. */
+  inbox?: boolean;
+}
+
+/** Reply of {@linkcode ChatClient.join}. */
+export interface JoinResult {
+  room: string;
+  users: string[];
+  history: ChatMessage[];
+}
+
+/** Chat over one (reconnecting) connection. */
+export class ChatClient {
+  readonly client: ParleyClient;
+  #tracks = new Map<string, _Track>();
+  #rooms = new Set<string>();
+  #recent = new Map<string, ChatMessage>();
+  #listeners = new Set<(e: ChatEvent) => void>();
+  #off: (() => void)[] = [];
+  #closed = false;
+
+  private constructor(client: ParleyClient) {
+    this.client = client;
+  }
+
+  /** Subscribes to chat events and, by default, fetches undelivered direct messages. */
+  static async start(client: ParleyClient, options: ChatClientOptions = {}): Promise<ChatClient> {
+    const chat = new ChatClient(client);
+    chat.#subscribe();
+    if (options.inbox ?? true) await chat.#syncDms(false);
+    return chat;
+  }
+
+  /** Rooms joined (rejoined after a reconnect). */
+  get rooms(): string[] {
+    return [...this.#rooms];
+  }
+
+  /** Users known to be in `room`. */
+  usersIn(room: string): string[] {
+    return [...(this.#tracks.get(room)?.users ?? [])].sort();
+  }
+
+  /** The last message id seen in `room` (or `@` for direct messages), 0 if none. */
+  lastId(room: string): number {
+    return this.#tracks.get(room)?.last ?? 0;
+  }
+
+  /** A recently seen message by id. */
+  message(id: string): ChatMessage | undefined {
+    return this.#recent.get(id);
+  }
+
+  /** Recently seen messages, oldest first. */
+  recent(): ChatMessage[] {
+    return [...this.#recent.values()];
+  }
+
+  /** Listens to chat events; returns an unsubscribe function. */
+  onEvent(fn: (e: ChatEvent) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /**
+   * Joins `room`. The first time, the reply's recent history is delivered
+   * as replayed messages; on a later join, only messages not yet seen.
+   */
+  async join(room: string): Promise<JoinResult> {
+    const r = await this.#syncRoom(room);
+    this.#rooms.add(room);
+    return r;
+  }
+
+  /** Leaves `room`. */
+  async leave(room: string): Promise<void> {
+    this.#rooms.delete(room);
+    await this.client.call("chat.leave", { room });
+  }
+
+  /** Sends a message; resolves with its id once the server stored it. */
+  async send(
+    target: ChatTarget,
+    text: string,
+    options: { me?: boolean; file?: ChatFile } = {},
+  ): Promise<{ id: string; ts: number }> {
+    return await this.client.call("chat.send", {
+      ...target,
+      text,
+      ...(options.me ? { me: true } : {}),
+      ...(options.file ? { file: { ...options.file } } : {}),
+    }) as { id: string; ts: number };
+  }
+
+  /** Fetches a message by id (recent cache first, then the server). */
+  async get(id: string): Promise<ChatMessage> {
+    const m = this.#recent.get(id);
+    if (m) return m;
+    const r = await this.client.call("chat.get", { id }) as { message: ChatMessage };
+    return r.message;
+  }
+
+  /** Stops listening (does not close the connection). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const off of this.#off) off();
+    this.#listeners.clear();
+  }
+
+  #track(key: string): _Track {
+    let t = this.#tracks.get(key);
+    if (!t) {
+      t = { last: 0, seen: new Set(), syncing: 0, held: [], users: new Set() };
+      this.#tracks.set(key, t);
+    }
+    return t;
+  }
+
+  #subscribe(): void {
+    const c = this.client;
+    this.#off.push(
+      c.on("chat.msg", (d) => {
+        const msg = d as ChatMessage;
+        const t = this.#track(msg.room ?? _DM);
+        if (t.syncing > 0) t.held.push(msg);
+        else this.#accept(t, msg, false);
+      }),
+      c.on("chat.joined", (d) => {
+        const e = d as { room: string; user: string };
+        this.#track(e.room).users.add(e.user);
+        this.#emit({ kind: "joined", room: e.room, user: e.user });
+      }),
+      c.on("chat.left", (d) => {
+        const e = d as { room: string; user: string; quit?: boolean; kicked?: string };
+        this.#track(e.room).users.delete(e.user);
+        this.#emit({ kind: "left", ...e });
+      }),
+      c.on("chat.kicked", (d) => {
+        const e = d as { room: string; by: string; reason?: string };
+        this.#rooms.delete(e.room);
+        this.#emit({ kind: "kicked", ...e });
+      }),
+      c.on(
+        "chat.notice",
+        (d) => this.#emit({ kind: "notice", text: (d as { text: string }).text }),
+      ),
+      c.onState((s, why) => {
+        if (s === "reconnecting") {
+          this.#emit({
+            kind: "connection",
+            state: "lost",
+            ...(why?.message ? { detail: why.message } : {}),
+          });
+        }
+      }),
+    );
+    c.onReconnect(async () => {
+      if (this.#closed) return;
+      for (const room of [...this.#rooms]) {
+        try {
+          await this.#syncRoom(room);
+        } catch (e) {
+          this.#emit({
+            kind: "notice",
+            text: `could not rejoin #${room}: ${(e as Error).message}`,
+          });
+          this.#rooms.delete(room);
+        }
+      }
+      await this.#syncDms(true);
+      this.#emit({ kind: "connection", state: "restored" });
+    });
+  }
+
+  async #syncRoom(room: string): Promise<JoinResult> {
+    const t = this.#track(room);
+    t.syncing++;
+    const delivered: ChatMessage[] = [];
+    try {
+      const r = await this.client.call("chat.join", {
+        room,
+        ...(t.last > 0 ? { after: t.last } : {}),
+      }) as { room: string; users: string[]; history: ChatMessage[]; more: boolean; gap?: boolean };
+      t.users = new Set(r.users);
+      if (r.gap) {
+        this.#emit({
+          kind: "notice",
+          text: `some older messages in #${room} are no longer kept; showing what remains`,
+        });
+      }
+      let page = r.history;
+      let more = r.more && t.last > 0;
+      for (;;) {
+        for (const m of _byId(page)) if (this.#accept(t, m, true)) delivered.push(m);
+        if (!more || page.length === 0) break;
+        const h = await this.client.call("chat.history", { room, after: t.last, limit: 1000 }) as {
+          messages: ChatMessage[];
+          more: boolean;
+        };
+        page = h.messages;
+        more = h.more;
+      }
+      return { room: r.room, users: r.users, history: delivered };
+    } finally {
+      this.#release(t);
+    }
+  }
+
+  async #syncDms(recover: boolean): Promise<void> {
+    const t = this.#track(_DM);
+    t.syncing++;
+    try {
+      if (recover && t.last > 0) {
+        for (;;) {
+          const h = await this.client.call("chat.history", {
+            dm: true,
+            after: t.last,
+            limit: 1000,
+          }) as {
+            messages: ChatMessage[];
+            more: boolean;
+          };
+          for (const m of _byId(h.messages)) this.#accept(t, m, true);
+          if (!h.more || h.messages.length === 0) break;
+        }
+      }
+      for (;;) {
+        const r = await this.client.call("chat.inbox", {}) as {
+          messages: ChatMessage[];
+          more: boolean;
+        };
+        for (const m of _byId(r.messages)) this.#accept(t, m, true);
+        if (!r.more) break;
+      }
+    } finally {
+      this.#release(t);
+    }
+  }
+
+  #release(t: _Track): void {
+    t.syncing--;
+    if (t.syncing > 0) return;
+    const held = _byId(t.held);
+    t.held = [];
+    for (const m of held) this.#accept(t, m, false);
+  }
+
+  #accept(t: _Track, msg: ChatMessage, replay: boolean): boolean {
+    if (t.seen.has(msg.id)) return false;
+    t.seen.add(msg.id);
+    if (t.seen.size > _SEEN_CAP) t.seen.delete(t.seen.values().next().value!);
+    t.last = Math.max(t.last, Number(msg.id));
+    this.#recent.set(msg.id, msg);
+    if (this.#recent.size > _RECENT_CAP) this.#recent.delete(this.#recent.keys().next().value!);
+    if (msg.room) t.users.add(msg.from);
+    this.#emit({ kind: "msg", msg, replay });
+    return true;
+  }
+
+  #emit(e: ChatEvent): void {
+    for (const fn of this.#listeners) {
+      try {
+        fn(e);
+      } catch {
+        // a failing listener must not stop delivery to the others
+      }
+    }
+  }
+}
+
+function _byId(list: ChatMessage[]): ChatMessage[] {
+  return [...list].sort((a, b) => Number(a.id) - Number(b.id));
+}

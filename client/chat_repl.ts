@@ -1,0 +1,287 @@
+/**
+ * The REPL's built-in commands: chat (`/join`, `/msg`, `/me`, `/who`, …),
+ * moderation for admins, `/help` and `/quit`.
+ *
+ * @module
+ */
+import { bold } from "@std/fmt/colors";
+import { formatMessage } from "./chat_format.ts";
+import type { ChatMessage } from "./chat_types.ts";
+import type { Repl } from "./repl.ts";
+import type { ReplCommand, ReplContext } from "./repl_command.ts";
+
+function _room(arg: string | undefined): string | undefined {
+  return arg?.replace(/^#/, "");
+}
+
+function _user(arg: string | undefined): string | undefined {
+  return arg?.replace(/^@/, "");
+}
+
+function _need(v: string | undefined, usage: string): string {
+  if (!v) throw new Error(`usage: ${usage}`);
+  return v;
+}
+
+/** Built-in commands bound to `repl`. */
+export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplCommand[] {
+  const chat = repl.chat;
+  const call = (op: string, args: Record<string, unknown>) => chat.client.call(op, args);
+  const rooms = async () => {
+    const r = await call("chat.rooms", {}) as { rooms: { room: string }[] };
+    return r.rooms.map((x) => x.room);
+  };
+  const users = async () => {
+    const r = await call("chat.who", {}) as { users: { name: string }[] };
+    return [...new Set([...r.users.map((u) => u.name), ...chat.recent().map((m) => m.from)])];
+  };
+  const completeUser = (_c: ReplContext, _p: string, i: number) =>
+    i === 0 ? users() : Promise.resolve([]);
+  const completeRoom = (_c: ReplContext, _p: string, i: number) =>
+    i === 0 ? rooms() : Promise.resolve([]);
+  const show = (msgs: ChatMessage[]) => {
+    for (const m of msgs) repl.print(formatMessage(m, repl.format));
+  };
+
+  const builtins: ReplCommand[] = [
+    {
+      name: "help",
+      usage: "/help [COMMAND]",
+      summary: "list commands, or show one command's usage",
+      run(ctx, args) {
+        const all = repl.commands;
+        const want = args[0]?.replace(/^\//, "");
+        const list = want ? all.filter((c) => c.name === want || c.aliases?.includes(want)) : all;
+        if (want && list.length === 0) throw new Error(`no command /${want}`);
+        const width = Math.min(28, Math.max(...list.map((c) => c.usage.length)));
+        for (const c of list) {
+          const alias = c.aliases?.length
+            ? ` (also ${c.aliases.map((a) => a === "!" ? "!" : `/${a}`).join(", ")})`
+            : "";
+          ctx.print(
+            `  ${
+              (ctx.color ? bold(c.usage) : c.usage) +
+              " ".repeat(Math.max(0, width - c.usage.length))
+            }  ${c.summary}${alias}`,
+          );
+        }
+        if (!want) {
+          ctx.print("  Plain text goes to the current room; start it with // to send a leading /.");
+          ctx.print("  Tab completes commands, @users and #rooms.");
+        }
+        return Promise.resolve();
+      },
+      complete: (_c, _p, i) => Promise.resolve(i === 0 ? repl.commands.map((c) => c.name) : []),
+    },
+    {
+      name: "join",
+      aliases: ["j"],
+      usage: "/join ROOM",
+      summary: "join a room (or switch to it) and show its recent messages",
+      async run(ctx, args) {
+        const room = _need(_room(args[0]), "/join ROOM");
+        const already = chat.rooms.includes(room);
+        const before = repl.room;
+        repl.setRoom(room);
+        let r;
+        try {
+          r = await chat.join(room);
+        } catch (e) {
+          repl.setRoom(before);
+          throw e;
+        }
+        if (!already) ctx.print(`-- you are in #${room} with ${r.users.join(", ")}`);
+      },
+      complete: completeRoom,
+    },
+    {
+      name: "leave",
+      aliases: ["part"],
+      usage: "/leave [ROOM]",
+      summary: "leave a room (default: the current one)",
+      async run(ctx, args) {
+        const room = _room(args[0]) ?? ctx.currentRoom();
+        await chat.leave(room);
+        ctx.print(`-- left #${room}`);
+        if (room === ctx.currentRoom()) {
+          const next = chat.rooms[0];
+          if (next) repl.setRoom(next);
+          else ctx.print("-- you are in no room now; /join one to chat");
+        }
+      },
+      complete: completeRoom,
+    },
+    {
+      name: "rooms",
+      usage: "/rooms",
+      summary: "list rooms and how many people are in each",
+      async run(ctx) {
+        const r = await call("chat.rooms", {}) as {
+          rooms: { room: string; users: number; joined: boolean }[];
+        };
+        if (r.rooms.length === 0) ctx.print("-- no rooms yet");
+        for (const x of r.rooms) {
+          ctx.print(`  ${x.joined ? "*" : " "} #${x.room} (${x.users} here)`);
+        }
+      },
+    },
+    {
+      name: "who",
+      usage: "/who [ROOM|*]",
+      summary: "who is in the current room (or a room, or * for everyone online)",
+      async run(ctx, args) {
+        const room = args[0] === "*" ? undefined : _room(args[0]) ?? ctx.currentRoom();
+        const r = await call("chat.who", room ? { room } : {}) as {
+          users: { name: string; rooms: string[]; idleMs: number }[];
+        };
+        ctx.print(`-- ${r.users.length} ${room ? `in #${room}` : "online"}:`);
+        for (const u of r.users) {
+          const idle = u.idleMs >= 60_000 ? `, idle ${Math.floor(u.idleMs / 60_000)} min` : "";
+          ctx.print(`   ${u.name} (${u.rooms.map((x) => `#${x}`).join(" ") || "no rooms"}${idle})`);
+        }
+      },
+      complete: completeRoom,
+    },
+    {
+      name: "me",
+      usage: "/me ACTION",
+      summary: "post an action: /me waves → * you waves",
+      async run(ctx, _args, rest) {
+        await chat.send({ room: ctx.currentRoom() }, _need(rest || undefined, "/me ACTION"), {
+          me: true,
+        });
+      },
+    },
+    {
+      name: "msg",
+      aliases: ["dm", "query"],
+      usage: "/msg USER TEXT",
+      summary: "send a direct message (kept for the user if they are offline)",
+      async run(_ctx, args, rest) {
+        const to = _need(_user(args[0]), "/msg USER TEXT");
+        const text = _need(rest.slice(args[0]!.length).trim() || undefined, "/msg USER TEXT");
+        await chat.send({ to }, text);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "history",
+      usage: "/history [N]",
+      summary: "show the last N messages of the current room (default 20)",
+      async run(ctx, args) {
+        const n = args[0] === undefined ? 20 : Number(args[0]);
+        if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("N must be 1 to 1000");
+        const r = await call("chat.history", { room: ctx.currentRoom(), limit: n }) as {
+          messages: ChatMessage[];
+        };
+        if (r.messages.length === 0) ctx.print("-- no messages yet");
+        show(r.messages);
+      },
+    },
+    {
+      name: "time",
+      usage: "/time [FORMAT]",
+      summary: "the server's clock, optionally in a strftime format (e.g. /time %H:%M)",
+      async run(ctx, _args, rest) {
+        const r = await call("chat.time", rest ? { format: rest } : {}) as {
+          text: string;
+          tz: string;
+        };
+        ctx.print(`-- server time: ${r.text}${rest ? "" : ` (${r.tz})`}`);
+      },
+    },
+    {
+      name: "ignore",
+      usage: "/ignore [USER]",
+      summary: "hide a user's messages (no USER: list whom you ignore)",
+      async run(ctx, args) {
+        const user = _user(args[0]);
+        const r = await call("chat.ignore", user ? { user } : {}) as { ignored: string[] };
+        ctx.print(`-- ignoring: ${r.ignored.join(", ") || "nobody"}`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "unignore",
+      usage: "/unignore USER",
+      summary: "show a user's messages again",
+      async run(ctx, args) {
+        const user = _need(_user(args[0]), "/unignore USER");
+        const r = await call("chat.ignore", { user, off: true }) as { ignored: string[] };
+        ctx.print(`-- ignoring: ${r.ignored.join(", ") || "nobody"}`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "kick",
+      usage: "/kick USER [REASON]",
+      summary: "(admin) remove a user from the current room",
+      async run(ctx, args, rest) {
+        const user = _need(_user(args[0]), "/kick USER [REASON]");
+        const reason = rest.slice(args[0]!.length).trim();
+        await call("chat.kick", { user, room: ctx.currentRoom(), ...(reason ? { reason } : {}) });
+        ctx.print(`-- kicked ${user} from #${ctx.currentRoom()}`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "ban",
+      usage: "/ban USER [REASON]",
+      summary: "(admin) disconnect a user and refuse their logins",
+      async run(ctx, args, rest) {
+        const user = _need(_user(args[0]), "/ban USER [REASON]");
+        const reason = rest.slice(args[0]!.length).trim();
+        await call("chat.ban", { user, ...(reason ? { reason } : {}) });
+        ctx.print(`-- banned ${user}`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "unban",
+      usage: "/unban USER",
+      summary: "(admin) lift a ban",
+      async run(ctx, args) {
+        const user = _need(_user(args[0]), "/unban USER");
+        await call("chat.ban", { user, off: true });
+        ctx.print(`-- unbanned ${user}`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "mute",
+      usage: "/mute USER [MINUTES]",
+      summary: "(admin) stop a user from posting for a while (default 10 minutes)",
+      async run(ctx, args) {
+        const user = _need(_user(args[0]), "/mute USER [MINUTES]");
+        const minutes = args[1] === undefined ? 10 : Number(args[1]);
+        if (!(minutes > 0)) throw new Error("MINUTES must be a positive number");
+        await call("chat.mute", { user, minutes });
+        ctx.print(`-- muted ${user} for ${minutes} min`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "unmute",
+      usage: "/unmute USER",
+      summary: "(admin) let a muted user post again",
+      async run(ctx, args) {
+        const user = _need(_user(args[0]), "/unmute USER");
+        await call("chat.mute", { user, off: true });
+        ctx.print(`-- unmuted ${user}`);
+      },
+      complete: completeUser,
+    },
+    {
+      name: "quit",
+      aliases: ["exit"],
+      usage: "/quit",
+      summary: "leave Parley (Ctrl-D works too)",
+      run() {
+        repl.quit(0);
+        return Promise.resolve();
+      },
+    },
+  ];
+  const taken = new Set(builtins.flatMap((c) => [c.name, ...(c.aliases ?? [])]));
+  return [...builtins, ...plugins.filter((p) => !taken.has(p.name))];
+}

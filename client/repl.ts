@@ -1,0 +1,384 @@
+/**
+ * The interactive REPL behind `parley connect`: reads lines with editing,
+ * history and tab completion (`node:readline`), posts plain lines to the
+ * current room, runs `/commands` (chat built-ins and plug-ins), and prints
+ * incoming messages above the prompt without disturbing what is being typed.
+ *
+ * Commands run one at a time, in order; plain lines are sent at once, even
+ * while a long command (an upload, a remote process) runs.
+ *
+ * @module
+ */
+import * as readline from "node:readline";
+import process from "node:process";
+import { bold, cyan, red } from "@std/fmt/colors";
+import type { ChatClient } from "./chat_client.ts";
+import { formatEvent, type FormatOptions } from "./chat_format.ts";
+import type { ChatEvent } from "./chat_types.ts";
+import type { ReplCommand, ReplContext } from "./repl_command.ts";
+import { createCompleter } from "./repl_completer.ts";
+import { loadHistory, saveHistory } from "./repl_history.ts";
+import { RemoteError } from "../protocol/errors.ts";
+
+/** Options for {@linkcode Repl}. */
+export interface ReplOptions {
+  /** Chat over the connected client. */
+  chat: ChatClient;
+  /** Builds the command list; gets the REPL so built-ins can switch rooms or quit. */
+  commands: (repl: Repl) => ReplCommand[];
+  /** Whether input and output are a terminal (prompt, editing, time stamps). */
+  tty: boolean;
+  /** Whether to use colours. */
+  color: boolean;
+  /** History file (undefined: no saved history). */
+  historyFile?: string | undefined;
+  /** Room to start in. */
+  room: string;
+}
+
+/** One REPL session. */
+export class Repl {
+  readonly chat: ChatClient;
+  readonly tty: boolean;
+  readonly color: boolean;
+  #o: ReplOptions;
+  #rl: readline.Interface | undefined;
+  #room: string;
+  #commands: ReplCommand[] = [];
+  #interrupts: (() => void)[] = [];
+  #inputs: ((line: string | null) => void)[] = [];
+  #queue: Promise<void> = Promise.resolve();
+  #sends = new Set<Promise<void>>();
+  #history: string[] = [];
+  #state: "running" | "quitting" | "done" = "running";
+  #finish!: (code: number) => void;
+  #finished: Promise<number>;
+  #reopen = false;
+  #lastSigint = 0;
+  #offChat: (() => void) | undefined;
+  #context: ReplContext;
+
+  constructor(options: ReplOptions) {
+    this.#o = options;
+    this.chat = options.chat;
+    this.tty = options.tty;
+    this.color = options.color;
+    this.#room = options.room;
+    this.#finished = new Promise((r) => (this.#finish = r));
+    this.#context = this.#makeContext();
+  }
+
+  /** The context plug-in commands run with. */
+  get context(): ReplContext {
+    return this.#context;
+  }
+
+  /** Every command, in `/help` order. */
+  get commands(): ReplCommand[] {
+    return this.#commands;
+  }
+
+  /** The current room. */
+  get room(): string {
+    return this.#room;
+  }
+
+  /** Makes `room` the room plain lines go to. */
+  setRoom(room: string): void {
+    this.#room = room;
+    this.#refreshPrompt();
+  }
+
+  /** Output style for chat lines. */
+  get format(): FormatOptions {
+    return {
+      color: this.color,
+      timestamps: this.tty,
+      me: this.chat.client.user,
+      currentRoom: this.#room,
+    };
+  }
+
+  /** Runs until `/quit`, end of input, or a closed connection. Returns the exit code. */
+  async run(): Promise<number> {
+    this.#commands = this.#o.commands(this);
+    this.#offChat = this.chat.onEvent((e) => this.#onChat(e));
+    this.#history = this.tty ? await loadHistory(this.#o.historyFile) : [];
+    const offState = this.chat.client.onState((s, why) => {
+      if (s === "closed" && this.#state === "running") {
+        this.print(this.#err(`connection closed${why ? `: ${why.message}` : ""}`));
+        this.quit(1);
+      }
+    });
+    this.#open();
+    try {
+      return await this.#finished;
+    } finally {
+      offState();
+      this.#offChat?.();
+    }
+  }
+
+  /** Prints a line above the prompt, keeping the user's partial input intact. */
+  print(line: string): void {
+    const rl = this.#rl;
+    if (!this.tty || !rl || this.#state === "done") {
+      process.stdout.write(line + "\n");
+      return;
+    }
+    const out = process.stdout;
+    const rows = rl.getCursorPos().rows;
+    if (rows > 0) readline.moveCursor(out, 0, -rows);
+    readline.cursorTo(out, 0);
+    readline.clearScreenDown(out);
+    out.write(line + "\n");
+    // readline would move up by the rows of the old input; it is redrawn from here
+    (rl as unknown as { prevRows: number }).prevRows = 0;
+    rl.prompt(true);
+  }
+
+  /** Ends the REPL after running work finishes. */
+  quit(code = 0): void {
+    if (this.#state !== "running") return;
+    this.#state = "quitting";
+    void (async () => {
+      await Promise.allSettled([...this.#sends]);
+      await this.#queue;
+      this.#state = "done";
+      this.#rl?.close();
+      if (this.tty) {
+        await saveHistory(this.#o.historyFile, this.#history).catch((e) =>
+          process.stderr.write(`parley: cannot save history: ${(e as Error).message}\n`)
+        );
+      }
+      this.#finish(code);
+    })();
+  }
+
+  #prompt(): string {
+    const p = `[#${this.#room}] `;
+    return this.color ? bold(cyan(p)) : p;
+  }
+
+  #refreshPrompt(): void {
+    if (!this.tty || !this.#rl) return;
+    this.#rl.setPrompt(this.#prompt());
+    (this.#rl as unknown as { prevRows: number }).prevRows = 0;
+    this.#rl.prompt(true);
+  }
+
+  #open(): void {
+    const rl = readline.createInterface({
+      input: process.stdin,
+      ...(this.tty
+        ? {
+          output: process.stdout,
+          terminal: true,
+          history: this.#history,
+          historySize: 1000,
+          removeHistoryDuplicates: true,
+          completer: createCompleter({
+            commands: () => this.#commands,
+            context: () => this.#context,
+            users: () => this.#knownUsers(),
+            rooms: () => this.#knownRooms(),
+          }),
+        }
+        : { terminal: false }),
+    });
+    this.#rl = rl;
+    rl.on("line", (line: string) => this.#onLine(line));
+    rl.on("SIGINT", () => this.#onSigint());
+    rl.on("close", () => {
+      if (this.#rl === rl) this.#rl = undefined;
+      if (this.tty) this.#history = [...(rl as unknown as { history: string[] }).history ?? []];
+      if (this.#state !== "running") return;
+      const input = this.#inputs.at(-1);
+      if (input) {
+        input(null);
+        if (this.tty) this.#reopen = true;
+        else this.quit(0);
+        return;
+      }
+      if (this.tty) process.stdout.write("\n");
+      this.quit(0);
+    });
+    if (this.tty) {
+      rl.setPrompt(this.#prompt());
+      rl.prompt();
+    }
+  }
+
+  #onSigint(): void {
+    const handler = this.#interrupts.at(-1);
+    if (handler) {
+      handler();
+      return;
+    }
+    const rl = this.#rl;
+    if (rl && rl.line.length > 0) {
+      rl.write(null, { ctrl: true, name: "e" });
+      rl.write(null, { ctrl: true, name: "u" });
+      this.#lastSigint = 0;
+      return;
+    }
+    const now = Date.now();
+    if (now - this.#lastSigint < 2000) {
+      this.quit(0);
+      return;
+    }
+    this.#lastSigint = now;
+    this.print("(press Ctrl-C again, or type /quit or Ctrl-D, to leave)");
+  }
+
+  #onLine(line: string): void {
+    if (this.#state !== "running") return;
+    const input = this.#inputs.at(-1);
+    if (input) {
+      input(line);
+      return;
+    }
+    if (this.tty) this.#rl?.prompt();
+    const text = line.trim();
+    if (text === "") return;
+    if (text.startsWith("/") && !text.startsWith("//")) return this.#enqueue(text.slice(1));
+    const bang = this.#commands.find((c) => c.aliases?.includes("!"));
+    if (text.startsWith("!") && bang) return this.#enqueue(`! ${text.slice(1)}`);
+    this.#send(line.startsWith("//") ? line.slice(1) : line);
+  }
+
+  #send(text: string): void {
+    const room = this.#room;
+    const p = this.chat.send({ room }, text).then(
+      () => {},
+      (e) => this.print(this.#err(`not sent: ${_describe(e)}`)),
+    );
+    this.#sends.add(p);
+    void p.finally(() => this.#sends.delete(p));
+  }
+
+  #enqueue(commandLine: string): void {
+    this.#queue = this.#queue.then(() => this.#runCommand(commandLine));
+  }
+
+  async #runCommand(commandLine: string): Promise<void> {
+    if (this.#state === "done") return;
+    const m = /^(\S+)\s*(.*)$/s.exec(commandLine);
+    if (!m) return;
+    const name = m[1]!;
+    const rest = m[2]!.trim();
+    const cmd = this.#commands.find((c) => c.name === name || c.aliases?.includes(name));
+    if (!cmd) {
+      this.print(this.#err(`unknown command /${name}; /help lists the commands`));
+      return;
+    }
+    try {
+      await cmd.run(this.#context, rest === "" ? [] : rest.split(/\s+/), rest);
+    } catch (e) {
+      this.print(this.#err(`/${cmd.name}: ${_describe(e)}`));
+    }
+    if (this.#reopen && this.#state === "running") {
+      this.#reopen = false;
+      this.#open();
+    }
+  }
+
+  #onChat(e: ChatEvent): void {
+    const line = formatEvent(e, this.format);
+    if (line !== undefined) this.print(line);
+    if (e.kind === "kicked" && e.room === this.#room) {
+      const next = this.chat.rooms[0];
+      if (next) this.setRoom(next);
+    }
+  }
+
+  async #knownUsers(): Promise<string[]> {
+    const names = new Set<string>(this.chat.recent().map((m) => m.from));
+    for (const r of this.chat.rooms) for (const u of this.chat.usersIn(r)) names.add(u);
+    try {
+      const who = await _withTimeout(this.chat.client.call("chat.who", {}), 1000) as {
+        users: { name: string }[];
+      };
+      for (const u of who.users) names.add(u.name);
+    } catch {
+      // offline or slow: complete from what is known
+    }
+    return [...names];
+  }
+
+  async #knownRooms(): Promise<string[]> {
+    const rooms = new Set(this.chat.rooms);
+    try {
+      const r = await _withTimeout(this.chat.client.call("chat.rooms", {}), 1000) as {
+        rooms: { room: string }[];
+      };
+      for (const x of r.rooms) rooms.add(x.room);
+    } catch {
+      // offline or slow: complete from what is known
+    }
+    return [...rooms];
+  }
+
+  #err(text: string): string {
+    return this.color ? red(text) : text;
+  }
+
+  #makeContext(): ReplContext {
+    // deno-lint-ignore no-this-alias
+    const repl = this;
+    return {
+      get client() {
+        return repl.chat.client;
+      },
+      print: (line) => repl.print(line),
+      get color() {
+        return repl.color;
+      },
+      get tty() {
+        return repl.tty;
+      },
+      currentRoom: () => repl.#room,
+      async withInterrupt<T>(onInterrupt: () => void, fn: () => Promise<T>): Promise<T> {
+        repl.#interrupts.push(onInterrupt);
+        // without a terminal, Ctrl-C arrives as a signal
+        const onSignal = () => onInterrupt();
+        if (!repl.tty) Deno.addSignalListener("SIGINT", onSignal);
+        try {
+          return await fn();
+        } finally {
+          if (!repl.tty) Deno.removeSignalListener("SIGINT", onSignal);
+          repl.#interrupts.splice(repl.#interrupts.lastIndexOf(onInterrupt), 1);
+        }
+      },
+      async withInput<T>(onLine: (line: string | null) => void, fn: () => Promise<T>): Promise<T> {
+        repl.#inputs.push(onLine);
+        try {
+          return await fn();
+        } finally {
+          repl.#inputs.splice(repl.#inputs.lastIndexOf(onLine), 1);
+        }
+      },
+      message: (id) => {
+        const m = repl.chat.message(id);
+        return m ? { ...m } : undefined;
+      },
+    };
+  }
+}
+
+function _describe(e: unknown): string {
+  if (e instanceof RemoteError) return `${e.message} (${e.code})`;
+  return (e as Error)?.message ?? String(e);
+}
+
+async function _withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error("timeout")), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

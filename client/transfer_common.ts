@@ -1,0 +1,164 @@
+/**
+ * Shared pieces of client transfers: options and progress types, the
+ * `TransferError` for local failures, local SHA-256 hashing and the retry
+ * loop that resumes a transfer after the connection comes back.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { ProtocolError, RemoteError } from "../protocol/errors.ts";
+import type { ParleyClient } from "./client.ts";
+
+/** Progress of one transfer. */
+export interface TransferProgress {
+  /** `hash`: reading the local file to checksum it; `send`/`receive`: moving bytes. */
+  phase: "hash" | "send" | "receive";
+  /** Bytes done in this phase (a resumed transfer starts at its offset). */
+  done: number;
+  /** Bytes in total. */
+  total: number;
+}
+
+/** Options shared by uploads and downloads. */
+export interface TransferOptions {
+  /** Replace an existing file. Default false. */
+  overwrite?: boolean;
+  /** Continue an interrupted transfer of the same file. Default true. */
+  resume?: boolean;
+  /** Create missing remote parent directories (uploads). Default false. */
+  parents?: boolean;
+  /** The local file's SHA-256 when already known (uploads skip hashing it again). */
+  sha256?: string;
+  /** Called as bytes move (often; keep it cheap). */
+  onProgress?: (p: TransferProgress) => void;
+  /** How long to wait for a lost connection to come back, in ms. Default 60 000. */
+  reconnectWaitMs?: number;
+  /** Most attempts after connection losses. Default 20. */
+  maxAttempts?: number;
+}
+
+/** What a finished transfer reports. */
+export interface TransferResult {
+  /** Remote path as the server shows it (`~/…`), or the share id. */
+  remote: string;
+  /** Local path. */
+  local: string;
+  /** File size. */
+  size: number;
+  /** SHA-256 of the file, verified. */
+  sha256: string;
+  /** Offset the last attempt started from (0 unless resumed). */
+  resumedFrom: number;
+  /** Bytes that crossed the network in this call. */
+  transferred: number;
+  /** Wall time in ms. */
+  ms: number;
+}
+
+/** Codes of {@linkcode TransferError}. */
+export type TransferErrorCode = "checksum" | "exists" | "not_found" | "local" | "interrupted";
+
+/** A transfer failed on the client side (or its verification failed). */
+export class TransferError extends Error {
+  readonly code: TransferErrorCode;
+  constructor(code: TransferErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "TransferError";
+    this.code = code;
+  }
+}
+
+/** Read size for local files (1 MiB: the session cuts it into frames). */
+export const LOCAL_CHUNK = 1024 * 1024;
+
+/** SHA-256 of a local file, with progress. */
+export async function hashLocalFile(
+  path: string,
+  onProgress?: (p: TransferProgress) => void,
+): Promise<{ sha256: string; size: number }> {
+  using file = await Deno.open(path, { read: true });
+  const hash = createHash("sha256");
+  const buf = new Uint8Array(LOCAL_CHUNK);
+  const total = (await file.stat()).size;
+  let done = 0;
+  for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
+    hash.update(buf.subarray(0, n));
+    done += n;
+    onProgress?.({ phase: "hash", done, total });
+  }
+  return { sha256: hash.digest("hex"), size: done };
+}
+
+/** Hashes the first `length` bytes of an open file into `hash` (from the start). */
+export async function hashPrefix(
+  file: Deno.FsFile,
+  length: number,
+  hash: ReturnType<typeof createHash>,
+): Promise<void> {
+  await file.seek(0, Deno.SeekMode.Start);
+  const buf = new Uint8Array(LOCAL_CHUNK);
+  let left = length;
+  while (left > 0) {
+    const n = await file.read(buf.subarray(0, Math.min(left, buf.byteLength)));
+    if (n === null) throw new TransferError("local", "a partial file is shorter than expected");
+    hash.update(buf.subarray(0, n));
+    left -= n;
+  }
+}
+
+/** Whether `e` means the connection went away (as opposed to a refusal). */
+export function isConnectionLoss(client: ParleyClient, e: unknown): boolean {
+  if (client.state === "reconnecting" || client.session.state !== "open") return true;
+  if (e instanceof ProtocolError) return e.code === "closed";
+  if (e instanceof RemoteError) return e.code === "closed" || e.code === "slow_consumer";
+  return false;
+}
+
+/**
+ * Runs `attempt` until it succeeds; after a connection loss waits for the
+ * client to reconnect (when it reconnects at all) and tries again with
+ * `resumed = true`. A server `busy` (the old attempt is still being torn
+ * down) is retried too, briefly.
+ */
+export async function withRetries<T>(
+  client: ParleyClient,
+  options: TransferOptions,
+  attempt: (resumed: boolean) => Promise<T>,
+): Promise<T> {
+  const max = options.maxAttempts ?? 20;
+  for (let i = 0;; i++) {
+    try {
+      return await attempt(i > 0);
+    } catch (e) {
+      if (i + 1 >= max) throw e;
+      if (e instanceof RemoteError && e.code === "busy") {
+        await new Promise((r) => setTimeout(r, 250 * (i + 1)));
+        continue;
+      }
+      if (!isConnectionLoss(client, e) || !client.options.reconnect) throw e;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          client.waitOpen(),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new TransferError(
+                    "interrupted",
+                    "the connection did not come back; resume later",
+                    {
+                      cause: e,
+                    },
+                  ),
+                ),
+              options.reconnectWaitMs ?? 60_000,
+            );
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+}

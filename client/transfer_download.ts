@@ -1,0 +1,192 @@
+/**
+ * Downloads a remote or shared file into `LOCAL.parley-part`, verifies the
+ * SHA-256 the server (and, for a shared file, the chat message) names, then
+ * renames it into place. The part file and a small `.json` beside it let an
+ * interrupted download resume when the remote file is unchanged (same size
+ * and modification time).
+ *
+ * @example
+ * ```ts ignore
+ * await downloadFile(client, { path: "docs/report.pdf" }, "./report.pdf");
+ * await downloadFile(client, { shared: id, sha256 }, "./photo.jpg");
+ * ```
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { RemoteError } from "../protocol/errors.ts";
+import type { ParleyClient } from "./client.ts";
+import {
+  hashPrefix,
+  TransferError,
+  type TransferOptions,
+  type TransferResult,
+  withRetries,
+} from "./transfer_common.ts";
+
+/** What to download: a path (relative to the session's directory) or a share id. */
+export type DownloadSource =
+  | { path: string }
+  | { shared: string; sha256?: string };
+
+/** Suffix of an incomplete download. */
+export const PART_SUFFIX = ".parley-part";
+
+interface _Stat {
+  path?: string;
+  name: string;
+  type: "file" | "dir" | "other";
+  size: number;
+  mtime?: number;
+  sha256?: string;
+}
+
+interface _PartMeta {
+  source: string;
+  size: number;
+  mtime: number;
+}
+
+async function _exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function _remove(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** Describes a source for messages and the part-file record. */
+export function sourceName(source: DownloadSource): string {
+  return "path" in source ? source.path : `shared:${source.shared}`;
+}
+
+/** Asks the server about `source` (`file.stat`). */
+export async function statSource(client: ParleyClient, source: DownloadSource): Promise<_Stat> {
+  return (await client.call(
+    "file.stat",
+    "path" in source ? { path: source.path } : { shared: source.shared },
+  )) as _Stat;
+}
+
+/** Downloads `source` to the local file `local`. */
+export async function downloadFile(
+  client: ParleyClient,
+  source: DownloadSource,
+  local: string,
+  options: TransferOptions = {},
+): Promise<TransferResult> {
+  const t0 = performance.now();
+  if (!options.overwrite && await _exists(local)) {
+    throw new TransferError("exists", `${local} already exists; use --overwrite to replace it`);
+  }
+  const part = local + PART_SUFFIX;
+  const metaPath = part + ".json";
+  let transferred = 0;
+  let resumedFrom = 0;
+  let restart = options.resume === false;
+  const once = async () => {
+    const st = await statSource(client, source);
+    if (st.type !== "file") {
+      throw new TransferError("local", `${sourceName(source)} is not a file`);
+    }
+    const meta: _PartMeta = { source: sourceName(source), size: st.size, mtime: st.mtime ?? 0 };
+    let offset = 0;
+    if (!restart) {
+      try {
+        const old = JSON.parse(await Deno.readTextFile(metaPath)) as _PartMeta;
+        const have = (await Deno.lstat(part)).size;
+        if (
+          old.source === meta.source && old.size === meta.size && old.mtime === meta.mtime &&
+          have <= meta.size
+        ) offset = have;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound || e instanceof SyntaxError)) throw e;
+      }
+    }
+    restart = false;
+    await Deno.writeTextFile(metaPath, JSON.stringify(meta));
+    using file = await Deno.open(part, { read: true, write: true, create: true });
+    await file.truncate(offset);
+    const hash = createHash("sha256");
+    await hashPrefix(file, offset, hash);
+    await file.seek(offset, Deno.SeekMode.Start);
+    resumedFrom = offset;
+    const args = "path" in source
+      ? { path: source.path, offset, size: st.size, mtime: st.mtime ?? 0 }
+      : { shared: source.shared, offset, size: st.size };
+    const { stream, result } = client.open("file.get", args, { fin: true });
+    result.catch(() => {});
+    let got = offset;
+    try {
+      for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
+        got += chunk.byteLength;
+        if (got > st.size) throw new TransferError("checksum", "the server sent too many bytes");
+        hash.update(chunk);
+        let off = 0;
+        while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+        transferred += chunk.byteLength;
+        options.onProgress?.({ phase: "receive", done: got, total: st.size });
+      }
+    } catch (e) {
+      await result; // a refusal arrives as the reply; prefer it over the stream's reset
+      throw e;
+    }
+    const reply = (await result) as { size: number; sha256: string };
+    const sha256 = hash.digest("hex");
+    const expected = "shared" in source && source.sha256 ? source.sha256 : reply.sha256;
+    if (got !== reply.size || sha256 !== reply.sha256 || sha256 !== expected) {
+      await _remove(part);
+      await _remove(metaPath);
+      throw new TransferError(
+        "checksum",
+        `${sourceName(source)}: the downloaded bytes do not match the SHA-256 ` +
+          `(${sha256.slice(0, 16)}… vs ${expected.slice(0, 16)}…); nothing was kept`,
+      );
+    }
+    await file.syncData();
+    return { size: got, sha256, remote: st.path ?? sourceName(source) };
+  };
+  const result = await withRetries(client, options, async () => {
+    try {
+      return await once();
+    } catch (e) {
+      // `changed`: the part file belongs to another version; start over once.
+      if (!(e instanceof RemoteError && e.code === "changed")) throw e;
+      restart = true;
+      return await once();
+    }
+  });
+  if (options.overwrite) {
+    await Deno.rename(part, local);
+  } else {
+    try {
+      await Deno.link(part, local);
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) {
+        throw new TransferError("exists", `${local} appeared during the download; kept ${part}`);
+      }
+      throw e;
+    }
+    await Deno.remove(part);
+  }
+  await _remove(metaPath);
+  return {
+    remote: result.remote,
+    local,
+    size: result.size,
+    sha256: result.sha256,
+    resumedFrom,
+    transferred,
+    ms: performance.now() - t0,
+  };
+}

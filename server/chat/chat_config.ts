@@ -1,0 +1,45 @@
+/**
+ * The chat feature's settings (the `chat` section of `<data>/config.json`),
+ * validated with defaults filled in.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+const _SCHEMA = z.object({
+  /** Room a client joins when it names none. */
+  defaultRoom: z.string().regex(/^[a-z0-9_][a-z0-9_.-]{0,31}$/).default("lobby"),
+  /** Largest message text in UTF-8 bytes. */
+  maxTextBytes: z.number().int().min(16).max(60_000).default(4096),
+  /** Messages kept per room (memory and disk). */
+  historyPerRoom: z.number().int().min(10).max(1_000_000).default(1000),
+  /** Messages sent with a join when the client asks for none in particular. */
+  historyOnJoin: z.number().int().min(0).max(1000).default(50),
+  /** Direct messages kept per user. */
+  dmHistoryPerUser: z.number().int().min(10).max(1_000_000).default(1000),
+  /** Messages per second a user may send, sustained. */
+  ratePerSecond: z.number().positive().max(1_000_000).default(5),
+  /** Messages a user may send in a burst. */
+  rateBurst: z.number().int().positive().max(1_000_000).default(10),
+  /** Most rooms on the server. */
+  maxRooms: z.number().int().positive().default(1000),
+  /** Most rooms one connection may be in. */
+  maxRoomsPerConnection: z.number().int().positive().default(100),
+}).strict();
+
+/** Validated chat settings. */
+export type ChatConfig = z.infer<typeof _SCHEMA>;
+
+/** Validates a raw `chat` config section; throws a `TypeError` naming the bad field. */
+export function parseChatConfig(raw: unknown): ChatConfig {
+  const r = _SCHEMA.safeParse(raw ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new TypeError(
+      `invalid "chat" section in config.json: ${issue?.path.join(".") || "(root)"}: ${
+        issue?.message ?? "invalid"
+      }`,
+    );
+  }
+  return r.data;
+}

@@ -1,0 +1,80 @@
+/**
+ * The chat message shape (PROTOCOL.md "Operations: chat") and validation of
+ * what clients send and what journals hold.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** A file shared in a message (uploaded first through the file feature). */
+export interface FileRef {
+  /** Path in the server's file store. */
+  path: string;
+  /** Display name. */
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  /** Lower-case hex SHA-256 of the content. */
+  sha256: string;
+}
+
+/** A stored and delivered message. Exactly one of `room` / `to` is set. */
+export interface ChatMessage {
+  /** Stable id: decimal digits, increasing across the whole server. */
+  id: string;
+  room?: string;
+  to?: string;
+  from: string;
+  text: string;
+  /** Server time, ms since the epoch. */
+  ts: number;
+  me?: true;
+  file?: FileRef;
+  /** User names mentioned as `@name` in the text. */
+  mentions?: string[];
+}
+
+/** Room names: like user names, 1–32 of `a-z 0-9 _ . -`. */
+export const ROOM_NAME = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;
+
+/** Schema of a file reference. */
+export const FILE_REF = z.object({
+  path: z.string().min(1).max(4096).refine((p) => !p.includes("\0"), "no NUL bytes"),
+  name: z.string().min(1).max(255).refine((p) => !/[\0\n\r]/.test(p), "no control characters"),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex characters"),
+}).strict();
+
+const _MESSAGE = z.object({
+  id: z.string().regex(/^\d{1,20}$/),
+  room: z.string().regex(ROOM_NAME).optional(),
+  to: z.string().optional(),
+  from: z.string(),
+  text: z.string(),
+  ts: z.number(),
+  me: z.literal(true).optional(),
+  file: FILE_REF.optional(),
+  mentions: z.array(z.string()).optional(),
+});
+
+/** Checks a journal line; undefined when it is not a message. */
+export function parseStoredMessage(v: unknown): ChatMessage | undefined {
+  const r = _MESSAGE.safeParse(v);
+  if (!r.success) return undefined;
+  if ((r.data.room === undefined) === (r.data.to === undefined)) return undefined;
+  return r.data as ChatMessage;
+}
+
+/** Numeric value of a message id (ids compare numerically). */
+export function idNum(id: string | number): number {
+  return typeof id === "number" ? id : Number(id);
+}
+
+/** User names mentioned as `@name` in `text`. */
+export function findMentions(text: string): string[] {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/(?:^|[^\w@])@([a-z0-9_][a-z0-9_.-]{0,31})/g)) {
+    out.add(m[1]!.replace(/[.-]+$/, ""));
+  }
+  return [...out];
+}

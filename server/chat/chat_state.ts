@@ -1,0 +1,160 @@
+/**
+ * Chat state that is not history: bans, mutes, ignore lists and how far
+ * each user's direct messages have been delivered. Kept in
+ * `chat/state.json`, replaced atomically (write a temporary file, rename),
+ * saved shortly after each change and at shutdown.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+
+interface _Data {
+  bans: Record<string, { by: string; reason?: string; ts: number }>;
+  mutes: Record<string, { by: string; until: number }>;
+  ignores: Record<string, string[]>;
+  delivered: Record<string, number>;
+}
+
+const _SAVE_DELAY_MS = 100;
+
+/** Moderation, ignore lists and DM delivery marks. */
+export class ChatState {
+  readonly path: string;
+  #d: _Data;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  #log: Logger;
+
+  private constructor(path: string, data: _Data, log: Logger) {
+    this.path = path;
+    this.#d = data;
+    this.#log = log;
+  }
+
+  /** Loads the state file; a damaged one is set aside (renamed `.bad`) and logged. */
+  static async open(path: string, log: Logger): Promise<ChatState> {
+    const empty: _Data = { bans: {}, mutes: {}, ignores: {}, delivered: {} };
+    let data = empty;
+    try {
+      const raw = JSON.parse(await Deno.readTextFile(path));
+      if (raw === null || typeof raw !== "object") throw new TypeError("not an object");
+      data = {
+        bans: _obj(raw.bans),
+        mutes: _obj(raw.mutes),
+        ignores: _obj(raw.ignores),
+        delivered: _obj(raw.delivered),
+      } as _Data;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        log.error("chat state file unreadable; starting with an empty one", {
+          file: path,
+          error: (e as Error).message,
+        });
+        await Deno.rename(path, `${path}.bad`).catch(() => {});
+      }
+    }
+    return new ChatState(path, data, log);
+  }
+
+  /** The ban record of `user`, if banned. */
+  ban(user: string): { by: string; reason?: string } | undefined {
+    return this.#d.bans[user];
+  }
+
+  /** Bans or unbans `user`. */
+  setBan(user: string, ban: { by: string; reason?: string } | undefined): void {
+    if (ban) this.#d.bans[user] = { ...ban, ts: Date.now() };
+    else delete this.#d.bans[user];
+    this.#changed();
+  }
+
+  /** Banned user names. */
+  bans(): string[] {
+    return Object.keys(this.#d.bans).sort();
+  }
+
+  /** When `user`'s mute ends (ms since epoch), if muted now. */
+  mutedUntil(user: string, now: number = Date.now()): number | undefined {
+    const m = this.#d.mutes[user];
+    if (!m) return undefined;
+    if (m.until <= now) {
+      delete this.#d.mutes[user];
+      this.#changed();
+      return undefined;
+    }
+    return m.until;
+  }
+
+  /** Mutes `user` until `until`, or unmutes. */
+  setMute(user: string, mute: { by: string; until: number } | undefined): void {
+    if (mute) this.#d.mutes[user] = mute;
+    else delete this.#d.mutes[user];
+    this.#changed();
+  }
+
+  /** Users `user` ignores. */
+  ignores(user: string): readonly string[] {
+    return this.#d.ignores[user] ?? [];
+  }
+
+  /** Whether `user` ignores `other`. */
+  ignoring(user: string, other: string): boolean {
+    return this.#d.ignores[user]?.includes(other) ?? false;
+  }
+
+  /** Adds or removes `other` from `user`'s ignore list. */
+  setIgnore(user: string, other: string, on: boolean): void {
+    const set = new Set(this.#d.ignores[user] ?? []);
+    if (on) set.add(other);
+    else set.delete(other);
+    if (set.size) this.#d.ignores[user] = [...set].sort();
+    else delete this.#d.ignores[user];
+    this.#changed();
+  }
+
+  /** Highest DM id delivered to one of `user`'s connections. */
+  delivered(user: string): number {
+    return this.#d.delivered[user] ?? 0;
+  }
+
+  /** Records that DMs up to `id` reached `user`. */
+  markDelivered(user: string, id: number): void {
+    if (id <= (this.#d.delivered[user] ?? 0)) return;
+    this.#d.delivered[user] = id;
+    this.#changed();
+  }
+
+  /** Writes pending changes now. */
+  async flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#saving = this.#saving.then(() => this.#save());
+    }
+    await this.#saving;
+  }
+
+  #changed(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#saving = this.#saving.then(() => this.#save());
+    }, _SAVE_DELAY_MS);
+  }
+
+  async #save(): Promise<void> {
+    const tmp = `${this.path}.tmp`;
+    try {
+      await Deno.writeTextFile(tmp, JSON.stringify(this.#d) + "\n", { mode: 0o600 });
+      await Deno.rename(tmp, this.path);
+    } catch (e) {
+      this.#log.error("cannot save chat state", { file: this.path, error: (e as Error).message });
+    }
+  }
+}
+
+function _obj(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v)
+    ? v as Record<string, unknown>
+    : {};
+}

@@ -1,0 +1,211 @@
+/**
+ * Chat history on disk and in memory: one journal per room
+ * (`chat/rooms/ROOM.jsonl`) and one per user for direct messages
+ * (`chat/dm/USER.jsonl`, holding DMs sent and received). Each keeps at most
+ * its configured number of messages; a journal is compacted when it holds
+ * twice that.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import type { Logger } from "../log.ts";
+import { type ChatMessage, idNum, parseStoredMessage, ROOM_NAME } from "./chat_message.ts";
+import { IdSequence } from "./id_sequence.ts";
+import { Journal } from "./journal.ts";
+
+/** A window of history. */
+export interface HistoryQuery {
+  /** Only messages with a larger id. */
+  after?: number | undefined;
+  /** Only messages with a smaller id. */
+  before?: number | undefined;
+  /** Most messages returned. */
+  limit: number;
+}
+
+/** A page of history, oldest first. `more` says the window held more. */
+export interface HistoryPage {
+  messages: ChatMessage[];
+  more: boolean;
+}
+
+interface _Log {
+  list: ChatMessage[];
+  journal: Journal<ChatMessage>;
+  limit: number;
+  compacting: boolean;
+}
+
+/** Room and DM history. */
+export class ChatStore {
+  #dir: string;
+  #rooms = new Map<string, _Log>();
+  #dms = new Map<string, _Log>();
+  #seq!: IdSequence;
+  #roomLimit: number;
+  #dmLimit: number;
+  #compactions = new Set<Promise<void>>();
+  #log: Logger;
+
+  private constructor(dir: string, roomLimit: number, dmLimit: number, log: Logger) {
+    this.#dir = dir;
+    this.#roomLimit = roomLimit;
+    this.#dmLimit = dmLimit;
+    this.#log = log;
+  }
+
+  /** Loads every journal under `dir`. */
+  static async open(
+    dir: string,
+    options: { roomLimit: number; dmLimit: number; log: Logger },
+  ): Promise<ChatStore> {
+    const store = new ChatStore(dir, options.roomLimit, options.dmLimit, options.log);
+    await Deno.mkdir(join(dir, "rooms"), { recursive: true, mode: 0o700 });
+    await Deno.mkdir(join(dir, "dm"), { recursive: true, mode: 0o700 });
+    let maxId = 0;
+    for (
+      const [sub, map, limit] of [["rooms", store.#rooms, store.#roomLimit], [
+        "dm",
+        store.#dms,
+        store.#dmLimit,
+      ]] as const
+    ) {
+      for await (const e of Deno.readDir(join(dir, sub))) {
+        const m = /^(.+)\.jsonl$/.exec(e.name);
+        if (!e.isFile || !m || !ROOM_NAME.test(m[1]!)) continue;
+        const load = await Journal.open(join(dir, sub, e.name), parseStoredMessage);
+        if (load.skipped || load.truncated) {
+          options.log.warn("chat journal repaired", {
+            file: load.journal.path,
+            skipped: load.skipped,
+            truncatedBytes: load.truncated,
+          });
+        }
+        const list = load.entries.sort((a, b) => idNum(a.id) - idNum(b.id));
+        for (const msg of list) maxId = Math.max(maxId, idNum(msg.id));
+        if (list.length > limit) list.splice(0, list.length - limit);
+        map.set(m[1]!, { list, journal: load.journal, limit, compacting: false });
+      }
+    }
+    store.#seq = await IdSequence.open(join(dir, "seq"), maxId);
+    return store;
+  }
+
+  /** A fresh message id (synchronous, so ids follow the order of calls). */
+  nextId(): string {
+    return this.#seq.next();
+  }
+
+  /** Rooms that have history. */
+  rooms(): string[] {
+    return [...this.#rooms.keys()];
+  }
+
+  /** Whether `room` has ever had a message. */
+  hasRoom(room: string): boolean {
+    return this.#rooms.has(room);
+  }
+
+  /** Stores a room message; resolves once it is on disk. */
+  addRoomMessage(msg: ChatMessage): Promise<void> {
+    return this.#add(this.#rooms, "rooms", msg.room!, msg, this.#roomLimit);
+  }
+
+  /** Stores a direct message in the sender's and the recipient's logs. */
+  async addDm(msg: ChatMessage): Promise<void> {
+    const writes = [this.#add(this.#dms, "dm", msg.to!, msg, this.#dmLimit)];
+    if (msg.from !== msg.to) writes.push(this.#add(this.#dms, "dm", msg.from, msg, this.#dmLimit));
+    await Promise.all(writes);
+  }
+
+  /** A page of a room's history. */
+  roomHistory(room: string, q: HistoryQuery): HistoryPage {
+    return _page(this.#rooms.get(room)?.list ?? [], q);
+  }
+
+  /** Whether messages after `after` in `room` were dropped by the history bound. */
+  roomGap(room: string, after: number): boolean {
+    const log = this.#rooms.get(room);
+    const first = log?.list[0];
+    return !!log && !!first && log.list.length >= log.limit && idNum(first.id) > after + 1;
+  }
+
+  /** A page of `user`'s direct messages (sent and received). */
+  dmHistory(user: string, q: HistoryQuery): HistoryPage {
+    return _page(this.#dms.get(user)?.list ?? [], q);
+  }
+
+  /** Finds a message by id among rooms and `user`'s direct messages. */
+  find(id: string, user: string): ChatMessage | undefined {
+    const n = idNum(id);
+    for (const log of [...this.#rooms.values(), this.#dms.get(user)]) {
+      if (!log) continue;
+      const i = _firstAfter(log.list, n - 1);
+      const msg = log.list[i];
+      if (msg && idNum(msg.id) === n) return msg;
+    }
+    return undefined;
+  }
+
+  /** Waits for writes and closes every journal. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#compactions]);
+    await this.#seq?.settle();
+    for (const log of [...this.#rooms.values(), ...this.#dms.values()]) await log.journal.close();
+  }
+
+  #add(
+    map: Map<string, _Log>,
+    sub: string,
+    name: string,
+    msg: ChatMessage,
+    limit: number,
+  ): Promise<void> {
+    let log = map.get(name);
+    if (!log) {
+      log = {
+        list: [],
+        journal: Journal.create(join(this.#dir, sub, `${name}.jsonl`)),
+        limit,
+        compacting: false,
+      };
+      map.set(name, log);
+    }
+    log.list.push(msg);
+    if (log.list.length > limit) log.list.splice(0, log.list.length - limit);
+    const written = log.journal.append(msg);
+    if (log.journal.lines > 2 * limit && !log.compacting) {
+      const l = log;
+      l.compacting = true;
+      const c = l.journal.rewrite(() => l.list).finally(() => (l.compacting = false)).catch((e) => {
+        this.#log.error("chat journal compaction failed", {
+          file: l.journal.path,
+          error: (e as Error).message,
+        });
+      });
+      this.#compactions.add(c);
+      void c.finally(() => this.#compactions.delete(c));
+    }
+    return written;
+  }
+}
+
+function _firstAfter(list: ChatMessage[], after: number): number {
+  let lo = 0, hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (idNum(list[mid]!.id) > after) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+function _page(list: ChatMessage[], q: HistoryQuery): HistoryPage {
+  const start = q.after === undefined ? 0 : _firstAfter(list, q.after);
+  const end = q.before === undefined ? list.length : _firstAfter(list, q.before - 1);
+  if (end <= start) return { messages: [], more: false };
+  if (q.after !== undefined) {
+    return { messages: list.slice(start, start + q.limit), more: end - start > q.limit };
+  }
+  return { messages: list.slice(Math.max(start, end - q.limit), end), more: end - start > q.limit };
+}

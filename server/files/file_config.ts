@@ -1,0 +1,56 @@
+/**
+ * The `files` section of `<data>/config.json`, validated with zod.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+const GiB = 1024 ** 3;
+
+/** Validated file feature settings. */
+export interface FileConfig {
+  /** Bytes each user may store (files in the home plus uploads in progress). */
+  quotaBytes: number;
+  /** Largest single file in bytes. */
+  maxFileBytes: number;
+  /** Interrupted uploads older than this many hours are deleted. */
+  partialTtlHours: number;
+  /** Most interrupted uploads kept per user; the oldest go first. */
+  maxPartialsPerUser: number;
+  /** Most transfers one connection may run at once. */
+  maxTransfersPerConnection: number;
+}
+
+/** The defaults (docs/files.md "Configuration"). */
+export const DEFAULT_FILE_CONFIG: FileConfig = {
+  quotaBytes: 10 * GiB,
+  maxFileBytes: 16 * GiB,
+  partialTtlHours: 168,
+  maxPartialsPerUser: 16,
+  maxTransfersPerConnection: 16,
+};
+
+const _bytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+const _schema = z.object({
+  quotaBytes: _bytes.optional(),
+  maxFileBytes: _bytes.optional(),
+  partialTtlHours: z.number().positive().max(24 * 365).optional(),
+  maxPartialsPerUser: z.number().int().min(1).max(10_000).optional(),
+  maxTransfersPerConnection: z.number().int().min(1).max(256).optional(),
+}).strict();
+
+/** Parses the raw section; throws a `TypeError` naming the bad key. */
+export function parseFileConfig(raw: unknown): FileConfig {
+  const r = _schema.safeParse(raw ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue?.path.length ? `files.${issue.path.join(".")}` : "files";
+    throw new TypeError(`config.json ${where}: ${issue?.message ?? "invalid"}`);
+  }
+  const out: FileConfig = { ...DEFAULT_FILE_CONFIG };
+  for (const [k, v] of Object.entries(r.data)) {
+    if (v !== undefined) (out as unknown as Record<string, number>)[k] = v;
+  }
+  return out;
+}

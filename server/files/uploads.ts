@@ -1,0 +1,324 @@
+/**
+ * Uploads (`file.offset`, `file.put`): bytes go to a temp file
+ * `<files>/.parley-tmp/<key>.part`, keyed by (user, target path, size,
+ * SHA-256), are fsynced and checked against the SHA-256 the client declared,
+ * and only then appear under their name (a hard link when overwriting is not
+ * allowed, so a file that appeared meanwhile is never clobbered; a rename
+ * otherwise). An interrupted upload leaves its temp file, and a later upload
+ * with the same key continues from its length.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "@std/path";
+import type { Json } from "../../protocol/messages.ts";
+import type { MuxStream } from "../../protocol/mux_stream.ts";
+import type { ClientContext } from "../context.ts";
+import { RequestError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { FileConfig } from "./file_config.ts";
+import { fileError } from "./file_errors.ts";
+import { boolArg, intArg, pathArg, shaArg } from "./file_args.ts";
+import { type FileStore, hashFile, type Resolved } from "./file_store.ts";
+import { displayPath } from "./remote_path.ts";
+import { formatBytes as _fmtBytes } from "./format_bytes.ts";
+
+interface _Plan {
+  parts: string[];
+  size: number;
+  sha256: string;
+  overwrite: boolean;
+  parents: boolean;
+  key: string;
+  replaced: number;
+}
+
+interface _PartialMeta {
+  user: string;
+  path: string;
+  size: number;
+  sha256: string;
+  created: number;
+}
+
+async function _lstat(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+async function _removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** Flushes a directory entry change to disk (best effort: not every FS allows it). */
+export async function syncDir(dir: string): Promise<void> {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = await Deno.open(dir, { read: true });
+    await f.sync();
+  } catch {
+    // Some file systems refuse fsync on a directory; the data itself is synced.
+  } finally {
+    f?.close();
+  }
+}
+
+/** Upload handling for one server. */
+export class Uploads {
+  #store: FileStore;
+  #config: FileConfig;
+  #log: Logger;
+  #active = new Set<string>();
+
+  constructor(store: FileStore, config: FileConfig, log: Logger) {
+    this.#store = store;
+    this.#config = config;
+    this.#log = log;
+  }
+
+  /** Deletes partial uploads older than the configured age. */
+  async sweep(now = Date.now()): Promise<void> {
+    const maxAge = this.#config.partialTtlHours * 3600_000;
+    for await (const e of Deno.readDir(this.#store.tmpDir)) {
+      const p = join(this.#store.tmpDir, e.name);
+      const key = e.name.replace(/\.(part|json)$/, "");
+      if (this.#active.has(key)) continue;
+      const info = await _lstat(p);
+      if (info && now - (info.mtime?.getTime() ?? 0) > maxAge) await _removeIfPresent(p);
+    }
+  }
+
+  async #plan(ctx: ClientContext, args: Json): Promise<_Plan> {
+    const parts = pathArg(ctx, args, "path");
+    if (parts.length === 0) throw new RequestError("bad_request", "cannot upload onto ~ itself");
+    const size = intArg(args, "size");
+    const sha256 = shaArg(args, "sha256");
+    const overwrite = boolArg(args, "overwrite");
+    const parents = boolArg(args, "parents");
+    if (size > this.#config.maxFileBytes) {
+      throw new RequestError(
+        "too_large",
+        `${_fmtBytes(size)} is over the largest file allowed (${
+          _fmtBytes(this.#config.maxFileBytes)
+        })`,
+      );
+    }
+    const user = ctx.user.name;
+    const target = await this.#resolveTarget(user, parts, parents);
+    let replaced = 0;
+    if (target.info) {
+      if (!target.info.isFile) {
+        throw new RequestError("exists", `${displayPath(parts)} exists and is not a file`);
+      }
+      if (!overwrite) {
+        throw new RequestError(
+          "exists",
+          `${displayPath(parts)} already exists; use overwrite to replace it`,
+        );
+      }
+      replaced = target.info.size;
+    }
+    const used = await this.#store.usage(user);
+    const need = used + this.#store.reserved(user) + size - replaced;
+    if (need > this.#config.quotaBytes) {
+      throw new RequestError(
+        "quota",
+        `uploading ${_fmtBytes(size)} would exceed your quota: ${_fmtBytes(used)} used, ${
+          _fmtBytes(this.#store.reserved(user))
+        } in uploads, quota ${_fmtBytes(this.#config.quotaBytes)}`,
+      );
+    }
+    const key = createHash("sha256")
+      .update(`${user}\0${parts.join("/")}\0${size}\0${sha256}`)
+      .digest("hex");
+    return { parts, size, sha256, overwrite, parents, key, replaced };
+  }
+
+  /** Resolves the target; a missing parent is fine when `parents` (created at commit time). */
+  async #resolveTarget(user: string, parts: string[], parents: boolean): Promise<Resolved> {
+    try {
+      return await this.#store.resolve(user, parts);
+    } catch (e) {
+      if (!(parents && e instanceof RequestError && e.code === "not_found")) throw e;
+      return { abs: "", parts, info: undefined };
+    }
+  }
+
+  #partPath(key: string): string {
+    return join(this.#store.tmpDir, `${key}.part`);
+  }
+
+  /** `file.offset`: how many bytes of this upload the server already has. */
+  async offset(ctx: ClientContext, args: Json): Promise<unknown> {
+    const plan = await this.#plan(ctx, args);
+    const info = await _lstat(this.#partPath(plan.key));
+    const have = info?.isFile ? Math.min(info.size, plan.size) : 0;
+    return { offset: have, busy: this.#active.has(plan.key) };
+  }
+
+  /** `file.put`: receives the bytes from `offset` on and commits the file. */
+  async put(ctx: ClientContext, args: Json, stream: MuxStream | undefined): Promise<unknown> {
+    if (!stream) throw new RequestError("bad_request", "file.put needs a stream");
+    const plan = await this.#plan(ctx, args);
+    const offset = intArg(args, "offset", 0);
+    if (offset > plan.size) throw new RequestError("bad_request", "offset is past the end");
+    if (this.#active.has(plan.key)) {
+      throw new RequestError("busy", `an upload of ${displayPath(plan.parts)} is already running`);
+    }
+    const user = ctx.user.name;
+    this.#active.add(plan.key);
+    const release = this.#store.reserve(user, plan.size);
+    try {
+      const partPath = this.#partPath(plan.key);
+      const file = await this.#openPartial(user, plan, offset);
+      let closed = false;
+      try {
+        const hash = await hashFile(file, offset);
+        await file.seek(offset, Deno.SeekMode.Start);
+        let received = offset;
+        for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
+          received += chunk.byteLength;
+          if (received > plan.size) {
+            throw new RequestError("bad_request", `more bytes than the declared ${plan.size}`);
+          }
+          hash.update(chunk);
+          let off = 0;
+          while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+        }
+        if (received < plan.size) {
+          throw new RequestError(
+            "bad_request",
+            `the upload ended after ${received} of ${plan.size} bytes; resume it`,
+          );
+        }
+        await file.syncData();
+        const got = hash.digest("hex");
+        if (got !== plan.sha256) {
+          file.close();
+          closed = true;
+          await _removeIfPresent(partPath);
+          await _removeIfPresent(join(this.#store.tmpDir, `${plan.key}.json`));
+          throw fileError(
+            "checksum",
+            `the bytes received do not match the SHA-256 declared for ${
+              displayPath(plan.parts)
+            }; nothing was stored`,
+          );
+        }
+      } finally {
+        if (!closed) file.close();
+      }
+      await this.#commit(user, plan, partPath);
+      this.#log.info("file.put", { user, path: displayPath(plan.parts), size: plan.size });
+      return {
+        path: displayPath(plan.parts),
+        size: plan.size,
+        sha256: plan.sha256,
+        resumedFrom: offset,
+      };
+    } finally {
+      release();
+      this.#active.delete(plan.key);
+    }
+  }
+
+  async #openPartial(user: string, plan: _Plan, offset: number): Promise<Deno.FsFile> {
+    const partPath = this.#partPath(plan.key);
+    const metaPath = join(this.#store.tmpDir, `${plan.key}.json`);
+    if (offset > 0) {
+      const info = await _lstat(partPath);
+      if (!info?.isFile || info.size < offset) {
+        throw fileError(
+          "changed",
+          `the server has ${info?.isFile ? info.size : 0} bytes of this upload, not ${offset}; ` +
+            "ask file.offset again",
+        );
+      }
+      const file = await Deno.open(partPath, { read: true, write: true });
+      const st = await file.stat();
+      if (st.ino !== info.ino) {
+        file.close();
+        throw new RequestError("forbidden", "the partial upload changed while opening");
+      }
+      await file.truncate(offset);
+      return file;
+    }
+    await _removeIfPresent(partPath);
+    await this.#limitPartials(user);
+    const meta: _PartialMeta = {
+      user,
+      path: plan.parts.join("/"),
+      size: plan.size,
+      sha256: plan.sha256,
+      created: Date.now(),
+    };
+    await Deno.writeTextFile(metaPath, JSON.stringify(meta), { mode: 0o600 });
+    return await Deno.open(partPath, { read: true, write: true, createNew: true, mode: 0o600 });
+  }
+
+  /** Keeps at most `maxPartialsPerUser - 1` idle partial uploads of `user` before a new one. */
+  async #limitPartials(user: string): Promise<void> {
+    const mine: { key: string; created: number }[] = [];
+    for await (const e of Deno.readDir(this.#store.tmpDir)) {
+      if (!e.isFile || !e.name.endsWith(".json")) continue;
+      const key = e.name.slice(0, -5);
+      if (this.#active.has(key)) continue;
+      try {
+        const meta = JSON.parse(
+          await Deno.readTextFile(join(this.#store.tmpDir, e.name)),
+        ) as _PartialMeta;
+        if (meta.user === user) mine.push({ key, created: meta.created });
+      } catch {
+        // An unreadable record is swept by age.
+      }
+    }
+    mine.sort((a, b) => a.created - b.created);
+    while (mine.length >= this.#config.maxPartialsPerUser) {
+      const { key } = mine.shift()!;
+      await _removeIfPresent(this.#partPath(key));
+      await _removeIfPresent(join(this.#store.tmpDir, `${key}.json`));
+    }
+  }
+
+  async #commit(user: string, plan: _Plan, partPath: string): Promise<void> {
+    if (plan.parents) await this.#store.mkdirs(user, plan.parts.slice(0, -1));
+    const target = await this.#store.resolve(user, plan.parts);
+    let replaced = 0;
+    if (target.info) {
+      if (!target.info.isFile || !plan.overwrite) {
+        throw new RequestError(
+          "exists",
+          `${displayPath(plan.parts)} appeared during the upload; nothing was replaced`,
+        );
+      }
+      replaced = target.info.size;
+    }
+    if (plan.overwrite) {
+      await Deno.rename(partPath, target.abs);
+    } else {
+      try {
+        await Deno.link(partPath, target.abs);
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) {
+          throw new RequestError(
+            "exists",
+            `${displayPath(plan.parts)} appeared during the upload; nothing was replaced`,
+          );
+        }
+        throw e;
+      }
+      await Deno.remove(partPath);
+    }
+    await _removeIfPresent(join(this.#store.tmpDir, `${plan.key}.json`));
+    await syncDir(join(target.abs, ".."));
+    await this.#store.adjustUsage(user, plan.size - replaced);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Shared fixtures for the exec tests: a server with exec enabled, a helper
+ * that runs a command and collects its output, and a `/proc` scan for the
+ * processes left in a session.
+ *
+ * @module
+ */
+import type { ParleyClient } from "../client/client.ts";
+import { type ExecRequest, type ExecResult, RemoteExec } from "../client/exec_remote.ts";
+import { startTestServer, type TestServer } from "./helpers.ts";
+
+/** Commands the tests allow, on top of the defaults. */
+export const TEST_ALLOW = [
+  "true",
+  "false",
+  "echo",
+  "printf",
+  "cat",
+  "wc",
+  "sleep",
+  "sh",
+  "yes",
+  "pwd",
+  "env",
+];
+
+/** An in-process server with exec enabled and `ada` holding the exec right. */
+export async function startExecServer(exec: Record<string, unknown> = {}): Promise<TestServer> {
+  const t = await startTestServer({
+    features: { exec: { enabled: true, allow: TEST_ALLOW, ...exec } },
+  });
+  await t.addUser("ada", { exec: true });
+  return t;
+}
+
+/** Output and result of one run. */
+export interface Collected {
+  stdout: string;
+  stderr: string;
+  result: ExecResult;
+}
+
+/** Runs `request`, sends `stdin` (then EOF) and collects everything. */
+export async function collect(
+  client: ParleyClient,
+  request: ExecRequest,
+  stdin?: string | Uint8Array,
+): Promise<Collected> {
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  const run = RemoteExec.start(client, request, {
+    stdout: (b) => out.push(b),
+    stderr: (b) => err.push(b),
+  });
+  if (stdin !== undefined) {
+    await run.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
+  }
+  run.endInput();
+  const result = await run.done;
+  const dec = (parts: Uint8Array[]) => new TextDecoder().decode(concat(parts));
+  return { stdout: dec(out), stderr: dec(err), result };
+}
+
+/** Concatenates byte chunks. */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.byteLength;
+  }
+  return all;
+}
+
+/** Pids of live (not zombie) processes whose session id is `sid` (from `ps`). */
+export async function liveInSession(sid: number): Promise<number[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-o", "pid=,stat=", "-s", String(sid)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z") && !stat.startsWith("X"))
+    .map(([pid]) => Number(pid));
+}
+
+/** Waits (bounded) until no live process is left in session `sid`; returns what is left. */
+export async function waitSessionGone(sid: number, ms = 5_000): Promise<number[]> {
+  const until = Date.now() + ms;
+  let left = await liveInSession(sid);
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 25));
+    left = await liveInSession(sid);
+  }
+  return left;
+}
+
+/** Reads from `stream` until `text` has appeared; returns all read so far. */
+export async function readUntil(
+  next: () => Promise<Uint8Array | null>,
+  text: string,
+): Promise<string> {
+  let seen = "";
+  const dec = new TextDecoder();
+  while (!seen.includes(text)) {
+    const chunk = await next();
+    if (chunk === null) throw new Error(`stream ended before ${JSON.stringify(text)}: ${seen}`);
+    seen += dec.decode(chunk, { stream: true });
+  }
+  return seen;
+}

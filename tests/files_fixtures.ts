@@ -1,0 +1,60 @@
+/**
+ * Fixtures for the file tests: deterministic test files of any size
+ * (written in 1 MiB blocks, so memory stays small) and SHA-256 of files.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** SHA-256 (hex) of a local file. */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  using f = await Deno.open(path);
+  const buf = new Uint8Array(1 << 20);
+  for (let n = await f.read(buf); n !== null; n = await f.read(buf)) h.update(buf.subarray(0, n));
+  return h.digest("hex");
+}
+
+/** Writes `size` pseudo-random bytes (depending on `seed`) to `path`. */
+export async function makeFile(path: string, size: number, seed = 1): Promise<void> {
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const block = new Uint8Array(1 << 20);
+  let x = (seed * 2654435761) >>> 0;
+  for (let i = 0; i < block.length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    block[i] = x >>> 24;
+  }
+  let left = size;
+  let round = 0;
+  while (left > 0) {
+    const n = Math.min(left, block.length);
+    new DataView(block.buffer).setUint32(0, round++); // every block differs
+    let off = 0;
+    while (off < n) off += await f.write(block.subarray(off, n));
+    left -= n;
+  }
+}
+
+/** Whether a path exists (without following a final symlink). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** A temp directory removed on dispose. */
+export async function tempDir(
+  prefix = "parley-files-",
+): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}

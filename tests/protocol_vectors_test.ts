@@ -1,0 +1,218 @@
+/**
+ * The worked example in PROTOCOL.md §11 is read out of the document and
+ * checked against the implementation, so the spec cannot drift from the code.
+ *
+ * @module
+ */
+import { assert, assertEquals } from "@std/assert";
+import { join } from "@std/path";
+import { computeProof, deriveSessionKeys, FrameMac, proofMessage } from "../protocol/auth.ts";
+import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
+import { type DecodedFrame, FrameDecoder } from "../protocol/frame_codec.ts";
+import { MAC_LENGTH, PROTOCOL_VERSION } from "../protocol/limits.ts";
+import { Session } from "../protocol/session.ts";
+import { ROOT } from "./helpers.ts";
+import { concat, hex, memoryPipe, unhex } from "./protocol_fixture.ts";
+
+type Vectors = Map<string, string | Uint8Array>;
+
+/** Parses every ```vector block of the document into name → value. */
+function parseVectors(markdown: string): Vectors {
+  const out: Vectors = new Map();
+  const blocks = [...markdown.matchAll(/^```vector\n([\s\S]*?)^```/gm)];
+  for (const [, body] of blocks) {
+    let last: { name: string; text: string } | undefined;
+    const flush = () => {
+      if (!last) return;
+      const { name, text } = last;
+      if (out.has(name)) throw new Error(`vector ${name} defined twice`);
+      if (name.endsWith(".header")) out.set(name, text);
+      else if (text.startsWith('"')) out.set(name, JSON.parse(text) as string);
+      else out.set(name, unhex(text));
+    };
+    for (const line of body!.split("\n")) {
+      if (line.trim() === "") continue;
+      if (/^\s/.test(line)) {
+        if (!last) throw new Error(`continuation without a value: ${line}`);
+        last.text += line.trim();
+        continue;
+      }
+      flush();
+      const m = /^([a-z0-9_.]+)\s*=\s(.*)$/.exec(line);
+      if (!m) throw new Error(`not a vector line: ${line}`);
+      last = { name: m[1]!, text: m[2]!.trim() };
+    }
+    flush();
+  }
+  return out;
+}
+
+const _doc = await Deno.readTextFile(join(ROOT, "PROTOCOL.md"));
+const V = parseVectors(_doc);
+const _td = new TextDecoder();
+
+function bytes(name: string): Uint8Array {
+  const v = V.get(name);
+  if (!(v instanceof Uint8Array)) throw new Error(`PROTOCOL.md has no hex vector ${name}`);
+  return v;
+}
+function text(name: string): string {
+  const v = V.get(name);
+  if (typeof v !== "string") throw new Error(`PROTOCOL.md has no text vector ${name}`);
+  return v;
+}
+/** Compares as hex so a failure shows the value the document should hold. */
+function assertHex(actual: Uint8Array, name: string): void {
+  assertEquals(hex(actual), hex(bytes(name)), `PROTOCOL.md vector ${name}`);
+}
+
+function wire(f: DecodedFrame): Uint8Array {
+  const prefix = new Uint8Array(4);
+  new DataView(prefix.buffer).setUint32(0, f.headerBytes.byteLength);
+  return concat([prefix, f.headerBytes, f.body, f.tag ?? new Uint8Array(0)]);
+}
+
+function splitFrames(chunks: Uint8Array[]): DecodedFrame[] {
+  const dec = new FrameDecoder();
+  dec.push(concat(chunks));
+  const out: DecodedFrame[] = [];
+  for (let f = dec.next(); f; f = dec.next()) {
+    out.push(f);
+    if (out.length === 2) dec.tagLength = MAC_LENGTH; // after hello+auth / challenge+welcome
+  }
+  assertEquals(dec.buffered, 0);
+  return out;
+}
+
+const key = bytes("input.key");
+const user = text("input.user");
+const cn = bytes("input.client_nonce");
+const sn = bytes("input.server_nonce");
+const base = { version: PROTOCOL_VERSION, user, clientNonce: cn, serverNonce: sn };
+
+/** Replays the example: handshake with the fixed nonces, then the three client frames. */
+async function runExample(): Promise<{ client: DecodedFrame[]; server: DecodedFrame[] }> {
+  const [c, s] = memoryPipe();
+  const [cl, sl] = await Promise.all([
+    clientHandshake(c, { user, key, nonce: cn }),
+    serverHandshake(s, { keyFor: (u) => (u === user ? key : undefined), nonce: sn }),
+  ]);
+  const server = new Session({
+    ...sl,
+    onRequest: async (req) => {
+      if (!req.stream) return req.args;
+      let n = 0;
+      for (let b = await req.stream.read(); b; b = await req.stream.read()) n += b.byteLength;
+      return { bytes: n };
+    },
+  });
+  const client = new Session(cl);
+  assertEquals(await client.call("diag.echo", { text: "hi" }), { text: "hi" });
+  const { stream, result } = client.open("diag.sink", {});
+  const wrote = stream.write(new TextEncoder().encode("hello"));
+  stream.end();
+  await wrote;
+  assertEquals(await result, { bytes: 5 });
+  assertEquals(await stream.read(), null);
+  await client.close();
+  await server.closed;
+  return { client: splitFrames(c.written), server: splitFrames(s.written) };
+}
+
+Deno.test("PROTOCOL.md holds every vector of the worked example", () => {
+  const names = [
+    "input.key",
+    "hello.frame",
+    "challenge.frame",
+    "client_proof.message",
+    "client_proof.hmac",
+    "auth.frame",
+    "server_proof.message",
+    "server_proof.hmac",
+    "welcome.frame",
+    "hkdf.salt",
+    "hkdf.info_c2s",
+    "hkdf.info_s2c",
+    "key.c2s",
+    "key.s2c",
+    "req.mac_input",
+    "req.mac",
+    "req.frame",
+    "res.frame",
+    "open.frame",
+    "data.body",
+    "data.frame",
+  ];
+  for (const n of names) assert(V.has(n), `missing vector ${n}`);
+  assertEquals(key.byteLength, 32);
+  assertEquals(cn.byteLength, 32);
+  assertEquals(sn.byteLength, 32);
+});
+
+Deno.test("the example's proofs match proofMessage and computeProof", () => {
+  for (const [role, prefix] of [["client", "client_proof"], ["server", "server_proof"]] as const) {
+    assertHex(proofMessage({ ...base, role }), `${prefix}.message`);
+    assertHex(computeProof({ ...base, key, role }), `${prefix}.hmac`);
+  }
+});
+
+Deno.test("the example's session keys match HKDF as described", () => {
+  const keys = deriveSessionKeys(key, user, cn, sn);
+  assertHex(concat([cn, sn]), "hkdf.salt");
+  assertHex(new TextEncoder().encode(`parley-c2s\0${user}`), "hkdf.info_c2s");
+  assertHex(new TextEncoder().encode(`parley-s2c\0${user}`), "hkdf.info_s2c");
+  assertHex(keys.clientToServer, "key.c2s");
+  assertHex(keys.serverToClient, "key.s2c");
+});
+
+Deno.test("the example's frame MACs match FrameMac over the documented input", () => {
+  const keys = deriveSessionKeys(key, user, cn, sn);
+  const c2s = new FrameMac(keys.clientToServer);
+  const s2c = new FrameMac(keys.serverToClient);
+  const cases = [["req", c2s, 0n], ["res", s2c, 0n], ["open", c2s, 1n], ["data", c2s, 2n]] as const;
+  for (const [name, mac, seq] of cases) {
+    assertEquals(mac.seq, seq);
+    const header = new TextEncoder().encode(text(`${name}.header`));
+    const body = V.has(`${name}.body`) ? bytes(`${name}.body`) : new Uint8Array(0);
+    const input = new Uint8Array(12);
+    const view = new DataView(input.buffer);
+    view.setBigUint64(0, seq);
+    view.setUint32(8, header.byteLength);
+    if (V.has(`${name}.mac_input`)) assertHex(concat([input, header, body]), `${name}.mac_input`);
+    assertHex(mac.next(header, body), `${name}.mac`);
+  }
+});
+
+Deno.test("the example's frames are exactly what the implementation sends", async () => {
+  const { client, server } = await runExample();
+  const expectClient = ["hello", "auth", "req", "open", "data"];
+  const expectServer = ["challenge", "welcome", "res"];
+  for (const [i, name] of expectClient.entries()) {
+    assertEquals(_td.decode(client[i]!.headerBytes), text(`${name}.header`), `${name}.header`);
+    assertHex(wire(client[i]!), `${name}.frame`);
+  }
+  for (const [i, name] of expectServer.entries()) {
+    assertEquals(_td.decode(server[i]!.headerBytes), text(`${name}.header`), `${name}.header`);
+    assertHex(wire(server[i]!), `${name}.frame`);
+  }
+  // The prose after the example names the server's last two frames.
+  assertEquals(
+    _td.decode(server[3]!.headerBytes),
+    '{"t":"res","id":2,"ok":true,"data":{"bytes":5}}',
+  );
+  assertEquals(_td.decode(server[4]!.headerBytes), '{"t":"data","s":1,"fin":true}');
+});
+
+Deno.test("the vector parser rejects a malformed block", () => {
+  let threw = false;
+  try {
+    parseVectors("```vector\nnot a vector line\n```\n");
+  } catch {
+    threw = true;
+  }
+  assert(threw);
+  const ok = parseVectors('```vector\na.b = 00ff\n    10\nc.header = {"t":"x"}\nd = "ada"\n```\n');
+  assertEquals(ok.get("a.b"), new Uint8Array([0, 255, 16]));
+  assertEquals(ok.get("c.header"), '{"t":"x"}');
+  assertEquals(ok.get("d"), "ada");
+});
