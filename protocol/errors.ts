@@ -32,6 +32,8 @@ export type ErrorCode =
   | "quota"
   | "busy"
   | "slow_consumer"
+  | "checksum"
+  | "changed"
   | "internal";
 
 /** An error defined by the Parley protocol, with a stable code. */

@@ -32,6 +32,7 @@ export class UserStore {
   readonly path: string;
   #users = new Map<string, UserRecord>();
   #mtime = -1;
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string) {
     this.path = path;
@@ -70,8 +71,24 @@ export class UserStore {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Runs `fn` after every earlier change, so concurrent changes never lose each other. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
   /** Creates an account and returns its key (hex). The only time the key is shown. */
-  async add(name: string, rights: { admin?: boolean; exec?: boolean } = {}): Promise<string> {
+  add(name: string, rights: { admin?: boolean; exec?: boolean } = {}): Promise<string> {
+    return this.#serial(() => this.#add(name, rights));
+  }
+
+  /** Deletes an account. */
+  remove(name: string): Promise<void> {
+    return this.#serial(() => this.#remove(name));
+  }
+
+  async #add(name: string, rights: { admin?: boolean; exec?: boolean }): Promise<string> {
     if (!validUserName(name)) {
       throw new RequestError(
         "bad_request",
@@ -92,8 +109,7 @@ export class UserStore {
     return key;
   }
 
-  /** Deletes an account. */
-  async remove(name: string): Promise<void> {
+  async #remove(name: string): Promise<void> {
     await this.#reload();
     if (!this.#users.delete(name)) throw new RequestError("not_found", `no user named ${name}`);
     await this.#save();
