@@ -6,10 +6,10 @@
  */
 import { parseArgs } from "@std/cli/parse-args";
 import { RemoteError } from "../protocol/errors.ts";
-import { CredentialError } from "./credentials.ts";
+import { CredentialError, type CredentialInput } from "./credentials.ts";
 
 /** Options understood by every client command. */
-export const CLIENT_STRING_FLAGS = ["server", "user", "key", "ca"] as const;
+export const CLIENT_STRING_FLAGS = ["server", "user", "key", "ca", "pin"] as const;
 
 /** Help text for the shared client flags. */
 export const CLIENT_FLAGS_HELP = [
@@ -18,7 +18,20 @@ export const CLIENT_FLAGS_HELP = [
   "  --user NAME                        account name (env PARLEY_USER)",
   "  --key HEX                          account key (env PARLEY_KEY; prefer the env or config file)",
   "  --tls, --ca FILE                   use TLS, trusting the CA certificate in FILE",
+  "  --pin sha256:HEX                   use TLS and accept only this server certificate (env PARLEY_PIN)",
 ].join("\n");
+
+/** The credential inputs given by the shared connection flags (`url` overrides `--server`). */
+export function credentialInput(f: Flags, url?: string): CredentialInput {
+  return {
+    url: url ?? (f.server as string | undefined),
+    user: f.user as string | undefined,
+    key: f.key as string | undefined,
+    tls: f.tls ? true : undefined,
+    caFile: f.ca as string | undefined,
+    pin: f.pin as string | undefined,
+  };
+}
 
 /** Parsed flags. */
 export type Flags = Record<string, unknown> & { _: (string | number)[] };

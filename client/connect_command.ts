@@ -6,7 +6,13 @@
 import { ChatClient } from "./chat_client.ts";
 import { formatMessage } from "./chat_format.ts";
 import { chatReplCommands } from "./chat_repl.ts";
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import {
+  CLIENT_FLAGS_HELP,
+  CLIENT_STRING_FLAGS,
+  credentialInput,
+  parseFlags,
+  reportError,
+} from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { EXEC_REPL_COMMANDS } from "./exec_repl.ts";
@@ -44,13 +50,7 @@ export async function run(args: string[]): Promise<number> {
   }
   let client: ParleyClient | undefined;
   try {
-    const creds = await resolveCredentials({
-      url: (f._[0] as string | undefined) ?? (f.server as string | undefined),
-      user: f.user as string | undefined,
-      key: f.key as string | undefined,
-      tls: f.tls ? true : undefined,
-      caFile: f.ca as string | undefined,
-    });
+    const creds = await resolveCredentials(credentialInput(f, f._[0] as string | undefined));
     client = await ParleyClient.connect({ ...creds, reconnect: true });
     const chat = await ChatClient.start(client);
     const tty = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();

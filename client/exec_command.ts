@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import {
+  CLIENT_FLAGS_HELP,
+  CLIENT_STRING_FLAGS,
+  credentialInput,
+  parseFlags,
+  reportError,
+} from "./cli_util.ts";
 import { CredentialError, resolveCredentials } from "./credentials.ts";
 import { ParleyClient } from "./client.ts";
 import { type ExecRequest, RemoteExec } from "./exec_remote.ts";
@@ -72,13 +78,7 @@ export async function run(args: string[]): Promise<number> {
     request.timeoutMs = Math.max(1, Math.round(s * 1000));
   }
   try {
-    const creds = await resolveCredentials({
-      url: f.server as string | undefined,
-      user: f.user as string | undefined,
-      key: f.key as string | undefined,
-      tls: f.tls ? true : undefined,
-      caFile: f.ca as string | undefined,
-    });
+    const creds = await resolveCredentials(credentialInput(f));
     if (f.node !== undefined) {
       const node = String(f.node);
       if (node !== "local" && node !== creds.host) {

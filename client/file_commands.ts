@@ -8,7 +8,13 @@
 import { basename, join } from "@std/path";
 import type { Command } from "../main.ts";
 import { RemoteError } from "../protocol/errors.ts";
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, type Flags, parseFlags } from "./cli_util.ts";
+import {
+  CLIENT_FLAGS_HELP,
+  CLIENT_STRING_FLAGS,
+  credentialInput,
+  type Flags,
+  parseFlags,
+} from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { EXIT, EXIT_HELP, exitCodeFor } from "./file_exit_codes.ts";
@@ -75,13 +81,7 @@ function _command(spec: _Spec): Command {
         },
       };
       try {
-        const creds = await resolveCredentials({
-          url: f.server as string | undefined,
-          user: f.user as string | undefined,
-          key: f.key as string | undefined,
-          tls: f.tls ? true : undefined,
-          caFile: f.ca as string | undefined,
-        });
+        const creds = await resolveCredentials(credentialInput(f));
         await using client = await ParleyClient.connect({
           ...creds,
           reconnect: spec.reconnect ?? false,

@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import {
+  CLIENT_FLAGS_HELP,
+  CLIENT_STRING_FLAGS,
+  credentialInput,
+  parseFlags,
+  reportError,
+} from "./cli_util.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { ParleyClient } from "./client.ts";
 
@@ -27,13 +33,7 @@ export async function run(args: string[]): Promise<number> {
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
   try {
-    const creds = await resolveCredentials({
-      url: (f._[0] as string | undefined) ?? (f.server as string | undefined),
-      user: f.user as string | undefined,
-      key: f.key as string | undefined,
-      tls: f.tls ? true : undefined,
-      caFile: f.ca as string | undefined,
-    });
+    const creds = await resolveCredentials(credentialInput(f, f._[0] as string | undefined));
     const t0 = performance.now();
     await using client = await ParleyClient.connect(creds);
     console.log(

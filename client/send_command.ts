@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, parseFlags, reportError } from "./cli_util.ts";
+import {
+  CLIENT_FLAGS_HELP,
+  CLIENT_STRING_FLAGS,
+  credentialInput,
+  parseFlags,
+  reportError,
+} from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";
 import { resolveCredentials } from "./credentials.ts";
 
@@ -45,13 +51,7 @@ export async function run(args: string[]): Promise<number> {
     : { room: target.replace(/^#/, "") };
   let client: ParleyClient | undefined;
   try {
-    const creds = await resolveCredentials({
-      url: f.server as string | undefined,
-      user: f.user as string | undefined,
-      key: f.key as string | undefined,
-      tls: f.tls ? true : undefined,
-      caFile: f.ca as string | undefined,
-    });
+    const creds = await resolveCredentials(credentialInput(f));
     client = await ParleyClient.connect(creds);
     await client.call("chat.send", { ...dest, text, ...(f.me ? { me: true } : {}) });
     return 0;

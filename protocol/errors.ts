@@ -34,6 +34,7 @@ export type ErrorCode =
   | "slow_consumer"
   | "checksum"
   | "changed"
+  | "disk_full"
   | "internal";
 
 /** An error defined by the Parley protocol, with a stable code. */

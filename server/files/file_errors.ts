@@ -12,7 +12,7 @@ import { RequestError } from "../errors.ts";
 import { PathError } from "./remote_path.ts";
 
 /** Codes the file operations reply with. */
-export type FileErrorCode = ErrorCode | "checksum" | "changed";
+export type FileErrorCode = ErrorCode;
 
 /** A request error with a file-specific code. */
 export function fileError(code: FileErrorCode, message: string): RequestError {

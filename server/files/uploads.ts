@@ -184,14 +184,29 @@ export class Uploads {
         const hash = await hashFile(file, offset);
         await file.seek(offset, Deno.SeekMode.Start);
         let received = offset;
-        for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
-          received += chunk.byteLength;
-          if (received > plan.size) {
-            throw new RequestError("bad_request", `more bytes than the declared ${plan.size}`);
+        try {
+          for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
+            received += chunk.byteLength;
+            if (received > plan.size) {
+              throw new RequestError("bad_request", `more bytes than the declared ${plan.size}`);
+            }
+            hash.update(chunk);
+            let off = 0;
+            while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
           }
-          hash.update(chunk);
-          let off = 0;
-          while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+          if (received === plan.size) await file.syncData();
+        } catch (e) {
+          if (!_isDiskFull(e)) throw e;
+          // Keeping the partial would keep the disk full: drop it and say so.
+          file.close();
+          closed = true;
+          await _removeIfPresent(partPath);
+          await _removeIfPresent(join(this.#store.tmpDir, `${plan.key}.json`));
+          this.#log.error("file.put: disk full", { user, path: displayPath(plan.parts) });
+          throw fileError(
+            "disk_full",
+            "the server's disk is full; nothing was stored. Ask the operator to free space, then retry",
+          );
         }
         if (received < plan.size) {
           throw new RequestError(
@@ -199,7 +214,6 @@ export class Uploads {
             `the upload ended after ${received} of ${plan.size} bytes; resume it`,
           );
         }
-        await file.syncData();
         const got = hash.digest("hex");
         if (got !== plan.sha256) {
           file.close();
@@ -321,4 +335,9 @@ export class Uploads {
     await syncDir(join(target.abs, ".."));
     await this.#store.adjustUsage(user, plan.size - replaced);
   }
+}
+
+function _isDiskFull(e: unknown): boolean {
+  return (e as { code?: unknown })?.code === "ENOSPC" ||
+    (e instanceof Error && /no space left on device/i.test(e.message));
 }

@@ -181,7 +181,7 @@ Deno.test("forged, replayed and ill-typed frames after login close only that con
     await t.step(c.name, async () => {
       const raw = await login(target);
       await c.attack(raw);
-      const out = await raw.outcome();
+      const out = await raw.outcome(5000);
       assertEquals(out.error, c.code, JSON.stringify(out.frames));
       assert(out.closed);
       await target.check(c.name);
