@@ -2,29 +2,36 @@
  * `deno task bench`: runs every scenario against its baseline in the same
  * run, prints one table and writes JSON and an SVG chart to bench/out/.
  *
- * Options: `--quick` (short runs), `--only ID[,ID]`, `--runs N`, `--out DIR`.
+ * Options: `--quick` (short runs), `--only ID[,ID]`, `--runs N`, `--out DIR`,
+ * `--cpu-prof DIR` (profile the server processes and summarise where the
+ * time went), `--no-install`.
  *
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { fromFileUrl, join } from "@std/path";
+import { fromFileUrl, join, resolve } from "@std/path";
 import type { BenchContext, Scenario } from "./lib/context.ts";
 import { ProcessGroup, run } from "./lib/procs.ts";
 import { formatTable, type Row, toJson, toSvg } from "./lib/report.ts";
 import { ensureTools, mountTmpfs } from "./lib/setup.ts";
 import { startSshd } from "./lib/sshd.ts";
 import { SCENARIOS } from "./scenarios/mod.ts";
+import { summarizeProfiles } from "./profile_summary.ts";
 
 const HELP = `Usage: deno task bench [--quick] [--only ID,...] [--runs N] [--out DIR]
+                        [--cpu-prof DIR] [--no-install]
 
 Runs the benchmark scenarios (${SCENARIOS.map((s) => s.id).join(", ")}),
 each against its baseline in the same run. Installs missing baseline tools
-with apt-get when run as root. Writes bench/out/latest.json and ratios.svg.`;
+with apt-get when run as root (--no-install: never). Writes bench/out/latest.json,
+results-<date>.json and ratios.svg. --cpu-prof DIR runs the server processes
+with V8's CPU profiler, writes .cpuprofile files to DIR and prints the top
+self-time functions of each (profiling slows the figures down).`;
 
 if (import.meta.main) {
   const flags = parseArgs(Deno.args, {
     boolean: ["quick", "help", "no-install"],
-    string: ["only", "runs", "out"],
+    string: ["only", "runs", "out", "cpu-prof"],
   });
   if (flags.help) {
     console.log(HELP);
@@ -50,11 +57,15 @@ if (import.meta.main) {
     tmp: tmpRoot,
     log,
   };
+  const profDir = flags["cpu-prof"] ? resolve(String(flags["cpu-prof"])) : undefined;
+  if (profDir) await Deno.mkdir(profDir, { recursive: true });
   const rows: Row[] = [];
   const started = Date.now();
   try {
     for (const s of selected) {
       log(`running ${s.id}: ${s.title}`);
+      // One profile directory per scenario, so each summary says what it profiled.
+      if (profDir) ctx.serverFlags = ["--cpu-prof", `--cpu-prof-dir=${join(profDir, s.id)}`];
       try {
         rows.push(...await s.run(ctx));
       } catch (e) {
@@ -73,6 +84,7 @@ if (import.meta.main) {
     quick,
     runs: ctx.runs,
     seconds: (Date.now() - started) / 1000,
+    wallSeconds: performance.now() / 1000,
     deno: Deno.version.deno,
     cpus: navigator.hardwareConcurrency,
   };
@@ -81,5 +93,21 @@ if (import.meta.main) {
   await Deno.writeTextFile(join(outDir, `results-${stamp}.json`), json);
   await Deno.writeTextFile(join(outDir, "latest.json"), json);
   await Deno.writeTextFile(join(outDir, "ratios.svg"), toSvg(rows));
-  log(`wrote ${join(outDir, "latest.json")} and ratios.svg in ${meta.seconds.toFixed(0)} s`);
+  log(
+    `wrote ${join(outDir, "latest.json")} and ratios.svg; scenarios ${
+      meta.seconds.toFixed(0)
+    } s, wall ${meta.wallSeconds.toFixed(0)} s`,
+  );
+  if (profDir) {
+    const dirs: string[] = [];
+    for (const s of selected) {
+      if (await Deno.stat(join(profDir, s.id)).then(() => true, () => false)) {
+        dirs.push(join(profDir, s.id));
+      }
+    }
+    console.log("\n" + await summarizeProfiles(dirs));
+  }
+  await group.close();
+  // A stray start-up timer in a helper may keep the event loop alive; the run is complete.
+  Deno.exit(0);
 }

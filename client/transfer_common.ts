@@ -93,7 +93,8 @@ export async function hashLocalFile(
 export async function hashPrefix(
   file: Deno.FsFile,
   length: number,
-  hash: ReturnType<typeof createHash>,
+  hash: { update(bytes: Uint8Array): unknown },
+  onProgress?: (done: number) => void,
 ): Promise<void> {
   await file.seek(0, Deno.SeekMode.Start);
   const buf = new Uint8Array(LOCAL_CHUNK);
@@ -101,8 +102,9 @@ export async function hashPrefix(
   while (left > 0) {
     const n = await file.read(buf.subarray(0, Math.min(left, buf.byteLength)));
     if (n === null) throw new TransferError("local", "a partial file is shorter than expected");
-    hash.update(buf.subarray(0, n));
+    await hash.update(buf.subarray(0, n)); // a worker-backed hash copies and may wait
     left -= n;
+    onProgress?.(length - left);
   }
 }
 

@@ -1,8 +1,10 @@
 /**
- * Uploads a local file: checksums it, asks the server how much of this exact
- * upload it already holds (`file.offset`), then streams the rest through
- * `file.put`. Memory stays bounded (two 1 MiB buffers); a lost connection is
- * resumed from the server's offset once the client reconnects.
+ * Uploads a local file: asks the server how much of this upload it already
+ * holds (`file.offset`, keyed by path, size and a resume tag made of the local
+ * file's modification time and inode), then streams the rest through
+ * `file.put`, hashing the bytes as they go and sending the SHA-256 after them
+ * for the server to check. Memory stays bounded (two 1 MiB buffers); a lost
+ * connection is resumed from the server's offset once the client reconnects.
  *
  * @example
  * ```ts ignore
@@ -12,9 +14,11 @@
  *
  * @module
  */
+import { RemoteError } from "../protocol/errors.ts";
+import { hexToBytes, Sha256Pipeline } from "../protocol/sha256_worker.ts";
 import type { ParleyClient } from "./client.ts";
 import {
-  hashLocalFile,
+  hashPrefix,
   LOCAL_CHUNK,
   TransferError,
   type TransferOptions,
@@ -39,6 +43,12 @@ async function _readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
   return filled;
 }
 
+/** A resume tag for `info`: the server keys interrupted uploads by it (with path and size). */
+export function resumeTag(info: Deno.FileInfo): string {
+  const mtime = Math.trunc(info.mtime?.getTime() ?? 0);
+  return info.ino === null ? `m${mtime}` : `m${mtime}-i${info.ino}`;
+}
+
 /** Uploads `local` to `remote` (relative to the session's remote directory, or `~/…`). */
 export async function uploadFile(
   client: ParleyClient,
@@ -53,21 +63,31 @@ export async function uploadFile(
     });
   });
   if (!info.isFile) throw new TransferError("local", `${local} is not a regular file`);
-  const { sha256, size } = options.sha256
-    ? { sha256: options.sha256, size: info.size }
-    : await hashLocalFile(local, options.onProgress);
+  const size = info.size;
+  // With a known checksum it goes up front; otherwise the file is hashed while
+  // it is sent and the digest follows the bytes as a 32-byte trailer.
+  const id = options.sha256 ? { sha256: options.sha256 } : { tag: resumeTag(info) };
   const base = {
     path: remote,
     size,
-    sha256,
+    ...id,
     overwrite: options.overwrite ?? false,
     parents: options.parents ?? false,
   };
   let transferred = 0;
-  const reply = await withRetries(client, options, async (resumed) => {
+  let restart = options.resume === false;
+  let resumedAt = 0;
+  const once = async (): Promise<_PutReply> => {
     const { offset } = (await client.call("file.offset", base)) as { offset: number };
-    const start = options.resume === false && !resumed ? 0 : offset;
+    const start = restart ? 0 : offset;
+    restart = false;
+    resumedAt = start;
     using file = await Deno.open(local, { read: true });
+    await using hash = options.sha256 ? undefined : new Sha256Pipeline();
+    if (hash && start > 0) {
+      await hashPrefix(file, start, hash, (done) =>
+        options.onProgress?.({ phase: "hash", done, total: start }));
+    }
     await file.seek(start, Deno.SeekMode.Start);
     const { stream, result } = client.open("file.put", { ...base, offset: start });
     result.catch(() => {}); // observed below; avoid an unhandled rejection while pumping
@@ -78,15 +98,18 @@ export async function uploadFile(
         const buf = new Uint8Array(Math.min(LOCAL_CHUNK, size - sent));
         const n = await _readFull(file, buf);
         if (n === 0) break;
+        const chunk = n === buf.byteLength ? buf : buf.subarray(0, n);
+        await hash?.update(chunk);
         await pending;
-        pending = stream.write(n === buf.byteLength ? buf : buf.subarray(0, n));
+        pending = stream.write(chunk);
         pending.catch(() => {}); // awaited on the next turn; a reset must not go unhandled meanwhile
         sent += n;
         transferred += n;
         options.onProgress?.({ phase: "send", done: sent, total: size });
       }
       await pending;
-      stream.end();
+      if (sent === size && hash) await stream.write(hexToBytes(await hash.digest()));
+      if (sent === size) stream.end();
     } catch (e) {
       // A refusal arrives as the reply; prefer it over the stream's reset.
       await result;
@@ -103,12 +126,23 @@ export async function uploadFile(
       // The upload is committed; a reset of the empty return direction changes nothing.
     }
     return r;
+  };
+  const reply = await withRetries(client, options, async () => {
+    try {
+      return await once();
+    } catch (e) {
+      // A resumed prefix that no longer matches the local file: start over once.
+      if (!(e instanceof RemoteError && e.code === "checksum" && "tag" in id)) throw e;
+      if (resumedAt === 0) throw e;
+      restart = true;
+      return await once();
+    }
   });
   return {
     remote: reply.path,
     local,
     size,
-    sha256,
+    sha256: reply.sha256,
     resumedFrom: reply.resumedFrom,
     transferred,
     ms: performance.now() - t0,

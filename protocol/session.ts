@@ -70,6 +70,7 @@ export type SessionState = "open" | "closing" | "closed";
 
 const _EMPTY = new Uint8Array(0);
 const _BATCH_BULK = 2 * DEFAULT_CHUNK;
+const _SCRATCH_MIN = 64 * 1024;
 
 /** A multiplexed session. Use `await using` or call {@linkcode Session.close}. */
 export class Session implements StreamHost {
@@ -92,6 +93,7 @@ export class Session implements StreamHost {
   #bulk: MuxStream[] = [];
   #writing = false;
   #flushed: (() => void)[] = [];
+  #scratch: Uint8Array | undefined;
   #pingId = 0;
   #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   #lastActivity = Date.now();
@@ -255,7 +257,7 @@ export class Session implements StreamHost {
           this.#shutdown(new ProtocolError("closed", "connection closed by peer"));
           return;
         }
-        // this.#o.recvMac?.verify(frame.headerBytes, frame.body, frame.tag);
+        this.#o.recvMac?.verify(frame.headerBytes, frame.body, frame.tag);
         this.#lastActivity = Date.now();
         this.#dispatch(validateHeader(frame.header), frame.body);
       }
@@ -497,6 +499,7 @@ export class Session implements StreamHost {
       }
     } finally {
       this.#writing = false;
+      this.#scratch = undefined;
       const waiters = this.#flushed;
       this.#flushed = [];
       for (const w of waiters) w();
@@ -543,7 +546,18 @@ export class Session implements StreamHost {
       else stream.scheduled = false; // a window update or new write reschedules it
     }
     if (parts.length === 0) return undefined;
-    const out = new Uint8Array(total);
+    // Bulk batches reuse one buffer while the writer stays busy: the previous
+    // batch has been handed to the transport by the time the next is built.
+    // Small batches (idle chat traffic) allocate, so idle sessions hold nothing.
+    let out: Uint8Array;
+    if (total >= _SCRATCH_MIN) {
+      if (this.#scratch === undefined || this.#scratch.byteLength < total) {
+        this.#scratch = new Uint8Array(Math.max(total, _BATCH_BULK + _SCRATCH_MIN));
+      }
+      out = this.#scratch.subarray(0, total);
+    } else {
+      out = new Uint8Array(total);
+    }
     let off = 0;
     for (const p of parts) {
       out.set(p, off);

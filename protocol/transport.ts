@@ -11,7 +11,11 @@ import { ProtocolError } from "./errors.ts";
 export interface Transport {
   /** Reads into `p`; resolves with the count, or null at end of stream. */
   read(p: Uint8Array): Promise<number | null>;
-  /** Writes some of `p`; resolves with the count written. */
+  /**
+   * Writes some of `p`; resolves with the count written. The caller may reuse
+   * `p` once the promise has resolved, so an implementation that keeps the
+   * bytes for later must copy them.
+   */
   write(p: Uint8Array): Promise<number>;
   /** Closes both directions. */
   close(): void;

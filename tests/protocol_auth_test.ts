@@ -10,7 +10,7 @@ import { clientHandshake } from "../protocol/handshake.ts";
 import { encodeFrame, type RawHeader } from "../protocol/frame_codec.ts";
 import { ProtocolError, RemoteError } from "../protocol/errors.ts";
 import { FrameReader, writeAll } from "../protocol/transport.ts";
-import { Session } from "../protocol/session.ts";
+import type { Session } from "../protocol/session.ts";
 import {
   concat,
   connectSession,
@@ -220,7 +220,7 @@ async function attack(
   const mitm = startMitm(srv.port, hook);
   try {
     await using session = await connectSession(mitm.port);
-    await drive(session).catch(() => {});
+    await within(drive(session).catch(() => {}), "the requests to settle");
     // A guard, not a timing assertion: an undetected attack leaves both sessions open.
     const client = await within(session.closed, "the client session to close");
     const server = await within(srv.sessions[0]!.closed, "the server session to close");

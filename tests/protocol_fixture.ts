@@ -18,7 +18,7 @@ import {
   type OutHeader,
 } from "../protocol/frame_codec.ts";
 import type { FrameMac } from "../protocol/auth.ts";
-import { FrameReader, type Transport, writeAll } from "../protocol/transport.ts";
+import { type FrameReader, type Transport, writeAll } from "../protocol/transport.ts";
 import { MAC_LENGTH } from "../protocol/limits.ts";
 
 /** The key every fixture user has unless told otherwise: bytes 0x00..0x1f. */
@@ -345,12 +345,13 @@ export class RawPeer implements AsyncDisposable {
     }
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  [Symbol.asyncDispose](): Promise<void> {
     try {
       this.conn.close();
     } catch {
       // closed already
     }
+    return Promise.resolve();
   }
 }
 

@@ -21,6 +21,8 @@ export interface BenchContext {
   tmp: string;
   /** Progress messages (stderr). */
   log(msg: string): void;
+  /** Extra Deno flags for spawned `parley serve` processes (e.g. `--cpu-prof`). */
+  serverFlags?: string[];
 }
 
 /** A benchmark scenario. */

@@ -28,7 +28,7 @@ export const handshakeScenario: Scenario = {
   title: "connect + handshake",
   async run(ctx: BenchContext): Promise<Row[]> {
     const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "hs-" });
-    await using server = await spawnServer({ dataDir });
+    await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
     const key = await server.addUser("bench");
     const n = ctx.quick ? 20 : 100;
     const inProcess = await repeat(ctx.runs, async () => {

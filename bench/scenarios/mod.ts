@@ -1,17 +1,26 @@
 /**
- * The scenario list, in the order of DESIGN.md §9.
+ * The scenario list, in the order of DESIGN.md §9 (transfers first, with the
+ * raw-throughput context row after them).
  *
  * @module
  */
 import type { Scenario } from "../lib/context.ts";
+import { execRttScenario } from "../exec_rtt.ts";
+import { chatUnderUploadScenario } from "./chat_under_upload.ts";
+import { downloadScenario } from "./download.ts";
+import { fanoutScenario } from "./fanout.ts";
 import { handshakeScenario } from "./handshake.ts";
 import { idleScenario } from "./idle.ts";
-import { execRttScenario } from "../exec_rtt.ts";
-import { uploadScenario } from "../upload.ts";
+import { throughputScenario } from "./throughput.ts";
+import { uploadWithSftpScenario } from "./upload_with_sftp.ts";
 
 /** Every scenario. */
 export const SCENARIOS: Scenario[] = [
-  uploadScenario,
+  uploadWithSftpScenario,
+  downloadScenario,
+  throughputScenario,
+  fanoutScenario,
+  chatUnderUploadScenario,
   idleScenario,
   execRttScenario,
   handshakeScenario,

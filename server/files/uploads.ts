@@ -1,11 +1,13 @@
 /**
  * Uploads (`file.offset`, `file.put`): bytes go to a temp file
- * `<files>/.parley-tmp/<key>.part`, keyed by (user, target path, size,
- * SHA-256), are fsynced and checked against the SHA-256 the client declared,
- * and only then appear under their name (a hard link when overwriting is not
- * allowed, so a file that appeared meanwhile is never clobbered; a rename
- * otherwise). An interrupted upload leaves its temp file, and a later upload
- * with the same key continues from its length.
+ * `<files>/.parley-tmp/<key>.part`, keyed by (user, target path, size, and
+ * either the SHA-256 the client declared up front or a resume tag it chose),
+ * are fsynced and checked against the SHA-256 (declared up front, or sent by
+ * the client as a 32-byte trailer after the file's bytes, so it can hash
+ * while sending), and only then appear under their name (a hard link when
+ * overwriting is not allowed, so a file that appeared meanwhile is never
+ * clobbered; a rename otherwise). An interrupted upload leaves its temp file,
+ * and a later upload with the same key continues from its length.
  *
  * @module
  */
@@ -18,15 +20,24 @@ import { RequestError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { FileConfig } from "./file_config.ts";
 import { fileError } from "./file_errors.ts";
-import { boolArg, intArg, pathArg, shaArg } from "./file_args.ts";
+import { boolArg, intArg, optStringArg, pathArg, shaArg } from "./file_args.ts";
 import { type FileStore, hashFile, type Resolved } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
 import { formatBytes as _fmtBytes } from "./format_bytes.ts";
 
+/** Bytes of the SHA-256 trailer of a tagged upload. */
+const _TRAILER = 32;
+
+/** A resume tag: 1–128 characters of `A-Z a-z 0-9 . _ : -`. */
+const _TAG = /^[A-Za-z0-9._:-]{1,128}$/;
+
 interface _Plan {
   parts: string[];
   size: number;
-  sha256: string;
+  /** Declared up front; undefined when the client sends it as a trailer. */
+  sha256: string | undefined;
+  /** Resume tag of a trailer upload. */
+  tag: string | undefined;
   overwrite: boolean;
   parents: boolean;
   key: string;
@@ -37,7 +48,8 @@ interface _PartialMeta {
   user: string;
   path: string;
   size: number;
-  sha256: string;
+  sha256?: string;
+  tag?: string;
   created: number;
 }
 
@@ -100,7 +112,12 @@ export class Uploads {
     const parts = pathArg(ctx, args, "path");
     if (parts.length === 0) throw new RequestError("bad_request", "cannot upload onto ~ itself");
     const size = intArg(args, "size");
-    const sha256 = shaArg(args, "sha256");
+    const tag = optStringArg(args, "tag", _TAG);
+    const given = (args as Record<string, unknown>).sha256;
+    if (tag !== undefined && given !== undefined && given !== null) {
+      throw new RequestError("bad_request", "give either sha256 or tag, not both");
+    }
+    const sha256 = tag === undefined ? shaArg(args, "sha256") : undefined;
     const overwrite = boolArg(args, "overwrite");
     const parents = boolArg(args, "parents");
     if (size > this.#config.maxFileBytes) {
@@ -136,10 +153,11 @@ export class Uploads {
         } in uploads, quota ${_fmtBytes(this.#config.quotaBytes)}`,
       );
     }
+    const id = sha256 ?? `tag\0${tag}`;
     const key = createHash("sha256")
-      .update(`${user}\0${parts.join("/")}\0${size}\0${sha256}`)
+      .update(`${user}\0${parts.join("/")}\0${size}\0${id}`)
       .digest("hex");
-    return { parts, size, sha256, overwrite, parents, key, replaced };
+    return { parts, size, sha256, tag, overwrite, parents, key, replaced };
   }
 
   /** Resolves the target; a missing parent is fine when `parents` (created at commit time). */
@@ -180,19 +198,38 @@ export class Uploads {
       const partPath = this.#partPath(plan.key);
       const file = await this.#openPartial(user, plan, offset);
       let closed = false;
+      let sha256 = "";
       try {
         const hash = await hashFile(file, offset);
         await file.seek(offset, Deno.SeekMode.Start);
         let received = offset;
+        const wantTrailer = plan.sha256 === undefined ? _TRAILER : 0;
+        const trailer = new Uint8Array(_TRAILER);
+        let trailerLength = 0;
         try {
           for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
-            received += chunk.byteLength;
-            if (received > plan.size) {
-              throw new RequestError("bad_request", `more bytes than the declared ${plan.size}`);
+            let rest = chunk;
+            if (received < plan.size) {
+              const take = Math.min(rest.byteLength, plan.size - received);
+              const body = take === rest.byteLength ? rest : rest.subarray(0, take);
+              rest = rest.subarray(take);
+              received += take;
+              hash.update(body);
+              let off = 0;
+              while (off < body.byteLength) off += await file.write(body.subarray(off));
             }
-            hash.update(chunk);
-            let off = 0;
-            while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+            if (rest.byteLength > 0) {
+              if (trailerLength + rest.byteLength > wantTrailer) {
+                throw new RequestError(
+                  "bad_request",
+                  wantTrailer
+                    ? `more bytes than the declared ${plan.size} and the ${_TRAILER}-byte SHA-256`
+                    : `more bytes than the declared ${plan.size}`,
+                );
+              }
+              trailer.set(rest, trailerLength);
+              trailerLength += rest.byteLength;
+            }
           }
           if (received === plan.size) await file.syncData();
         } catch (e) {
@@ -214,8 +251,16 @@ export class Uploads {
             `the upload ended after ${received} of ${plan.size} bytes; resume it`,
           );
         }
+        if (trailerLength < wantTrailer) {
+          throw new RequestError(
+            "bad_request",
+            `the upload ended before its ${_TRAILER}-byte SHA-256 trailer; resume it`,
+          );
+        }
+        const expected = plan.sha256 ?? _hex(trailer);
         const got = hash.digest("hex");
-        if (got !== plan.sha256) {
+        sha256 = got;
+        if (got !== expected) {
           file.close();
           closed = true;
           await _removeIfPresent(partPath);
@@ -235,7 +280,7 @@ export class Uploads {
       return {
         path: displayPath(plan.parts),
         size: plan.size,
-        sha256: plan.sha256,
+        sha256,
         resumedFrom: offset,
       };
     } finally {
@@ -271,7 +316,7 @@ export class Uploads {
       user,
       path: plan.parts.join("/"),
       size: plan.size,
-      sha256: plan.sha256,
+      ...(plan.sha256 === undefined ? { tag: plan.tag! } : { sha256: plan.sha256 }),
       created: Date.now(),
     };
     await Deno.writeTextFile(metaPath, JSON.stringify(meta), { mode: 0o600 });
@@ -335,6 +380,10 @@ export class Uploads {
     await syncDir(join(target.abs, ".."));
     await this.#store.adjustUsage(user, plan.size - replaced);
   }
+}
+
+function _hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function _isDiskFull(e: unknown): boolean {

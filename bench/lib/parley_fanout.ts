@@ -1,0 +1,102 @@
+/**
+ * The Parley side of the fan-out comparison: a `parley serve` subprocess
+ * whose chat flood limits are raised, N receiver clients in this process
+ * joined to one room, and one sender pipelining `chat.send` calls with a
+ * bounded number outstanding.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import { ParleyClient } from "../../client/client.ts";
+import { keyBytes, type SpawnedServer, spawnServer } from "../../tests/helpers.ts";
+import type { FanoutSystem } from "./fanout.ts";
+
+/** The room every receiver joins. */
+const _ROOM = "bench";
+
+/** Options of {@linkcode parleyFanout}. */
+export interface ParleyFanoutOptions {
+  /** Data directory for the server (created by the caller, ideally on tmpfs). */
+  dataDir: string;
+  /** Most `chat.send` calls awaiting their reply at once. */
+  window?: number;
+  /** Extra Deno flags for the server process (e.g. `--cpu-prof`). */
+  denoFlags?: string[];
+}
+
+/** Writes a config.json that lifts the chat flood limits and the control-queue limit. */
+export async function writeFanoutConfig(dataDir: string): Promise<void> {
+  await Deno.writeTextFile(
+    join(dataDir, "config.json"),
+    JSON.stringify({
+      chat: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, historyPerRoom: 10_000 },
+      limits: { maxPendingBytes: 64 * 1024 * 1024 },
+    }),
+  );
+}
+
+/** Starts the server and returns a fan-out system bound to it. */
+export async function parleyFanout(options: ParleyFanoutOptions): Promise<FanoutSystem> {
+  await writeFanoutConfig(options.dataDir);
+  const server: SpawnedServer = await spawnServer({
+    dataDir: options.dataDir,
+    denoFlags: options.denoFlags ?? [],
+  });
+  const clients: ParleyClient[] = [];
+  let sender: ParleyClient | undefined;
+  const window = options.window ?? 64;
+  const inflight = new Set<Promise<unknown>>();
+  const connect = async (user: string) => {
+    // Accounts one at a time: each addUser opens its own store.
+    const key = keyBytes(await server.addUser(user));
+    const c = await ParleyClient.connect({
+      host: "127.0.0.1",
+      port: server.port,
+      user,
+      key,
+      tls: false,
+    });
+    clients.push(c);
+    return c;
+  };
+  return {
+    async receivers(n, onMessage) {
+      const keys: string[] = [];
+      for (let i = 0; i < n; i++) keys.push(await server.addUser(`r${i}`));
+      const batch = 20;
+      for (let i = 0; i < n; i += batch) {
+        await Promise.all(
+          keys.slice(i, i + batch).map(async (hex, j) => {
+            const c = await ParleyClient.connect({
+              host: "127.0.0.1",
+              port: server.port,
+              user: `r${i + j}`,
+              key: keyBytes(hex),
+              tls: false,
+            });
+            clients.push(c);
+            c.on("chat.msg", (data) => {
+              const text = (data as { text?: unknown }).text;
+              if (typeof text === "string") onMessage(text);
+            });
+            await c.call("chat.join", { room: _ROOM });
+          }),
+        );
+      }
+    },
+    async sender() {
+      sender = await connect("sender");
+    },
+    async publish(payload) {
+      const p = sender!.call("chat.send", { room: _ROOM, text: payload });
+      inflight.add(p);
+      void p.then(() => inflight.delete(p), () => inflight.delete(p));
+      if (inflight.size >= window) await Promise.race(inflight);
+    },
+    async close() {
+      await Promise.allSettled(inflight);
+      await Promise.all(clients.map((c) => c.close()));
+      await server.stop();
+    },
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * Scenario 2: chat fan-out, 1 sender → 100 receivers in one room. Deliveries
+ * per second with the sender going flat out (a bounded number of messages
+ * outstanding), and p50/p99 delivery latency at a fixed send rate, against
+ * `nats-server` with the same client count, in the same run.
+ *
+ * @module
+ */
+import type { BenchContext, Scenario } from "../lib/context.ts";
+import { type FanoutResult, runFanout } from "../lib/fanout.ts";
+import { natsFanout } from "../lib/nats_fanout.ts";
+import { parleyFanout } from "../lib/parley_fanout.ts";
+import { have } from "../lib/procs.ts";
+import type { Row } from "../lib/report.ts";
+import { summarize } from "../lib/stats.ts";
+
+const _RECEIVERS = 100;
+
+/** The fan-out scenario. */
+export const fanoutScenario: Scenario = {
+  id: "fanout",
+  title: `chat fan-out 1 → ${_RECEIVERS} vs nats-server`,
+  async run(ctx: BenchContext): Promise<Row[]> {
+    const options = {
+      receivers: _RECEIVERS,
+      burst: ctx.quick ? 300 : 1000,
+      rate: 100,
+      seconds: ctx.quick ? 2 : 5,
+    };
+    const parley: FanoutResult[] = [];
+    const nats: FanoutResult[] = [];
+    const withNats = await have("nats-server");
+    if (!withNats) ctx.log("fanout: nats-server is not installed; no baseline");
+    for (let i = 0; i < ctx.runs; i++) {
+      ctx.log(`fanout run ${i + 1}/${ctx.runs}`);
+      const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "fanout-" });
+      parley.push(
+        await runFanout(
+          await parleyFanout({ dataDir, denoFlags: ctx.serverFlags ?? [] }),
+          options,
+        ),
+      );
+      await Deno.remove(dataDir, { recursive: true });
+      if (withNats) nats.push(await runFanout(await natsFanout(ctx.group), options));
+      const last = parley.at(-1)!;
+      ctx.log(
+        `fanout: parley ${last.deliveriesPerSec.toFixed(0)}/s p50 ${last.p50.toFixed(2)} ms p99 ${
+          last.p99.toFixed(2)
+        } ms` +
+          (withNats
+            ? `; nats ${nats.at(-1)!.deliveriesPerSec.toFixed(0)}/s p50 ${
+              nats.at(-1)!.p50.toFixed(2)
+            } ms p99 ${nats.at(-1)!.p99.toFixed(2)} ms`
+            : ""),
+      );
+    }
+    const pick = (rs: FanoutResult[], f: (r: FanoutResult) => number) =>
+      rs.length ? summarize(rs.map(f)) : undefined;
+    const name = withNats ? "nats-server" : undefined;
+    const report = { text: "report", met: () => true };
+    const label = `chat fan-out 1→${_RECEIVERS}`;
+    return [
+      {
+        scenario: `${label}, sender flat out`,
+        unit: "deliveries/s",
+        parley: pick(parley, (r) => r.deliveriesPerSec)!,
+        baselineName: name,
+        baseline: pick(nats, (r) => r.deliveriesPerSec),
+        lowerIsBetter: false,
+        target: report,
+        note: `${options.burst} messages; chat.send pipelined, 64 outstanding`,
+      },
+      {
+        scenario: `${label}, p50 latency at ${options.rate} msg/s`,
+        unit: "ms",
+        parley: pick(parley, (r) => r.p50)!,
+        baselineName: name,
+        baseline: pick(nats, (r) => r.p50),
+        lowerIsBetter: true,
+        target: report,
+        note: `${options.rate * options.seconds} messages × ${_RECEIVERS} receivers`,
+      },
+      {
+        scenario: `${label}, p99 latency at ${options.rate} msg/s`,
+        unit: "ms",
+        parley: pick(parley, (r) => r.p99)!,
+        baselineName: name,
+        baseline: pick(nats, (r) => r.p99),
+        lowerIsBetter: true,
+        target: report,
+      },
+    ];
+  },
+};
