@@ -4,26 +4,11 @@
  * @module
  */
 
-/** A file shared in a message. */
-export interface ChatFile {
-  path: string;
-  name: string;
-  size: number;
-  sha256: string;
-}
+import type { ChatMessage, FileRef } from "../protocol/chat_message.ts";
 
-/** A chat message. Exactly one of `room` / `to` is set. */
-export interface ChatMessage {
-  id: string;
-  room?: string;
-  to?: string;
-  from: string;
-  text: string;
-  ts: number;
-  me?: true;
-  file?: ChatFile;
-  mentions?: string[];
-}
+export type { ChatMessage };
+/** A file shared in a message. */
+export type ChatFile = FileRef;
 
 /** Something that happened in chat, as delivered to listeners. */
 export type ChatEvent =

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { concat } from "@std/bytes/concat";
 import type { ParleyClient } from "../client/client.ts";
 import { type ExecRequest, type ExecResult, RemoteExec } from "../client/exec_remote.ts";
 import { startTestServer, type TestServer } from "./helpers.ts";
@@ -61,16 +62,7 @@ export async function collect(
   return { stdout: dec(out), stderr: dec(err), result };
 }
 
-/** Concatenates byte chunks. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    all.set(p, off);
-    off += p.byteLength;
-  }
-  return all;
-}
+export { concat } from "@std/bytes/concat";
 
 /** Pids of live (not zombie) processes whose session id is `sid` (from `ps`). */
 export async function liveInSession(sid: number): Promise<number[]> {

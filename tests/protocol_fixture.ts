@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { concat } from "@std/bytes/concat";
 import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
 import { Session, type Windows } from "../protocol/session.ts";
 import type { IncomingRequest } from "../protocol/session.ts";
@@ -38,16 +39,7 @@ export function unhex(s: string): Uint8Array {
   return Uint8Array.from(clean.match(/../g) ?? [], (h) => parseInt(h, 16));
 }
 
-/** Concatenates byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
-}
+export { concat } from "@std/bytes/concat";
 
 /** Reads a stream to its end. */
 export async function readAll(stream: MuxStream): Promise<Uint8Array> {

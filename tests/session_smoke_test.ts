@@ -1,4 +1,5 @@
 import { assertEquals, assertRejects } from "@std/assert";
+import { concat } from "@std/bytes/concat";
 import { ParleyClient } from "../client/client.ts";
 import { RemoteError } from "../protocol/errors.ts";
 import { startTestServer } from "./helpers.ts";
@@ -34,13 +35,7 @@ Deno.test("a stream echoes bytes exactly", async () => {
   const reading = (async () => {
     const parts: Uint8Array[] = [];
     for (let b = await stream.read(); b; b = await stream.read()) parts.push(b);
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.byteLength;
-    }
-    return out;
+    return concat(parts);
   })();
   await stream.write(data);
   stream.end();

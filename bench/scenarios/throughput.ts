@@ -11,7 +11,7 @@ import { ParleyClient } from "../../client/client.ts";
 import { keyBytes, spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { MiB } from "../lib/make_file.ts";
-import { freePort, have, run, waitPort } from "../lib/procs.ts";
+import { freePort, have } from "../lib/procs.ts";
 import type { Row } from "../lib/report.ts";
 import { repeat, type Summary } from "../lib/stats.ts";
 
@@ -38,26 +38,31 @@ async function _source(client: ParleyClient, total: number): Promise<number> {
 /** One iperf3 transfer of `total` bytes over loopback; MB/s as the receiver saw it. */
 async function _iperf3(ctx: BenchContext, total: number): Promise<number> {
   const port = freePort();
-  // Not one-off (-1): the readiness probe would use up its single test.
+  // No readiness probe: iperf3 takes any connection for a test's control channel.
   const server = ctx.group.spawn("iperf3", ["-s", "-B", "127.0.0.1", "-p", String(port)]);
-  await waitPort(port);
   try {
-    const out = await run("iperf3", [
-      "-c",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      "-n",
-      String(total),
-      "-J",
-    ]);
-    const report = JSON.parse(out) as {
-      error?: string;
-      end?: { sum_received?: { bits_per_second: number } };
-    };
-    const bps = report.end?.sum_received?.bits_per_second;
-    if (bps === undefined) throw new Error(`iperf3 gave no result: ${report.error ?? out}`);
-    return bps / 8 / 1e6;
+    let last = "";
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const out = await new Deno.Command("iperf3", {
+        args: ["-c", "127.0.0.1", "-p", String(port), "-n", String(total), "-J"],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      try {
+        const report = JSON.parse(text) as {
+          error?: string;
+          end?: { sum_received?: { bits_per_second: number } };
+        };
+        const bps = report.end?.sum_received?.bits_per_second;
+        if (bps !== undefined) return bps / 8 / 1e6;
+        last = report.error ?? text;
+      } catch {
+        last = text;
+      }
+    }
+    throw new Error(`iperf3 gave no result: ${last.slice(0, 300)}`);
   } finally {
     try {
       server.kill("SIGTERM");
@@ -91,9 +96,13 @@ export const throughputScenario: Scenario = {
       source = await repeat(ctx.runs, () => _source(client, total));
     }
     await Deno.remove(dataDir, { recursive: true });
-    const iperf = await have("iperf3")
-      ? await repeat(ctx.runs, () => _iperf3(ctx, total))
-      : undefined;
+    let iperf: Summary | undefined;
+    if (await have("iperf3")) {
+      iperf = await repeat(ctx.runs, () => _iperf3(ctx, total)).catch((e) => {
+        ctx.log(`throughput: no iperf3 baseline: ${(e as Error).message}`);
+        return undefined;
+      });
+    }
     const label = `${total / MiB} MiB`;
     return [{
       scenario: `raw stream up ${label} (diag.sink)`,

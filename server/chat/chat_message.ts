@@ -6,33 +6,8 @@
  */
 import { z } from "zod";
 
-/** A file shared in a message (uploaded first through the file feature). */
-export interface FileRef {
-  /** Path in the server's file store. */
-  path: string;
-  /** Display name. */
-  name: string;
-  /** Size in bytes. */
-  size: number;
-  /** Lower-case hex SHA-256 of the content. */
-  sha256: string;
-}
-
-/** A stored and delivered message. Exactly one of `room` / `to` is set. */
-export interface ChatMessage {
-  /** Stable id: decimal digits, increasing across the whole server. */
-  id: string;
-  room?: string;
-  to?: string;
-  from: string;
-  text: string;
-  /** Server time, ms since the epoch. */
-  ts: number;
-  me?: true;
-  file?: FileRef;
-  /** User names mentioned as `@name` in the text. */
-  mentions?: string[];
-}
+export type { ChatMessage, FileRef } from "../../protocol/chat_message.ts";
+import type { ChatMessage } from "../../protocol/chat_message.ts";
 
 /** Room names: like user names, 1–32 of `a-z 0-9 _ . -`. */
 export const ROOM_NAME = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;

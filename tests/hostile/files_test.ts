@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { assert, assertEquals, type assertNotEquals } from "@std/assert";
+import { concat } from "@std/bytes/concat";
+import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
 import { ParleyClient } from "../../client/client.ts";
@@ -69,13 +70,7 @@ async function get(c: ParleyClient, path: string): Promise<Uint8Array | RemoteEr
   }
   const r = await result.catch((e) => e);
   if (r instanceof RemoteError) return r;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
+  return concat(parts);
 }
 
 async function exists(path: string): Promise<boolean> {

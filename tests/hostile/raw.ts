@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { concat as concatBytes } from "@std/bytes/concat";
 import {
   encodeHeader,
   FrameDecoder,
@@ -37,13 +38,7 @@ export function lengthPrefix(n: number): Uint8Array {
 
 /** Concatenates byte arrays. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** A frame with a valid MAC from `mac` (which advances its sequence number). */
