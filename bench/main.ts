@@ -11,8 +11,8 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, join, resolve } from "@std/path";
 import type { BenchContext, Scenario } from "./lib/context.ts";
-import { ProcessGroup, run } from "./lib/procs.ts";
-import { formatTable, type Row, toJson, toSvg } from "./lib/report.ts";
+import { childPids, ProcessGroup, run } from "./lib/procs.ts";
+import { formatNotes, formatTable, type Row, toJson, toSvg } from "./lib/report.ts";
 import { ensureTools, mountTmpfs } from "./lib/setup.ts";
 import { startSshd } from "./lib/sshd.ts";
 import { SCENARIOS } from "./scenarios/mod.ts";
@@ -61,23 +61,66 @@ if (import.meta.main) {
   if (profDir) await Deno.mkdir(profDir, { recursive: true });
   const rows: Row[] = [];
   const started = Date.now();
+  const loadBefore = Deno.loadavg();
+  const load1 = loadBefore[0] ?? 0;
+  if (load1 > 0.5 * navigator.hardwareConcurrency) {
+    log(
+      `load average ${load1.toFixed(1)} on ${navigator.hardwareConcurrency} CPUs: ` +
+        "other work on this machine will show in the figures",
+    );
+  }
+  let cleaned: Promise<void> | undefined;
+  const cleanUp = () =>
+    cleaned ??= (async () => {
+      if (mounted) await run("umount", [tmpRoot]).catch((e) => log(`umount: ${e.message}`));
+      await Deno.remove(tmpRoot, { recursive: true }).catch(() => {});
+      if (ctx.sshd) await Deno.remove(ctx.sshd.dir, { recursive: true }).catch(() => {});
+    })();
+  // Interrupted: end what this run started (servers, baselines), unmount, and leave.
+  let interrupted = false;
+  const stopChildren = async () => {
+    for (const pid of await childPids(Deno.pid)) {
+      try {
+        Deno.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+  };
+  let stopping: Promise<void> | undefined;
+  const onSignal = () => stopping ??= interrupt();
+  const interrupt = async () => {
+    interrupted = true;
+    log("interrupted: stopping the processes this run started");
+    await stopChildren();
+    await group.close();
+    await new Promise((r) => setTimeout(r, 500));
+    await stopChildren(); // anything a scenario started while winding down
+    await new Promise((r) => setTimeout(r, 300));
+    await cleanUp();
+    Deno.exit(130);
+  };
+  for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, onSignal);
   try {
     for (const s of selected) {
+      if (interrupted) break;
       log(`running ${s.id}: ${s.title}`);
       // One profile directory per scenario, so each summary says what it profiled.
       if (profDir) ctx.serverFlags = ["--cpu-prof", `--cpu-prof-dir=${join(profDir, s.id)}`];
       try {
         rows.push(...await s.run(ctx));
       } catch (e) {
-        log(`scenario ${s.id} failed: ${(e as Error).stack ?? e}`);
+        if (!interrupted) log(`scenario ${s.id} failed: ${(e as Error).stack ?? e}`);
       }
     }
   } finally {
-    if (mounted) await run("umount", [tmpRoot]).catch((e) => log(`umount: ${e.message}`));
-    await Deno.remove(tmpRoot, { recursive: true }).catch(() => {});
-    if (ctx.sshd) await Deno.remove(ctx.sshd.dir, { recursive: true }).catch(() => {});
+    // Interrupted: no partial results; the signal handler exits with 130.
+    if (stopping) await stopping;
+    await cleanUp();
   }
   console.log(formatTable(rows));
+  const notes = formatNotes(rows);
+  if (notes) console.log(`\nnotes:\n${notes}`);
   await Deno.mkdir(outDir, { recursive: true });
   const meta = {
     date: new Date().toISOString(),
@@ -87,6 +130,8 @@ if (import.meta.main) {
     wallSeconds: performance.now() / 1000,
     deno: Deno.version.deno,
     cpus: navigator.hardwareConcurrency,
+    loadavgBefore: loadBefore,
+    loadavgAfter: Deno.loadavg(),
   };
   const json = JSON.stringify(toJson(rows, meta), null, 2);
   const stamp = meta.date.replace(/[:.]/g, "-");

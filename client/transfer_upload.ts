@@ -14,8 +14,8 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { RemoteError } from "../protocol/errors.ts";
-import { hexToBytes, Sha256Pipeline } from "../protocol/sha256_worker.ts";
 import type { ParleyClient } from "./client.ts";
 import {
   hashPrefix,
@@ -83,10 +83,14 @@ export async function uploadFile(
     restart = false;
     resumedAt = start;
     using file = await Deno.open(local, { read: true });
-    await using hash = options.sha256 ? undefined : new Sha256Pipeline();
+    const hash = options.sha256 ? undefined : createHash("sha256");
     if (hash && start > 0) {
-      await hashPrefix(file, start, hash, (done) =>
-        options.onProgress?.({ phase: "hash", done, total: start }));
+      await hashPrefix(
+        file,
+        start,
+        hash,
+        (done) => options.onProgress?.({ phase: "hash", done, total: start }),
+      );
     }
     await file.seek(start, Deno.SeekMode.Start);
     const { stream, result } = client.open("file.put", { ...base, offset: start });
@@ -99,7 +103,7 @@ export async function uploadFile(
         const n = await _readFull(file, buf);
         if (n === 0) break;
         const chunk = n === buf.byteLength ? buf : buf.subarray(0, n);
-        await hash?.update(chunk);
+        hash?.update(chunk);
         await pending;
         pending = stream.write(chunk);
         pending.catch(() => {}); // awaited on the next turn; a reset must not go unhandled meanwhile
@@ -108,7 +112,7 @@ export async function uploadFile(
         options.onProgress?.({ phase: "send", done: sent, total: size });
       }
       await pending;
-      if (sent === size && hash) await stream.write(hexToBytes(await hash.digest()));
+      if (sent === size && hash) await stream.write(new Uint8Array(hash.digest()));
       if (sent === size) stream.end();
     } catch (e) {
       // A refusal arrives as the reply; prefer it over the stream's reset.

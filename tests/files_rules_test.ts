@@ -2,7 +2,7 @@ import { assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
 import { RemoteError } from "../protocol/errors.ts";
-import { uploadFile } from "../client/transfer_upload.ts";
+import { resumeTag, uploadFile } from "../client/transfer_upload.ts";
 import { downloadFile } from "../client/transfer_download.ts";
 import { listRemote } from "../client/file_list.ts";
 import { startTestServer } from "./helpers.ts";
@@ -145,16 +145,19 @@ Deno.test("an upload cut off when its connection drops resumes from the server's
   assertEquals(await exists(join(t.dataDir, "files", "home", "ada", "big.bin")), false);
   const c2 = await t.connect("ada");
   // The server notices the closed connection asynchronously: wait for the offset.
+  // The partial is keyed by the local file's resume tag (modification time, inode).
+  const tag = resumeTag(await Deno.stat(src));
   let offset = 0;
   for (let i = 0; i < 100 && offset === 0; i++) {
     const r = await c2.call("file.offset", {
       path: "big.bin",
       size: 48 * 1024 * 1024,
-      sha256: await sha256File(src),
+      tag,
     }) as { offset: number; busy: boolean };
     offset = r.busy ? 0 : r.offset;
     if (offset === 0) await new Promise((r) => setTimeout(r, 20));
   }
+  assertEquals(offset > 0, true, "the server kept none of the cut-off upload");
   const r = await uploadFile(c2, src, "big.bin");
   assertEquals(r.resumedFrom > 0, true);
   assertEquals(r.transferred, 48 * 1024 * 1024 - r.resumedFrom);

@@ -111,3 +111,9 @@ export class ProcessGroup {
     await this.close();
   }
 }
+
+/** Process ids of the direct children of `pid` (via `ps`). */
+export async function childPids(pid: number): Promise<number[]> {
+  const out = await run("ps", ["-o", "pid=", "--ppid", String(pid)]).catch(() => "");
+  return out.split("\n").map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
+}

@@ -70,7 +70,7 @@ export function formatTable(rows: Row[]): string {
       _cell(r.parley),
       r.baselineName ?? "-",
       _cell(r.baseline),
-      q === undefined ? "-" : `${q.toFixed(2)}×`,
+      q === undefined ? "-" : `${q < 0.1 ? q.toPrecision(2) : q.toFixed(2)}×`,
       r.target?.text ?? "-",
       met,
     ];
@@ -78,6 +78,11 @@ export function formatTable(rows: Row[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+/** The rows' notes, one line each, for below the table. */
+export function formatNotes(rows: Row[]): string {
+  return rows.filter((r) => r.note).map((r) => `- ${r.scenario}: ${r.note}`).join("\n");
 }
 
 /** A JSON-friendly form of the rows. */
@@ -103,40 +108,56 @@ function _esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-/** A horizontal bar chart (SVG) of Parley/baseline ratios, with a line at 1×. */
+/**
+ * A horizontal bar chart (SVG) of Parley/baseline cost ratios on a log scale:
+ * bars grow right of the 1× line where Parley is slower or heavier, left
+ * where it is faster or lighter.
+ */
 export function toSvg(rows: Row[]): string {
   const items = rows.flatMap((r) => {
     const q = ratio(r);
-    return q === undefined
-      ? []
-      : [{ label: `${r.scenario} vs ${r.baselineName}`, q, met: r.target?.met(r) }];
+    return q === undefined ? [] : [{
+      label: r.scenario.includes(" vs ") ? r.scenario : `${r.scenario} vs ${r.baselineName}`,
+      q,
+      met: r.target?.met(r),
+    }];
   });
-  const barH = 22;
-  const left = 330;
-  const width = 760;
-  const maxQ = Math.max(2, ...items.map((i) => i.q));
-  const scale = (width - left - 70) / maxQ;
-  const height = 40 + items.length * (barH + 8);
+  const barH = 20;
+  const left = 400;
+  const width = 980;
+  const plot = width - left - 80;
+  const lo = Math.min(0.5, ...items.map((i) => i.q));
+  const hi = Math.max(2, ...items.map((i) => i.q));
+  const lg = (q: number) => Math.log10(Math.max(q, 1e-6));
+  const x = (q: number) => left + ((lg(q) - lg(lo)) / (lg(hi) - lg(lo))) * plot;
+  const one = x(1);
+  const height = 50 + items.length * (barH + 6);
   const bars = items.map((it, i) => {
-    const y = 30 + i * (barH + 8);
+    const y = 30 + i * (barH + 6);
     const colour = it.met === false ? "#d9534f" : it.met === true ? "#5cb85c" : "#5b8def";
+    const x0 = Math.min(one, x(it.q));
+    const w = Math.max(1, Math.abs(x(it.q) - one));
+    const tx = it.q >= 1 ? x(it.q) + 4 : x(it.q) - 4;
     return [
-      `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="12">${
+      `<text x="${left - 8}" y="${y + 14}" text-anchor="end" font-size="12">${
         _esc(it.label)
       }</text>`,
-      `<rect x="${left}" y="${y}" width="${
-        Math.max(1, it.q * scale).toFixed(1)
+      `<rect x="${x0.toFixed(1)}" y="${y}" width="${
+        w.toFixed(1)
       }" height="${barH}" fill="${colour}"/>`,
-      `<text x="${left + it.q * scale + 6}" y="${y + 15}" font-size="12">${
-        it.q.toFixed(2)
-      }×</text>`,
+      `<text x="${tx.toFixed(1)}" y="${y + 14}" font-size="11" text-anchor="${
+        it.q >= 1 ? "start" : "end"
+      }">${it.q < 0.01 ? it.q.toExponential(1) : it.q.toFixed(2)}×</text>`,
     ].join("");
   }).join("\n");
-  const one = left + scale;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
-<text x="10" y="18" font-size="14">Cost ratio Parley : baseline (1× = as fast; above 1× = Parley slower or heavier)</text>
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="18" font-size="14">Cost ratio Parley : baseline, log scale (right of 1×: Parley slower or heavier; green target met, red missed)</text>
 ${bars}
-<line x1="${one}" y1="24" x2="${one}" y2="${height - 4}" stroke="#333" stroke-dasharray="4 3"/>
+<line x1="${one.toFixed(1)}" y1="24" x2="${one.toFixed(1)}" y2="${
+    height - 4
+  }" stroke="#333" stroke-dasharray="4 3"/>
+<text x="${one.toFixed(1)}" y="${height - 6}" font-size="11" text-anchor="middle">1×</text>
 </svg>
 `;
 }

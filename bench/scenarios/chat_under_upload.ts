@@ -20,6 +20,8 @@ import { quantile, summarize } from "../lib/stats.ts";
 
 const _ROOM = "probe";
 const _GAP_MS = 20;
+/** Longest probing phase (an upload taking longer is a failure, not a figure). */
+const _MAX_MS = 180_000;
 
 /** Times chat round trips on one client: send, wait for the echo event. */
 class _ChatProbe {
@@ -53,13 +55,13 @@ class _ChatProbe {
     }
   }
 
-  /** Probes every `_GAP_MS` until `done` settles (or `count` probes); returns the times. */
+  /** Probes every `_GAP_MS` until `done` settles, `count` probes or `_MAX_MS`; returns the times. */
   async during(done: Promise<unknown> | undefined, count: number): Promise<number[]> {
     let finished = false;
     void done?.then(() => (finished = true), () => (finished = true));
     const times: number[] = [];
     const start = performance.now();
-    for (let i = 0; i < count && !finished; i++) {
+    for (let i = 0; i < count && !finished && performance.now() - start < _MAX_MS; i++) {
       const wait = start + i * _GAP_MS - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       times.push(await this.once());
@@ -105,7 +107,13 @@ export const chatUnderUploadScenario: Scenario = {
         idleP99.push(quantile(idle, 0.99));
         const upload = uploadFile(client, src, `run-${i}.bin`, { sha256, overwrite: true });
         const loaded = await probe.during(upload, 100_000);
-        await upload;
+        await Promise.race([
+          upload,
+          new Promise((_, reject) => {
+            const t = setTimeout(() => reject(new Error("upload did not finish in time")), 10_000);
+            void upload.finally(() => clearTimeout(t)).catch(() => {});
+          }),
+        ]);
         probes += loaded.length;
         loadedP50.push(quantile(loaded, 0.5));
         loadedP99.push(quantile(loaded, 0.99));
