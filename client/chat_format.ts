@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { formatBytes } from "../protocol/format_bytes.ts";
 import { bold, cyan, dim, green, magenta, red, yellow } from "@std/fmt/colors";
 import type { ChatEvent, ChatMessage } from "./chat_types.ts";
 
@@ -35,18 +36,6 @@ function _time(ts: number, o: FormatOptions): string {
   return (o.color ? dim(t) : t) + " ";
 }
 
-/** Human size: `512 B`, `1.5 KiB`, `3.2 MiB`. */
-export function humanSize(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
 /** Removes terminal control characters so a message cannot move the cursor or recolour. */
 export function sanitize(text: string): string {
   // deno-lint-ignore no-control-regex
@@ -69,7 +58,7 @@ export function formatMessage(m: ChatMessage, o: FormatOptions): string {
     ? text
     : `<${_nick(m.from, o)}> ${text}`;
   if (m.file) {
-    const f = `[file ${sanitize(m.file.name)}, ${humanSize(m.file.size)}: /get ${m.id}]`;
+    const f = `[file ${sanitize(m.file.name)}, ${formatBytes(m.file.size)}: /get ${m.id}]`;
     body += (text ? " " : "") + (o.color ? cyan(f) : f);
   }
   const mark = mentioned && !o.color ? "! " : "";

@@ -9,17 +9,8 @@ import cliProgress from "cli-progress";
 import process from "node:process";
 import type { TransferProgress, TransferResult } from "./transfer_common.ts";
 
-/** Formats bytes with binary units. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
+export { formatBytes } from "../protocol/format_bytes.ts";
+import { formatBytes } from "../protocol/format_bytes.ts";
 
 /** The one-line summary of a finished transfer. */
 export function summaryLine(verb: string, r: TransferResult): string {

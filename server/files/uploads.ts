@@ -23,7 +23,7 @@ import { fileError } from "./file_errors.ts";
 import { boolArg, intArg, optStringArg, pathArg, shaArg } from "./file_args.ts";
 import { type FileStore, hashFile, type Resolved } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
-import { formatBytes as _fmtBytes } from "./format_bytes.ts";
+import { formatBytes as _fmtBytes } from "../../protocol/format_bytes.ts";
 
 /** Bytes of the SHA-256 trailer of a tagged upload. */
 const _TRAILER = 32;
