@@ -65,6 +65,17 @@ export interface SessionOptions {
   onEvent?: (ev: string, data: unknown) => void;
 }
 
+/** An event header serialised once, for {@linkcode Session.emitEncoded}. */
+export interface EncodedEvent {
+  /** The header bytes (`{"t":"ev","ev":…,"data":…}`). */
+  readonly bytes: Uint8Array;
+}
+
+/** Serialises an event once; throws when it is larger than a header may be. */
+export function encodeEvent(ev: string, data: unknown = null): EncodedEvent {
+  return { bytes: encodeHeader({ t: "ev", ev, data }, 0) };
+}
+
 /** Lifecycle of a session. */
 export type SessionState = "open" | "closing" | "closed";
 
@@ -169,6 +180,14 @@ export class Session implements StreamHost {
   /** Sends a one-way event. */
   emit(ev: string, data: unknown = null): void {
     this.#sendControl({ t: "ev", ev, data });
+  }
+
+  /**
+   * Sends an event encoded once with {@linkcode encodeEvent}: a broadcast to
+   * many sessions serialises its JSON once instead of once per receiver.
+   */
+  emitEncoded(event: EncodedEvent): void {
+    this.#queueControl(event.bytes);
   }
 
   /** Measures a round trip through the peer's read loop. */
@@ -467,7 +486,12 @@ export class Session implements StreamHost {
   /** Queues a control frame; throws when its header is too large to send. */
   #sendControl(header: OutHeader): void {
     if (this.#state !== "open") return;
-    const bytes = encodeHeader(header, 0);
+    this.#queueControl(encodeHeader(header, 0));
+  }
+
+  /** Queues encoded header bytes (shared, never modified) as a control frame. */
+  #queueControl(bytes: Uint8Array): void {
+    if (this.#state !== "open") return;
     this.#control.push(bytes);
     this.#controlBytes += bytes.byteLength + 36;
     const max = this.#o.maxPendingBytes ?? 8 * 1024 * 1024;

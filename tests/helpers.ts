@@ -149,15 +149,16 @@ export async function spawnServer(
   };
   const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
   const status = process.status;
+  let startTimer: ReturnType<typeof setTimeout> | undefined;
   const port = await Promise.race([
     portP,
     status.then((s) => {
       throw new Error(`server exited early (${s.code}):\n${output.join("\n")}`);
     }),
-    new Promise<never>((_, rej) =>
-      setTimeout(() => rej(new Error("server did not start in 30 s")), 30_000)
-    ),
-  ]);
+    new Promise<never>((_, rej) => {
+      startTimer = setTimeout(() => rej(new Error("server did not start in 30 s")), 30_000);
+    }),
+  ]).finally(() => clearTimeout(startTimer));
   let stopped: Promise<Deno.CommandStatus> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
     if (!stopped) {

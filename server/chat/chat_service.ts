@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { encodeEvent } from "../../protocol/session.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { ClientDirectory } from "../feature.ts";
@@ -233,9 +234,9 @@ export class ChatService {
     const mentions = findMentions(req.text);
     if (mentions.length) msg.mentions = mentions;
     if (msg.room !== undefined) {
-      const ev = { ...msg };
+      const ev = encodeEvent("chat.msg", msg);
       for (const m of this.#members.get(msg.room) ?? []) {
-        if (!this.state.ignoring(m.ctx.user.name, from)) m.ctx.session.emit("chat.msg", ev);
+        if (!this.state.ignoring(m.ctx.user.name, from)) m.ctx.session.emitEncoded(ev);
       }
       await this.store.addRoomMessage(msg);
     } else {
@@ -326,8 +327,9 @@ export class ChatService {
   }
 
   #toRoom(room: string, ev: string, data: unknown, except: ChatConn | undefined): void {
+    const encoded = encodeEvent(ev, data);
     for (const m of this.#members.get(room) ?? []) {
-      if (m !== except) m.ctx.session.emit(ev, data);
+      if (m !== except) m.ctx.session.emitEncoded(encoded);
     }
   }
 }
