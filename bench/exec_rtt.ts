@@ -13,9 +13,9 @@
  */
 import { join } from "@std/path";
 import { parseArgs } from "@std/cli/parse-args";
-import { ParleyClient } from "../client/client.ts";
+import type { ParleyClient } from "../client/client.ts";
 import { RemoteExec } from "../client/exec_remote.ts";
-import { keyBytes, ROOT, spawnServer } from "../tests/helpers.ts";
+import { ROOT, spawnServer } from "../tests/helpers.ts";
 import type { BenchContext, Scenario } from "./lib/context.ts";
 import { ProcessGroup, run } from "./lib/procs.ts";
 import { formatTable, type Row } from "./lib/report.ts";
@@ -59,14 +59,7 @@ async function _parleyOpenSession(
     JSON.stringify({ exec: { allow: ["true"] } }),
   );
   await using server = await spawnServer({ dataDir, args: ["--exec"], denoFlags: [runFlag] });
-  const key = await server.addUser("bench", { exec: true });
-  await using client = await ParleyClient.connect({
-    host: "127.0.0.1",
-    port: server.port,
-    user: "bench",
-    key: keyBytes(key),
-    tls: false,
-  });
+  await using client = await server.connect("bench", { exec: true });
   return await repeat(ctx.runs, () => _median(n, () => _execTrue(client)), 1);
 }
 

@@ -12,10 +12,10 @@
  */
 import { parseArgs } from "@std/cli/parse-args";
 import { join } from "@std/path";
-import { ParleyClient } from "../client/client.ts";
+import type { ParleyClient } from "../client/client.ts";
 import { hashLocalFile } from "../client/transfer_common.ts";
 import { uploadFile } from "../client/transfer_upload.ts";
-import { keyBytes, spawnServer } from "../tests/helpers.ts";
+import { spawnServer } from "../tests/helpers.ts";
 import type { BenchContext, Scenario } from "./lib/context.ts";
 import { freePort, have, ProcessGroup, run } from "./lib/procs.ts";
 import { formatTable, type Row } from "./lib/report.ts";
@@ -71,14 +71,7 @@ export const uploadScenario: Scenario = {
     const dataDir = join(dir, "data");
     await Deno.mkdir(dataDir);
     await using server = await spawnServer({ dataDir });
-    const key = await server.addUser("bench");
-    await using client = await ParleyClient.connect({
-      host: "127.0.0.1",
-      port: server.port,
-      user: "bench",
-      key: keyBytes(key),
-      tls: false,
-    });
+    await using client = await server.connect("bench");
     const total: number[] = [];
     const sending: number[] = [];
     const socat: number[] = [];

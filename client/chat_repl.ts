@@ -37,6 +37,33 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
   };
   const completeUser = (_c: ReplContext, _p: string, i: number) =>
     i === 0 ? users() : Promise.resolve([]);
+  /** An admin command of the form `/NAME USER [more]` that calls one operation. */
+  const moderation = (
+    name: string,
+    usage: string,
+    summary: string,
+    spec: {
+      op: string;
+      args: (
+        ctx: ReplContext,
+        extra: { reason: { reason?: string }; word: string | undefined },
+      ) => Record<string, unknown>;
+      done: (ctx: ReplContext, user: string, args: Record<string, unknown>) => string;
+    },
+  ): ReplCommand => ({
+    name,
+    usage,
+    summary,
+    async run(ctx, args, rest) {
+      const user = _need(_user(args[0]), usage);
+      const reason = rest.slice(args[0]!.length).trim();
+      const extra = { reason: reason ? { reason } : {}, word: args[1] };
+      const opArgs = spec.args(ctx, extra);
+      await call(spec.op, { user, ...opArgs });
+      ctx.print(`-- ${spec.done(ctx, user, opArgs)}`);
+    },
+    complete: completeUser,
+  });
   const completeRoom = (_c: ReplContext, _p: string, i: number) =>
     i === 0 ? rooms() : Promise.resolve([]);
   const show = (msgs: ChatMessage[]) => {
@@ -212,65 +239,40 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       },
       complete: completeUser,
     },
-    {
-      name: "kick",
-      usage: "/kick USER [REASON]",
-      summary: "(admin) remove a user from the current room",
-      async run(ctx, args, rest) {
-        const user = _need(_user(args[0]), "/kick USER [REASON]");
-        const reason = rest.slice(args[0]!.length).trim();
-        await call("chat.kick", { user, room: ctx.currentRoom(), ...(reason ? { reason } : {}) });
-        ctx.print(`-- kicked ${user} from #${ctx.currentRoom()}`);
+    moderation("kick", "/kick USER [REASON]", "(admin) remove a user from the current room", {
+      op: "chat.kick",
+      args: (ctx, extra) => ({ room: ctx.currentRoom(), ...extra.reason }),
+      done: (ctx, user) => `kicked ${user} from #${ctx.currentRoom()}`,
+    }),
+    moderation("ban", "/ban USER [REASON]", "(admin) disconnect a user and refuse their logins", {
+      op: "chat.ban",
+      args: (_ctx, extra) => extra.reason,
+      done: (_ctx, user) => `banned ${user}`,
+    }),
+    moderation("unban", "/unban USER", "(admin) lift a ban", {
+      op: "chat.ban",
+      args: () => ({ off: true }),
+      done: (_ctx, user) => `unbanned ${user}`,
+    }),
+    moderation(
+      "mute",
+      "/mute USER [MINUTES]",
+      "(admin) stop a user from posting for a while (default 10 minutes)",
+      {
+        op: "chat.mute",
+        args: (_ctx, extra) => {
+          const minutes = extra.word === undefined ? 10 : Number(extra.word);
+          if (!(minutes > 0)) throw new Error("MINUTES must be a positive number");
+          return { minutes };
+        },
+        done: (_ctx, user, args) => `muted ${user} for ${args.minutes} min`,
       },
-      complete: completeUser,
-    },
-    {
-      name: "ban",
-      usage: "/ban USER [REASON]",
-      summary: "(admin) disconnect a user and refuse their logins",
-      async run(ctx, args, rest) {
-        const user = _need(_user(args[0]), "/ban USER [REASON]");
-        const reason = rest.slice(args[0]!.length).trim();
-        await call("chat.ban", { user, ...(reason ? { reason } : {}) });
-        ctx.print(`-- banned ${user}`);
-      },
-      complete: completeUser,
-    },
-    {
-      name: "unban",
-      usage: "/unban USER",
-      summary: "(admin) lift a ban",
-      async run(ctx, args) {
-        const user = _need(_user(args[0]), "/unban USER");
-        await call("chat.ban", { user, off: true });
-        ctx.print(`-- unbanned ${user}`);
-      },
-      complete: completeUser,
-    },
-    {
-      name: "mute",
-      usage: "/mute USER [MINUTES]",
-      summary: "(admin) stop a user from posting for a while (default 10 minutes)",
-      async run(ctx, args) {
-        const user = _need(_user(args[0]), "/mute USER [MINUTES]");
-        const minutes = args[1] === undefined ? 10 : Number(args[1]);
-        if (!(minutes > 0)) throw new Error("MINUTES must be a positive number");
-        await call("chat.mute", { user, minutes });
-        ctx.print(`-- muted ${user} for ${minutes} min`);
-      },
-      complete: completeUser,
-    },
-    {
-      name: "unmute",
-      usage: "/unmute USER",
-      summary: "(admin) let a muted user post again",
-      async run(ctx, args) {
-        const user = _need(_user(args[0]), "/unmute USER");
-        await call("chat.mute", { user, off: true });
-        ctx.print(`-- unmuted ${user}`);
-      },
-      complete: completeUser,
-    },
+    ),
+    moderation("unmute", "/unmute USER", "(admin) let a muted user post again", {
+      op: "chat.mute",
+      args: () => ({ off: true }),
+      done: (_ctx, user) => `unmuted ${user}`,
+    }),
     {
       name: "quit",
       aliases: ["exit"],

@@ -5,25 +5,14 @@
  *
  * @module
  */
+import { DEFAULT_EXEC_ALLOW } from "../server/exec/exec_config.ts";
 import { concat } from "@std/bytes/concat";
 import type { ParleyClient } from "../client/client.ts";
 import { type ExecRequest, type ExecResult, RemoteExec } from "../client/exec_remote.ts";
 import { startTestServer, type TestServer } from "./helpers.ts";
 
 /** Commands the tests allow, on top of the defaults. */
-export const TEST_ALLOW = [
-  "true",
-  "false",
-  "echo",
-  "printf",
-  "cat",
-  "wc",
-  "sleep",
-  "sh",
-  "yes",
-  "pwd",
-  "env",
-];
+export const TEST_ALLOW = [...DEFAULT_EXEC_ALLOW, "sh", "yes", "pwd", "env"];
 
 /** An in-process server with exec enabled and `ada` holding the exec right. */
 export async function startExecServer(exec: Record<string, unknown> = {}): Promise<TestServer> {

@@ -97,6 +97,12 @@ export interface SpawnedServer extends AsyncDisposable {
   output: string[];
   /** Creates an account directly in the data dir; returns the hex key. */
   addUser(name: string, rights?: { admin?: boolean; exec?: boolean }): Promise<string>;
+  /** Creates the account (with `rights`) and connects a client for it; the caller closes it. */
+  connect(
+    name: string,
+    rights?: { admin?: boolean; exec?: boolean },
+    options?: Partial<ClientOptions>,
+  ): Promise<ParleyClient>;
   /** Sends a signal and waits for the exit status. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
@@ -181,6 +187,17 @@ export async function spawnServer(
     output,
     async addUser(name, rights = {}) {
       return await (await UserStore.open(dataDir)).add(name, rights);
+    },
+    async connect(name, rights = {}, clientOptions = {}) {
+      const key = await (await UserStore.open(dataDir)).add(name, rights);
+      return await ParleyClient.connect({
+        host: "127.0.0.1",
+        port,
+        user: name,
+        key: keyBytes(key),
+        tls: false,
+        ...clientOptions,
+      });
     },
     stop,
     async [Symbol.asyncDispose]() {

@@ -8,9 +8,9 @@
  * @module
  */
 import { join } from "@std/path";
-import { ParleyClient } from "../../client/client.ts";
+import type { ParleyClient } from "../../client/client.ts";
 import { uploadFile } from "../../client/transfer_upload.ts";
-import { keyBytes, spawnServer } from "../../tests/helpers.ts";
+import { spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { writeFanoutConfig } from "../lib/parley_fanout.ts";
 import { makeFile, MiB } from "../lib/make_file.ts";
@@ -88,14 +88,7 @@ export const chatUnderUploadScenario: Scenario = {
     let probes = 0;
     {
       await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
-      const key = await server.addUser("bench");
-      await using client = await ParleyClient.connect({
-        host: "127.0.0.1",
-        port: server.port,
-        user: "bench",
-        key: keyBytes(key),
-        tls: false,
-      });
+      await using client = await server.connect("bench");
       await client.call("chat.join", { room: _ROOM });
       const probe = new _ChatProbe(client);
       for (let i = 0; i < ctx.runs; i++) {

@@ -7,9 +7,9 @@
  * @module
  */
 import { join } from "@std/path";
-import { ParleyClient } from "../../client/client.ts";
+import type { ParleyClient } from "../../client/client.ts";
 import { downloadFile } from "../../client/transfer_download.ts";
-import { keyBytes, spawnServer } from "../../tests/helpers.ts";
+import { spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { makeFile, MiB, removeQuietly } from "../lib/make_file.ts";
 import { freePort, have, type ProcessGroup, run } from "../lib/procs.ts";
@@ -82,14 +82,7 @@ export const downloadScenario: Scenario = {
     const sftp: number[] = [];
     {
       await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
-      const key = await server.addUser("bench");
-      await using client = await ParleyClient.connect({
-        host: "127.0.0.1",
-        port: server.port,
-        user: "bench",
-        key: keyBytes(key),
-        tls: false,
-      });
+      await using client = await server.connect("bench");
       const st = (await client.call("file.stat", { path: "big.bin" })) as { size: number };
       if (st.size !== size) throw new Error(`server sees ${st.size} bytes, expected ${size}`);
       for (let i = 0; i < ctx.runs; i++) {

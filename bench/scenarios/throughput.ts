@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { ParleyClient } from "../../client/client.ts";
-import { keyBytes, spawnServer } from "../../tests/helpers.ts";
+import type { ParleyClient } from "../../client/client.ts";
+import { spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { MiB } from "../lib/make_file.ts";
 import { freePort, have } from "../lib/procs.ts";
@@ -84,14 +84,7 @@ export const throughputScenario: Scenario = {
     let source: Summary;
     {
       await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
-      const key = await server.addUser("bench");
-      await using client = await ParleyClient.connect({
-        host: "127.0.0.1",
-        port: server.port,
-        user: "bench",
-        key: keyBytes(key),
-        tls: false,
-      });
+      await using client = await server.connect("bench");
       sink = await repeat(ctx.runs, () => _sink(client, total));
       source = await repeat(ctx.runs, () => _source(client, total));
     }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { exists } from "../files_fixtures.ts";
 import { concat } from "@std/bytes/concat";
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
@@ -71,16 +72,6 @@ async function get(c: ParleyClient, path: string): Promise<Uint8Array | RemoteEr
   const r = await result.catch((e) => e);
   if (r instanceof RemoteError) return r;
   return concat(parts);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 const TRAVERSALS = [
