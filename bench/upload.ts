@@ -12,7 +12,6 @@
  */
 import { parseArgs } from "@std/cli/parse-args";
 import { join } from "@std/path";
-import type { ParleyClient } from "../client/client.ts";
 import { hashLocalFile } from "../client/transfer_common.ts";
 import { uploadFile } from "../client/transfer_upload.ts";
 import { spawnServer } from "../tests/helpers.ts";

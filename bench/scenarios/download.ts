@@ -7,7 +7,6 @@
  * @module
  */
 import { join } from "@std/path";
-import type { ParleyClient } from "../../client/client.ts";
 import { downloadFile } from "../../client/transfer_download.ts";
 import { spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
