@@ -215,6 +215,12 @@ ${_TRANSFER_FLAGS}
     if (localArg !== undefined) {
       const li = await Deno.stat(localArg).catch(() => undefined);
       if (li?.isDirectory && st.type === "file") local = join(localArg, st.name);
+      else if (!li && /[/\\]$/.test(localArg) && st.type === "file") {
+        throw new TransferError(
+          "local",
+          `local directory ${localArg} does not exist; create it first (mkdir -p ${localArg})`,
+        );
+      }
     }
     if (st.type === "dir") {
       if (!f.r && !f.recursive) {

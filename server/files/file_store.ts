@@ -119,7 +119,8 @@ export class FileStore {
       if (!info) {
         throw new RequestError(
           "not_found",
-          `${displayPath(parts.slice(0, i))} does not exist`,
+          `${displayPath(parts.slice(0, i))} does not exist; create it with mkdir ` +
+            "(or pass -p to create missing directories)",
         );
       }
       if (info.isSymlink) {
