@@ -12,6 +12,7 @@ import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import { fileError } from "./file_errors.ts";
 import { intArg, optIntArg, pathArg } from "./file_args.ts";
+import { ChecksumCache } from "./checksum_cache.ts";
 import { type FileStore, hashFile } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
 import type { Shares } from "./shares.ts";
@@ -61,7 +62,9 @@ export async function handleGet(
       throw fileError("changed", `${name} changed since it was listed; download it again`);
     }
     if (offset > st.size) throw fileError("changed", `${name} is shorter than the offset`);
-    const hash = await hashFile(file, offset);
+    // A file hashed before (same inode, size, mtime, ctime) is only read once more.
+    const known = store.checksums.get(st);
+    const hash = known === undefined ? await hashFile(file, offset) : undefined;
     await file.seek(offset, Deno.SeekMode.Start);
     let left = st.size - offset;
     let pending: Promise<void> | undefined;
@@ -73,14 +76,19 @@ export async function handleGet(
         if (n === null) throw new RequestError("internal", `${name} shrank while reading`);
         filled += n;
       }
-      hash.update(buf);
+      hash?.update(buf);
       left -= buf.byteLength;
       await pending;
       pending = stream.write(buf);
       pending.catch(() => {}); // awaited on the next turn; a reset must not go unhandled meanwhile
     }
     await pending;
-    const sha256 = hash.digest("hex");
+    const sha256 = known ?? hash!.digest("hex");
+    if (known === undefined) {
+      // Remember it only if the file did not change while it was read.
+      const after = await file.stat();
+      if (ChecksumCache.key(after) === ChecksumCache.key(st)) store.checksums.set(st, sha256);
+    }
     if (pinned && sha256 !== pinned.sha256) {
       throw fileError("checksum", "the shared file's content changed since it was shared");
     }

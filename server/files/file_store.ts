@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { ChecksumCache } from "./checksum_cache.ts";
 import { createHash } from "node:crypto";
 import { join } from "@std/path";
 import { RequestError } from "../errors.ts";
@@ -73,6 +74,8 @@ export class FileStore {
   readonly tmpDir: string;
   /** Where share records live. */
   readonly sharesDir: string;
+  /** SHA-256 of files already hashed, so repeated downloads read a file once. */
+  readonly checksums = new ChecksumCache();
   #homes: string;
   #usage = new Map<string, Promise<number>>();
   #reserved = new Map<string, number>();
