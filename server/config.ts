@@ -37,6 +37,8 @@ export interface Limits {
   maxStreams: number;
   /** Disconnect a client with more than this many control bytes queued for it. */
   maxPendingBytes: number;
+  /** Disconnect a client when a write to it makes no progress for this long (ms); 0 = never. */
+  writeStallMs: number;
   /** Flow-control window per stream. */
   streamWindow: number;
   /** Flow-control window per connection. */
@@ -71,6 +73,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxBody: DEFAULT_MAX_BODY,
   maxStreams: DEFAULT_MAX_STREAMS,
   maxPendingBytes: 8 * 1024 * 1024,
+  writeStallMs: 60_000,
   streamWindow: DEFAULT_STREAM_WINDOW,
   connectionWindow: DEFAULT_CONNECTION_WINDOW,
   loginFailuresPerUser: 5,
@@ -90,6 +93,7 @@ export const LIMITS_SCHEMA = z.strictObject({
   maxBody: _count(1024, MAX_BODY_CEILING),
   maxStreams: _count(1, 65_536),
   maxPendingBytes: _count(64 * 1024),
+  writeStallMs: _count(0, 2 ** 31 - 1),
   streamWindow: _count(64 * 1024, MAX_WINDOW),
   connectionWindow: _count(64 * 1024, MAX_WINDOW),
   loginFailuresPerUser: _count(1),

@@ -296,6 +296,7 @@ export class ParleyServer implements ClientDirectory {
       const session = new Session({
         ...link,
         maxPendingBytes: limits.maxPendingBytes,
+        writeStallMs: limits.writeStallMs,
         onRequest: async (req) => {
           await loggedIn;
           return this.registry.dispatch(ctx, req.op, req.args, req.stream);

@@ -193,3 +193,26 @@ Deno.test("data beyond the granted stream window is a flow_control error", async
   assertEquals(out.error, "flow_control");
   assert(out.closed);
 });
+
+Deno.test("a client that stops reading while data flows is disconnected after writeStallMs", async () => {
+  await using t = await startTestServer({ limits: { writeStallMs: 300, idleTimeoutMs: 0 } });
+  const other = await t.connect("bob");
+  const key = await t.addUser("ada");
+  // Grant far more credit than the socket buffers hold, then never read: the server's writes stall.
+  const raw = await rawLogin(t.port, "ada", key, { window: { s: 2 ** 30, c: 2 ** 30 } });
+  await raw.sendFrame({
+    t: "req",
+    id: 1,
+    op: "diag.source",
+    args: { bytes: 2 ** 30 },
+    s: 1,
+    fin: true,
+  });
+  await eventually(() => {
+    assertEquals(t.server.connectionCount, 1, "the stalled client should be gone");
+    return Promise.resolve();
+  }, 200);
+  assertEquals(await other.call("diag.echo", { still: "here" }), { still: "here" });
+  const out = await raw.outcome(5_000);
+  assert(out.closed);
+});

@@ -151,7 +151,7 @@ export async function rawLogin(
   port: number,
   user: string,
   keyHex: string,
-  options: { maxBody?: number } = {},
+  options: { maxBody?: number; window?: { s: number; c: number } } = {},
 ): Promise<RawSession> {
   const conn = await dial(port);
   let link: AuthenticatedLink;
@@ -160,6 +160,7 @@ export async function rawLogin(
       user,
       key: keyBytes(keyHex),
       ...(options.maxBody ? { maxBody: options.maxBody } : {}),
+      ...(options.window ? { window: options.window } : {}),
     });
   } catch (e) {
     _close(conn);
