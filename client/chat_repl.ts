@@ -27,14 +27,8 @@ function _need(v: string | undefined, usage: string): string {
 export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplCommand[] {
   const chat = repl.chat;
   const call = (op: string, args: Record<string, unknown>) => chat.client.call(op, args);
-  const rooms = async () => {
-    const r = await call("chat.rooms", {}) as { rooms: { room: string }[] };
-    return r.rooms.map((x) => x.room);
-  };
-  const users = async () => {
-    const r = await call("chat.who", {}) as { users: { name: string }[] };
-    return [...new Set([...r.users.map((u) => u.name), ...chat.recent().map((m) => m.from)])];
-  };
+  const rooms = () => repl.knownRooms();
+  const users = () => repl.knownUsers();
   const completeUser = (_c: ReplContext, _p: string, i: number) =>
     i === 0 ? users() : Promise.resolve([]);
   /** An admin command of the form `/NAME USER [more]` that calls one operation. */

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { decodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
 import { parsePin } from "./tls_connect.ts";
 
@@ -82,7 +83,7 @@ function _parseKey(text: string): Uint8Array {
       "the key must be 64 hex characters (as printed by `parley user add`)",
     );
   }
-  return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+  return decodeHex(hex);
 }
 
 async function _readConfig(): Promise<Record<string, unknown>> {

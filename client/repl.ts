@@ -180,8 +180,8 @@ export class Repl {
           completer: createCompleter({
             commands: () => this.#commands,
             context: () => this.#context,
-            users: () => this.#knownUsers(),
-            rooms: () => this.#knownRooms(),
+            users: () => this.knownUsers(),
+            rooms: () => this.knownRooms(),
           }),
         }
         : { terminal: false }),
@@ -292,7 +292,8 @@ export class Repl {
     }
   }
 
-  async #knownUsers(): Promise<string[]> {
+  /** User names for completion: recent senders, room members, and who is online. */
+  async knownUsers(): Promise<string[]> {
     const names = new Set<string>(this.chat.recent().map((m) => m.from));
     for (const r of this.chat.rooms) for (const u of this.chat.usersIn(r)) names.add(u);
     try {
@@ -306,7 +307,8 @@ export class Repl {
     return [...names];
   }
 
-  async #knownRooms(): Promise<string[]> {
+  /** Room names for completion: joined rooms and the server's list. */
+  async knownRooms(): Promise<string[]> {
     const rooms = new Set(this.chat.rooms);
     try {
       const r = await _withTimeout(this.chat.client.call("chat.rooms", {}), 1000) as {

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { decodeHex, encodeHex } from "@std/encoding/hex";
 import { randomBytes } from "node:crypto";
 import { computeProof, deriveSessionKeys, FrameMac, verifyProof } from "./auth.ts";
 import { encodeFrame, type OutHeader, type RawHeader } from "./frame_codec.ts";
@@ -86,9 +87,6 @@ export interface ServerHandshakeOptions {
   nonce?: Uint8Array;
 }
 
-const _hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const _unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
-
 async function _withDeadline<T>(transport: Transport, ms: number, work: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -143,13 +141,13 @@ export function clientHandshake(
       t: "hello",
       v: PROTOCOL_VERSION,
       user: options.user,
-      nonce: _hex(cn),
+      nonce: encodeHex(cn),
       maxBody,
       win: window,
     };
     await writeAll(transport, encodeFrame(hello));
     const ch = await _expect(reader, "challenge") as { nonce: string };
-    const sn = _unhex(ch.nonce);
+    const sn = decodeHex(ch.nonce);
     const base = {
       key: options.key,
       version: PROTOCOL_VERSION,
@@ -158,9 +156,9 @@ export function clientHandshake(
       serverNonce: sn,
     };
     const proof = computeProof({ ...base, role: "client" });
-    await writeAll(transport, encodeFrame({ t: "auth", proof: _hex(proof) }));
+    await writeAll(transport, encodeFrame({ t: "auth", proof: encodeHex(proof) }));
     const w = await _expect(reader, "welcome") as WelcomeHeader;
-    if (!verifyProof(_unhex(w.proof), { ...base, role: "server" })) {
+    if (!verifyProof(decodeHex(w.proof), { ...base, role: "server" })) {
       throw new ProtocolError("auth_failed", "the server could not prove it knows your key");
     }
     if (w.maxBody > maxBody || w.maxBody < 1024) {
@@ -209,11 +207,11 @@ export function serverHandshake(
       win?: Windows;
     };
     options.admit?.(hello.user);
-    const cn = _unhex(hello.nonce);
+    const cn = decodeHex(hello.nonce);
     const sn = options.nonce ?? new Uint8Array(randomBytes(NONCE_LENGTH));
     await writeAll(
       transport,
-      encodeFrame({ t: "challenge", v: PROTOCOL_VERSION, nonce: _hex(sn) }),
+      encodeFrame({ t: "challenge", v: PROTOCOL_VERSION, nonce: encodeHex(sn) }),
     );
     const auth = await _expect(reader, "auth") as { proof: string };
     // An unknown user is checked against a random key, so both failures look alike.
@@ -225,14 +223,14 @@ export function serverHandshake(
       clientNonce: cn,
       serverNonce: sn,
     };
-    if (!verifyProof(_unhex(auth.proof), { ...base, role: "client" })) {
+    if (!verifyProof(decodeHex(auth.proof), { ...base, role: "client" })) {
       throw new ProtocolError("auth_failed", "authentication failed: unknown user or wrong key");
     }
     const maxBody = Math.max(1024, Math.min(ourMaxBody, hello.maxBody ?? DEFAULT_MAX_BODY));
     const peerWindow = hello.win ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
     const welcome: WelcomeHeader & OutHeader = {
       t: "welcome",
-      proof: _hex(computeProof({ ...base, role: "server" })),
+      proof: encodeHex(computeProof({ ...base, role: "server" })),
       maxBody,
       win: window,
       maxStreams,

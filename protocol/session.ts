@@ -59,11 +59,6 @@ export interface SessionOptions {
   maxStreams: number;
   /** Close the session when this many control bytes wait to be sent. Default 8 MiB. */
   maxPendingBytes?: number;
-  /**
-   * Close the session when one socket write makes no progress for this long
-   * (a peer that stopped reading while bulk data was flowing). 0 = never. Default 0.
-   */
-  writeStallMs?: number;
   /** Handles requests from the peer; the resolved value is the reply's data. */
   onRequest?: (req: IncomingRequest) => Promise<unknown>;
   /** Receives events from the peer. */
@@ -113,6 +108,7 @@ export class Session implements StreamHost {
   #pingId = 0;
   #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   #lastActivity = Date.now();
+  #writeSince: number | undefined;
 
   constructor(options: SessionOptions) {
     this.#o = options;
@@ -141,6 +137,14 @@ export class Session implements StreamHost {
   /** Time (ms since epoch) the last frame arrived from the peer. */
   get lastActivity(): number {
     return this.#lastActivity;
+  }
+
+  /**
+   * How long (ms) the current socket write has been waiting, 0 when none is:
+   * a peer that stopped reading while data flows leaves it waiting.
+   */
+  writeWaitingMs(now = Date.now()): number {
+    return this.#writeSince === undefined ? 0 : now - this.#writeSince;
   }
 
   /** Number of open streams. */
@@ -519,50 +523,22 @@ export class Session implements StreamHost {
       while (this.#state !== "closed") {
         const batch = this.#buildBatch();
         if (batch === undefined) break;
-        await this.#write(batch);
+        this.#writeSince = Date.now();
+        await writeAll(this.#o.transport, batch);
+        this.#writeSince = undefined;
       }
     } catch (e) {
       if (this.#state !== "closed") {
         const err = e instanceof Error ? e : new Error(String(e));
-        this.#shutdown(
-          err instanceof ProtocolError
-            ? err
-            : new ProtocolError("closed", `write failed: ${err.message}`, { cause: err }),
-        );
+        this.#shutdown(new ProtocolError("closed", `write failed: ${err.message}`, { cause: err }));
       }
     } finally {
       this.#writing = false;
+      this.#writeSince = undefined;
       this.#scratch = undefined;
       const waiters = this.#flushed;
       this.#flushed = [];
       for (const w of waiters) w();
-    }
-  }
-
-  /** Writes a batch; with `writeStallMs`, gives up on a write that makes no progress in time. */
-  async #write(batch: Uint8Array): Promise<void> {
-    const stall = this.#o.writeStallMs ?? 0;
-    if (stall <= 0) return await writeAll(this.#o.transport, batch);
-    let off = 0;
-    while (off < batch.byteLength) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stalled = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new ProtocolError(
-                "slow_consumer",
-                `peer read nothing for ${stall} ms while data was waiting`,
-              ),
-            ),
-          stall,
-        );
-      });
-      try {
-        off += await Promise.race([this.#o.transport.write(batch.subarray(off)), stalled]);
-      } finally {
-        clearTimeout(timer);
-      }
     }
   }
 

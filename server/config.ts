@@ -116,6 +116,24 @@ export function validateLimits(value: unknown, where = "limits"): Partial<Limits
   throw new TypeError(`invalid limits: ${problems.join("; ")}`);
 }
 
+/**
+ * Validates a feature's section of config.json (`chat`, `files`, `exec`)
+ * against its schema; throws a TypeError naming the first bad key.
+ */
+export function parseConfigSection<S extends z.ZodType>(
+  schema: S,
+  raw: unknown,
+  name: string,
+): z.infer<S> {
+  const r = schema.safeParse(raw ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const where = [name, ...(issue?.path.map(String) ?? [])].join(".");
+  throw new TypeError(
+    `invalid "${name}" section in config.json: ${where}: ${issue?.message ?? "invalid"}`,
+  );
+}
+
 /** Overrides accepted by {@linkcode loadConfig}. */
 export interface ConfigOverrides {
   hostname?: string | undefined;

@@ -72,9 +72,13 @@ export class ParleyServer implements ClientDirectory {
       perAddress: config.limits.loginFailuresPerAddress,
       windowMs: config.limits.loginWindowMs,
     });
-    const idle = config.limits.idleTimeoutMs;
-    if (idle > 0) {
-      this.#sweeper = setInterval(() => this.#sweepIdle(), Math.max(25, Math.floor(idle / 4)));
+    // One timer for all clients: idle timeout with keepalive, and stalled writes.
+    const periods = [config.limits.idleTimeoutMs, config.limits.writeStallMs].filter((ms) =>
+      ms > 0
+    );
+    if (periods.length > 0) {
+      const every = Math.max(25, Math.floor(Math.min(...periods) / 4));
+      this.#sweeper = setInterval(() => this.#sweep(), every);
     }
     this.#acceptLoop = this.#accept();
   }
@@ -206,13 +210,22 @@ export class ParleyServer implements ClientDirectory {
   /**
    * Keepalive and idle timeout: pings a client quiet for half the idle
    * timeout (a live client answers, which counts as activity) and closes one
-   * quiet for the whole timeout. One timer for all clients keeps idle
-   * connections cheap.
+   * quiet for the whole timeout. Also closes a client whose socket write has
+   * waited past `writeStallMs` (it stopped reading while data flowed). One
+   * timer for all clients keeps idle connections cheap.
    */
-  #sweepIdle(): void {
+  #sweep(): void {
     const limit = this.config.limits.idleTimeoutMs;
+    const stall = this.config.limits.writeStallMs;
     const now = Date.now();
     for (const ctx of this.#clients.values()) {
+      if (stall > 0 && ctx.session.writeWaitingMs(now) >= stall) {
+        void ctx.session.close(
+          new ProtocolError("slow_consumer", `peer read nothing for ${stall} ms while data waited`),
+        );
+        continue;
+      }
+      if (limit <= 0) continue;
       const quiet = now - ctx.session.lastActivity;
       if (quiet >= limit) {
         void ctx.session.close(
@@ -296,7 +309,6 @@ export class ParleyServer implements ClientDirectory {
       const session = new Session({
         ...link,
         maxPendingBytes: limits.maxPendingBytes,
-        writeStallMs: limits.writeStallMs,
         onRequest: async (req) => {
           await loggedIn;
           return this.registry.dispatch(ctx, req.op, req.args, req.stream);

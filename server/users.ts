@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { decodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
 import { randomBytes } from "node:crypto";
 import { RequestError } from "./errors.ts";
@@ -60,7 +61,7 @@ export class UserStore {
   /** The key bytes for `name`, or undefined. */
   async keyFor(name: string): Promise<Uint8Array | undefined> {
     const u = await this.get(name);
-    return u ? Uint8Array.from(u.key.match(/../g)!, (h) => parseInt(h, 16)) : undefined;
+    return u ? decodeHex(u.key) : undefined;
   }
 
   /** All accounts without keys, sorted by name. */

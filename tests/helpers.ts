@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { decodeHex } from "@std/encoding/hex";
 import { fromFileUrl, join } from "@std/path";
 import { ParleyServer, type StartOptions } from "../server/server.ts";
 import { type ConfigOverrides, loadConfig } from "../server/config.ts";
@@ -17,7 +18,7 @@ export const ROOT = fromFileUrl(new URL("..", import.meta.url));
 
 /** Decodes a hex key. */
 export function keyBytes(hex: string): Uint8Array {
-  return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+  return decodeHex(hex);
 }
 
 /** An in-process server with helpers. */

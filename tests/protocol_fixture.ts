@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { decodeHex, encodeHex } from "@std/encoding/hex";
 import { concat } from "@std/bytes/concat";
 import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
 import { Session, type Windows } from "../protocol/session.ts";
@@ -27,7 +28,7 @@ export const TEST_KEY: Uint8Array = Uint8Array.from({ length: 32 }, (_, i) => i)
 
 /** Lowercase hex of `b`. */
 export function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return encodeHex(b);
 }
 
 /** Bytes of a hex string (whitespace ignored). */
@@ -36,7 +37,7 @@ export function unhex(s: string): Uint8Array {
   if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) {
     throw new TypeError(`not hex: ${s.slice(0, 40)}`);
   }
-  return Uint8Array.from(clean.match(/../g) ?? [], (h) => parseInt(h, 16));
+  return decodeHex(clean);
 }
 
 export { concat } from "@std/bytes/concat";

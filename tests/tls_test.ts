@@ -28,7 +28,11 @@ interface CertFiles {
  * accepts but a CA-file check refuses as a server certificate
  * (CaUsedAsEndEntity); `endEntity` marks it CA:FALSE for the CA-file path.
  */
-async function makeCert(dir?: string, options: { endEntity?: boolean } = {}): Promise<CertFiles> {
+async function makeCert(
+  dir?: string,
+  options: { endEntity?: boolean } = {},
+): Promise<CertFiles & AsyncDisposable> {
+  const owned = dir === undefined;
   dir ??= await Deno.makeTempDir({ prefix: "parley-tls-" });
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
@@ -60,7 +64,16 @@ async function makeCert(dir?: string, options: { endEntity?: boolean } = {}): Pr
   const pem = await Deno.readTextFile(cert);
   const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
   const der = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  return { dir, cert, key, pem, pin: `sha256:${createHash("sha256").update(der).digest("hex")}` };
+  const pin = `sha256:${createHash("sha256").update(der).digest("hex")}`;
+  return {
+    dir,
+    cert,
+    key,
+    pem,
+    pin,
+    // Removes the directory only when makeCert made it.
+    [Symbol.asyncDispose]: () => owned ? Deno.remove(dir, { recursive: true }) : Promise.resolve(),
+  };
 }
 
 async function tlsServer(files: CertFiles) {
@@ -68,160 +81,135 @@ async function tlsServer(files: CertFiles) {
 }
 
 Deno.test("a TLS server accepts a client that trusts its certificate through a CA file", async () => {
-  const files = await makeCert(undefined, { endEntity: true });
-  try {
-    await using t = await tlsServer(files);
-    assert(t.server.tls);
-    const c = await t.connect("ada", { tls: true, caCerts: [files.pem] });
-    assertEquals(await c.call("diag.echo", { over: "tls" }), { over: "tls" });
-  } finally {
-    await Deno.remove(files.dir, { recursive: true });
-  }
+  await using files = await makeCert(undefined, { endEntity: true });
+  await using t = await tlsServer(files);
+  assert(t.server.tls);
+  const c = await t.connect("ada", { tls: true, caCerts: [files.pem] });
+  assertEquals(await c.call("diag.echo", { over: "tls" }), { over: "tls" });
 });
 
 Deno.test("a TLS client without the CA refuses a self-signed server certificate", async () => {
-  const files = await makeCert(undefined, { endEntity: true });
-  try {
-    await using t = await tlsServer(files);
-    const key = await t.addUser("ada");
-    await assertRejects(() =>
-      ParleyClient.connect({
-        host: "127.0.0.1",
-        port: t.port,
-        user: "ada",
-        key: keyBytes(key),
-        tls: true,
-      })
-    );
-    // The server is unharmed.
-    const c = await t.connect("bob", { tls: true, caCerts: [files.pem] });
-    assertEquals(await c.call("diag.echo", {}), {});
-  } finally {
-    await Deno.remove(files.dir, { recursive: true });
-  }
+  await using files = await makeCert(undefined, { endEntity: true });
+  await using t = await tlsServer(files);
+  const key = await t.addUser("ada");
+  await assertRejects(() =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port: t.port,
+      user: "ada",
+      key: keyBytes(key),
+      tls: true,
+    })
+  );
+  // The server is unharmed.
+  const c = await t.connect("bob", { tls: true, caCerts: [files.pem] });
+  assertEquals(await c.call("diag.echo", {}), {});
 });
 
 Deno.test("a pinned client connects without any CA and moves a stream intact", async () => {
-  const files = await makeCert();
-  try {
-    await using t = await tlsServer(files);
-    const c = await t.connect("ada", { tls: true, pin: files.pin });
-    assertEquals(await c.call("diag.echo", { pinned: true }), { pinned: true });
-    const { stream, result } = c.open("diag.stream", {});
-    const data = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 0xff);
-    const reading = (async () => {
-      const parts: number[] = [];
-      let n = 0;
-      for (let b = await stream.read(); b; b = await stream.read()) {
-        n += b.byteLength;
-        parts.push(b[0]!);
-      }
-      return n;
-    })();
-    await stream.write(data);
-    stream.end();
-    assertEquals(await result, { bytes: data.byteLength });
-    assertEquals(await reading, data.byteLength);
-  } finally {
-    await Deno.remove(files.dir, { recursive: true });
-  }
+  await using files = await makeCert();
+  await using t = await tlsServer(files);
+  const c = await t.connect("ada", { tls: true, pin: files.pin });
+  assertEquals(await c.call("diag.echo", { pinned: true }), { pinned: true });
+  const { stream, result } = c.open("diag.stream", {});
+  const data = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 0xff);
+  const reading = (async () => {
+    const parts: number[] = [];
+    let n = 0;
+    for (let b = await stream.read(); b; b = await stream.read()) {
+      n += b.byteLength;
+      parts.push(b[0]!);
+    }
+    return n;
+  })();
+  await stream.write(data);
+  stream.end();
+  assertEquals(await result, { bytes: data.byteLength });
+  assertEquals(await reading, data.byteLength);
 });
 
 Deno.test("a client pinned to another certificate refuses the server before logging in", async () => {
-  const files = await makeCert();
-  const other = await makeCert();
-  try {
-    await using t = await tlsServer(files);
-    const key = await t.addUser("ada");
-    const err = await assertRejects(
-      () =>
-        ParleyClient.connect({
-          host: "127.0.0.1",
-          port: t.port,
-          user: "ada",
-          key: keyBytes(key),
-          tls: true,
-          pin: other.pin,
-        }),
-      PinMismatchError,
-    );
-    assertEquals(err.actual, files.pin);
-    // A pin plus a CA that does not vouch for the server is refused too.
-    await assertRejects(() =>
+  await using files = await makeCert();
+  await using other = await makeCert();
+  await using t = await tlsServer(files);
+  const key = await t.addUser("ada");
+  const err = await assertRejects(
+    () =>
       ParleyClient.connect({
         host: "127.0.0.1",
         port: t.port,
         user: "ada",
         key: keyBytes(key),
         tls: true,
-        pin: files.pin,
-        caCerts: [other.pem],
-      })
-    );
-  } finally {
-    await Deno.remove(files.dir, { recursive: true });
-    await Deno.remove(other.dir, { recursive: true });
-  }
+        pin: other.pin,
+      }),
+    PinMismatchError,
+  );
+  assertEquals(err.actual, files.pin);
+  // A pin plus a CA that does not vouch for the server is refused too.
+  await assertRejects(() =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port: t.port,
+      user: "ada",
+      key: keyBytes(key),
+      tls: true,
+      pin: files.pin,
+      caCerts: [other.pem],
+    })
+  );
 });
 
 Deno.test("a plain client cannot log in to a TLS server, nor a TLS client to a plain one", async () => {
-  const files = await makeCert();
-  try {
-    await using tls = await tlsServer(files);
-    const key = await tls.addUser("ada");
-    await assertRejects(() =>
-      ParleyClient.connect({
-        host: "127.0.0.1",
-        port: tls.port,
-        user: "ada",
-        key: keyBytes(key),
-        tls: false,
-        timeoutMs: 2000,
-      })
-    );
-    await using plain = await startTestServer();
-    const key2 = await plain.addUser("ada");
-    await assertRejects(() =>
-      ParleyClient.connect({
-        host: "127.0.0.1",
-        port: plain.port,
-        user: "ada",
-        key: keyBytes(key2),
-        tls: true,
-        caCerts: [files.pem],
-        timeoutMs: 2000,
-      })
-    );
-  } finally {
-    await Deno.remove(files.dir, { recursive: true });
-  }
+  await using files = await makeCert();
+  await using tls = await tlsServer(files);
+  const key = await tls.addUser("ada");
+  await assertRejects(() =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port: tls.port,
+      user: "ada",
+      key: keyBytes(key),
+      tls: false,
+      timeoutMs: 2000,
+    })
+  );
+  await using plain = await startTestServer();
+  const key2 = await plain.addUser("ada");
+  await assertRejects(() =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port: plain.port,
+      user: "ada",
+      key: keyBytes(key2),
+      tls: true,
+      caCerts: [files.pem],
+      timeoutMs: 2000,
+    })
+  );
 });
 
 Deno.test("openssl s_client completes a TLS handshake with the server", async () => {
-  const files = await makeCert();
-  try {
-    await using t = await tlsServer(files);
-    const out = await new Deno.Command("openssl", {
-      args: [
-        "s_client",
-        "-connect",
-        `127.0.0.1:${t.port}`,
-        "-servername",
-        "localhost",
-        "-CAfile",
-        files.cert,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assertMatch(text, /CN ?= ?localhost/);
-    assertMatch(text, /Verify return code: 0 \(ok\)/);
-    assertMatch(text, /(New|Reused), TLSv1\.[23]/);
-  } finally {
-    await Deno.remove(files.dir, { recursive: true });
-  }
+  await using files = await makeCert();
+  await using t = await tlsServer(files);
+  const out = await new Deno.Command("openssl", {
+    args: [
+      "s_client",
+      "-connect",
+      `127.0.0.1:${t.port}`,
+      "-servername",
+      "localhost",
+      "-CAfile",
+      files.cert,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assertMatch(text, /CN ?= ?localhost/);
+  assertMatch(text, /Verify return code: 0 \(ok\)/);
+  assertMatch(text, /(New|Reused), TLSv1\.[23]/);
 });
 
 Deno.test("parley serve --tls-cert/--tls-key and parley ping with --ca or PARLEY_PIN work end to end", async () => {

@@ -30,39 +30,24 @@ export const idleScenario: Scenario = {
         const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "idle-" });
         await using server = await spawnServer({ dataDir });
         const key = keyBytes(await server.addUser("idle"));
-        // Warm the server with a few connections so one-time allocations are in the baseline.
-        const warm = await Promise.all(
-          Array.from(
-            { length: 20 },
-            () =>
+        const connect = (n: number) =>
+          Promise.all(
+            Array.from({ length: n }, () =>
               ParleyClient.connect({
                 host: "127.0.0.1",
                 port: server.port,
                 user: "idle",
                 key,
                 tls: false,
-              }),
-          ),
-        );
+              })),
+          );
+        // Warm the server with a few connections so one-time allocations are in the baseline.
+        const warm = await connect(20);
         const before = await _settle(server.process.pid);
         const clients: ParleyClient[] = [];
         const batch = 100;
         for (let i = 0; i < count; i += batch) {
-          clients.push(
-            ...await Promise.all(
-              Array.from(
-                { length: Math.min(batch, count - i) },
-                () =>
-                  ParleyClient.connect({
-                    host: "127.0.0.1",
-                    port: server.port,
-                    user: "idle",
-                    key,
-                    tls: false,
-                  }),
-              ),
-            ),
-          );
+          clients.push(...await connect(Math.min(batch, count - i)));
         }
         await clients[0]!.call("diag.echo", {});
         const after = await _settle(server.process.pid);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseConfigSection } from "../config.ts";
 import { z } from "zod";
 
 const _SCHEMA = z.object({
@@ -32,14 +33,5 @@ export type ChatConfig = z.infer<typeof _SCHEMA>;
 
 /** Validates a raw `chat` config section; throws a `TypeError` naming the bad field. */
 export function parseChatConfig(raw: unknown): ChatConfig {
-  const r = _SCHEMA.safeParse(raw ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new TypeError(
-      `invalid "chat" section in config.json: ${issue?.path.join(".") || "(root)"}: ${
-        issue?.message ?? "invalid"
-      }`,
-    );
-  }
-  return r.data;
+  return parseConfigSection(_SCHEMA, raw, "chat");
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseConfigSection } from "../config.ts";
 import { isAbsolute, join, resolve } from "@std/path";
 import { z } from "zod";
 
@@ -62,16 +63,7 @@ export type ExecConfig = Omit<z.infer<typeof _SCHEMA>, "root"> & { root: string 
 
 /** Validates a raw `exec` config section; throws a `TypeError` naming the bad field. */
 export function parseExecConfig(raw: unknown, dataDir: string): ExecConfig {
-  const r = _SCHEMA.safeParse(raw ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new TypeError(
-      `invalid "exec" section in config.json: ${issue?.path.join(".") || "(root)"}: ${
-        issue?.message ?? "invalid"
-      }`,
-    );
-  }
-  const c = r.data;
+  const c = parseConfigSection(_SCHEMA, raw, "exec");
   if (c.defaultTimeoutMs > c.maxTimeoutMs) {
     throw new TypeError(
       'invalid "exec" section in config.json: defaultTimeoutMs is larger than maxTimeoutMs',

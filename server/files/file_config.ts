@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { parseConfigSection } from "../config.ts";
 import { z } from "zod";
 
 const GiB = 1024 ** 3;
@@ -42,14 +43,9 @@ const _schema = z.object({
 
 /** Parses the raw section; throws a `TypeError` naming the bad key. */
 export function parseFileConfig(raw: unknown): FileConfig {
-  const r = _schema.safeParse(raw ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue?.path.length ? `files.${issue.path.join(".")}` : "files";
-    throw new TypeError(`config.json ${where}: ${issue?.message ?? "invalid"}`);
-  }
+  const data = parseConfigSection(_schema, raw, "files");
   const out: FileConfig = { ...DEFAULT_FILE_CONFIG };
-  for (const [k, v] of Object.entries(r.data)) {
+  for (const [k, v] of Object.entries(data)) {
     if (v !== undefined) (out as unknown as Record<string, number>)[k] = v;
   }
   return out;

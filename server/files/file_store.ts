@@ -38,7 +38,8 @@ export function entryType(info: Deno.FileInfo): EntryType {
   return "other";
 }
 
-async function _lstat(path: string): Promise<Deno.FileInfo | undefined> {
+/** lstat, or undefined when the path (or a parent) does not exist. */
+export async function lstatIfPresent(path: string): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.lstat(path);
   } catch (e) {
@@ -136,7 +137,7 @@ export class FileStore {
         );
       }
       abs = join(abs, parts[i]!);
-      info = await _lstat(abs);
+      info = await lstatIfPresent(abs);
     }
     if (info?.isSymlink) {
       throw new RequestError("forbidden", `${displayPath(parts)} is a symlink; not followed`);
@@ -165,7 +166,7 @@ export class FileStore {
     const file = await Deno.open(r.abs, { read: true });
     try {
       const st = await file.stat();
-      const after = await _lstat(r.abs);
+      const after = await lstatIfPresent(r.abs);
       if (
         !st.isFile || !after || after.isSymlink || st.ino !== r.info.ino ||
         st.dev !== r.info.dev || after.ino !== st.ino
@@ -241,7 +242,7 @@ async function _du(dir: string): Promise<number> {
     if (e.isSymlink) continue;
     if (e.isDirectory) total += await _du(p);
     else if (e.isFile) {
-      const info = await _lstat(p);
+      const info = await lstatIfPresent(p);
       total += info?.size ?? 0;
     }
   }

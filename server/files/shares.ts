@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { encodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
 import type { Json } from "../../protocol/messages.ts";
 import type { ClientContext } from "../context.ts";
@@ -50,10 +51,7 @@ export class Shares {
     } finally {
       file.close();
     }
-    const id = Array.from(
-      crypto.getRandomValues(new Uint8Array(16)),
-      (b) => b.toString(16).padStart(2, "0"),
-    ).join("");
+    const id = encodeHex(crypto.getRandomValues(new Uint8Array(16)));
     const rec: ShareRecord = {
       id,
       owner: ctx.user.name,

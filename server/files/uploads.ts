@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { encodeHex } from "@std/encoding/hex";
 import { createHash } from "node:crypto";
 import { join } from "@std/path";
 import type { Json } from "../../protocol/messages.ts";
@@ -21,7 +22,7 @@ import type { Logger } from "../log.ts";
 import type { FileConfig } from "./file_config.ts";
 import { fileError } from "./file_errors.ts";
 import { boolArg, intArg, optStringArg, pathArg, shaArg } from "./file_args.ts";
-import { type FileStore, hashFile, type Resolved } from "./file_store.ts";
+import { type FileStore, hashFile, lstatIfPresent, type Resolved } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
 import { formatBytes as _fmtBytes } from "../../protocol/format_bytes.ts";
 
@@ -51,15 +52,6 @@ interface _PartialMeta {
   sha256?: string;
   tag?: string;
   created: number;
-}
-
-async function _lstat(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
 }
 
 async function _removeIfPresent(path: string): Promise<void> {
@@ -103,7 +95,7 @@ export class Uploads {
       const p = join(this.#store.tmpDir, e.name);
       const key = e.name.replace(/\.(part|json)$/, "");
       if (this.#active.has(key)) continue;
-      const info = await _lstat(p);
+      const info = await lstatIfPresent(p);
       if (info && now - (info.mtime?.getTime() ?? 0) > maxAge) await _removeIfPresent(p);
     }
   }
@@ -174,10 +166,20 @@ export class Uploads {
     return join(this.#store.tmpDir, `${key}.part`);
   }
 
+  #metaPath(key: string): string {
+    return join(this.#store.tmpDir, `${key}.json`);
+  }
+
+  /** Forgets an interrupted upload: its bytes and its record. */
+  async #dropPartial(key: string): Promise<void> {
+    await _removeIfPresent(this.#partPath(key));
+    await _removeIfPresent(this.#metaPath(key));
+  }
+
   /** `file.offset`: how many bytes of this upload the server already has. */
   async offset(ctx: ClientContext, args: Json): Promise<unknown> {
     const plan = await this.#plan(ctx, args);
-    const info = await _lstat(this.#partPath(plan.key));
+    const info = await lstatIfPresent(this.#partPath(plan.key));
     const have = info?.isFile ? Math.min(info.size, plan.size) : 0;
     return { offset: have, busy: this.#active.has(plan.key) };
   }
@@ -237,8 +239,7 @@ export class Uploads {
           // Keeping the partial would keep the disk full: drop it and say so.
           file.close();
           closed = true;
-          await _removeIfPresent(partPath);
-          await _removeIfPresent(join(this.#store.tmpDir, `${plan.key}.json`));
+          await this.#dropPartial(plan.key);
           this.#log.error("file.put: disk full", { user, path: displayPath(plan.parts) });
           throw fileError(
             "disk_full",
@@ -257,14 +258,13 @@ export class Uploads {
             `the upload ended before its ${_TRAILER}-byte SHA-256 trailer; resume it`,
           );
         }
-        const expected = plan.sha256 ?? _hex(trailer);
+        const expected = plan.sha256 ?? encodeHex(trailer);
         const got = hash.digest("hex");
         sha256 = got;
         if (got !== expected) {
           file.close();
           closed = true;
-          await _removeIfPresent(partPath);
-          await _removeIfPresent(join(this.#store.tmpDir, `${plan.key}.json`));
+          await this.#dropPartial(plan.key);
           throw fileError(
             "checksum",
             `the bytes received do not match the SHA-256 declared for ${
@@ -291,9 +291,9 @@ export class Uploads {
 
   async #openPartial(user: string, plan: _Plan, offset: number): Promise<Deno.FsFile> {
     const partPath = this.#partPath(plan.key);
-    const metaPath = join(this.#store.tmpDir, `${plan.key}.json`);
+    const metaPath = this.#metaPath(plan.key);
     if (offset > 0) {
-      const info = await _lstat(partPath);
+      const info = await lstatIfPresent(partPath);
       if (!info?.isFile || info.size < offset) {
         throw fileError(
           "changed",
@@ -342,8 +342,7 @@ export class Uploads {
     mine.sort((a, b) => a.created - b.created);
     while (mine.length >= this.#config.maxPartialsPerUser) {
       const { key } = mine.shift()!;
-      await _removeIfPresent(this.#partPath(key));
-      await _removeIfPresent(join(this.#store.tmpDir, `${key}.json`));
+      await this.#dropPartial(key);
     }
   }
 
@@ -376,14 +375,10 @@ export class Uploads {
       }
       await Deno.remove(partPath);
     }
-    await _removeIfPresent(join(this.#store.tmpDir, `${plan.key}.json`));
+    await _removeIfPresent(this.#metaPath(plan.key));
     await syncDir(join(target.abs, ".."));
     await this.#store.adjustUsage(user, plan.size - replaced);
   }
-}
-
-function _hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function _isDiskFull(e: unknown): boolean {
