@@ -227,6 +227,6 @@ export class ParleyClient {
         return;
       }
       resolveOpened();
-    });
+    }).catch((e) => this.#setState("closed", e instanceof Error ? e : new Error(String(e))));
   }
 }

@@ -148,6 +148,7 @@ async function _runRemote(
   }
 }
 
+/** Copies local stdin to the run until either ends. @neverRejects */
 async function _forwardStdin(remote: RemoteExec): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
   try {

@@ -152,7 +152,10 @@ export class Repl {
         );
       }
       this.#finish(code);
-    })();
+    })().catch((e) => {
+      process.stderr.write(`parley: ${(e as Error).message}\n`);
+      this.#finish(code || 1);
+    });
   }
 
   #prompt(): string {
@@ -249,12 +252,11 @@ export class Repl {
 
   #send(text: string): void {
     const room = this.#room;
-    const p = this.chat.send({ room }, text).then(
+    const p: Promise<void> = this.chat.send({ room }, text).then(
       () => {},
       (e) => this.print(this.#err(`not sent: ${_describe(e)}`)),
-    );
+    ).finally(() => this.#sends.delete(p));
     this.#sends.add(p);
-    void p.finally(() => this.#sends.delete(p));
   }
 
   #enqueue(commandLine: string): void {
