@@ -49,7 +49,7 @@ export class ParleyServer implements ClientDirectory {
   #perIp = new Map<string, number>();
   /** Connections still in the handshake, oldest first (insertion order). */
   #pending = new Set<Deno.Conn>();
-  /** When each client was last pinged for being quiet (by connId). */
+  /** When each quiet client was sent the ping not yet answered (by connId). */
   #pinged = new Map<number, number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #nextConnId = 1;
@@ -208,11 +208,14 @@ export class ParleyServer implements ClientDirectory {
   }
 
   /**
-   * Keepalive and idle timeout: pings a client quiet for half the idle
-   * timeout (a live client answers, which counts as activity) and closes one
-   * quiet for the whole timeout. Also closes a client whose socket write has
-   * waited past `writeStallMs` (it stopped reading while data flowed). One
-   * timer for all clients keeps idle connections cheap.
+   * Keepalive and idle timeout (PROTOCOL.md §5.3): any frame from the peer,
+   * a `pong` included, counts as activity. A client quiet for half the idle
+   * timeout is pinged; it is closed only when it has been quiet for the whole
+   * timeout and that ping has gone unanswered for at least half of it, so a
+   * peer that answers pings is never dropped, however late in a sweep the
+   * ping went out. Also closes a client whose socket write has waited past
+   * `writeStallMs` (it stopped reading while data flowed). One timer for all
+   * clients keeps idle connections cheap.
    */
   #sweep(): void {
     const limit = this.config.limits.idleTimeoutMs;
@@ -227,16 +230,20 @@ export class ParleyServer implements ClientDirectory {
       }
       if (limit <= 0) continue;
       const quiet = now - ctx.session.lastActivity;
-      if (quiet >= limit) {
-        void ctx.session.close(
-          new ProtocolError("timeout", `connection idle for more than ${limit} ms`),
-        );
-      } else if (quiet >= limit / 2) {
-        const last = this.#pinged.get(ctx.connId) ?? 0;
-        if (last < ctx.session.lastActivity) {
-          this.#pinged.set(ctx.connId, now);
-          ctx.session.ping().catch(() => {}); // a closed session ends the wait; nothing to do
+      const sent = this.#pinged.get(ctx.connId);
+      if (sent !== undefined) {
+        if (quiet >= limit && now - sent >= limit / 2) {
+          void ctx.session.close(
+            new ProtocolError("timeout", `connection idle for more than ${limit} ms`),
+          );
         }
+      } else if (quiet >= limit / 2) {
+        const connId = ctx.connId;
+        this.#pinged.set(connId, now);
+        // The pong is the answer we wait for; a closed session ends the wait.
+        ctx.session.ping().then(() => {
+          if (this.#pinged.get(connId) === now) this.#pinged.delete(connId);
+        }, () => {});
       }
     }
   }
