@@ -18,9 +18,10 @@ import type { ServerConfig } from "./config.ts";
 import type { ClientContext } from "./context.ts";
 import type { ClientDirectory, Feature, FeatureDeps } from "./feature.ts";
 import { Logger } from "./log.ts";
-import { LoginRateLimiter } from "./rate_limit.ts";
+import { type LoginAttempt, LoginRateLimiter } from "./rate_limit.ts";
 import { OpRegistry } from "./registry.ts";
 import { UserStore } from "./users.ts";
+import { INITIAL_CONNECTION_CREDIT, UserBudgets } from "./user_budget.ts";
 import { createFeatures } from "./features.ts";
 
 /** Lifecycle of a server. */
@@ -40,6 +41,8 @@ export class ParleyServer implements ClientDirectory {
   readonly users: UserStore;
   readonly registry = new OpRegistry();
   readonly log: Logger;
+  /** Requests in flight and receive credit, per user across connections. */
+  readonly budgets: UserBudgets;
   #listener: Deno.Listener;
   #features: Feature[] = [];
   #state: ServerState = "running";
@@ -67,6 +70,7 @@ export class ParleyServer implements ClientDirectory {
     this.users = users;
     this.#listener = listener;
     this.log = log;
+    this.budgets = new UserBudgets(config.limits);
     this.#limiter = new LoginRateLimiter({
       perUser: config.limits.loginFailuresPerUser,
       perAddress: config.limits.loginFailuresPerAddress,
@@ -275,6 +279,7 @@ export class ParleyServer implements ClientDirectory {
     this.#perIp.set(host, (this.#perIp.get(host) ?? 0) + 1);
     this.#pending.add(conn);
     let attemptedUser: string | undefined;
+    let attempt: LoginAttempt | undefined;
     try {
       let link;
       try {
@@ -282,17 +287,22 @@ export class ParleyServer implements ClientDirectory {
           keyFor: (user) => this.users.keyFor(user),
           admit: (user) => {
             attemptedUser = user;
-            this.#limiter.admit(host, user);
+            attempt = this.#limiter.admit(host, user);
           },
           timeoutMs: limits.handshakeTimeoutMs,
           maxBody: limits.maxBody,
-          window: { s: limits.streamWindow, c: limits.connectionWindow },
+          // The connection window starts small and grows from the user's budget.
+          window: {
+            s: limits.streamWindow,
+            c: Math.min(limits.connectionWindow, INITIAL_CONNECTION_CREDIT),
+          },
           maxStreams: limits.maxStreams,
         });
       } catch (e) {
-        if (e instanceof ProtocolError && e.code === "auth_failed") {
-          this.#limiter.fail(host, attemptedUser);
-        }
+        // A wrong proof stays counted for the window; an attempt that ended
+        // before its proof was checked guessed nothing and is released.
+        const guessed = e instanceof ProtocolError && e.code === "auth_failed";
+        if (attempt && !guessed) this.#limiter.release(attempt);
         this.log.info("handshake failed", {
           addr,
           user: attemptedUser,
@@ -302,6 +312,7 @@ export class ParleyServer implements ClientDirectory {
         return;
       }
       this.#pending.delete(conn);
+      if (attempt) this.#limiter.release(attempt);
       const user = await this.users.get(link.user);
       if (!user || this.#state !== "running") {
         _closeQuietly(conn);
@@ -313,12 +324,23 @@ export class ParleyServer implements ClientDirectory {
       const state = new Map<string, unknown>();
       // deno-lint-ignore prefer-const
       let ctx: ClientContext;
+      const budget = this.budgets.open(user.name);
       const session = new Session({
         ...link,
         maxPendingBytes: limits.maxPendingBytes,
-        onRequest: async (req) => {
-          await loggedIn;
-          return this.registry.dispatch(ctx, req.op, req.args, req.stream);
+        maxConnectionWindow: limits.connectionWindow,
+        creditPool: budget.credit,
+        onRequest: (req) => {
+          let done: () => void;
+          try {
+            done = budget.admit();
+          } catch (e) {
+            return Promise.reject(e);
+          }
+          return (async () => {
+            await loggedIn;
+            return await this.registry.dispatch(ctx, req.op, req.args, req.stream);
+          })().finally(done);
         },
       });
       ctx = { connId, user, addr, session, state };
@@ -333,6 +355,7 @@ export class ParleyServer implements ClientDirectory {
         ready();
       }
       const why = await session.closed;
+      budget.close();
       this.#clients.delete(connId);
       this.#pinged.delete(connId);
       set.delete(ctx);
