@@ -47,6 +47,7 @@ export class MuxStream {
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #recvDone = false;
+  #discard = false;
   #error: Error | undefined;
   #reader: { resolve: () => void } | undefined;
   #sendQueue: _Pending[] = [];
@@ -160,9 +161,28 @@ export class MuxStream {
     return this.#writable;
   }
 
+  /**
+   * @internal nobody will read this stream any more: drops what is buffered
+   * and, from now on, what arrives, returning its credit as if it was read.
+   */
+  discardIncoming(): void {
+    if (this.#discard || this.#error) return;
+    this.#discard = true;
+    const n = this.#buffered;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#notify();
+    if (n > 0) this.#host.consumed(this, n);
+  }
+
   /** @internal data arrived from the peer. */
   receive(body: Uint8Array, fin: boolean): void {
     if (this.#error) return;
+    if (this.#discard) {
+      if (fin) this.#recvDone = true;
+      if (body.byteLength > 0) this.#host.consumed(this, body.byteLength);
+      return;
+    }
     if (body.byteLength > 0) {
       this.#chunks.push(body);
       this.#buffered += body.byteLength;

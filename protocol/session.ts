@@ -37,6 +37,21 @@ export interface Windows {
   c: number;
 }
 
+/**
+ * A shared store of receive credit, e.g. one per user across all of that
+ * user's connections. A session draws from it when it raises the credit it
+ * grants its peer and gives it back when the session closes, so the bytes
+ * all its sessions may have to buffer never exceed what the pool holds.
+ */
+export interface CreditPool {
+  /** Takes up to `n` bytes; returns how many it could give (0 … `n`). */
+  take(n: number): number;
+  /** Takes `n` bytes even when that overdraws the pool (credit already granted). */
+  charge(n: number): void;
+  /** Gives back `n` bytes taken or charged before. */
+  give(n: number): void;
+}
+
 /** Options for {@linkcode Session}. */
 export interface SessionOptions {
   /** Which side we are; decides stream-id parity. */
@@ -59,6 +74,24 @@ export interface SessionOptions {
   maxStreams: number;
   /** Close the session when this many control bytes wait to be sent. Default 8 MiB. */
   maxPendingBytes?: number;
+  /**
+   * The most connection credit to grant the peer. The session starts from
+   * `localWindow.c` (what the handshake announced) and raises its grant up
+   * to this once the peer uses its credit. Default `localWindow.c`.
+   */
+  maxConnectionWindow?: number;
+  /**
+   * Where connection credit comes from. The initial grant is charged to it;
+   * raises are taken from it, and granted only as far as it has credit left.
+   * Default: no pool (the session grants up to `maxConnectionWindow`).
+   */
+  creditPool?: CreditPool;
+  /**
+   * Most requests made with {@linkcode Session.call} that wait for a reply
+   * at once; further calls wait in a local queue until a reply comes. A
+   * server answers requests beyond its own cap with `busy`. Default 32.
+   */
+  maxOutgoingCalls?: number;
   /** Handles requests from the peer; the resolved value is the reply's data. */
   onRequest?: (req: IncomingRequest) => Promise<unknown>;
   /** Receives events from the peer. */
@@ -98,6 +131,11 @@ export class Session implements StreamHost {
   #peerStreamCount = 0;
   #connRecvWindow: number;
   #connUnacked = 0;
+  /** Credit this session holds: granted and unused, buffered unread, or consumed and not yet returned. */
+  #connReserved: number;
+  #connTarget: number;
+  #callsOut = 0;
+  #callQueue: (() => void)[] = [];
   #connSendCredit: number;
   #control: Uint8Array[] = [];
   #controlBytes = 0;
@@ -114,6 +152,9 @@ export class Session implements StreamHost {
     this.#o = options;
     this.#nextStreamId = options.role === "client" ? 1 : 2;
     this.#connRecvWindow = options.localWindow.c;
+    this.#connReserved = options.localWindow.c;
+    this.#connTarget = Math.max(options.localWindow.c, options.maxConnectionWindow ?? 0);
+    options.creditPool?.charge(options.localWindow.c);
     this.#connSendCredit = options.peerWindow.c;
     this.#closed = new Promise((r) => (this.#resolveClosed = r));
     this.#readLoop();
@@ -152,9 +193,35 @@ export class Session implements StreamHost {
     return this.#streams.size;
   }
 
-  /** Sends a request and resolves with the reply's data; rejects with {@linkcode RemoteError}. */
-  call(op: string, args: Json = {}): Promise<unknown> {
-    return this.#request(op, args, undefined, false);
+  /** Connection credit the peer has granted us and we have not used yet. */
+  get sendCredit(): number {
+    return this.#connSendCredit;
+  }
+
+  /** Connection credit we hold for the peer (granted, buffered or awaiting return). */
+  get recvReserved(): number {
+    return this.#connReserved;
+  }
+
+  /**
+   * Sends a request and resolves with the reply's data; rejects with
+   * {@linkcode RemoteError}. At most `maxOutgoingCalls` wait for a reply at
+   * once; the rest are sent, in order, as replies arrive.
+   */
+  async call(op: string, args: Json = {}): Promise<unknown> {
+    const max = this.#o.maxOutgoingCalls ?? 32;
+    if (this.#callsOut >= max || this.#callQueue.length > 0) {
+      await new Promise<void>((r) => this.#callQueue.push(r));
+    } else {
+      this.#callsOut++;
+    }
+    try {
+      return await this.#request(op, args, undefined, false);
+    } finally {
+      const next = this.#callQueue.shift();
+      if (next) next(); // hands our slot on
+      else this.#callsOut--;
+    }
   }
 
   /**
@@ -438,6 +505,9 @@ export class Session implements StreamHost {
           return;
         }
         stream?.end();
+        // The operation is over: whatever the peer still sends on the stream
+        // has no reader, so it is dropped and its credit returned.
+        stream?.discardIncoming();
       },
       (e: unknown) => {
         const { code, msg } = this.#sendError(h.id, e);
@@ -473,14 +543,26 @@ export class Session implements StreamHost {
     });
   }
 
+  /**
+   * Returns consumed bytes to the peer once they reach half the credit we
+   * hold, and raises that credit toward `maxConnectionWindow` while the pool
+   * has some: a connection whose peer sends nothing keeps only its initial
+   * grant, one whose peer sends grows its window at the next update.
+   */
   #connConsumed(n: number): void {
     if (n === 0 || this.#state !== "open") return;
     this.#connUnacked += n;
-    if (this.#connUnacked >= this.#o.localWindow.c / 2) {
-      this.#connRecvWindow += this.#connUnacked;
-      this.#sendControl({ t: "win", s: 0, n: this.#connUnacked });
-      this.#connUnacked = 0;
+    if (this.#connUnacked < this.#connReserved / 2) return;
+    let grant = this.#connUnacked;
+    this.#connUnacked = 0;
+    const want = this.#connTarget - this.#connReserved;
+    if (want > 0) {
+      const more = this.#o.creditPool ? this.#o.creditPool.take(want) : want;
+      this.#connReserved += more;
+      grant += more;
     }
+    this.#connRecvWindow += grant;
+    this.#sendControl({ t: "win", s: 0, n: grant });
   }
 
   #reap(stream: MuxStream): void {
@@ -628,6 +710,13 @@ export class Session implements StreamHost {
     this.#control = [];
     for (const p of this.#pings.values()) p.reject(err);
     this.#pings.clear();
+    this.#o.creditPool?.give(this.#connReserved);
+    this.#connReserved = 0;
+    // Queued calls each take a slot and fail at once on the closed session.
+    const queued = this.#callQueue;
+    this.#callQueue = [];
+    this.#callsOut += queued.length;
+    for (const r of queued) r();
     this.#resolveClosed(this.#closeError);
   }
 }

@@ -41,8 +41,14 @@ export interface Limits {
   writeStallMs: number;
   /** Flow-control window per stream. */
   streamWindow: number;
-  /** Flow-control window per connection. */
+  /** Flow-control window per connection: the most credit one connection is granted. */
   connectionWindow: number;
+  /** Most requests waiting for their reply on one connection; the excess gets `busy`. */
+  maxRequestsPerConnection: number;
+  /** Most requests waiting for their reply across one user's connections; the excess gets `busy`. */
+  maxRequestsPerUser: number;
+  /** Most receive credit (stream bytes the server may buffer) for one user's connections together. */
+  maxBufferedPerUser: number;
   /** Failed logins per (address, user) within `loginWindowMs`. */
   loginFailuresPerUser: number;
   /** Failed logins per address within `loginWindowMs`. */
@@ -76,6 +82,9 @@ export const DEFAULT_LIMITS: Limits = {
   writeStallMs: 60_000,
   streamWindow: DEFAULT_STREAM_WINDOW,
   connectionWindow: DEFAULT_CONNECTION_WINDOW,
+  maxRequestsPerConnection: 64,
+  maxRequestsPerUser: 128,
+  maxBufferedPerUser: 64 * 1024 * 1024,
   loginFailuresPerUser: 5,
   loginFailuresPerAddress: 30,
   loginWindowMs: 60_000,
@@ -96,6 +105,9 @@ export const LIMITS_SCHEMA = z.strictObject({
   writeStallMs: _count(0, 2 ** 31 - 1),
   streamWindow: _count(64 * 1024, MAX_WINDOW),
   connectionWindow: _count(64 * 1024, MAX_WINDOW),
+  maxRequestsPerConnection: _count(1, 65_536),
+  maxRequestsPerUser: _count(1, 1_048_576),
+  maxBufferedPerUser: _count(64 * 1024, 2 ** 40),
   loginFailuresPerUser: _count(1),
   loginFailuresPerAddress: _count(1),
   loginWindowMs: _count(1000, 86_400_000),
