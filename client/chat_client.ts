@@ -5,7 +5,8 @@
  * reconnect it rejoins its rooms asking for everything after those ids.
  * Live messages that arrive while a room is being synced are held back and
  * released after the history, and ids already seen are dropped, so there are
- * no gaps and no duplicates.
+ * no gaps and no duplicates. Server replies are cut to fit one frame; the
+ * client follows `more` pages wherever it needs the whole set.
  *
  * @example
  * ```ts ignore
@@ -31,6 +32,14 @@ interface _Track {
   syncing: number;
   held: ChatMessage[];
   users: Set<string>;
+}
+
+/** A page of a history reply (`chat.history`, `chat.inbox`). */
+interface _Page {
+  messages: ChatMessage[];
+  more: boolean;
+  after?: string;
+  before?: string;
 }
 
 /** Options for {@linkcode ChatClient.start}. */
@@ -218,7 +227,14 @@ export class ChatClient {
       const r = await this.client.call("chat.join", {
         room,
         ...(t.last > 0 ? { after: t.last } : {}),
-      }) as { room: string; users: string[]; history: ChatMessage[]; more: boolean; gap?: boolean };
+      }) as {
+        room: string;
+        users: string[];
+        history: ChatMessage[];
+        more: boolean;
+        after?: string;
+        gap?: boolean;
+      };
       t.users = new Set(r.users);
       if (r.gap) {
         this.#emit({
@@ -226,17 +242,18 @@ export class ChatClient {
           text: `some older messages in #${room} are no longer kept; showing what remains`,
         });
       }
-      let page = r.history;
-      let more = r.more && t.last > 0;
+      // Replies are cut to fit a frame: follow `more` so a recovery has no gap.
+      let page: _Page = {
+        messages: r.history,
+        more: r.more,
+        ...(r.after ? { after: r.after } : {}),
+      };
+      const recovering = t.last > 0;
       for (;;) {
-        for (const m of _byId(page)) if (this.#accept(t, m, true)) delivered.push(m);
-        if (!more || page.length === 0) break;
-        const h = await this.client.call("chat.history", { room, after: t.last, limit: 1000 }) as {
-          messages: ChatMessage[];
-          more: boolean;
-        };
-        page = h.messages;
-        more = h.more;
+        for (const m of _byId(page.messages)) if (this.#accept(t, m, true)) delivered.push(m);
+        const after = page.after ?? page.messages.at(-1)?.id;
+        if (!recovering || !page.more || after === undefined) break;
+        page = await this.client.call("chat.history", { room, after, limit: 1000 }) as _Page;
       }
       return { room: r.room, users: r.users, history: delivered };
     } finally {
@@ -249,26 +266,21 @@ export class ChatClient {
     t.syncing++;
     try {
       if (recover && t.last > 0) {
-        for (;;) {
+        let after: string | undefined = String(t.last);
+        while (after !== undefined) {
           const h = await this.client.call("chat.history", {
             dm: true,
-            after: t.last,
+            after,
             limit: 1000,
-          }) as {
-            messages: ChatMessage[];
-            more: boolean;
-          };
+          }) as _Page;
           for (const m of _byId(h.messages)) this.#accept(t, m, true);
-          if (!h.more || h.messages.length === 0) break;
+          after = h.more ? h.after ?? h.messages.at(-1)?.id : undefined;
         }
       }
       for (;;) {
-        const r = await this.client.call("chat.inbox", {}) as {
-          messages: ChatMessage[];
-          more: boolean;
-        };
+        const r = await this.client.call("chat.inbox", {}) as _Page;
         for (const m of _byId(r.messages)) this.#accept(t, m, true);
-        if (!r.more) break;
+        if (!r.more || r.messages.length === 0) break;
       }
     } finally {
       this.#release(t);

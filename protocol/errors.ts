@@ -35,6 +35,7 @@ export type ErrorCode =
   | "checksum"
   | "changed"
   | "disk_full"
+  | "too_many_rooms"
   | "internal";
 
 /** An error defined by the Parley protocol, with a stable code. */

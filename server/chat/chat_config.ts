@@ -26,6 +26,14 @@ const _SCHEMA = z.object({
   maxRooms: z.number().int().positive().default(1000),
   /** Most rooms one connection may be in. */
   maxRoomsPerConnection: z.number().int().positive().default(100),
+  /** Most rooms one user may be in, across all their connections (bounds `chat.who` entries). */
+  maxRoomsPerUser: z.number().int().positive().max(1000).default(100),
+  /** Rooms one user may create per minute, sustained (creating = joining or posting to a new room). */
+  roomCreatePerMinute: z.number().positive().max(1_000_000).default(10),
+  /** Rooms one user may create in a burst. */
+  roomCreateBurst: z.number().int().positive().max(1_000_000).default(10),
+  /** Most users on one user's ignore list. */
+  maxIgnores: z.number().int().positive().max(1000).default(500),
 }).strict();
 
 /** Validated chat settings. */

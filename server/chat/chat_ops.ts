@@ -11,6 +11,7 @@ import { RequestError } from "../errors.ts";
 import type { OpRegistry } from "../registry.ts";
 import { validUserName } from "../users.ts";
 import { FILE_REF, ROOM_NAME } from "./chat_message.ts";
+import { fitList, jsonBytes, REPLY_BUDGET, USERS_BUDGET } from "./chat_pager.ts";
 import type { ChatService } from "./chat_service.ts";
 import { DEFAULT_TIME_FORMAT, strftime } from "./strftime.ts";
 
@@ -44,12 +45,21 @@ const _HISTORY = z.object({
   limit: _LIMIT.optional(),
 }).strict();
 
+/** Room for the `more` flag and a cursor (`after`/`before` with a 20-digit id or a name). */
+const _CURSOR_BYTES = 64;
+
 function _parse<T>(schema: z.ZodType<T>, args: Json, op: string): T {
   const r = schema.safeParse(args);
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
   throw new RequestError("bad_request", `${op}: ${where}${issue?.message ?? "invalid arguments"}`);
+}
+
+/** The list of banned users, cut to fit a reply (`bannedMore` when cut). */
+function _banned(names: string[]): { banned: string[]; bannedMore?: true } {
+  const page = fitList(names, REPLY_BUDGET - _CURSOR_BYTES);
+  return page.more ? { banned: page.items, bannedMore: true } : { banned: page.items };
 }
 
 function _admin(ctx: ClientContext, what: string): void {
@@ -63,23 +73,22 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
   registry.register("chat.join", (ctx, args) => {
     const a = _parse(_JOIN, args, "chat.join");
     const room = a.room ?? cfg.defaultRoom;
-    const c = chat.conn(ctx);
-    const users = chat.join(c, room);
-    const page = chat.visible(
-      ctx.user.name,
-      chat.store.roomHistory(room, {
-        after: a.after,
-        limit: a.limit ?? (a.after === undefined ? cfg.historyOnJoin : 500),
-      }),
-    );
+    const users = fitList(chat.join(chat.conn(ctx), room), USERS_BUDGET);
     const gap = a.after !== undefined && chat.store.roomGap(room, a.after);
-    return Promise.resolve({
+    const head = {
       room,
-      users,
-      history: page.messages,
-      more: page.more,
+      users: users.items,
+      ...(users.more ? { usersMore: true } : {}),
       ...(gap ? { gap: true } : {}),
+    };
+    const page = chat.store.roomHistory(room, {
+      after: a.after,
+      limit: a.limit ?? (a.after === undefined ? cfg.historyOnJoin : 1000),
+      budget: REPLY_BUDGET - jsonBytes(head) - _CURSOR_BYTES,
+      keep: chat.visibleTo(ctx.user.name),
     });
+    const { messages, ...rest } = page;
+    return Promise.resolve({ ...head, history: messages, ...rest });
   });
 
   registry.register("chat.leave", (ctx, args) => {
@@ -88,15 +97,19 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return Promise.resolve({});
   });
 
-  registry.register("chat.rooms", (ctx) => {
+  registry.register("chat.rooms", (ctx, args) => {
+    const a = _parse(z.object({ after: _ROOM.optional() }).strict(), args, "chat.rooms");
     const mine = chat.conn(ctx).rooms;
+    const names = chat.roomNames().filter((r) => a.after === undefined || r > a.after);
+    const page = fitList(
+      names.map((room) => ({ room, users: chat.usersIn(room).length, joined: mine.has(room) })),
+      REPLY_BUDGET - _CURSOR_BYTES,
+    );
     return Promise.resolve({
-      rooms: chat.roomNames().map((room) => ({
-        room,
-        users: chat.usersIn(room).length,
-        joined: mine.has(room),
-      })),
+      rooms: page.items,
       defaultRoom: cfg.defaultRoom,
+      more: page.more,
+      ...(page.more ? { after: page.items.at(-1)?.room ?? a.after } : {}),
     });
   });
 
@@ -111,12 +124,17 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
 
   registry.register("chat.history", (ctx, args) => {
     const a = _parse(_HISTORY, args, "chat.history");
-    const q = { after: a.after, before: a.before, limit: a.limit ?? 100 };
+    const q = {
+      after: a.after,
+      before: a.before,
+      limit: a.limit ?? 100,
+      budget: REPLY_BUDGET - _CURSOR_BYTES,
+      keep: chat.visibleTo(ctx.user.name),
+    };
     const page = a.dm
       ? chat.store.dmHistory(ctx.user.name, q)
       : chat.store.roomHistory(a.room ?? cfg.defaultRoom, q);
-    const v = chat.visible(ctx.user.name, page);
-    return Promise.resolve({ messages: v.messages, more: v.more });
+    return Promise.resolve(page);
   });
 
   registry.register("chat.inbox", (ctx, args) => {
@@ -134,10 +152,22 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
   });
 
   registry.register("chat.who", (_ctx, args) => {
-    const a = _parse(z.object({ room: _ROOM.optional() }).strict(), args, "chat.who");
-    const online = chat.online();
-    const users = a.room === undefined ? online : online.filter((u) => u.rooms.includes(a.room!));
-    return Promise.resolve({ ...(a.room ? { room: a.room } : {}), users });
+    const a = _parse(
+      z.object({ room: _ROOM.optional(), after: _USER.optional() }).strict(),
+      args,
+      "chat.who",
+    );
+    const online = chat.online().filter((u) =>
+      (a.room === undefined || u.rooms.includes(a.room)) &&
+      (a.after === undefined || u.name > a.after)
+    );
+    const page = fitList(online, REPLY_BUDGET - _CURSOR_BYTES);
+    return Promise.resolve({
+      ...(a.room ? { room: a.room } : {}),
+      users: page.items,
+      more: page.more,
+      ...(page.more ? { after: page.items.at(-1)?.name ?? a.after } : {}),
+    });
   });
 
   registry.register("chat.time", (_ctx, args) => {
@@ -167,6 +197,13 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       if (!a.off && !(await chat.userExists(a.user))) {
         throw new RequestError("not_found", `no user named ${a.user}`);
       }
+      const now = chat.state.ignores(ctx.user.name);
+      if (!a.off && !now.includes(a.user) && now.length >= cfg.maxIgnores) {
+        throw new RequestError(
+          "too_large",
+          `you ignore ${now.length} users, the most this server keeps; unignore one first`,
+        );
+      }
       chat.state.setIgnore(ctx.user.name, a.user, !a.off);
     }
     return { ignored: [...chat.state.ignores(ctx.user.name)] };
@@ -184,7 +221,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return Promise.resolve({ kicked: n });
   });
 
-  registry.register("chat.ban", (ctx, args) => {
+  registry.register("chat.ban", async (ctx, args) => {
     _admin(ctx, "ban");
     const a = _parse(
       z.object({ user: _USER, reason: z.string().max(500).optional(), off: z.boolean().optional() })
@@ -196,10 +233,13 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     if (a.off) {
       if (!chat.state.ban(a.user)) throw new RequestError("not_found", `${a.user} is not banned`);
       chat.state.setBan(a.user, undefined);
-      return Promise.resolve({ banned: chat.state.bans() });
+      return _banned(chat.state.bans());
+    }
+    if (!(await chat.userExists(a.user))) {
+      throw new RequestError("not_found", `no user named ${a.user}`);
     }
     const closed = chat.ban(a.user, ctx.user.name, a.reason);
-    return Promise.resolve({ banned: chat.state.bans(), disconnected: closed });
+    return { ..._banned(chat.state.bans()), disconnected: closed };
   });
 
   registry.register("chat.mute", (ctx, args) => {

@@ -5,8 +5,11 @@
  *
  * Fan-out never waits for a client: `Session.emit` only queues, and a
  * session whose queue grows past its bound is closed (the client recovers
- * by message id when it reconnects). Ids are taken and events queued in one
- * synchronous step, so every client sees a room's messages in id order.
+ * by message id when it reconnects). A message is delivered only once its
+ * journal line is durable, so nobody sees a message that a restart would
+ * forget. Ids are taken and lines queued in one synchronous step, and a
+ * journal commits in append order, so every client sees a room's messages
+ * in id order.
  *
  * @module
  */
@@ -19,7 +22,8 @@ import type { UserStore } from "../users.ts";
 import type { ChatConfig } from "./chat_config.ts";
 import { type ChatMessage, type FileRef, findMentions, idNum } from "./chat_message.ts";
 import type { ChatState } from "./chat_state.ts";
-import type { ChatStore, HistoryPage } from "./chat_store.ts";
+import { jsonBytes, MAX_MESSAGE_JSON, REPLY_BUDGET } from "./chat_pager.ts";
+import type { ChatStore } from "./chat_store.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 /** Per-connection chat state. */
@@ -54,6 +58,10 @@ export class ChatService {
   /** Per room: connections each user has in it (so presence checks are O(1)). */
   #userConns = new Map<string, Map<string, number>>();
   #buckets = new Map<string, TokenBucket>();
+  /** Per user: rooms any of their connections is in. */
+  #userRooms = new Map<string, Set<string>>();
+  /** Per user: room creation allowance. */
+  #creates = new Map<string, TokenBucket>();
 
   constructor(deps: {
     config: ChatConfig;
@@ -91,9 +99,7 @@ export class ChatService {
     const ban = this.state.ban(ctx.user.name);
     if (ban) {
       this.#log.info("banned user refused", { user: ctx.user.name });
-      void ctx.session.close(
-        new RequestError("forbidden", `you are banned from this server${_why(ban.reason)}`),
-      );
+      this.#close(ctx, `you are banned from this server${_why(ban.reason)}`);
     }
   }
 
@@ -104,6 +110,7 @@ export class ChatService {
     this.#conns.delete(ctx.connId);
     for (const room of c.rooms) this.#removeMember(c, room, { quit: true });
     if (this.#buckets.get(ctx.user.name)?.full()) this.#buckets.delete(ctx.user.name);
+    if (this.#creates.get(ctx.user.name)?.full()) this.#creates.delete(ctx.user.name);
   }
 
   /** All room names: rooms with history or members. */
@@ -138,33 +145,57 @@ export class ChatService {
   /** Adds the connection to `room`; returns the users in it. */
   join(c: ChatConn, room: string): string[] {
     c.listening = true;
-    if (!c.rooms.has(room)) {
-      if (!this.#members.has(room) && !this.store.hasRoom(room)) {
-        if (this.roomNames().length >= this.config.maxRooms) {
-          throw new RequestError(
-            "busy",
-            `this server has its maximum of ${this.config.maxRooms} rooms`,
-          );
-        }
-      }
-      if (c.rooms.size >= this.config.maxRoomsPerConnection) {
-        throw new RequestError(
-          "busy",
-          `you are in ${c.rooms.size} rooms already; leave one first`,
-        );
-      }
-      const user = c.ctx.user.name;
-      let counts = this.#userConns.get(room);
-      if (!counts) this.#userConns.set(room, counts = new Map());
-      const wasIn = counts.has(user);
-      counts.set(user, (counts.get(user) ?? 0) + 1);
-      let set = this.#members.get(room);
-      if (!set) this.#members.set(room, set = new Set());
-      set.add(c);
-      c.rooms.add(room);
-      if (!wasIn) this.#toRoom(room, "chat.joined", { room, user }, c);
+    if (c.rooms.has(room)) return this.usersIn(room);
+    const user = c.ctx.user.name;
+    const mine = this.#userRooms.get(user);
+    const cfg = this.config;
+    if (!mine?.has(room) && (mine?.size ?? 0) >= cfg.maxRoomsPerUser) {
+      throw new RequestError(
+        "too_many_rooms",
+        `you are in ${mine!.size} rooms (the most one user may be in); leave one first`,
+      );
+    }
+    if (c.rooms.size >= cfg.maxRoomsPerConnection) {
+      throw new RequestError(
+        "too_many_rooms",
+        `this connection is in ${c.rooms.size} rooms already; leave one first`,
+      );
+    }
+    if (!this.#members.has(room) && !this.store.hasRoom(room)) this.#mayCreate(user);
+    let counts = this.#userConns.get(room);
+    if (!counts) this.#userConns.set(room, counts = new Map());
+    const wasIn = counts.has(user);
+    counts.set(user, (counts.get(user) ?? 0) + 1);
+    let set = this.#members.get(room);
+    if (!set) this.#members.set(room, set = new Set());
+    set.add(c);
+    c.rooms.add(room);
+    if (!wasIn) {
+      if (mine) mine.add(room);
+      else this.#userRooms.set(user, new Set([room]));
+      this.#toRoom(room, "chat.joined", { room, user }, c);
     }
     return this.usersIn(room);
+  }
+
+  /** Checks the server's room cap and `user`'s room creation rate before a new room. */
+  #mayCreate(user: string): void {
+    const cfg = this.config;
+    if (this.roomNames().length >= cfg.maxRooms) {
+      throw new RequestError("busy", `this server has its maximum of ${cfg.maxRooms} rooms`);
+    }
+    let bucket = this.#creates.get(user);
+    if (!bucket) {
+      bucket = new TokenBucket(cfg.roomCreatePerMinute / 60, cfg.roomCreateBurst);
+      this.#creates.set(user, bucket);
+    }
+    if (!bucket.take()) {
+      throw new RequestError(
+        "rate_limited",
+        `you may create at most ${cfg.roomCreatePerMinute} rooms per minute ` +
+          `(try again in ${Math.ceil(bucket.waitMs() / 1000)} s, or join an existing room)`,
+      );
+    }
   }
 
   /** Removes the connection from `room`. */
@@ -214,16 +245,8 @@ export class ChatService {
     if (req.to !== undefined && !(await this.userExists(req.to))) {
       throw new RequestError("not_found", `no user named ${req.to}`);
     }
-    if (req.room !== undefined && !this.#members.has(req.room) && !this.store.hasRoom(req.room)) {
-      if (this.roomNames().length >= this.config.maxRooms) {
-        throw new RequestError(
-          "busy",
-          `this server has its maximum of ${this.config.maxRooms} rooms`,
-        );
-      }
-    }
     const msg: ChatMessage = {
-      id: this.store.nextId(),
+      id: "",
       ...(req.room !== undefined ? { room: req.room } : { to: req.to! }),
       from,
       text: req.text,
@@ -233,50 +256,100 @@ export class ChatService {
     if (req.file) msg.file = req.file;
     const mentions = findMentions(req.text);
     if (mentions.length) msg.mentions = mentions;
-    if (msg.room !== undefined) {
-      const ev = encodeEvent("chat.msg", msg);
-      for (const m of this.#members.get(msg.room) ?? []) {
-        if (!this.state.ignoring(m.ctx.user.name, from)) m.ctx.session.emitEncoded(ev);
-      }
-      await this.store.addRoomMessage(msg);
-    } else {
-      const to = msg.to!;
-      let reached = false;
-      const ignored = this.state.ignoring(to, from);
-      for (const ctx of this.#clients.byUser(to)) {
-        if (ignored) break;
-        ctx.session.emit("chat.msg", msg);
-        if (this.#conns.get(ctx.connId)?.listening) reached = true;
-      }
-      if (to !== from) {
-        for (const ctx of this.#clients.byUser(from)) ctx.session.emit("chat.msg", msg);
-      }
-      if (reached) this.state.markDelivered(to, idNum(msg.id));
-      await this.store.addDm(msg);
+    const stored = jsonBytes(msg) + 20;
+    if (stored > MAX_MESSAGE_JSON) {
+      throw new RequestError(
+        "too_large",
+        `message is ${stored} bytes as stored (JSON); the limit is ${MAX_MESSAGE_JSON}`,
+      );
+    }
+    if (msg.room !== undefined && !this.#members.has(msg.room) && !this.store.hasRoom(msg.room)) {
+      this.#mayCreate(from);
+    }
+    try {
+      msg.id = this.store.nextId();
+      if (msg.room !== undefined) await this.#storeRoomMessage(msg);
+      else await this.#storeDm(msg);
+    } catch (e) {
+      throw this.#storeError(e, msg);
     }
     return msg;
   }
 
-  /** Undelivered DMs for the connection's user; marks them delivered. */
-  inbox(c: ChatConn, limit: number): HistoryPage {
+  /** Stores a room message, then delivers it to the room. */
+  async #storeRoomMessage(msg: ChatMessage): Promise<void> {
+    await this.store.addRoomMessage(msg);
+    const ev = encodeEvent("chat.msg", msg);
+    for (const m of this.#members.get(msg.room!) ?? []) {
+      if (!this.state.ignoring(m.ctx.user.name, msg.from)) m.ctx.session.emitEncoded(ev);
+    }
+  }
+
+  /**
+   * Stores a direct message in the recipient's and the sender's logs; each
+   * side is told once its own log has it, so each sees its DMs in id order.
+   */
+  async #storeDm(msg: ChatMessage): Promise<void> {
+    const { from } = msg;
+    const to = msg.to!;
+    const toRecipient = this.store.addDm(msg, to).then(() => {
+      let reached = false;
+      if (!this.state.ignoring(to, from)) {
+        for (const ctx of this.#clients.byUser(to)) {
+          ctx.session.emit("chat.msg", msg);
+          if (this.#conns.get(ctx.connId)?.listening) reached = true;
+        }
+      }
+      if (reached) this.state.markDelivered(to, idNum(msg.id));
+    });
+    if (to === from) return await toRecipient;
+    const toSender = this.store.addDm(msg, from).then(() => {
+      for (const ctx of this.#clients.byUser(from)) ctx.session.emit("chat.msg", msg);
+    });
+    await Promise.all([toRecipient, toSender]);
+  }
+
+  /** The request error for a message that could not be stored. */
+  #storeError(e: unknown, msg: ChatMessage): RequestError {
+    if (e instanceof RequestError) return e;
+    const cause = (e as Error)?.cause ?? e;
+    this.#log.error("chat message not stored", {
+      id: msg.id,
+      from: msg.from,
+      error: (cause as Error)?.message ?? String(cause),
+    });
+    if (isDiskFull(cause)) {
+      return new RequestError(
+        "disk_full",
+        "the server's disk is full; the message was not stored. Try again later",
+        { cause: e },
+      );
+    }
+    return new RequestError("internal", "the server could not store the message", { cause: e });
+  }
+
+  /**
+   * Undelivered DMs for the connection's user, as many as fit a reply;
+   * marks them delivered. `more` says another call returns more.
+   */
+  inbox(c: ChatConn, limit: number): { messages: ChatMessage[]; more: boolean } {
     c.listening = true;
     const user = c.ctx.user.name;
     const page = this.store.dmHistory(user, {
       after: this.state.delivered(user),
-      limit: 1_000_000,
+      limit,
+      budget: REPLY_BUDGET - 64,
+      keep: (m) => m.to === user && !this.state.ignoring(user, m.from),
     });
-    const mine = page.messages.filter((m) => m.to === user && !this.state.ignoring(user, m.from));
-    const out = mine.slice(0, limit);
-    const last = out.at(-1);
+    const last = page.messages.at(-1);
     if (last) this.state.markDelivered(user, idNum(last.id));
-    return { messages: out, more: mine.length > limit };
+    return { messages: page.messages, more: page.more };
   }
 
-  /** Filters out messages from users `user` ignores. */
-  visible(user: string, page: HistoryPage): HistoryPage {
+  /** A filter that leaves out messages from users `user` ignores. */
+  visibleTo(user: string): ((m: ChatMessage) => boolean) | undefined {
     const ign = this.state.ignores(user);
-    if (ign.length === 0) return page;
-    return { ...page, messages: page.messages.filter((m) => !ign.includes(m.from)) };
+    return ign.length === 0 ? undefined : (m) => !ign.includes(m.from);
   }
 
   /** Removes every connection of `user` from `room`. Returns how many were removed. */
@@ -296,9 +369,7 @@ export class ChatService {
     this.state.setBan(user, { by, ...(reason ? { reason } : {}) });
     const conns = this.#clients.byUser(user);
     for (const ctx of conns) {
-      void ctx.session.close(
-        new RequestError("forbidden", `you were banned by ${by}${_why(reason)}`),
-      );
+      this.#close(ctx, `you were banned by ${by}${_why(reason)}`);
     }
     this.#log.info("user banned", { user, by });
     return conns.length;
@@ -307,6 +378,16 @@ export class ChatService {
   /** Tells every connection of `user` something (moderation notices). */
   notify(user: string, text: string): void {
     for (const ctx of this.#clients.byUser(user)) ctx.session.emit("chat.notice", { text });
+  }
+
+  /** Closes a connection with a `forbidden` error; the close runs on, and its failure is logged. */
+  #close(ctx: ClientContext, why: string): void {
+    void ctx.session.close(new RequestError("forbidden", why)).catch((e: unknown) => {
+      this.#log.error("cannot close a banned user's connection", {
+        user: ctx.user.name,
+        error: (e as Error).message,
+      });
+    });
   }
 
   #removeMember(c: ChatConn, room: string, extra: Record<string, unknown>): void {
@@ -322,6 +403,9 @@ export class ChatService {
     else counts?.delete(user);
     if (counts?.size === 0) this.#userConns.delete(room);
     if (left <= 0) {
+      const mine = this.#userRooms.get(user);
+      mine?.delete(room);
+      if (mine?.size === 0) this.#userRooms.delete(user);
       this.#toRoom(room, "chat.left", { room, user, ...extra }, undefined);
     }
   }
@@ -336,4 +420,10 @@ export class ChatService {
 
 function _why(reason: string | undefined): string {
   return reason ? `: ${reason}` : "";
+}
+
+/** Whether `e` says the disk (or the user's share of it) is full. */
+function isDiskFull(e: unknown): boolean {
+  return (e as { code?: unknown } | undefined)?.code === "ENOSPC" ||
+    (e instanceof Error && /no space left on device/i.test(e.message));
 }

@@ -50,7 +50,14 @@ export class ChatState {
           file: path,
           error: (e as Error).message,
         });
-        await Deno.rename(path, `${path}.bad`).catch(() => {});
+        try {
+          await Deno.rename(path, `${path}.bad`);
+        } catch (r) {
+          log.error("cannot set the damaged chat state file aside; it will be overwritten", {
+            file: path,
+            error: (r as Error).message,
+          });
+        }
       }
     }
     return new ChatState(path, data, log);

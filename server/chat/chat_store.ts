@@ -3,31 +3,20 @@
  * (`chat/rooms/ROOM.jsonl`) and one per user for direct messages
  * (`chat/dm/USER.jsonl`, holding DMs sent and received). Each keeps at most
  * its configured number of messages; a journal is compacted when it holds
- * twice that.
+ * twice that. A message enters the in-memory history only once its journal
+ * line is durable, so history never shows a message whose `chat.send`
+ * failed.
  *
  * @module
  */
 import { join } from "@std/path";
 import type { Logger } from "../log.ts";
 import { type ChatMessage, idNum, parseStoredMessage, ROOM_NAME } from "./chat_message.ts";
+import { firstAfter, type HistoryPage, type HistoryQuery, pageOf } from "./chat_pager.ts";
 import { IdSequence } from "./id_sequence.ts";
 import { Journal } from "./journal.ts";
 
-/** A window of history. */
-export interface HistoryQuery {
-  /** Only messages with a larger id. */
-  after?: number | undefined;
-  /** Only messages with a smaller id. */
-  before?: number | undefined;
-  /** Most messages returned. */
-  limit: number;
-}
-
-/** A page of history, oldest first. `more` says the window held more. */
-export interface HistoryPage {
-  messages: ChatMessage[];
-  more: boolean;
-}
+export type { HistoryPage, HistoryQuery } from "./chat_pager.ts";
 
 interface _Log {
   list: ChatMessage[];
@@ -73,7 +62,10 @@ export class ChatStore {
       for await (const e of Deno.readDir(join(dir, sub))) {
         const m = /^(.+)\.jsonl$/.exec(e.name);
         if (!e.isFile || !m || !ROOM_NAME.test(m[1]!)) continue;
-        const load = await Journal.open(join(dir, sub, e.name), parseStoredMessage);
+        const name = m[1]!;
+        const load = await Journal.open(join(dir, sub, e.name), parseStoredMessage, {
+          onCommit: (msgs) => store.#committed(map, name, msgs),
+        });
         if (load.skipped || load.truncated) {
           options.log.warn("chat journal repaired", {
             file: load.journal.path,
@@ -84,14 +76,17 @@ export class ChatStore {
         const list = load.entries.sort((a, b) => idNum(a.id) - idNum(b.id));
         for (const msg of list) maxId = Math.max(maxId, idNum(msg.id));
         if (list.length > limit) list.splice(0, list.length - limit);
-        map.set(m[1]!, { list, journal: load.journal, limit, compacting: false });
+        map.set(name, { list, journal: load.journal, limit, compacting: false });
       }
     }
     store.#seq = await IdSequence.open(join(dir, "seq"), maxId);
     return store;
   }
 
-  /** A fresh message id (synchronous, so ids follow the order of calls). */
+  /**
+   * A fresh message id (synchronous, so ids follow the order of calls).
+   * Throws when no id could be reserved on disk (the cause says why).
+   */
   nextId(): string {
     return this.#seq.next();
   }
@@ -111,16 +106,17 @@ export class ChatStore {
     return this.#add(this.#rooms, "rooms", msg.room!, msg, this.#roomLimit);
   }
 
-  /** Stores a direct message in the sender's and the recipient's logs. */
-  async addDm(msg: ChatMessage): Promise<void> {
-    const writes = [this.#add(this.#dms, "dm", msg.to!, msg, this.#dmLimit)];
-    if (msg.from !== msg.to) writes.push(this.#add(this.#dms, "dm", msg.from, msg, this.#dmLimit));
-    await Promise.all(writes);
+  /**
+   * Stores a direct message in `user`'s log (call it for the recipient and,
+   * if another user, the sender); resolves once it is on disk.
+   */
+  addDm(msg: ChatMessage, user: string): Promise<void> {
+    return this.#add(this.#dms, "dm", user, msg, this.#dmLimit);
   }
 
   /** A page of a room's history. */
   roomHistory(room: string, q: HistoryQuery): HistoryPage {
-    return _page(this.#rooms.get(room)?.list ?? [], q);
+    return pageOf(this.#rooms.get(room)?.list ?? [], q);
   }
 
   /** Whether messages after `after` in `room` were dropped by the history bound. */
@@ -132,7 +128,7 @@ export class ChatStore {
 
   /** A page of `user`'s direct messages (sent and received). */
   dmHistory(user: string, q: HistoryQuery): HistoryPage {
-    return _page(this.#dms.get(user)?.list ?? [], q);
+    return pageOf(this.#dms.get(user)?.list ?? [], q);
   }
 
   /** Finds a message by id among rooms and `user`'s direct messages. */
@@ -140,7 +136,7 @@ export class ChatStore {
     const n = idNum(id);
     for (const log of [...this.#rooms.values(), this.#dms.get(user)]) {
       if (!log) continue;
-      const i = _firstAfter(log.list, n - 1);
+      const i = firstAfter(log.list, n - 1);
       const msg = log.list[i];
       if (msg && idNum(msg.id) === n) return msg;
     }
@@ -165,47 +161,41 @@ export class ChatStore {
     if (!log) {
       log = {
         list: [],
-        journal: Journal.create(join(this.#dir, sub, `${name}.jsonl`)),
+        journal: Journal.create(join(this.#dir, sub, `${name}.jsonl`), {
+          onCommit: (msgs) => this.#committed(map, name, msgs),
+        }),
         limit,
         compacting: false,
       };
       map.set(name, log);
     }
-    log.list.push(msg);
-    if (log.list.length > limit) log.list.splice(0, log.list.length - limit);
     const written = log.journal.append(msg);
     if (log.journal.lines > 2 * limit && !log.compacting) {
       const l = log;
       l.compacting = true;
-      const c = l.journal.rewrite(() => l.list).finally(() => (l.compacting = false)).catch((e) => {
-        this.#log.error("chat journal compaction failed", {
-          file: l.journal.path,
-          error: (e as Error).message,
-        });
-      });
+      const c = l.journal.rewrite(() => l.list).then(
+        () => {
+          l.compacting = false;
+        },
+        (e: unknown) => {
+          l.compacting = false;
+          this.#log.error("chat journal compaction failed", {
+            file: l.journal.path,
+            error: (e as Error).message,
+          });
+        },
+      );
       this.#compactions.add(c);
-      void c.finally(() => this.#compactions.delete(c));
+      // floating-ok: c never rejects (both outcomes are handled above)
+      void c.then(() => this.#compactions.delete(c));
     }
     return written;
   }
-}
 
-function _firstAfter(list: ChatMessage[], after: number): number {
-  let lo = 0, hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (idNum(list[mid]!.id) > after) hi = mid;
-    else lo = mid + 1;
+  #committed(map: Map<string, _Log>, name: string, msgs: ChatMessage[]): void {
+    const log = map.get(name);
+    if (!log) return;
+    log.list.push(...msgs);
+    if (log.list.length > log.limit) log.list.splice(0, log.list.length - log.limit);
   }
-  return lo;
-}
-
-function _page(list: ChatMessage[], q: HistoryQuery): HistoryPage {
-  const start = q.after === undefined ? 0 : _firstAfter(list, q.after);
-  const end = q.before === undefined ? list.length : _firstAfter(list, q.before - 1);
-  if (end <= start) return { messages: [], more: false };
-  if (q.after !== undefined) {
-    return { messages: list.slice(start, start + q.limit), more: end - start > q.limit };
-  }
-  return { messages: list.slice(Math.max(start, end - q.limit), end), more: end - start > q.limit };
 }

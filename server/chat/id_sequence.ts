@@ -9,12 +9,19 @@
 
 const _BLOCK = 10_000;
 
-/** The id counter. `next()` is synchronous, so ids follow call order. */
+/**
+ * The id counter. `next()` is synchronous, so ids follow call order. The
+ * next block is reserved in the background once half the current one is
+ * used; a failed reservation (a full disk) is kept, not thrown into the
+ * void, and retried on the following call. Only when the block is used up
+ * does `next()` throw, with that failure as the cause.
+ */
 export class IdSequence {
   readonly path: string;
   #next: number;
   #reserved: number;
   #reserving: Promise<void> | undefined;
+  #failure: unknown;
 
   private constructor(path: string, next: number, reserved: number) {
     this.path = path;
@@ -37,18 +44,43 @@ export class IdSequence {
     return seq;
   }
 
-  /** The next id. */
+  /** Ids left in the reserved block. */
+  get left(): number {
+    return this.#reserved - this.#next;
+  }
+
+  /**
+   * The next id. Throws an `Error` whose `cause` is the last reservation
+   * failure when no reserved id is left.
+   */
   next(): string {
-    const id = this.#next++;
-    if (this.#next > this.#reserved - _BLOCK / 2 && !this.#reserving) {
-      this.#reserving = this.#reserve().finally(() => (this.#reserving = undefined));
+    if (this.#next >= this.#reserved) {
+      this.#renew();
+      throw new Error("no message id is reserved: the id counter cannot be saved", {
+        cause: this.#failure,
+      });
     }
+    const id = this.#next++;
+    if (this.#next > this.#reserved - _BLOCK / 2) this.#renew();
     return String(id);
   }
 
   /** Waits for a reservation in progress. */
   async settle(): Promise<void> {
     await this.#reserving;
+  }
+
+  #renew(): void {
+    if (this.#reserving) return;
+    this.#reserving = this.#reserve().then(
+      () => {
+        this.#failure = undefined;
+      },
+      (e: unknown) => {
+        // kept for next(); the reservation is retried on the next call
+        this.#failure = e;
+      },
+    ).finally(() => (this.#reserving = undefined));
   }
 
   async #reserve(): Promise<void> {
