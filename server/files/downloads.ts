@@ -3,6 +3,10 @@
  * SHA-256 of the whole file, so the client can verify what it assembled
  * (resumed prefix included). The file is opened once, so a concurrent
  * replace (always a rename) cannot mix two versions into one download.
+ * A shared file is checked against the SHA-256 pinned when it was shared
+ * before its first byte is sent: share holders get exactly what was shared
+ * or an error, never other bytes (files in the store are never written in
+ * place, so the open file cannot change after the check).
  *
  * @module
  */
@@ -13,7 +17,7 @@ import { RequestError } from "../errors.ts";
 import { fileError } from "./file_errors.ts";
 import { intArg, optIntArg, pathArg } from "./file_args.ts";
 import { ChecksumCache } from "./checksum_cache.ts";
-import { type FileStore, hashFile } from "./file_store.ts";
+import type { FileStore } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
 import type { Shares } from "./shares.ts";
 
@@ -63,8 +67,16 @@ export async function handleGet(
     }
     if (offset > st.size) throw fileError("changed", `${name} is shorter than the offset`);
     // A file hashed before (same inode, size, mtime, ctime) is only read once more.
-    const known = store.checksums.get(st);
-    const hash = known === undefined ? await hashFile(file, offset) : undefined;
+    let known = store.checksums.get(st);
+    if (pinned) {
+      known ??= await store.sha256OfOpen(ctx.user.name, file);
+      if (known !== pinned.sha256) {
+        throw new RequestError("not_found", "the shared file was changed or removed");
+      }
+    }
+    const hash = known === undefined
+      ? await store.hashPrefix(ctx.user.name, file, offset)
+      : undefined;
     await file.seek(offset, Deno.SeekMode.Start);
     let left = st.size - offset;
     let pending: Promise<void> | undefined;

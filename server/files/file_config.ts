@@ -20,6 +20,14 @@ export interface FileConfig {
   maxPartialsPerUser: number;
   /** Most transfers one connection may run at once. */
   maxTransfersPerConnection: number;
+  /** Most live share records one user may have. */
+  maxSharesPerUser: number;
+  /** Whole-file checksums one user may compute at once. */
+  hashJobsPerUser: number;
+  /** Whole-file checksums the server computes at once (all users). */
+  hashJobs: number;
+  /** Checksum requests of one user that may wait for a slot; more get `busy`. */
+  hashQueuePerUser: number;
 }
 
 /** The defaults (docs/files.md "Configuration"). */
@@ -29,6 +37,10 @@ export const DEFAULT_FILE_CONFIG: FileConfig = {
   partialTtlHours: 168,
   maxPartialsPerUser: 16,
   maxTransfersPerConnection: 16,
+  maxSharesPerUser: 1000,
+  hashJobsPerUser: 2,
+  hashJobs: 4,
+  hashQueuePerUser: 16,
 };
 
 const _bytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -39,6 +51,10 @@ const _schema = z.object({
   partialTtlHours: z.number().positive().max(24 * 365).optional(),
   maxPartialsPerUser: z.number().int().min(1).max(10_000).optional(),
   maxTransfersPerConnection: z.number().int().min(1).max(256).optional(),
+  maxSharesPerUser: z.number().int().min(1).max(1_000_000).optional(),
+  hashJobsPerUser: z.number().int().min(1).max(64).optional(),
+  hashJobs: z.number().int().min(1).max(256).optional(),
+  hashQueuePerUser: z.number().int().min(0).max(1024).optional(),
 }).strict();
 
 /** Parses the raw section; throws a `TypeError` naming the bad key. */

@@ -12,8 +12,9 @@ import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { FileConfig } from "./file_config.ts";
 import { boolArg, cwdOf, pathArg, setCwd } from "./file_args.ts";
-import { entryType, type FileStore, hashFile, type Resolved } from "./file_store.ts";
+import { entryType, type FileStore } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
+import { reservedBytes, usedBytes } from "./ledger.ts";
 import type { Shares } from "./shares.ts";
 
 /** Most entries one `file.ls` lists (recursive listings included). */
@@ -30,15 +31,6 @@ export interface EntryInfo {
   /** Modification time, ms since the epoch. */
   mtime: number;
   sha256?: string;
-}
-
-async function _sha(store: FileStore, r: Resolved & { info: Deno.FileInfo }): Promise<string> {
-  const f = await store.openRead(r);
-  try {
-    return (await hashFile(f, (await f.stat()).size)).digest("hex");
-  } finally {
-    f.close();
-  }
 }
 
 function _entry(name: string, info: Deno.FileInfo): EntryInfo {
@@ -69,7 +61,9 @@ export class FileOps {
     const parts = pathArg(ctx, args, "path", "");
     const r = await this.#store.existing(ctx.user.name, parts);
     const e = _entry(parts[parts.length - 1] ?? "~", r.info);
-    if (boolArg(args, "sha256") && e.type === "file") e.sha256 = await _sha(this.#store, r);
+    if (boolArg(args, "sha256") && e.type === "file") {
+      e.sha256 = await this.#store.sha256Of(ctx.user.name, r);
+    }
     return { ...e, path: displayPath(parts) };
   }
 
@@ -82,7 +76,7 @@ export class FileOps {
     const r = await this.#store.existing(ctx.user.name, parts);
     if (!r.info.isDirectory) {
       const e = _entry(parts[parts.length - 1]!, r.info);
-      if (withSha && e.type === "file") e.sha256 = await _sha(this.#store, r);
+      if (withSha && e.type === "file") e.sha256 = await this.#store.sha256Of(ctx.user.name, r);
       await stream.write(_encoder.encode(JSON.stringify(e) + "\n"));
       return { path: displayPath(parts), count: 1, dir: false };
     }
@@ -110,7 +104,7 @@ export class FileOps {
         }
         const e = _entry(prefix + name, info);
         if (withSha && e.type === "file") {
-          e.sha256 = await _sha(this.#store, {
+          e.sha256 = await this.#store.sha256Of(ctx.user.name, {
             abs: join(dir.abs, name),
             parts: [...dirParts, name],
             info,
@@ -130,20 +124,21 @@ export class FileOps {
   async mkdir(ctx: ClientContext, args: Json): Promise<unknown> {
     const parts = pathArg(ctx, args, "path");
     if (parts.length === 0) throw new RequestError("exists", "~ already exists");
-    if (boolArg(args, "parents")) {
-      await this.#store.mkdirs(ctx.user.name, parts);
-      return { path: displayPath(parts) };
-    }
-    const r = await this.#store.resolve(ctx.user.name, parts);
-    if (r.info) throw new RequestError("exists", `${displayPath(parts)} already exists`);
-    try {
-      await Deno.mkdir(r.abs, { mode: 0o755 });
-    } catch (e) {
-      if (e instanceof Deno.errors.AlreadyExists) {
-        throw new RequestError("exists", `${displayPath(parts)} already exists`);
+    const user = ctx.user.name;
+    this.#store.checkNewPath(user, parts);
+    await this.#store.ledger.run(user, async () => {
+      if (boolArg(args, "parents")) return await this.#store.mkdirs(user, parts);
+      const r = await this.#store.resolve(user, parts);
+      if (r.info) throw new RequestError("exists", `${displayPath(parts)} already exists`);
+      try {
+        await Deno.mkdir(r.abs, { mode: 0o755 });
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) {
+          throw new RequestError("exists", `${displayPath(parts)} already exists`);
+        }
+        throw e;
       }
-      throw e;
-    }
+    });
     return { path: displayPath(parts) };
   }
 
@@ -151,81 +146,108 @@ export class FileOps {
   async rmdir(ctx: ClientContext, args: Json): Promise<unknown> {
     const parts = pathArg(ctx, args, "path");
     if (parts.length === 0) throw new RequestError("bad_request", "cannot remove ~");
-    const r = await this.#store.existing(ctx.user.name, parts);
-    if (!r.info.isDirectory) {
-      throw new RequestError("bad_request", `${displayPath(parts)} is not a directory`);
-    }
-    for await (const _ of Deno.readDir(r.abs)) {
-      throw new RequestError("bad_request", `${displayPath(parts)} is not empty`);
-    }
-    await Deno.remove(r.abs);
+    const user = ctx.user.name;
+    await this.#store.ledger.run(user, async () => {
+      const r = await this.#store.existing(user, parts);
+      if (!r.info.isDirectory) {
+        throw new RequestError("bad_request", `${displayPath(parts)} is not a directory`);
+      }
+      for await (const _ of Deno.readDir(r.abs)) {
+        throw new RequestError("bad_request", `${displayPath(parts)} is not empty`);
+      }
+      await Deno.remove(r.abs);
+    });
     return { path: displayPath(parts) };
   }
 
   /** `file.rm {path}`: removes a file. */
   async rm(ctx: ClientContext, args: Json): Promise<unknown> {
     const parts = pathArg(ctx, args, "path");
-    const r = await this.#store.existing(ctx.user.name, parts);
-    if (!r.info.isFile) {
-      throw new RequestError(
-        "bad_request",
-        `${displayPath(parts)} is not a file${r.info.isDirectory ? "; use rmdir" : ""}`,
-      );
-    }
-    await Deno.remove(r.abs);
-    await this.#store.adjustUsage(ctx.user.name, -r.info.size);
-    return { path: displayPath(parts), size: r.info.size };
+    const user = ctx.user.name;
+    const size = await this.#store.ledger.run(user, async (acct) => {
+      const r = await this.#store.existing(user, parts);
+      if (!r.info.isFile) {
+        throw new RequestError(
+          "bad_request",
+          `${displayPath(parts)} is not a file${r.info.isDirectory ? "; use rmdir" : ""}`,
+        );
+      }
+      await Deno.remove(r.abs);
+      acct.files -= r.info.size;
+      return r.info.size;
+    });
+    return { path: displayPath(parts), size };
   }
 
-  /** `file.mv {from, to, overwrite?}`: renames; into `to` when it is a directory. */
+  /**
+   * `file.mv {from, to, overwrite?}`: renames; into `to` when it is a
+   * directory. Moving an entry onto itself (the same path, or another name
+   * of the same file) changes nothing. Every path of the moved tree must keep
+   * within the depth and length limits at its new place.
+   */
   async mv(ctx: ClientContext, args: Json): Promise<unknown> {
     const user = ctx.user.name;
     const fromParts = pathArg(ctx, args, "from");
-    let toParts = pathArg(ctx, args, "to");
+    const toArg = pathArg(ctx, args, "to");
     const overwrite = boolArg(args, "overwrite");
     if (fromParts.length === 0) throw new RequestError("bad_request", "cannot move ~");
-    const src = await this.#store.existing(user, fromParts);
-    if (src.info.isSymlink || !(src.info.isFile || src.info.isDirectory)) {
-      throw new RequestError("forbidden", `${displayPath(fromParts)} is not a file or directory`);
-    }
-    let dst = await this.#store.resolve(user, toParts);
-    if (dst.info?.isDirectory) {
-      toParts = [...toParts, fromParts[fromParts.length - 1]!];
-      dst = await this.#store.resolve(user, toParts);
-    }
-    if (
-      src.info.isDirectory && toParts.length >= fromParts.length &&
-      fromParts.every((p, i) => toParts[i] === p)
-    ) {
-      throw new RequestError("bad_request", "cannot move a directory into itself");
-    }
-    let replaced = 0;
-    if (dst.info) {
-      if (!overwrite || !dst.info.isFile || !src.info.isFile) {
+    const toParts = await this.#store.ledger.run(user, async (acct) => {
+      let toParts = toArg;
+      const src = await this.#store.existing(user, fromParts);
+      if (src.info.isSymlink || !(src.info.isFile || src.info.isDirectory)) {
         throw new RequestError(
-          "exists",
-          `${displayPath(toParts)} already exists${
-            dst.info.isFile && src.info.isFile ? "; use overwrite to replace it" : ""
-          }`,
+          "forbidden",
+          `${displayPath(fromParts)} is not a file or directory`,
         );
       }
-      replaced = dst.info.size;
-    }
-    if (src.info.isFile && !overwrite) {
-      // link + unlink: never replaces a file that appeared meanwhile.
-      try {
-        await Deno.link(src.abs, dst.abs);
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) {
-          throw new RequestError("exists", `${displayPath(toParts)} already exists`);
-        }
-        throw e;
+      let dst = await this.#store.resolve(user, toParts);
+      if (dst.info?.isDirectory && !_same(src.info, dst.info)) {
+        toParts = [...toParts, fromParts[fromParts.length - 1]!];
+        dst = await this.#store.resolve(user, toParts);
       }
-      await Deno.remove(src.abs);
-    } else {
-      await Deno.rename(src.abs, dst.abs);
-    }
-    await this.#store.adjustUsage(user, -replaced);
+      if (dst.info && _same(src.info, dst.info)) return toParts;
+      if (
+        src.info.isDirectory && toParts.length >= fromParts.length &&
+        fromParts.every((p, i) => toParts[i] === p)
+      ) {
+        throw new RequestError("bad_request", "cannot move a directory into itself");
+      }
+      await this.#store.checkMove(user, src.abs, src.info.isDirectory, fromParts, toParts);
+      let replaced = 0;
+      if (dst.info) {
+        if (!overwrite || !dst.info.isFile || !src.info.isFile) {
+          throw new RequestError(
+            "exists",
+            `${displayPath(toParts)} already exists${
+              dst.info.isFile && src.info.isFile ? "; use overwrite to replace it" : ""
+            }`,
+          );
+        }
+        replaced = dst.info.size;
+      }
+      if (src.info.isFile && !overwrite) {
+        // link + unlink: never replaces a file that appeared meanwhile.
+        try {
+          await Deno.link(src.abs, dst.abs);
+        } catch (e) {
+          if (e instanceof Deno.errors.AlreadyExists) {
+            throw new RequestError("exists", `${displayPath(toParts)} already exists`);
+          }
+          throw e;
+        }
+        try {
+          await Deno.remove(src.abs);
+        } catch (e) {
+          // Both names stay: each counts.
+          acct.files += src.info.size;
+          throw e;
+        }
+      } else {
+        await Deno.rename(src.abs, dst.abs);
+      }
+      acct.files -= replaced;
+      return toParts;
+    });
     return { from: displayPath(fromParts), to: displayPath(toParts) };
   }
 
@@ -245,14 +267,27 @@ export class FileOps {
     return Promise.resolve({ cwd: displayPath(cwdOf(ctx)) });
   }
 
-  /** `file.usage`: bytes used, quota and largest file. */
+  /**
+   * `file.usage`: bytes used (files plus interrupted uploads), reserved by
+   * uploads running, quota and largest file.
+   */
   async usage(ctx: ClientContext): Promise<unknown> {
-    const user = ctx.user.name;
-    return {
-      used: await this.#store.usage(user),
-      reserved: this.#store.reserved(user),
-      quota: this.#config.quotaBytes,
-      maxFile: this.#config.maxFileBytes,
-    };
+    return await this.#store.ledger.run(ctx.user.name, (acct) => {
+      let partial = 0;
+      for (const p of acct.partials.values()) partial += p.bytes;
+      return {
+        used: usedBytes(acct),
+        files: acct.files,
+        partial,
+        reserved: reservedBytes(acct),
+        quota: this.#config.quotaBytes,
+        maxFile: this.#config.maxFileBytes,
+      };
+    });
   }
+}
+
+/** Whether two lstat results are the same file (hard links included). */
+function _same(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.ino !== null && a.ino === b.ino && a.dev === b.dev;
 }

@@ -5,7 +5,8 @@
  * component at a time with `lstat`, so a symlink anywhere in the store is
  * refused rather than followed (Deno has no `O_NOFOLLOW`; after opening, the
  * file's device and inode are compared with the `lstat` result to catch a
- * swap in between). Also tracks per-user usage for the quota.
+ * swap in between). Also holds the per-user quota ledger, the gate for
+ * hashing work and the checksum cache.
  *
  * @module
  */
@@ -13,7 +14,9 @@ import { ChecksumCache } from "./checksum_cache.ts";
 import { createHash } from "node:crypto";
 import { join } from "@std/path";
 import { RequestError } from "../errors.ts";
-import { displayPath } from "./remote_path.ts";
+import { type HashJobLimits, HashJobs } from "./hash_jobs.ts";
+import { Ledger } from "./ledger.ts";
+import { displayPath, MAX_DEPTH, MAX_PATH_BYTES } from "./remote_path.ts";
 
 /** What a resolved, existing entry is. */
 export type EntryType = "file" | "dir" | "other";
@@ -28,7 +31,12 @@ export interface Resolved {
   info: Deno.FileInfo | undefined;
 }
 
-const _HASH_CHUNK = 1024 * 1024;
+const _HASH_CHUNK = 256 * 1024;
+
+/** The kernel's PATH_MAX (bytes, NUL included): no absolute path the store uses may reach it. */
+const _PATH_MAX = 4096;
+
+const _encoder = new TextEncoder();
 
 /** Maps an lstat result to an entry type (symlinks and devices are `other`). */
 export function entryType(info: Deno.FileInfo): EntryType {
@@ -77,15 +85,127 @@ export class FileStore {
   readonly sharesDir: string;
   /** SHA-256 of files already hashed, so repeated downloads read a file once. */
   readonly checksums = new ChecksumCache();
+  /** Per-user usage; every change to a home runs inside `ledger.run`. */
+  readonly ledger: Ledger;
+  /** The gate every whole-file hash goes through. */
+  readonly hashJobs: HashJobs;
   #homes: string;
-  #usage = new Map<string, Promise<number>>();
-  #reserved = new Map<string, number>();
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, hashLimits: HashJobLimits) {
     this.root = join(dataDir, "files");
     this.#homes = join(this.root, "home");
     this.tmpDir = join(this.root, ".parley-tmp");
     this.sharesDir = join(this.root, "shares");
+    this.ledger = new Ledger(async (user) => _du(await this.home(user)));
+    this.hashJobs = new HashJobs(hashLimits);
+  }
+
+  /**
+   * Longest path (bytes of the components joined by `/`) allowed under
+   * `user`'s home: the protocol's limit, lowered so that the absolute path on
+   * the server stays under the kernel's PATH_MAX whatever the data dir.
+   */
+  maxPathBytes(user: string): number {
+    const home = _encoder.encode(join(this.#homes, user)).byteLength;
+    return Math.min(MAX_PATH_BYTES, _PATH_MAX - 2 - home);
+  }
+
+  /**
+   * Checks that `parts` (a path about to be created) keeps within the depth
+   * and length limits; `bad_request` naming the limit otherwise.
+   */
+  checkNewPath(user: string, parts: readonly string[]): void {
+    if (parts.length > MAX_DEPTH) {
+      throw new RequestError(
+        "bad_request",
+        `${displayPath(parts.slice(0, 3))}/… would be deeper than ${MAX_DEPTH} levels`,
+      );
+    }
+    const max = this.maxPathBytes(user);
+    if (_encoder.encode(parts.join("/")).byteLength > max) {
+      throw new RequestError(
+        "bad_request",
+        `${displayPath(parts.slice(0, 3))}/… would be longer than ${max} bytes`,
+      );
+    }
+  }
+
+  /**
+   * Checks that moving the entry at `srcAbs` (a directory when `isDir`) from
+   * `fromParts` to `toParts` keeps every path in the moved tree within the
+   * depth and length limits. A move that makes no path deeper or longer is
+   * not walked; otherwise the tree is walked only as deep as the limit.
+   */
+  async checkMove(
+    user: string,
+    srcAbs: string,
+    isDir: boolean,
+    fromParts: readonly string[],
+    toParts: readonly string[],
+  ): Promise<void> {
+    this.checkNewPath(user, toParts);
+    if (!isDir) return;
+    const toBytes = _encoder.encode(toParts.join("/")).byteLength;
+    const fromBytes = _encoder.encode(fromParts.join("/")).byteLength;
+    if (toParts.length <= fromParts.length && toBytes <= fromBytes) return;
+    const maxBytes = this.maxPathBytes(user);
+    const refuse = (rel: string, why: string) => {
+      throw new RequestError(
+        "bad_request",
+        `cannot move ${displayPath(fromParts)} to ${displayPath(toParts)}: ${rel} inside it ` +
+          `would be ${why}`,
+      );
+    };
+    const walk = async (dir: string, depth: number, relBytes: number, rel: string) => {
+      for await (const e of Deno.readDir(dir)) {
+        const bytes = relBytes + 1 + _encoder.encode(e.name).byteLength;
+        const shown = rel ? `${rel}/${e.name}` : e.name;
+        if (toParts.length + depth + 1 > MAX_DEPTH) {
+          refuse(shown.length > 60 ? "a path" : shown, `deeper than ${MAX_DEPTH} levels`);
+        }
+        if (toBytes + bytes > maxBytes) {
+          refuse(shown.length > 60 ? "a path" : shown, `longer than ${maxBytes} bytes`);
+        }
+        if (e.isDirectory) await walk(join(dir, e.name), depth + 1, bytes, shown);
+      }
+    };
+    await walk(srcAbs, 0, 0, "");
+  }
+
+  /**
+   * SHA-256 of a resolved file, from the checksum cache or by reading it
+   * through the hashing gate (`busy` when `user` asks for too many at once).
+   */
+  async sha256Of(user: string, r: Resolved & { info: Deno.FileInfo }): Promise<string> {
+    const f = await this.openRead(r);
+    try {
+      return await this.sha256OfOpen(user, f);
+    } finally {
+      f.close();
+    }
+  }
+
+  /** Like {@linkcode sha256Of} for a file already open (read from its start). */
+  async sha256OfOpen(user: string, f: Deno.FsFile): Promise<string> {
+    const st = await f.stat();
+    const known = this.checksums.get(st);
+    if (known !== undefined) return known;
+    const sha = await this.hashJobs.run(
+      user,
+      async () => (await hashFile(f, st.size)).digest("hex"),
+    );
+    const after = await f.stat();
+    if (ChecksumCache.key(after) === ChecksumCache.key(st)) this.checksums.set(st, sha);
+    return sha;
+  }
+
+  /** Hashes the first `length` bytes of `f` through the hashing gate. */
+  async hashPrefix(user: string, f: Deno.FsFile, length: number) {
+    if (length === 0) {
+      await f.seek(0, Deno.SeekMode.Start);
+      return createHash("sha256");
+    }
+    return await this.hashJobs.run(user, () => hashFile(f, length));
   }
 
   /** Creates the store's directories, refusing symlinked ones. */
@@ -117,6 +237,13 @@ export class FileStore {
    * `info` undefined.
    */
   async resolve(user: string, parts: readonly string[]): Promise<Resolved> {
+    const max = this.maxPathBytes(user);
+    if (_encoder.encode(parts.join("/")).byteLength > max) {
+      throw new RequestError(
+        "bad_request",
+        `the path is longer than ${max} bytes (the server's limit for this storage)`,
+      );
+    }
     let abs = await this.home(user);
     let info: Deno.FileInfo | undefined = await Deno.lstat(abs);
     for (let i = 0; i < parts.length; i++) {
@@ -196,42 +323,6 @@ export class FileStore {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
     }
-  }
-
-  /** Bytes stored in `user`'s home (computed once, then kept up to date). */
-  usage(user: string): Promise<number> {
-    let p = this.#usage.get(user);
-    if (!p) {
-      p = this.home(user).then((h) => _du(h));
-      this.#usage.set(user, p);
-      p.catch(() => this.#usage.delete(user));
-    }
-    return p;
-  }
-
-  /** Adds `delta` bytes to `user`'s usage. */
-  async adjustUsage(user: string, delta: number): Promise<void> {
-    if (delta === 0) return;
-    const now = await this.usage(user);
-    this.#usage.set(user, Promise.resolve(Math.max(0, now + delta)));
-  }
-
-  /** Bytes reserved by `user`'s uploads in progress. */
-  reserved(user: string): number {
-    return this.#reserved.get(user) ?? 0;
-  }
-
-  /** Reserves bytes for an upload; returns the release function. */
-  reserve(user: string, bytes: number): () => void {
-    this.#reserved.set(user, this.reserved(user) + bytes);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const left = this.reserved(user) - bytes;
-      if (left <= 0) this.#reserved.delete(user);
-      else this.#reserved.set(user, left);
-    };
   }
 }
 

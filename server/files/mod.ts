@@ -24,11 +24,17 @@ const _SWEEP_MS = 3600_000;
 /** Creates the files feature. */
 export async function createFileFeature(deps: FeatureDeps): Promise<Feature> {
   const config = parseFileConfig(deps.config);
-  const store = new FileStore(deps.dataDir);
+  const store = new FileStore(deps.dataDir, {
+    perUser: config.hashJobsPerUser,
+    total: config.hashJobs,
+    queuePerUser: config.hashQueuePerUser,
+  });
   await store.init();
-  const shares = new Shares(store);
+  const shares = new Shares(store, config.maxSharesPerUser);
+  await shares.init();
   const uploads = new Uploads(store, config, deps.log);
   const ops = new FileOps(store, shares, config);
+  await uploads.init();
   await uploads.sweep();
   const timer = setInterval(() => {
     uploads.sweep().catch((e) => deps.log.warn("file sweep failed", { error: String(e) }));

@@ -9,6 +9,12 @@
  * clobbered; a rename otherwise). An interrupted upload leaves its temp file,
  * and a later upload with the same key continues from its length.
  *
+ * Quota: an upload reserves its whole size in the user's ledger before it is
+ * accepted (so pipelined uploads cannot all pass the check), an interrupted
+ * upload counts with the bytes it left on disk, and the reservation turns
+ * into file bytes at commit, all inside the user's ledger turn. A user has at
+ * most `maxPartialsPerUser` uploads, running or interrupted, at once.
+ *
  * @module
  */
 import { encodeHex } from "@std/encoding/hex";
@@ -22,7 +28,8 @@ import type { Logger } from "../log.ts";
 import type { FileConfig } from "./file_config.ts";
 import { fileError } from "./file_errors.ts";
 import { boolArg, intArg, optStringArg, pathArg, shaArg } from "./file_args.ts";
-import { type FileStore, hashFile, lstatIfPresent, type Resolved } from "./file_store.ts";
+import { type FileStore, lstatIfPresent, type Resolved } from "./file_store.ts";
+import { type Account, reservedBytes, usedBytes } from "./ledger.ts";
 import { displayPath } from "./remote_path.ts";
 import { formatBytes as _fmtBytes } from "../../protocol/format_bytes.ts";
 
@@ -33,6 +40,7 @@ const _TRAILER = 32;
 const _TAG = /^[A-Za-z0-9._:-]{1,128}$/;
 
 interface _Plan {
+  user: string;
   parts: string[];
   size: number;
   /** Declared up front; undefined when the client sends it as a trailer. */
@@ -80,7 +88,6 @@ export class Uploads {
   #store: FileStore;
   #config: FileConfig;
   #log: Logger;
-  #active = new Set<string>();
 
   constructor(store: FileStore, config: FileConfig, log: Logger) {
     this.#store = store;
@@ -88,15 +95,60 @@ export class Uploads {
     this.#log = log;
   }
 
-  /** Deletes partial uploads older than the configured age. */
+  /**
+   * Reads the partial uploads left on disk into the ledger; drops records
+   * without bytes, bytes without a record, and partials already committed
+   * (a hard link to a file in a home, left by a stop between link and unlink).
+   */
+  async init(): Promise<void> {
+    const names = new Set<string>();
+    for await (const e of Deno.readDir(this.#store.tmpDir)) names.add(e.name);
+    for (const name of names) {
+      const m = /^([0-9a-f]{64})\.(part|json)$/.exec(name);
+      if (!m) {
+        await _removeIfPresent(join(this.#store.tmpDir, name));
+        continue;
+      }
+      if (m[2] === "part") {
+        if (!names.has(`${m[1]}.json`)) await _removeIfPresent(this.#partPath(m[1]!));
+        continue;
+      }
+      const key = m[1]!;
+      const info = await lstatIfPresent(this.#partPath(key));
+      let meta: _PartialMeta | undefined;
+      try {
+        meta = JSON.parse(await Deno.readTextFile(this.#metaPath(key))) as _PartialMeta;
+      } catch {
+        meta = undefined;
+      }
+      if (!info?.isFile || (info.nlink ?? 1) > 1 || typeof meta?.user !== "string") {
+        await this.#dropPartial(key);
+        continue;
+      }
+      this.#store.ledger.notePartial(meta.user, key, {
+        bytes: info.size,
+        touched: info.mtime?.getTime() ?? meta.created ?? 0,
+      });
+    }
+  }
+
+  /**
+   * Deletes idle partial uploads older than the configured age, and the
+   * oldest beyond the per-user cap.
+   */
   async sweep(now = Date.now()): Promise<void> {
     const maxAge = this.#config.partialTtlHours * 3600_000;
-    for await (const e of Deno.readDir(this.#store.tmpDir)) {
-      const p = join(this.#store.tmpDir, e.name);
-      const key = e.name.replace(/\.(part|json)$/, "");
-      if (this.#active.has(key)) continue;
-      const info = await lstatIfPresent(p);
-      if (info && now - (info.mtime?.getTime() ?? 0) > maxAge) await _removeIfPresent(p);
+    for (const user of this.#store.ledger.usersWithPartials()) {
+      await this.#store.ledger.run(user, async (acct) => {
+        const idle = [...acct.partials].sort((a, b) => a[1].touched - b[1].touched);
+        let over = acct.partials.size + acct.active.size - this.#config.maxPartialsPerUser;
+        for (const [key, p] of idle) {
+          if (over <= 0 && now - p.touched <= maxAge) continue;
+          await this.#dropPartial(key);
+          acct.partials.delete(key);
+          over--;
+        }
+      });
     }
   }
 
@@ -135,21 +187,70 @@ export class Uploads {
       }
       replaced = target.info.size;
     }
-    const used = await this.#store.usage(user);
-    const need = used + this.#store.reserved(user) + size - replaced;
-    if (need > this.#config.quotaBytes) {
-      throw new RequestError(
-        "quota",
-        `uploading ${_fmtBytes(size)} would exceed your quota: ${_fmtBytes(used)} used, ${
-          _fmtBytes(this.#store.reserved(user))
-        } in uploads, quota ${_fmtBytes(this.#config.quotaBytes)}`,
-      );
-    }
     const id = sha256 ?? `tag\0${tag}`;
     const key = createHash("sha256")
       .update(`${user}\0${parts.join("/")}\0${size}\0${id}`)
       .digest("hex");
-    return { parts, size, sha256, tag, overwrite, parents, key, replaced };
+    const plan = { user, parts, size, sha256, tag, overwrite, parents, key, replaced };
+    // An early answer for file.offset; the binding check is in #reserve.
+    await this.#store.ledger.run(user, (acct) => this.#checkQuota(acct, plan));
+    return plan;
+  }
+
+  /** Refuses `plan` if it does not fit next to what `acct` holds and has reserved. */
+  #checkQuota(acct: Account, plan: _Plan): void {
+    const used = usedBytes(acct) - (acct.partials.get(plan.key)?.bytes ?? 0);
+    const reserved = reservedBytes(acct);
+    if (used + reserved + plan.size - plan.replaced > this.#config.quotaBytes) {
+      throw new RequestError(
+        "quota",
+        `uploading ${_fmtBytes(plan.size)} would exceed your quota: ${_fmtBytes(used)} used, ${
+          _fmtBytes(reserved)
+        } in uploads, quota ${_fmtBytes(this.#config.quotaBytes)}`,
+      );
+    }
+  }
+
+  /**
+   * Inside the user's ledger turn: checks the quota and the number of
+   * uploads, then reserves the whole size (an idle partial of the same
+   * upload is covered by the reservation from now on).
+   */
+  async #reserve(acct: Account, plan: _Plan): Promise<void> {
+    if (acct.active.has(plan.key)) {
+      throw new RequestError("busy", `an upload of ${displayPath(plan.parts)} is already running`);
+    }
+    this.#checkQuota(acct, plan);
+    if (!acct.partials.has(plan.key)) {
+      const max = this.#config.maxPartialsPerUser;
+      if (acct.active.size >= max) {
+        throw new RequestError("busy", `at most ${max} uploads at once per user; retry later`);
+      }
+      // Room for this one: drop the oldest interrupted uploads.
+      const idle = [...acct.partials].sort((a, b) => a[1].touched - b[1].touched);
+      while (acct.partials.size + acct.active.size >= max && idle.length > 0) {
+        const [old] = idle.shift()!;
+        await this.#dropPartial(old);
+        acct.partials.delete(old);
+      }
+    }
+    acct.partials.delete(plan.key);
+    acct.active.set(plan.key, plan.size);
+  }
+
+  /**
+   * Inside the user's ledger turn, after an upload that did not commit: the
+   * reservation ends and the partial left on disk (if any) counts as it is.
+   */
+  async #settle(acct: Account, key: string): Promise<void> {
+    acct.active.delete(key);
+    const info = await lstatIfPresent(this.#partPath(key));
+    if (info?.isFile) {
+      acct.partials.set(key, { bytes: info.size, touched: Date.now() });
+    } else {
+      acct.partials.delete(key);
+      await _removeIfPresent(this.#metaPath(key));
+    }
   }
 
   /** Resolves the target; a missing parent is fine when `parents` (created at commit time). */
@@ -181,7 +282,8 @@ export class Uploads {
     const plan = await this.#plan(ctx, args);
     const info = await lstatIfPresent(this.#partPath(plan.key));
     const have = info?.isFile ? Math.min(info.size, plan.size) : 0;
-    return { offset: have, busy: this.#active.has(plan.key) };
+    const busy = await this.#store.ledger.run(plan.user, (acct) => acct.active.has(plan.key));
+    return { offset: have, busy };
   }
 
   /** `file.put`: receives the bytes from `offset` on and commits the file. */
@@ -190,19 +292,17 @@ export class Uploads {
     const plan = await this.#plan(ctx, args);
     const offset = intArg(args, "offset", 0);
     if (offset > plan.size) throw new RequestError("bad_request", "offset is past the end");
-    if (this.#active.has(plan.key)) {
-      throw new RequestError("busy", `an upload of ${displayPath(plan.parts)} is already running`);
-    }
     const user = ctx.user.name;
-    this.#active.add(plan.key);
-    const release = this.#store.reserve(user, plan.size);
+    const ledger = this.#store.ledger;
+    await ledger.run(user, (acct) => this.#reserve(acct, plan));
+    let committed = false;
     try {
       const partPath = this.#partPath(plan.key);
-      const file = await this.#openPartial(user, plan, offset);
+      const file = await this.#openPartial(plan, offset);
       let closed = false;
       let sha256 = "";
       try {
-        const hash = await hashFile(file, offset);
+        const hash = await this.#store.hashPrefix(user, file, offset);
         await file.seek(offset, Deno.SeekMode.Start);
         let received = offset;
         const wantTrailer = plan.sha256 === undefined ? _TRAILER : 0;
@@ -275,7 +375,10 @@ export class Uploads {
       } finally {
         if (!closed) file.close();
       }
-      await this.#commit(user, plan, partPath);
+      await ledger.run(
+        user,
+        (acct) => this.#commit(acct, user, plan, partPath, () => committed = true),
+      );
       this.#log.info("file.put", { user, path: displayPath(plan.parts), size: plan.size });
       return {
         path: displayPath(plan.parts),
@@ -284,12 +387,11 @@ export class Uploads {
         resumedFrom: offset,
       };
     } finally {
-      release();
-      this.#active.delete(plan.key);
+      if (!committed) await ledger.run(user, (acct) => this.#settle(acct, plan.key));
     }
   }
 
-  async #openPartial(user: string, plan: _Plan, offset: number): Promise<Deno.FsFile> {
+  async #openPartial(plan: _Plan, offset: number): Promise<Deno.FsFile> {
     const partPath = this.#partPath(plan.key);
     const metaPath = this.#metaPath(plan.key);
     if (offset > 0) {
@@ -311,9 +413,8 @@ export class Uploads {
       return file;
     }
     await _removeIfPresent(partPath);
-    await this.#limitPartials(user);
     const meta: _PartialMeta = {
-      user,
+      user: plan.user,
       path: plan.parts.join("/"),
       size: plan.size,
       ...(plan.sha256 === undefined ? { tag: plan.tag! } : { sha256: plan.sha256 }),
@@ -323,31 +424,21 @@ export class Uploads {
     return await Deno.open(partPath, { read: true, write: true, createNew: true, mode: 0o600 });
   }
 
-  /** Keeps at most `maxPartialsPerUser - 1` idle partial uploads of `user` before a new one. */
-  async #limitPartials(user: string): Promise<void> {
-    const mine: { key: string; created: number }[] = [];
-    for await (const e of Deno.readDir(this.#store.tmpDir)) {
-      if (!e.isFile || !e.name.endsWith(".json")) continue;
-      const key = e.name.slice(0, -5);
-      if (this.#active.has(key)) continue;
-      try {
-        const meta = JSON.parse(
-          await Deno.readTextFile(join(this.#store.tmpDir, e.name)),
-        ) as _PartialMeta;
-        if (meta.user === user) mine.push({ key, created: meta.created });
-      } catch {
-        // An unreadable record is swept by age.
-      }
+  /**
+   * Inside the user's ledger turn: puts the checked partial in place and
+   * books it (`booked` is called as soon as the file is in place).
+   */
+  async #commit(
+    acct: Account,
+    user: string,
+    plan: _Plan,
+    partPath: string,
+    booked: () => void,
+  ): Promise<void> {
+    if (plan.parents) {
+      this.#store.checkNewPath(user, plan.parts);
+      await this.#store.mkdirs(user, plan.parts.slice(0, -1));
     }
-    mine.sort((a, b) => a.created - b.created);
-    while (mine.length >= this.#config.maxPartialsPerUser) {
-      const { key } = mine.shift()!;
-      await this.#dropPartial(key);
-    }
-  }
-
-  async #commit(user: string, plan: _Plan, partPath: string): Promise<void> {
-    if (plan.parents) await this.#store.mkdirs(user, plan.parts.slice(0, -1));
     const target = await this.#store.resolve(user, plan.parts);
     let replaced = 0;
     if (target.info) {
@@ -359,8 +450,14 @@ export class Uploads {
       }
       replaced = target.info.size;
     }
+    const book = () => {
+      acct.files += plan.size - replaced;
+      acct.active.delete(plan.key);
+      booked();
+    };
     if (plan.overwrite) {
       await Deno.rename(partPath, target.abs);
+      book();
     } else {
       try {
         await Deno.link(partPath, target.abs);
@@ -373,11 +470,17 @@ export class Uploads {
         }
         throw e;
       }
-      await Deno.remove(partPath);
+      book();
+      try {
+        await Deno.remove(partPath);
+      } catch (e) {
+        // Still on disk: it counts as an interrupted upload until swept.
+        acct.partials.set(plan.key, { bytes: plan.size, touched: Date.now() });
+        throw e;
+      }
     }
     await _removeIfPresent(this.#metaPath(plan.key));
     await syncDir(join(target.abs, ".."));
-    await this.#store.adjustUsage(user, plan.size - replaced);
   }
 }
 
