@@ -55,6 +55,7 @@ export class MuxStream {
   #finSent = false;
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
+  #failed = Promise.withResolvers<Error>();
 
   constructor(
     host: StreamHost,
@@ -87,6 +88,14 @@ export class MuxStream {
   /** True when the peer has finished sending (fin received) or the stream failed. */
   get readEnded(): boolean {
     return this.#recvDone || this.#error !== undefined;
+  }
+
+  /**
+   * Resolves with the error once the stream fails (reset by either side, or
+   * the session closed), even after the peer finished sending; never rejects.
+   */
+  get failed(): Promise<Error> {
+    return this.#failed.promise;
   }
 
   /** Reads the next chunk; null at the peer's end of data. Rejects on reset. */
@@ -195,6 +204,7 @@ export class MuxStream {
   fail(error: Error): void {
     if (this.#error) return;
     this.#error = error;
+    this.#failed.resolve(error);
     this.#buffered = 0;
     this.#chunks = [];
     for (const p of this.#sendQueue) p.reject(error);

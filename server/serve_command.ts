@@ -7,6 +7,7 @@ import { parseFlags } from "../client/cli_util.ts";
 import { loadConfig } from "./config.ts";
 import { ParleyServer } from "./server.ts";
 import { Logger } from "./log.ts";
+import { ExecSandboxError } from "./exec/sandbox.ts";
 
 const HELP = `Usage: parley serve [OPTIONS]
 
@@ -21,6 +22,8 @@ Options:
   --tls-key FILE      PEM private key
   --exec              enable remote exec (see README "Remote exec")
   --exec-shell        allow any shell line for users with the exec right
+  --exec-unsandboxed  run exec commands without the bubblewrap sandbox (unsafe:
+                      they can read the data dir; see docs/exec.md)
   --log-level LEVEL   debug, info, warn or error (default info)
   -h, --help          show this help
 
@@ -31,7 +34,7 @@ TLS, certificate pinning and the permissions Parley runs with: docs/security.md.
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
     string: ["port", "host", "data", "tls-cert", "tls-key", "log-level"],
-    boolean: ["exec", "exec-shell"],
+    boolean: ["exec", "exec-shell", "exec-unsandboxed"],
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
@@ -48,6 +51,7 @@ export async function run(args: string[]): Promise<number> {
   const execOverrides: Record<string, unknown> = {};
   if (f.exec) execOverrides.enabled = true;
   if (f["exec-shell"]) execOverrides.shell = true;
+  if (f["exec-unsandboxed"]) execOverrides.sandbox = false;
   let config;
   try {
     config = await loadConfig({
@@ -77,7 +81,20 @@ export async function run(args: string[]): Promise<number> {
       return 2;
     }
   }
-  const server = await ParleyServer.start(config, { log });
+  let server: ParleyServer;
+  try {
+    server = await ParleyServer.start(config, { log });
+  } catch (e) {
+    if (e instanceof ExecSandboxError) {
+      console.error(`parley serve: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof TypeError && e.message.startsWith("invalid ")) {
+      console.error(`parley serve: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
   if (server.users.size === 0) {
     const key = await server.users.add("admin", { admin: true, exec: true });
     console.log(

@@ -14,13 +14,41 @@ import { startTestServer, type TestServer } from "./helpers.ts";
 /** Commands the tests allow, on top of the defaults. */
 export const TEST_ALLOW = [...DEFAULT_EXEC_ALLOW, "sh", "yes", "pwd", "env"];
 
-/** An in-process server with exec enabled and `ada` holding the exec right. */
-export async function startExecServer(exec: Record<string, unknown> = {}): Promise<TestServer> {
-  const t = await startTestServer({
-    features: { exec: { enabled: true, allow: TEST_ALLOW, ...exec } },
-  });
+/** A test server with exec, and its exec root (outside the data dir, removed on dispose). */
+export interface ExecTestServer extends TestServer {
+  execRoot: string;
+}
+
+/**
+ * An in-process server with exec enabled (sandboxed unless `exec` says
+ * otherwise) and `ada` holding the exec right. The exec root is a fresh
+ * temp dir, removed with the server.
+ */
+export async function startExecServer(
+  exec: Record<string, unknown> = {},
+): Promise<ExecTestServer> {
+  const execRoot = await Deno.makeTempDir({ prefix: "parley-exec-root-" });
+  let t: TestServer;
+  try {
+    t = await startTestServer({
+      features: { exec: { enabled: true, allow: TEST_ALLOW, root: execRoot, ...exec } },
+    });
+  } catch (e) {
+    await Deno.remove(execRoot, { recursive: true });
+    throw e;
+  }
   await t.addUser("ada", { exec: true });
-  return t;
+  return {
+    ...t,
+    execRoot,
+    async [Symbol.asyncDispose]() {
+      try {
+        await t[Symbol.asyncDispose]();
+      } finally {
+        await Deno.remove(execRoot, { recursive: true });
+      }
+    },
+  };
 }
 
 /** Output and result of one run. */
@@ -73,6 +101,41 @@ export async function waitSessionGone(sid: number, ms = 5_000): Promise<number[]
   while (left.length > 0 && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 25));
     left = await liveInSession(sid);
+  }
+  return left;
+}
+
+/**
+ * A unique `sleep` duration (e.g. `1000.123456`): its text marks every host
+ * process of one run (bwrap's command line, the shell, the sleep), whatever
+ * pid namespace the run has.
+ */
+export function sleepMarker(): string {
+  return `1000.${String(crypto.getRandomValues(new Uint32Array(1))[0]).padStart(10, "0")}`;
+}
+
+/** Host pids of live (not zombie) processes whose command line contains `marker` (from `ps`). */
+export async function liveWith(marker: string): Promise<number[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-e", "-o", "pid=,stat=,args="],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([pid, stat, ...args]) =>
+      pid && stat && !/^[ZX]/.test(stat) && args.join(" ").includes(marker)
+    )
+    .map(([pid]) => Number(pid));
+}
+
+/** Waits (bounded) until no live host process carries `marker`; returns what is left. */
+export async function waitGoneWith(marker: string, ms = 5_000): Promise<number[]> {
+  const until = Date.now() + ms;
+  let left = await liveWith(marker);
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 25));
+    left = await liveWith(marker);
   }
   return left;
 }

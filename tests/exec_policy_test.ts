@@ -50,14 +50,16 @@ Deno.test("an allowed name that does not exist is reported as not found", async 
 Deno.test("the working directory stays inside the exec root", async () => {
   await using t = await startExecServer();
   const c = await t.connect("ada");
-  const root = join(t.dataDir, "exec-root");
+  assertEquals((await collect(c, { argv: ["pwd"] })).stdout, "/work\n");
+  const root = join(t.execRoot, "ada");
   await Deno.mkdir(join(root, "sub"));
   await Deno.symlink("/tmp", join(root, "out"));
-  const rootReal = await Deno.realPath(root);
-  assertEquals((await collect(c, { argv: ["pwd"] })).stdout, rootReal + "\n");
-  assertEquals((await collect(c, { argv: ["pwd"], cwd: "sub" })).stdout, join(rootReal, "sub\n"));
+  await Deno.symlink("..", join(root, "up"));
+  assertEquals((await collect(c, { argv: ["pwd"], cwd: "sub" })).stdout, "/work/sub\n");
   const cases: [string, string][] = [
     ["..", "forbidden"],
+    ["../ada", "forbidden"],
+    ["up", "forbidden"],
     ["sub/../..", "forbidden"],
     ["/tmp", "forbidden"],
     ["out", "forbidden"],
@@ -87,7 +89,8 @@ Deno.test("commands see only the configured environment", async () => {
   await using t = await startExecServer({ env: { PATH: "/usr/bin:/bin", ONLY: "this" } });
   const c = await t.connect("ada");
   const lines = (await collect(c, { argv: ["env"] })).stdout.trim().split("\n").sort();
-  assertEquals(lines, ["ONLY=this", "PATH=/usr/bin:/bin"]);
+  // PWD is set by the sandbox to the working directory inside it.
+  assertEquals(lines, ["ONLY=this", "PATH=/usr/bin:/bin", "PWD=/work"]);
 });
 
 Deno.test("concurrent runs per user are capped", async () => {
@@ -135,7 +138,7 @@ Deno.test("every run and refusal is audit-logged to a 0600 file", async () => {
   assertEquals(ran.code, 3);
   assert(ran.addr.startsWith("127.0.0.1:"));
   assert(typeof ran.durationMs === "number" && !Number.isNaN(Date.parse(ran.start)));
-  assertEquals(ran.cwd, await Deno.realPath(join(t.dataDir, "exec-root")));
+  assertEquals(ran.cwd, await Deno.realPath(join(t.execRoot, "ada")));
   assertEquals(refused.argv, ["rm", "x"]);
   assertEquals(refused.refused, "forbidden");
 });
@@ -145,10 +148,14 @@ Deno.test("an existing audit log readable by others is tightened to 0600", async
   try {
     await Deno.writeTextFile(join(dataDir, "exec-audit.log"), "", { mode: 0o644 });
     await Deno.chmod(join(dataDir, "exec-audit.log"), 0o644);
-    await using _t = await startTestServer({ dataDir, features: { exec: { enabled: true } } });
+    await using _t = await startTestServer({
+      dataDir,
+      features: { exec: { enabled: true, root: `${dataDir}-exec` } },
+    });
     assertEquals((await Deno.stat(join(dataDir, "exec-audit.log"))).mode! & 0o777, 0o600);
   } finally {
     await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(`${dataDir}-exec`, { recursive: true }).catch(() => {});
   }
 });
 
@@ -159,12 +166,20 @@ Deno.test("invalid exec settings are rejected with the field named", () => {
     { env: { "BAD NAME": "x" } },
     { defaultTimeoutMs: 10, maxTimeoutMs: 5 },
     { unknownSetting: true },
+    { root: "exec-root" },
+    { root: "/data/sub/exec" },
+    { root: "/" },
+    { readOnlyPaths: ["/data/files"] },
+    { auditLog: "/data-exec/log" },
+    { maxProcesses: 0 },
   ];
   for (const raw of bad) {
     assertThrows(() => parseExecConfig(raw, "/data"), TypeError, '"exec" section');
   }
   const ok = parseExecConfig({}, "/data");
   assertEquals(ok.enabled, false);
-  assertEquals(ok.root, "/data/exec-root");
+  assertEquals(ok.root, "/data-exec");
+  assertEquals(ok.sandbox, true);
+  assertEquals(ok.network, false);
   assertEquals(ok.env, { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" });
 });

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { RemoteExec } from "../client/exec_remote.ts";
 import { RemoteError } from "../protocol/errors.ts";
-import { collect, liveInSession, startExecServer, waitSessionGone } from "./exec_fixtures.ts";
+import { collect, liveWith, sleepMarker, startExecServer, waitGoneWith } from "./exec_fixtures.ts";
 
 /** Starts a run whose first stdout line is a pid; returns it with the run. */
 async function startWithPid(
@@ -73,53 +73,82 @@ Deno.test("arguments are passed literally, never through a shell", async () => {
 Deno.test("the client's SIGINT reaches the command's whole process group", async () => {
   await using t = await startExecServer();
   const c = await t.connect("ada");
-  const { run, pid } = await startWithPid(c, {
-    argv: ["sh", "-c", "echo $$; sleep 1000 & wait"],
+  const m = sleepMarker();
+  const { run } = await startWithPid(c, {
+    argv: ["sh", "-c", `echo $$; sleep ${m} & wait`],
   });
   run.endInput();
   await run.signal("SIGINT");
   const result = await run.done;
   assertEquals(result.signal, "SIGINT");
   assertEquals(result.code, 130);
-  assertEquals(await waitSessionGone(pid), []);
+  assertEquals(await waitGoneWith(m), []);
+});
+
+Deno.test("a command that traps the client's signal handles it and goes on", async () => {
+  await using t = await startExecServer();
+  const c = await t.connect("ada");
+  const m = sleepMarker();
+  let out = "";
+  let trapped!: () => void;
+  const ready = new Promise<void>((r) => (trapped = r));
+  const run = RemoteExec.start(c, {
+    argv: ["sh", "-c", `trap 'echo caught; exit 3' TERM; echo ready; sleep ${m} & wait`],
+  }, {
+    stdout: (b) => {
+      out += new TextDecoder().decode(b);
+      if (out.includes("ready")) trapped();
+    },
+    stderr: () => {},
+  });
+  run.endInput();
+  await ready;
+  await run.signal("SIGTERM");
+  const result = await run.done;
+  assertEquals(out, "ready\ncaught\n");
+  assertEquals(result.code, 3);
+  assertEquals(await waitGoneWith(m), []);
 });
 
 Deno.test("a command that never exits is killed at the timeout, children included", async () => {
   await using t = await startExecServer();
   const c = await t.connect("ada");
-  const { run, pid } = await startWithPid(c, {
-    argv: ["sh", "-c", "echo $$; sleep 1000 & sleep 1000"],
-    timeoutMs: 300,
+  const m = sleepMarker();
+  const { run } = await startWithPid(c, {
+    argv: ["sh", "-c", `echo $$; sleep ${m} & sleep ${m}`],
+    timeoutMs: 1000,
   });
-  assert((await liveInSession(pid)).length >= 2, "the command and its child run");
+  assert((await liveWith(m)).length >= 2, "the command and its child run");
   run.endInput();
   const result = await run.done;
   assertEquals(result.timedOut, true);
   assertEquals(result.signal, "SIGKILL");
-  assertEquals(await waitSessionGone(pid), []);
+  assertEquals(await waitGoneWith(m), []);
 });
 
 Deno.test("background children do not outlive a command that exits", async () => {
   await using t = await startExecServer();
   const c = await t.connect("ada");
-  const { run, pid } = await startWithPid(c, {
-    argv: ["sh", "-c", "echo $$; sleep 1000 >/dev/null 2>&1 &"],
+  const m = sleepMarker();
+  const { run } = await startWithPid(c, {
+    argv: ["sh", "-c", `echo $$; sleep ${m} >/dev/null 2>&1 &`],
   });
   run.endInput();
   assertEquals((await run.done).code, 0);
-  assertEquals(await waitSessionGone(pid), []);
+  assertEquals(await waitGoneWith(m), []);
 });
 
 Deno.test("disconnecting kills the command and its children", async () => {
   await using t = await startExecServer();
   const c = await t.connect("ada");
-  const { run, pid } = await startWithPid(c, {
-    argv: ["sh", "-c", "echo $$; sleep 1000 & sleep 1000"],
+  const m = sleepMarker();
+  const { run } = await startWithPid(c, {
+    argv: ["sh", "-c", `echo $$; sleep ${m} & sleep ${m}`],
   });
   const done = run.done.catch((e) => e);
   await c.close();
   assert((await done) instanceof Error);
-  assertEquals(await waitSessionGone(pid), []);
+  assertEquals(await waitGoneWith(m), []);
   const audit = await Deno.readTextFile(join(t.dataDir, "exec-audit.log"));
   const entry = audit.trim().split("\n").map((l) => JSON.parse(l)).at(-1);
   assertEquals(entry.killed, "disconnect");
@@ -127,27 +156,27 @@ Deno.test("disconnecting kills the command and its children", async () => {
 
 Deno.test("server shutdown kills running commands", async () => {
   const t = await startExecServer();
-  let pid = 0;
+  const m = sleepMarker();
   try {
     const c = await t.connect("ada");
-    const started = await startWithPid(c, { argv: ["sh", "-c", "echo $$; sleep 1000"] });
-    pid = started.pid;
+    const started = await startWithPid(c, { argv: ["sh", "-c", `echo $$; sleep ${m}`] });
     const done = started.run.done.catch((e) => e);
     await t.server.close();
     await done;
   } finally {
     await t[Symbol.asyncDispose]();
   }
-  assertEquals(await waitSessionGone(pid), []);
+  assertEquals(await waitGoneWith(m), []);
 });
 
 Deno.test("aborting a run from the client kills it", async () => {
   await using t = await startExecServer();
   const c = await t.connect("ada");
-  const { run, pid } = await startWithPid(c, { argv: ["sh", "-c", "echo $$; sleep 1000"] });
+  const m = sleepMarker();
+  const { run } = await startWithPid(c, { argv: ["sh", "-c", `echo $$; sleep ${m}`] });
   run.abort();
   await assertRejects(() => run.done);
-  assertEquals(await waitSessionGone(pid), []);
+  assertEquals(await waitGoneWith(m), []);
   // The connection is still usable.
   assertEquals((await collect(c, { argv: ["echo", "ok"] })).stdout, "ok\n");
 });

@@ -30,13 +30,15 @@ export type RunArgs = z.infer<typeof _RUN_ARGS>;
 
 /** A run the policy allowed. */
 export interface RunPlan {
-  /** Program to spawn (a bare name is looked up in the exec env's PATH). */
+  /** Program to run (a bare name is looked up in the exec env's PATH). */
   program: string;
   /** Its arguments. */
   args: string[];
   /** Full command line for the audit log. */
   argv: string[];
-  /** Absolute working directory inside the root. */
+  /** The user's exec directory (real path). */
+  userDir: string;
+  /** Absolute working directory (real path) inside `userDir`. */
   cwd: string;
   /** Timeout in ms. */
   timeoutMs: number;
@@ -76,8 +78,15 @@ export function checkAllowed(config: ExecConfig, user: UserRecord): void {
   }
 }
 
-/** Applies the policy to a validated request. */
-export async function planRun(config: ExecConfig, args: RunArgs): Promise<RunPlan> {
+/**
+ * Applies the policy to a validated request; `userDir` is the user's own
+ * directory in the exec root, which `args.cwd` is relative to.
+ */
+export async function planRun(
+  config: ExecConfig,
+  args: RunArgs,
+  userDir: string,
+): Promise<RunPlan> {
   let argv: string[];
   if (args.shell !== undefined) {
     if (!config.shell) {
@@ -99,8 +108,31 @@ export async function planRun(config: ExecConfig, args: RunArgs): Promise<RunPla
       `timeout ${timeoutMs} ms is above this server's limit of ${config.maxTimeoutMs} ms`,
     );
   }
-  const cwd = await resolveWorkDir(config.root, args.cwd ?? "");
-  return { program: argv[0]!, args: argv.slice(1), argv, cwd, timeoutMs };
+  await _checkExists(argv[0]!, config.env.PATH ?? "");
+  const dirReal = await Deno.realPath(userDir);
+  const cwd = await resolveWorkDir(dirReal, args.cwd ?? "");
+  return { program: argv[0]!, args: argv.slice(1), argv, userDir: dirReal, cwd, timeoutMs };
+}
+
+/**
+ * Refuses with `not_found` a program that is neither at its absolute path
+ * nor in `path`; skipped when Deno's read permission does not allow looking.
+ */
+async function _checkExists(program: string, path: string): Promise<void> {
+  const candidates = isAbsolute(program)
+    ? [program]
+    : path.split(":").filter((d) => isAbsolute(d)).map((d) => join(d, program));
+  for (const c of candidates) {
+    try {
+      if ((await Deno.stat(c)).isFile) return;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotCapable) return;
+    }
+  }
+  throw new RequestError(
+    "not_found",
+    `command ${JSON.stringify(program)} was not found (looked up in the exec environment's PATH)`,
+  );
 }
 
 function _checkCommand(config: ExecConfig, cmd: string): void {
@@ -121,20 +153,21 @@ function _checkCommand(config: ExecConfig, cmd: string): void {
 }
 
 /**
- * Resolves `rel` (relative to `root`) to an existing directory inside the
- * root, following symlinks and checking the result again.
+ * Resolves `rel` (relative to `root`, the user's exec directory) to an
+ * existing directory inside it, following symlinks and checking the result
+ * again.
  */
 export async function resolveWorkDir(root: string, rel: string): Promise<string> {
   if (isAbsolute(rel)) {
     throw new RequestError(
       "forbidden",
-      "cwd must be relative to the exec root (absolute paths are not allowed)",
+      "cwd must be relative to your exec directory (absolute paths are not allowed)",
     );
   }
   const rootReal = await Deno.realPath(root);
   const joined = normalize(join(rootReal, rel));
   if (!_inside(rootReal, joined)) {
-    throw new RequestError("forbidden", `cwd ${JSON.stringify(rel)} is outside the exec root`);
+    throw new RequestError("forbidden", _outside(rel));
   }
   let real: string;
   try {
@@ -145,13 +178,15 @@ export async function resolveWorkDir(root: string, rel: string): Promise<string>
     }
     throw e;
   }
-  if (!_inside(rootReal, real)) {
-    throw new RequestError("forbidden", `cwd ${JSON.stringify(rel)} is outside the exec root`);
-  }
+  if (!_inside(rootReal, real)) throw new RequestError("forbidden", _outside(rel));
   if (!(await Deno.stat(real)).isDirectory) {
     throw new RequestError("bad_request", `cwd ${JSON.stringify(rel)} is not a directory`);
   }
   return real;
+}
+
+function _outside(rel: string): string {
+  return `cwd ${JSON.stringify(rel)} is outside the exec root (your own directory in it)`;
 }
 
 function _inside(root: string, path: string): boolean {

@@ -1,9 +1,12 @@
 /**
- * One running command: a `Deno.Command` child that leads its own process
- * group, wired to three flow-controlled streams. Output is read only as fast
- * as the client takes it (each chunk's `write` is awaited), so a command that
- * prints forever is paused by the pipe and holds bounded memory. The whole
- * group is killed when the command ends, on timeout, and on {@linkcode kill}.
+ * One running command: a `Deno.Command` child (bwrap, or prlimit when
+ * unsandboxed) that leads its own process group, wired to three
+ * flow-controlled streams. Output is read only as fast as the client takes
+ * it (each chunk's `write` is awaited), so a command that prints forever is
+ * paused by the pipe and holds bounded memory. The whole group is killed
+ * when the command ends, on timeout, on {@linkcode kill}, and when either
+ * stream (run or stderr) fails; killing bwrap's group ends its pid
+ * namespace, so nothing started inside survives.
  *
  * @module
  */
@@ -11,6 +14,7 @@ import type { MuxStream } from "../../protocol/mux_stream.ts";
 import { RequestError } from "../errors.ts";
 import type { GroupSignaller } from "./group_signaller.ts";
 import type { RunPlan } from "./exec_policy.ts";
+import { type Launch, signalFromStatus } from "./sandbox.ts";
 
 /** Why a run was killed before it ended by itself. */
 export type KillReason = "timeout" | "disconnect" | "shutdown" | "client";
@@ -58,23 +62,34 @@ export class ExecProcess {
   #aborted = new Promise<void>((r) => (this.#abort = r));
 
   #lostReason: () => KillReason;
+  #sandboxed: boolean;
 
   private constructor(
     child: Deno.ChildProcess,
     plan: RunPlan,
-    options: { signaller: GroupSignaller; streams: ExecStreams; lostReason?: () => KillReason },
+    options: {
+      launch: Launch;
+      signaller: GroupSignaller;
+      streams: ExecStreams;
+      lostReason?: () => KillReason;
+    },
   ) {
     this.#child = child;
     this.pid = child.pid;
+    this.#sandboxed = options.launch.sandboxed;
     this.#signaller = options.signaller;
     this.#lostReason = options.lostReason ?? (() => "client");
     this.done = this.#run(plan, options.streams);
   }
 
-  /** Spawns `plan` with exactly `env`; throws a clear {@linkcode RequestError} when it cannot start. */
+  /**
+   * Spawns `launch` (which runs `plan`) with exactly `env`; throws a clear
+   * {@linkcode RequestError} when it cannot start.
+   */
   static spawn(
     plan: RunPlan,
     options: {
+      launch: Launch;
       env: Record<string, string>;
       signaller: GroupSignaller;
       streams: ExecStreams;
@@ -83,10 +98,12 @@ export class ExecProcess {
     },
   ): ExecProcess {
     let child: Deno.ChildProcess;
+    const l = options.launch;
     try {
-      child = new Deno.Command(plan.program, {
-        args: plan.args,
-        cwd: plan.cwd,
+      child = new Deno.Command(l.program, {
+        args: l.args,
+        cwd: l.cwd,
+        ...(l.uid !== undefined ? { uid: l.uid, gid: l.gid } : {}),
         clearEnv: true,
         env: options.env,
         stdin: "piped",
@@ -95,7 +112,7 @@ export class ExecProcess {
         detached: true, // setsid(2): its own session and process group
       }).spawn();
     } catch (e) {
-      throw _spawnError(plan.program, e);
+      throw _spawnError(l.program, e);
     }
     return new ExecProcess(child, plan, options);
   }
@@ -105,7 +122,7 @@ export class ExecProcess {
     return !this.#exited;
   }
 
-  /** Sends `signal` to the command's process group. */
+  /** Sends `signal` to the command's process group (in a sandbox: bwrap's, which holds it). */
   async signal(signal: Deno.Signal): Promise<void> {
     if (this.#exited) return;
     await this.#signaller.signal(this.pid, signal, this.#child);
@@ -116,7 +133,9 @@ export class ExecProcess {
     if (this.#finished) return;
     this.#killed ??= reason;
     if (reason === "timeout") this.#timedOut = true;
-    void this.#signaller.signal(this.pid, "SIGKILL", this.#child).catch(() => {});
+    if (!this.#exited) {
+      void this.#signaller.signal(this.pid, "SIGKILL", this.#child).catch(() => {});
+    }
     for (const r of this.#readers) r.cancel().catch(() => {});
     this.#abort();
   }
@@ -124,6 +143,9 @@ export class ExecProcess {
   async #run(plan: RunPlan, s: ExecStreams): Promise<ExecOutcome> {
     const start = performance.now();
     const timer = setTimeout(() => this.kill("timeout"), plan.timeoutMs);
+    // A reset of either stream is an abort, even when no output is pending on it.
+    void s.stderr.failed.then(() => this.kill(this.#lostReason()));
+    void s.run.failed.then(() => this.kill(this.#lostReason()));
     try {
       void this.#pumpIn(s.run);
       const counts = { stdout: 0, stderr: 0 };
@@ -138,7 +160,7 @@ export class ExecProcess {
       await Promise.race([output, this.#aborted]);
       return {
         code: status.code,
-        signal: status.signal,
+        signal: status.signal ?? (this.#sandboxed ? signalFromStatus(status.code) : null),
         timedOut: this.#timedOut,
         killed: this.#killed,
         durationMs: Math.round(performance.now() - start),

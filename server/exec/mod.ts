@@ -14,12 +14,14 @@ import type { MuxStream } from "../../protocol/mux_stream.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { Feature, FeatureDeps } from "../feature.ts";
-import { AuditLog } from "./audit_log.ts";
-import { type ExecConfig, parseExecConfig } from "./exec_config.ts";
+import { AuditLog, compactArgv, REFUSED_ARGV_BYTES, RUN_ARGV_BYTES } from "./audit_log.ts";
+import { checkExecPlacement, type ExecConfig, parseExecConfig } from "./exec_config.ts";
 import { checkAllowed, parseRunArgs, planRun, TOKEN_PATTERN } from "./exec_policy.ts";
 import { ExecProcess } from "./exec_process.ts";
 import { GroupSignaller } from "./group_signaller.ts";
+import { RefusalThrottle } from "./refusal_throttle.ts";
 import { RunTable } from "./run_table.ts";
+import { ExecSandbox } from "./sandbox.ts";
 
 /** Signals a client may send to a run. */
 export const CLIENT_SIGNALS: readonly Deno.Signal[] = [
@@ -52,12 +54,46 @@ function _token(args: Record<string, unknown>): string {
   return t;
 }
 
-/** Creates the exec feature. */
+/** The uid the server runs as (without needing --allow-sys: the owner of a file it creates). */
+async function _serverUid(dir: string): Promise<number> {
+  try {
+    return Deno.uid() ?? -1;
+  } catch {
+    const f = await Deno.makeTempFile({ dir, prefix: ".uid-" });
+    try {
+      return (await Deno.stat(f)).uid ?? -1;
+    } finally {
+      await Deno.remove(f);
+    }
+  }
+}
+
+/**
+ * Creates the exec feature. Throws `ExecSandboxError` when the sandbox is
+ * wanted but cannot run, and a `TypeError` when the exec root and the data
+ * dir overlap (symlinks followed).
+ */
 export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
   const config = parseExecConfig(deps.config, deps.dataDir);
   if (!config.enabled) return _disabledFeature(config);
   await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
-  const audit = await AuditLog.open(config.auditLog);
+  checkExecPlacement(
+    await Deno.realPath(deps.dataDir),
+    await Deno.realPath(config.root),
+    config.readOnlyPaths,
+  );
+  const sandbox = await ExecSandbox.create(config, await _serverUid(config.root));
+  if (config.sandbox) {
+    await sandbox.probe();
+  } else {
+    deps.log.warn(
+      "exec: commands run WITHOUT a sandbox (--exec-unsandboxed): they can read everything " +
+        "the server's user can, including the data dir with every account's key, and " +
+        "daemons they start may outlive them. Install bubblewrap instead; see docs/exec.md",
+    );
+  }
+  const audit = await AuditLog.open(config.auditLog, { maxBytes: config.auditMaxBytes });
+  const throttle = new RefusalThrottle(config.auditRefusedPerMinute);
   const signaller = new GroupSignaller({ killPath: config.killPath });
   if (signaller.method === "leader-only") {
     deps.log.warn(
@@ -69,6 +105,9 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
     shell: config.shell,
     allow: config.shell ? "any" : config.allow,
     root: config.root,
+    sandbox: config.sandbox,
+    network: config.network,
+    runAs: sandbox.drop ? `${sandbox.drop.uid}:${sandbox.drop.gid}` : "server user",
   });
   const perUser = new Map<string, number>();
   const active = new Set<Promise<unknown>>();
@@ -96,11 +135,7 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
     const startedAt = new Date().toISOString();
     const runs = table(ctx);
     const token = _token(raw);
-    let argvForAudit: string[] = Array.isArray(raw.argv)
-      ? raw.argv.map(String)
-      : typeof raw.shell === "string"
-      ? [config.shellPath, "-c", raw.shell]
-      : [];
+    let argvForAudit: readonly string[] | null = null;
     let cwd: string | null = null;
     let counted = false;
     try {
@@ -117,13 +152,14 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
       }
       perUser.set(ctx.user.name, n + 1);
       counted = true;
-      const plan = await planRun(config, args);
+      const plan = await planRun(config, args, await sandbox.userDir(ctx.user.name));
       argvForAudit = plan.argv;
       cwd = plan.cwd;
       const slot = await runs.claim(token);
       let proc: ExecProcess;
       try {
         proc = ExecProcess.spawn(plan, {
+          launch: sandbox.launch({ argv: plan.argv, userDir: plan.userDir, cwd: plan.cwd }),
           env: config.env,
           signaller,
           streams: { run: stream, stderr: slot.stream },
@@ -142,7 +178,7 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
           start: startedAt,
           user: ctx.user.name,
           addr: ctx.addr,
-          argv: plan.argv,
+          ...compactArgv(plan.argv, RUN_ARGV_BYTES),
           cwd: plan.cwd,
           durationMs: out.durationMs,
           code: out.code,
@@ -162,17 +198,19 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
       }
     } catch (e) {
       runs.fail(token, e as Error);
-      if (e instanceof RequestError) {
+      const suppressed = e instanceof RequestError ? throttle.take(ctx.user.name) : null;
+      if (e instanceof RequestError && suppressed !== null) {
         await audit.write({
           start: startedAt,
           user: ctx.user.name,
           addr: ctx.addr,
-          argv: argvForAudit.slice(0, 64).map((a) => a.slice(0, 4096)),
+          ...compactArgv(argvForAudit ?? _rawArgv(raw, config.shellPath), REFUSED_ARGV_BYTES),
           cwd,
           durationMs: 0,
           code: null,
           signal: null,
           refused: e.code,
+          ...(suppressed > 0 ? { suppressed } : {}),
         }).catch(() => {});
       }
       throw e;
@@ -239,9 +277,31 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
         new Promise((r) => (timer = setTimeout(r, _SHUTDOWN_WAIT_MS))),
       ]);
       clearTimeout(timer);
+      const start = new Date().toISOString();
+      for (const [user, n] of throttle.drain()) {
+        await audit.write({
+          start,
+          user,
+          addr: "",
+          argv: [],
+          cwd: null,
+          durationMs: 0,
+          code: null,
+          signal: null,
+          refused: "suppressed",
+          suppressed: n,
+        }).catch(() => {});
+      }
       await audit.close();
     },
   };
+}
+
+/** The command line of a request refused before it was validated (cut later for the log). */
+function _rawArgv(raw: Record<string, unknown>, shellPath: string): string[] {
+  if (Array.isArray(raw.argv)) return raw.argv.slice(0, 4096).map((a) => String(a));
+  if (typeof raw.shell === "string") return [shellPath, "-c", raw.shell];
+  return [];
 }
 
 function _disabledFeature(config: ExecConfig): Feature {

@@ -1,0 +1,327 @@
+/**
+ * The exec sandbox: how a run is launched. Every command runs inside
+ * bubblewrap (`bwrap`) with its own user, pid, ipc, uts and (unless
+ * `exec.network`) net namespaces, a private `/proc`, `/dev` and size-capped
+ * `/tmp`, the system directories read-only, a minimal read-only `/etc`, and
+ * only the user's own exec directory writable (at {@linkcode SANDBOX_WORK_DIR}).
+ * The data dir is not mounted at all. Inside, `prlimit` caps processes,
+ * address space, CPU time and file size before the command starts.
+ *
+ * When the server runs as root, bwrap itself is started as `exec.runAsUid`
+ * / `exec.runAsGid` (65534 by default), so every process of a run has an
+ * unprivileged uid on the host too, and files it writes are owned by it.
+ *
+ * bwrap is spawned with an empty environment plus the run's `env`: with a
+ * pid namespace bwrap is PID 1 inside, and `/proc/1/environ` shows what it
+ * was started with.
+ *
+ * Signals: the server starts every run as the leader of a new session and
+ * process group (no controlling terminal, so nothing inside can inject
+ * terminal input) and signals that whole group. bwrap is started through
+ * `env --ignore-signal=…` so the signals a client may send pass over bwrap
+ * and its init, and `env --default-signal` inside restores them for the
+ * command; bwrap's own `--new-session` is not used because it would move the
+ * command out of that group. SIGKILL of the group ends bwrap's init, and
+ * with it, by the kernel, everything in the pid namespace.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import type { ExecConfig } from "./exec_config.ts";
+
+/** Where the user's exec directory appears inside the sandbox. */
+export const SANDBOX_WORK_DIR = "/work";
+
+/** The sandbox cannot be used (bwrap missing, or no namespaces); `--exec` refuses to start. */
+export class ExecSandboxError extends Error {
+  /** Stable code. */
+  readonly code = "exec_sandbox_unavailable";
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = "ExecSandboxError";
+  }
+}
+
+/** What to spawn for one run. */
+export interface Launch {
+  program: string;
+  args: string[];
+  /** Host working directory for the spawn (the sandbox sets its own with --chdir). */
+  cwd: string;
+  /** Host uid/gid to spawn as (set when the server runs as root). */
+  uid?: number;
+  gid?: number;
+  /** Whether the command runs inside bwrap (its exit status is then relayed as 128+n). */
+  sandboxed: boolean;
+}
+
+/** A run to launch. */
+export interface LaunchRequest {
+  argv: string[];
+  /** The user's exec directory on the host (bound at {@linkcode SANDBOX_WORK_DIR}). */
+  userDir: string;
+  /** The working directory on the host, inside `userDir`. */
+  cwd: string;
+}
+
+const _SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const _ETC_FILES = [
+  "ld.so.cache",
+  "ld.so.conf",
+  "ld.so.conf.d",
+  "nsswitch.conf",
+  "localtime",
+  "alternatives",
+];
+const _ETC_NETWORK = [
+  "resolv.conf",
+  "hosts",
+  "host.conf",
+  "gai.conf",
+  "services",
+  "protocols",
+  "ssl",
+  "ca-certificates",
+];
+const _PROBE_TIMEOUT_MS = 15_000;
+/** Signals a client may send that would end bwrap itself; bwrap ignores them, the command not. */
+const _PASSED_SIGNALS = "HUP,INT,QUIT,TERM,USR1,USR2,TSTP";
+
+/** Builds launches for runs under one exec root. */
+export class ExecSandbox {
+  readonly config: ExecConfig;
+  /** Host uid/gid runs are spawned as, when the server runs as root. */
+  readonly drop: { uid: number; gid: number } | null;
+  #systemArgs: string[];
+  #etcDir: string;
+
+  private constructor(
+    config: ExecConfig,
+    drop: { uid: number; gid: number } | null,
+    systemArgs: string[],
+    etcDir: string,
+  ) {
+    this.config = config;
+    this.drop = drop;
+    this.#systemArgs = systemArgs;
+    this.#etcDir = etcDir;
+  }
+
+  /**
+   * Prepares the exec root (created if needed; mode 0711 when runs drop to
+   * another uid, else 0700) and the sandbox's `/etc/passwd` and `/etc/group`.
+   * `serverUid` is the uid the server runs as.
+   */
+  static async create(config: ExecConfig, serverUid: number): Promise<ExecSandbox> {
+    const drop = serverUid === 0 ? { uid: config.runAsUid, gid: config.runAsGid } : null;
+    await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
+    await Deno.chmod(config.root, drop ? 0o711 : 0o700);
+    const etcDir = join(config.root, ".etc"); // user names cannot start with "."
+    await Deno.mkdir(etcDir, { recursive: true, mode: 0o755 });
+    await Deno.chmod(etcDir, 0o755);
+    const uid = drop?.uid ?? serverUid;
+    const gid = drop?.gid ?? uid;
+    const passwd = ["root:x:0:0:root:/root:/usr/sbin/nologin"];
+    const group = ["root:x:0:"];
+    if (uid !== 65534) passwd.push(`parley:x:${uid}:${gid}:parley:${SANDBOX_WORK_DIR}:/bin/sh`);
+    if (gid !== 65534) group.push(`parley:x:${gid}:`);
+    passwd.push("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin");
+    group.push("nogroup:x:65534:");
+    await Deno.writeTextFile(join(etcDir, "passwd"), passwd.join("\n") + "\n", { mode: 0o644 });
+    await Deno.writeTextFile(join(etcDir, "group"), group.join("\n") + "\n", { mode: 0o644 });
+    return new ExecSandbox(config, drop, await _systemArgs(config), etcDir);
+  }
+
+  /** Creates (if needed) and returns the exec directory of `user`, owned by the run uid. */
+  async userDir(user: string): Promise<string> {
+    const dir = join(this.config.root, user);
+    try {
+      await Deno.mkdir(dir, { mode: 0o700 });
+      if (this.drop) await Deno.chown(dir, this.drop.uid, this.drop.gid);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    return dir;
+  }
+
+  /** The program, arguments and credentials that run `req`. */
+  launch(req: LaunchRequest): Launch {
+    const c = this.config;
+    const limits = [
+      `--nproc=${c.maxProcesses}`,
+      `--as=${c.maxMemoryBytes}`,
+      `--cpu=${c.maxCpuSeconds}`,
+      `--fsize=${c.maxFileBytes}`,
+      "--core=0",
+      "--",
+    ];
+    const creds = this.drop ? { uid: this.drop.uid, gid: this.drop.gid } : {};
+    if (!c.sandbox) {
+      return {
+        program: c.prlimitPath,
+        args: [...limits, ...req.argv],
+        cwd: req.cwd,
+        sandboxed: false,
+        ...creds,
+      };
+    }
+    const inner = SANDBOX_WORK_DIR + req.cwd.slice(req.userDir.length);
+    const args = [
+      `--ignore-signal=${_PASSED_SIGNALS}`,
+      "--",
+      c.bwrapPath,
+      "--unshare-user",
+      "--unshare-pid",
+      "--unshare-ipc",
+      "--unshare-uts",
+      ...(c.network ? [] : ["--unshare-net"]),
+      "--hostname",
+      "parley",
+      "--die-with-parent",
+      ...this.#systemArgs,
+      "--ro-bind",
+      join(this.#etcDir, "passwd"),
+      "/etc/passwd",
+      "--ro-bind",
+      join(this.#etcDir, "group"),
+      "/etc/group",
+      "--proc",
+      "/proc",
+      "--dev",
+      "/dev",
+      "--size",
+      String(c.tmpBytes),
+      "--tmpfs",
+      "/tmp",
+      "--bind",
+      req.userDir,
+      SANDBOX_WORK_DIR,
+      "--chdir",
+      inner,
+      "--remount-ro",
+      "/",
+      "--",
+      c.envPath,
+      "--default-signal",
+      "--",
+      c.prlimitPath,
+      ...limits,
+      ...req.argv,
+    ];
+    return { program: c.envPath, args, cwd: req.userDir, sandboxed: true, ...creds };
+  }
+
+  /**
+   * Runs `true` in the sandbox once; throws {@linkcode ExecSandboxError}
+   * naming what to install or grant when that fails.
+   */
+  async probe(): Promise<void> {
+    const c = this.config;
+    const dir = await this.userDir(".probe");
+    const l = this.launch({ argv: ["true"], userDir: dir, cwd: dir });
+    const hint = `Install bubblewrap (apt-get install bubblewrap), or start with ` +
+      `--exec-unsandboxed to run commands without a sandbox (unsafe: see docs/exec.md)`;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(l.program, {
+        args: l.args,
+        cwd: l.cwd,
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin" },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+        ...(l.uid !== undefined ? { uid: l.uid, gid: l.gid } : {}),
+      }).spawn();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new ExecSandboxError(`exec: no sandbox: ${c.envPath} was not found`, { cause: e });
+      }
+      if (e instanceof Deno.errors.NotCapable) {
+        throw new ExecSandboxError(
+          `exec: no sandbox: Deno's permissions do not allow running ${c.envPath}; ` +
+            `add ${c.envPath} and ${c.bwrapPath} to --allow-run (docs/exec.md)`,
+          { cause: e },
+        );
+      }
+      throw new ExecSandboxError(`exec: no sandbox: cannot start ${c.bwrapPath}. ${hint}`, {
+        cause: e,
+      });
+    }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, _PROBE_TIMEOUT_MS);
+    const out = await child.output().finally(() => clearTimeout(timer));
+    if (out.code === 127) {
+      throw new ExecSandboxError(`exec: no sandbox: ${c.bwrapPath} was not found. ${hint}`);
+    }
+    if (out.code !== 0) {
+      const why = new TextDecoder().decode(out.stderr).trim().slice(0, 500) ||
+        `exit ${out.code}`;
+      throw new ExecSandboxError(
+        `exec: no sandbox: ${c.bwrapPath} could not run a command (${why}). ${hint}`,
+      );
+    }
+  }
+}
+
+/**
+ * Mounts for the system directories: `/usr` read-only, and `/bin`, `/lib*`
+ * as the host has them (symlinks into `/usr` on merged-/usr systems,
+ * otherwise read-only binds), plus the read-only `/etc` files and extra
+ * paths from the config.
+ */
+async function _systemArgs(c: ExecConfig): Promise<string[]> {
+  const args = ["--ro-bind", "/usr", "/usr"];
+  for (const dir of _SYSTEM_DIRS) {
+    let target: string | null = null;
+    try {
+      const st = await Deno.lstat(dir);
+      if (st.isSymlink) target = await Deno.readLink(dir);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      // Not allowed to look (scoped --allow-read): bind whatever is there.
+    }
+    if (target !== null) args.push("--symlink", target, dir);
+    else args.push("--ro-bind-try", dir, dir);
+  }
+  for (const f of [..._ETC_FILES, ...(c.network ? _ETC_NETWORK : [])]) {
+    args.push("--ro-bind-try", `/etc/${f}`, `/etc/${f}`);
+  }
+  for (const p of c.readOnlyPaths) args.push("--ro-bind", p, p);
+  return args;
+}
+
+/** Linux signal numbers, for relaying a sandboxed command's 128+n exit status. */
+const _SIGNALS: Record<number, Deno.Signal> = {
+  1: "SIGHUP",
+  2: "SIGINT",
+  3: "SIGQUIT",
+  4: "SIGILL",
+  5: "SIGTRAP",
+  6: "SIGABRT",
+  7: "SIGBUS",
+  8: "SIGFPE",
+  9: "SIGKILL",
+  10: "SIGUSR1",
+  11: "SIGSEGV",
+  12: "SIGUSR2",
+  13: "SIGPIPE",
+  14: "SIGALRM",
+  15: "SIGTERM",
+  24: "SIGXCPU",
+  25: "SIGXFSZ",
+  26: "SIGVTALRM",
+  27: "SIGPROF",
+  31: "SIGSYS",
+};
+
+/**
+ * bwrap's init exits with 128+n when the command is killed by signal n (as
+ * a shell reports it); this maps such a status back to the signal.
+ */
+export function signalFromStatus(code: number): Deno.Signal | null {
+  return code > 128 ? _SIGNALS[code - 128] ?? null : null;
+}
