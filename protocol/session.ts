@@ -89,7 +89,7 @@ export interface SessionOptions {
   /**
    * Most requests made with {@linkcode Session.call} that wait for a reply
    * at once; further calls wait in a local queue until a reply comes. A
-   * server answers requests beyond its own cap with `busy`. Default 32.
+   * server answers requests beyond its own cap with `busy`. Default 16.
    */
   maxOutgoingCalls?: number;
   /** Handles requests from the peer; the resolved value is the reply's data. */
@@ -209,7 +209,7 @@ export class Session implements StreamHost {
    * once; the rest are sent, in order, as replies arrive.
    */
   async call(op: string, args: Json = {}): Promise<unknown> {
-    const max = this.#o.maxOutgoingCalls ?? 32;
+    const max = this.#o.maxOutgoingCalls ?? 16;
     if (this.#callsOut >= max || this.#callQueue.length > 0) {
       await new Promise<void>((r) => this.#callQueue.push(r));
     } else {
