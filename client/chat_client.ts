@@ -42,6 +42,24 @@ interface _Page {
   before?: string;
 }
 
+/** A room in {@linkcode ChatClient.roomList}. */
+export interface RoomInfo {
+  room: string;
+  users: number;
+  joined: boolean;
+}
+
+/** A user in {@linkcode ChatClient.who}. */
+export interface WhoInfo {
+  name: string;
+  rooms: string[];
+  idleMs: number;
+  connections: number;
+}
+
+/** Most pages a listing follows (a bound on the loop, far above any real list). */
+const _PAGE_CAP = 10_000;
+
 /** Options for {@linkcode ChatClient.start}. */
 export interface ChatClientOptions {
   /** Fetch direct messages that arrived while offline. Default true. */
@@ -144,6 +162,62 @@ export class ChatClient {
     if (m) return m;
     const r = await this.client.call("chat.get", { id }) as { message: ChatMessage };
     return r.message;
+  }
+
+  /**
+   * The last `n` messages of `room` (oldest first), following `before`
+   * pages until there are `n` or the history ends.
+   */
+  async history(room: string, n: number): Promise<ChatMessage[]> {
+    const out: ChatMessage[] = [];
+    let before: string | undefined;
+    for (let i = 0; i < _PAGE_CAP && out.length < n; i++) {
+      const h = await this.client.call("chat.history", {
+        room,
+        limit: Math.min(1000, n - out.length),
+        ...(before ? { before } : {}),
+      }) as _Page;
+      out.unshift(...h.messages);
+      before = h.more ? h.before ?? h.messages[0]?.id : undefined;
+      if (before === undefined) break;
+    }
+    return out;
+  }
+
+  /** Every room on the server (all `chat.rooms` pages). */
+  async roomList(): Promise<{ rooms: RoomInfo[]; defaultRoom: string }> {
+    const rooms: RoomInfo[] = [];
+    let after: string | undefined;
+    let defaultRoom = "";
+    for (let i = 0; i < _PAGE_CAP; i++) {
+      const r = await this.client.call("chat.rooms", after ? { after } : {}) as {
+        rooms: RoomInfo[];
+        defaultRoom: string;
+        more?: boolean;
+        after?: string;
+      };
+      rooms.push(...r.rooms);
+      defaultRoom = r.defaultRoom;
+      after = r.more ? r.after : undefined;
+      if (after === undefined) break;
+    }
+    return { rooms, defaultRoom };
+  }
+
+  /** Everyone online, or in `room` (all `chat.who` pages). */
+  async who(room?: string): Promise<WhoInfo[]> {
+    const users: WhoInfo[] = [];
+    let after: string | undefined;
+    for (let i = 0; i < _PAGE_CAP; i++) {
+      const r = await this.client.call("chat.who", {
+        ...(room ? { room } : {}),
+        ...(after ? { after } : {}),
+      }) as { users: WhoInfo[]; more?: boolean; after?: string };
+      users.push(...r.users);
+      after = r.more ? r.after : undefined;
+      if (after === undefined) break;
+    }
+    return users;
   }
 
   /** Stops listening (does not close the connection). Idempotent. */

@@ -137,9 +137,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       usage: "/rooms",
       summary: "list rooms and how many people are in each",
       async run(ctx) {
-        const r = await call("chat.rooms", {}) as {
-          rooms: { room: string; users: number; joined: boolean }[];
-        };
+        const r = await chat.roomList();
         if (r.rooms.length === 0) ctx.print("-- no rooms yet");
         for (const x of r.rooms) {
           ctx.print(`  ${x.joined ? "*" : " "} #${x.room} (${x.users} here)`);
@@ -152,9 +150,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       summary: "who is in the current room (or a room, or * for everyone online)",
       async run(ctx, args) {
         const room = args[0] === "*" ? undefined : _room(args[0]) ?? ctx.currentRoom();
-        const r = await call("chat.who", room ? { room } : {}) as {
-          users: { name: string; rooms: string[]; idleMs: number }[];
-        };
+        const r = { users: await chat.who(room) };
         ctx.print(`-- ${r.users.length} ${room ? `in #${room}` : "online"}:`);
         for (const u of r.users) {
           const idle = u.idleMs >= 60_000 ? `, idle ${Math.floor(u.idleMs / 60_000)} min` : "";
@@ -192,9 +188,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       async run(ctx, args) {
         const n = args[0] === undefined ? 20 : Number(args[0]);
         if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("N must be 1 to 1000");
-        const r = await call("chat.history", { room: ctx.currentRoom(), limit: n }) as {
-          messages: ChatMessage[];
-        };
+        const r = { messages: await chat.history(ctx.currentRoom(), n) };
         if (r.messages.length === 0) ctx.print("-- no messages yet");
         show(r.messages);
       },
