@@ -150,7 +150,8 @@ export class ExecSandbox {
     const limits = [
       `--nproc=${c.maxProcesses}`,
       `--as=${c.maxMemoryBytes}`,
-      `--cpu=${c.maxCpuSeconds}`,
+      // SIGXCPU at the limit, SIGKILL a second later for a process that ignores it.
+      `--cpu=${c.maxCpuSeconds}:${c.maxCpuSeconds + 1}`,
       `--fsize=${c.maxFileBytes}`,
       "--core=0",
       "--",
