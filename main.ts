@@ -18,7 +18,7 @@ interface _Entry {
 const _COMMANDS: Record<string, _Entry> = {
   serve: { summary: "run a server node", load: () => import("./server/serve_command.ts") },
   user: {
-    summary: "manage accounts (add, list, remove)",
+    summary: "manage accounts (add, list, set, rotate, remove)",
     load: () => import("./server/user_command.ts"),
   },
   connect: {

@@ -10,7 +10,11 @@ import type { UserRecord } from "./users.ts";
 export interface ClientContext {
   /** Unique id of this connection within the server process. */
   readonly connId: number;
-  /** The authenticated user (a snapshot taken at login). */
+  /**
+   * The user's current account record. The server replaces it when the
+   * account gains rights; removing the account, changing its key or lowering
+   * its rights closes the session instead.
+   */
   readonly user: UserRecord;
   /** Remote address as `host:port`. */
   readonly addr: string;

@@ -1,13 +1,13 @@
 /**
  * The shape of a server feature (chat, files, exec, …): it registers request
- * operations and may react to logins and logouts.
+ * operations, may refuse users, and may react to logins and logouts.
  *
  * @module
  */
 import type { ClientContext } from "./context.ts";
 import type { Logger } from "./log.ts";
 import type { OpRegistry } from "./registry.ts";
-import type { UserStore } from "./users.ts";
+import type { UserRecord, UserStore } from "./users.ts";
 
 /** Read-only view of the connected clients, for features that fan out. */
 export interface ClientDirectory {
@@ -37,6 +37,13 @@ export interface Feature {
   readonly name: string;
   /** Adds this feature's operations. */
   register(registry: OpRegistry): void;
+  /**
+   * Refuses `user` by throwing a `ProtocolError` (e.g. `forbidden`
+   * for a ban). Checked after the login proof, before the session is
+   * announced to any feature, and again before every request, so a refused
+   * user's requests are never run. Must be quick and synchronous.
+   */
+  admit?(user: UserRecord): void;
   /** Called after a client authenticated, before its first request is handled. */
   onLogin?(ctx: ClientContext): void | Promise<void>;
   /** Called once a client's session has closed. */

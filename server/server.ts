@@ -10,9 +10,13 @@
  *
  * @module
  */
-import { serverHandshake } from "../protocol/handshake.ts";
+import { type AuthenticatedLink, serverHandshake } from "../protocol/handshake.ts";
+import { concat } from "@std/bytes/concat";
+import { decodeHex } from "@std/encoding/hex";
+import { timingSafeEqual } from "node:crypto";
 import { encodeFrame } from "../protocol/frame_codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { writeAll } from "../protocol/transport.ts";
 import { Session } from "../protocol/session.ts";
 import type { ServerConfig } from "./config.ts";
 import type { ClientContext } from "./context.ts";
@@ -20,7 +24,7 @@ import type { ClientDirectory, Feature, FeatureDeps } from "./feature.ts";
 import { Logger } from "./log.ts";
 import { type LoginAttempt, LoginRateLimiter } from "./rate_limit.ts";
 import { OpRegistry } from "./registry.ts";
-import { UserStore } from "./users.ts";
+import { type UserRecord, UserStore } from "./users.ts";
 import { INITIAL_CONNECTION_CREDIT, UserBudgets } from "./user_budget.ts";
 import { createFeatures } from "./features.ts";
 
@@ -46,8 +50,8 @@ export class ParleyServer implements ClientDirectory {
   #listener: Deno.Listener;
   #features: Feature[] = [];
   #state: ServerState = "running";
-  #clients = new Map<number, ClientContext>();
-  #byUser = new Map<string, Set<ClientContext>>();
+  #clients = new Map<number, _LiveClient>();
+  #byUser = new Map<string, Set<_LiveClient>>();
   #open = new Set<Deno.Conn>();
   #perIp = new Map<string, number>();
   /** Connections still in the handshake, oldest first (insertion order). */
@@ -59,6 +63,9 @@ export class ParleyServer implements ClientDirectory {
   #limiter: LoginRateLimiter;
   #tasks = new Set<Promise<void>>();
   #acceptLoop: Promise<void>;
+  /** Watch on the account file, and the end of our subscription to its changes. */
+  #accounts: { close(): Promise<void> } | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   private constructor(
     config: ServerConfig,
@@ -106,6 +113,11 @@ export class ParleyServer implements ClientDirectory {
         ? options.features(deps, config)
         : await createFeatures(deps, config);
       for (const f of server.#features) f.register(server.registry);
+      // Account changes by any process reach live sessions at once (#revise).
+      server.#unsubscribe = users.subscribe(() => server.#revise());
+      server.#accounts = users.watch({
+        onError: (e) => log.warn("could not re-read the account file", { error: e.message }),
+      });
     } catch (e) {
       await server.close();
       throw e;
@@ -154,6 +166,8 @@ export class ParleyServer implements ClientDirectory {
     }
     this.#state = "closing";
     clearInterval(this.#sweeper);
+    this.#unsubscribe?.();
+    await this.#accounts?.close();
     try {
       this.#listener.close();
     } catch (e) {
@@ -252,6 +266,40 @@ export class ParleyServer implements ClientDirectory {
     }
   }
 
+  /** Why a feature refuses `user` (a ban), or undefined when every feature admits it. */
+  #refusal(user: UserRecord): ProtocolError | undefined {
+    for (const f of this.#features) {
+      try {
+        f.admit?.(user);
+      } catch (e) {
+        if (e instanceof ProtocolError) return e;
+        throw e;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Brings live sessions in line with the account store after any change:
+   * a removed account, a new key or a lowered right closes the user's
+   * sessions at once (lowering a right also stops work already started with
+   * it, such as a running command); raised rights are applied to the live
+   * sessions by replacing their record.
+   */
+  #revise(): void {
+    for (const ctx of this.#clients.values()) {
+      if (ctx.session.state !== "open") continue;
+      const now = this.users.peek(ctx.user.name);
+      const why = _changed(ctx.user, now);
+      if (why) {
+        this.log.info("session revoked", { user: ctx.user.name, conn: ctx.connId, code: why.code });
+        void ctx.session.close(why);
+      } else if (now !== undefined && now !== ctx.user) {
+        ctx.user = now;
+      }
+    }
+  }
+
   /**
    * Makes room for a new handshake by closing the oldest unfinished one, so
    * slow or idle handshakes can't hold every slot until their deadline.
@@ -280,11 +328,16 @@ export class ParleyServer implements ClientDirectory {
     this.#pending.add(conn);
     let attemptedUser: string | undefined;
     let attempt: LoginAttempt | undefined;
+    /** The record whose key the login proof was checked against. */
+    let proven: UserRecord | undefined;
     try {
       let link;
       try {
         link = await serverHandshake(conn, {
-          keyFor: (user) => this.users.keyFor(user),
+          keyFor: async (user) => {
+            proven = await this.users.get(user);
+            return proven ? decodeHex(proven.key) : undefined;
+          },
           admit: (user) => {
             attemptedUser = user;
             attempt = this.#limiter.admit(host, user);
@@ -313,17 +366,30 @@ export class ParleyServer implements ClientDirectory {
       }
       this.#pending.delete(conn);
       if (attempt) this.#limiter.release(attempt);
-      const user = await this.users.get(link.user);
-      if (!user || this.#state !== "running") {
+      if (this.#state !== "running") {
         _closeQuietly(conn);
         return;
       }
-      let ready!: () => void;
-      const loggedIn = new Promise<void>((r) => (ready = r));
+      // Admission: the account still exists with the key just proven and no
+      // feature refuses it (a ban). From here to announcing the session there
+      // is no await, so a change or ban after this check finds the session in
+      // #clients and closes it (#revise, chat.ban). Frames the client sent
+      // behind its proof are never read for a refused login.
+      const user = this.users.peek(link.user);
+      const refusal = user ? _changed(proven, user) ?? this.#refusal(user) : _removed();
+      if (refusal || !user) {
+        const why = refusal ?? _removed();
+        this.log.info("login refused", { user: link.user, addr, code: why.code });
+        await _refuseLink(link, why);
+        _closeQuietly(conn);
+        return;
+      }
+      let ready!: (ok: boolean) => void;
+      const loggedIn = new Promise<boolean>((r) => (ready = r));
       const connId = this.#nextConnId++;
       const state = new Map<string, unknown>();
       // deno-lint-ignore prefer-const
-      let ctx: ClientContext;
+      let ctx: _LiveClient;
       const budget = this.budgets.open(user.name);
       const session = new Session({
         ...link,
@@ -338,7 +404,14 @@ export class ParleyServer implements ClientDirectory {
             return Promise.reject(e);
           }
           return (async () => {
-            await loggedIn;
+            // Nothing runs for a session refused or closed at login, or closed
+            // since (a ban, a removed account): check again just before dispatch.
+            if (!(await loggedIn) || ctx.session.state !== "open") throw _closedError();
+            const refusal = this.#refusal(ctx.user);
+            if (refusal) {
+              void ctx.session.close(refusal);
+              throw refusal;
+            }
             return await this.registry.dispatch(ctx, req.op, req.args, req.stream);
           })().finally(done);
         },
@@ -349,10 +422,15 @@ export class ParleyServer implements ClientDirectory {
       if (!set) this.#byUser.set(user.name, set = new Set());
       set.add(ctx);
       this.log.info("login", { user: user.name, addr, conn: connId });
+      let ok = false;
       try {
         for (const f of this.#features) await f.onLogin?.(ctx);
+        ok = session.state === "open"; // a login hook may have closed it
+      } catch (e) {
+        this.log.error("login hook failed", { user: user.name, error: (e as Error).message });
+        void session.close(new ProtocolError("internal", "login failed"));
       } finally {
-        ready();
+        ready(ok);
       }
       const why = await session.closed;
       budget.close();
@@ -375,6 +453,51 @@ export class ParleyServer implements ClientDirectory {
       if (n <= 0) this.#perIp.delete(host);
       else this.#perIp.set(host, n);
     }
+  }
+}
+
+/** A client context whose account record the server may replace (#revise). */
+type _LiveClient = { -readonly [K in keyof ClientContext]: ClientContext[K] };
+
+function _removed(): ProtocolError {
+  return new ProtocolError("auth_failed", "your account was removed");
+}
+
+function _closedError(): ProtocolError {
+  return new ProtocolError("closed", "session closed");
+}
+
+/**
+ * Why a session holding `before` may not go on now that the account store
+ * holds `now`: removed, new key, or fewer rights. Undefined when it may.
+ */
+function _changed(
+  before: UserRecord | undefined,
+  now: UserRecord | undefined,
+): ProtocolError | undefined {
+  if (!before || !now) return _removed();
+  const a = new TextEncoder().encode(before.key);
+  const b = new TextEncoder().encode(now.key);
+  if (a.byteLength !== b.byteLength || !timingSafeEqual(a, b)) {
+    return new ProtocolError("auth_failed", "your key was changed; log in with the new key");
+  }
+  if ((before.admin && !now.admin) || (before.exec && !now.exec)) {
+    return new ProtocolError("forbidden", "your rights were changed; log in again");
+  }
+  return undefined;
+}
+
+/**
+ * Tells a client whose login was refused after the handshake why, in one
+ * `error` frame under the session MAC, without reading anything it sent.
+ */
+async function _refuseLink(link: AuthenticatedLink, why: ProtocolError): Promise<void> {
+  const frame = encodeFrame({ t: "error", code: why.code, msg: why.message });
+  const tag = link.sendMac?.next(frame.subarray(4), new Uint8Array(0));
+  try {
+    await writeAll(link.transport, tag ? concat([frame, tag]) : frame);
+  } catch {
+    // the peer is already gone; closing is all that is left
   }
 }
 

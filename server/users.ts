@@ -5,7 +5,7 @@
  * @module
  */
 import { decodeHex } from "@std/encoding/hex";
-import { join } from "@std/path";
+import { basename, dirname, join } from "@std/path";
 import { randomBytes } from "node:crypto";
 import { RequestError } from "./errors.ts";
 
@@ -28,12 +28,36 @@ export function validUserName(name: string): boolean {
   return _NAME.test(name);
 }
 
-/** The account file. Re-reads it when another process (`parley user add`) changed it. */
+/** Options for {@linkcode UserStore.watch}. */
+export interface WatchOptions {
+  /** How long to wait after a change is seen before reading the file (ms). Default 50. */
+  debounceMs?: number;
+  /** How often to check the file's identity when no change event came (ms). Default 1000. */
+  pollMs?: number;
+  /** Told when a re-read fails (e.g. a hand-edited file with a syntax error). */
+  onError?: (e: Error) => void;
+}
+
+/** Rights an account may hold. */
+export interface Rights {
+  admin?: boolean;
+  exec?: boolean;
+}
+
+/**
+ * The account file. Re-reads it when another process (`parley user add`)
+ * changed it: on each lookup that goes through the file, and, while
+ * {@linkcode UserStore.watch} runs, as soon as the file changes. Every record
+ * is replaced, never modified, so a holder of an old record can compare it
+ * with the current one.
+ */
 export class UserStore {
   readonly path: string;
   #users = new Map<string, UserRecord>();
-  #mtime = -1;
+  /** Identity of the file last read: inode, size and mtime (the file is replaced on each save). */
+  #stamp = "";
   #queue: Promise<unknown> = Promise.resolve();
+  #listeners = new Set<() => void>();
 
   private constructor(path: string) {
     this.path = path;
@@ -54,7 +78,12 @@ export class UserStore {
 
   /** The record for `name`, refreshed from disk if the file changed. */
   async get(name: string): Promise<UserRecord | undefined> {
-    await this.#reload();
+    await this.refresh();
+    return this.#users.get(name);
+  }
+
+  /** The record for `name` as last read, without touching the disk. */
+  peek(name: string): UserRecord | undefined {
     return this.#users.get(name);
   }
 
@@ -66,13 +95,84 @@ export class UserStore {
 
   /** All accounts without keys, sorted by name. */
   async list(): Promise<PublicUser[]> {
-    await this.#reload();
+    await this.refresh();
     return [...this.#users.values()]
       .map(({ key: _key, ...rest }) => rest)
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Runs `fn` after every earlier change, so concurrent changes never lose each other. */
+  /** Re-reads the file if another process changed it. */
+  refresh(): Promise<void> {
+    return this.#serial(() => this.#reload());
+  }
+
+  /**
+   * Calls `listener` (synchronously) each time the accounts change, whether
+   * this process changed them or another one did. Returns a function that
+   * removes the listener.
+   */
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Watches the account file for changes made by other processes: a
+   * file-system watch on the data dir, debounced, and a cheap periodic check
+   * of the file's identity in case the watch misses an event or is not
+   * available. Subscribers hear of a change at once. Close the returned
+   * handle to stop.
+   */
+  watch(options: WatchOptions = {}): AsyncDisposable & { close(): Promise<void> } {
+    const debounceMs = options.debounceMs ?? 50;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let closed = false;
+    let reading: Promise<void> = Promise.resolve();
+    const check = () => {
+      timer = undefined;
+      if (closed) return;
+      reading = reading.then(() => this.refresh()).catch((e: unknown) => {
+        options.onError?.(e instanceof Error ? e : new Error(String(e)));
+      });
+    };
+    const schedule = () => {
+      if (timer === undefined && !closed) timer = setTimeout(check, debounceMs);
+    };
+    let fsw: Deno.FsWatcher | undefined;
+    try {
+      fsw = Deno.watchFs(dirname(this.path), { recursive: false });
+    } catch {
+      // No watch on this system or for this directory: the periodic check covers it.
+    }
+    const name = basename(this.path);
+    const loop = (async () => {
+      if (!fsw) return;
+      try {
+        for await (const ev of fsw) {
+          if (ev.paths.some((p) => basename(p) === name)) schedule();
+        }
+      } catch (e) {
+        if (!closed) options.onError?.(e instanceof Error ? e : new Error(String(e)));
+      }
+    })();
+    const poll = setInterval(schedule, options.pollMs ?? 1000);
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(poll);
+      clearTimeout(timer);
+      try {
+        fsw?.close();
+      } catch (e) {
+        if (!(e instanceof Deno.errors.BadResource)) throw e;
+      }
+      await loop;
+      await reading;
+    };
+    return { close, [Symbol.asyncDispose]: close };
+  }
+
+  /** Runs `fn` after every earlier change and re-read, so none loses another's result. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(fn, fn);
     this.#queue = next.catch(() => {});
@@ -80,16 +180,38 @@ export class UserStore {
   }
 
   /** Creates an account and returns its key (hex). The only time the key is shown. */
-  add(name: string, rights: { admin?: boolean; exec?: boolean } = {}): Promise<string> {
+  add(name: string, rights: Rights = {}): Promise<string> {
     return this.#serial(() => this.#add(name, rights));
   }
 
-  /** Deletes an account. */
+  /** Deletes an account. Its live sessions are closed by a server watching the store. */
   remove(name: string): Promise<void> {
-    return this.#serial(() => this.#remove(name));
+    return this.#serial(async () => {
+      await this.#change(name, () => undefined);
+    });
   }
 
-  async #add(name: string, rights: { admin?: boolean; exec?: boolean }): Promise<string> {
+  /** Changes an account's rights; a right left undefined stays as it is. Returns the new record without its key. */
+  setRights(name: string, rights: Rights): Promise<PublicUser> {
+    return this.#serial(async () => {
+      const { key: _key, ...rest } = await this.#change(name, (u) => ({
+        ...u,
+        admin: rights.admin ?? u.admin,
+        exec: rights.exec ?? u.exec,
+      })) as UserRecord;
+      return rest;
+    });
+  }
+
+  /** Gives an account a new key and returns it (hex); the old key stops working. */
+  rotate(name: string): Promise<string> {
+    return this.#serial(async () => {
+      const u = await this.#change(name, (u) => ({ ...u, key: _newKey() })) as UserRecord;
+      return u.key;
+    });
+  }
+
+  async #add(name: string, rights: Rights): Promise<string> {
     if (!validUserName(name)) {
       throw new RequestError(
         "bad_request",
@@ -98,46 +220,56 @@ export class UserStore {
     }
     await this.#reload();
     if (this.#users.has(name)) throw new RequestError("exists", `user ${name} already exists`);
-    const key = randomBytes(32).toString("hex");
-    this.#users.set(name, {
+    const key = _newKey();
+    const users = new Map(this.#users);
+    users.set(name, {
       name,
       key,
       admin: rights.admin ?? false,
       exec: rights.exec ?? false,
       created: new Date().toISOString(),
     });
-    await this.#save();
+    await this.#save(users);
     return key;
   }
 
-  async #remove(name: string): Promise<void> {
+  /** Replaces (or, when `fn` returns undefined, deletes) one record and saves. */
+  async #change(
+    name: string,
+    fn: (u: UserRecord) => UserRecord | undefined,
+  ): Promise<UserRecord | undefined> {
     await this.#reload();
-    if (!this.#users.delete(name)) throw new RequestError("not_found", `no user named ${name}`);
-    await this.#save();
+    const old = this.#users.get(name);
+    if (!old) throw new RequestError("not_found", `no user named ${name}`);
+    const next = fn(old);
+    const users = new Map(this.#users);
+    if (next) users.set(name, next);
+    else users.delete(name);
+    await this.#save(users);
+    return next;
   }
 
   async #reload(): Promise<void> {
-    let mtime: number;
+    let stamp: string;
     try {
-      mtime = (await Deno.stat(this.path)).mtime?.getTime() ?? 0;
+      const st = await Deno.stat(this.path);
+      stamp = `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
-        this.#users.clear();
-        this.#mtime = -1;
+        if (this.#stamp !== "") this.#install(new Map(), "");
         return;
       }
       throw e;
     }
-    if (mtime === this.#mtime) return;
+    if (stamp === this.#stamp) return;
     const text = await Deno.readTextFile(this.path);
     const parsed = JSON.parse(text) as { users?: UserRecord[] };
-    this.#users = new Map((parsed.users ?? []).map((u) => [u.name, u]));
-    this.#mtime = mtime;
+    this.#install(new Map((parsed.users ?? []).map((u) => [u.name, u])), stamp);
   }
 
-  async #save(): Promise<void> {
+  async #save(users: Map<string, UserRecord>): Promise<void> {
     const tmp = `${this.path}.${crypto.randomUUID()}.tmp`;
-    const body = JSON.stringify({ users: [...this.#users.values()] }, null, 2) + "\n";
+    const body = JSON.stringify({ users: [...users.values()] }, null, 2) + "\n";
     const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
     try {
       await f.write(new TextEncoder().encode(body));
@@ -146,6 +278,23 @@ export class UserStore {
       f.close();
     }
     await Deno.rename(tmp, this.path);
-    this.#mtime = (await Deno.stat(this.path)).mtime?.getTime() ?? 0;
+    const st = await Deno.stat(this.path);
+    this.#install(users, `${st.ino}:${st.size}:${st.mtime?.getTime()}`);
   }
+
+  #install(users: Map<string, UserRecord>, stamp: string): void {
+    this.#users = users;
+    this.#stamp = stamp;
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the store's state is already consistent.
+      }
+    }
+  }
+}
+
+function _newKey(): string {
+  return randomBytes(32).toString("hex");
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "@std/path";
+import { ProtocolError } from "../../protocol/errors.ts";
 import type { Feature, FeatureDeps } from "../feature.ts";
 import { parseChatConfig } from "./chat_config.ts";
 import { registerChatOps } from "./chat_ops.ts";
@@ -35,6 +36,16 @@ export async function createChatFeature(deps: FeatureDeps): Promise<Feature> {
   return {
     name: "chat",
     register: (registry) => registerChatOps(registry, chat),
+    admit(user) {
+      // A banned user gets no session, and no request of a session is run after a ban.
+      const ban = state.ban(user.name);
+      if (ban) {
+        throw new ProtocolError(
+          "forbidden",
+          `you are banned from this server${ban.reason ? `: ${ban.reason}` : ""}`,
+        );
+      }
+    },
     onLogin: (ctx) => chat.login(ctx),
     onLogout: (ctx) => chat.logout(ctx),
     async close() {
