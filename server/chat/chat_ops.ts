@@ -242,7 +242,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return { ..._banned(chat.state.bans()), disconnected: closed };
   });
 
-  registry.register("chat.mute", (ctx, args) => {
+  registry.register("chat.mute", async (ctx, args) => {
     _admin(ctx, "mute");
     const a = _parse(
       z.object({
@@ -256,7 +256,10 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     if (a.off) {
       chat.state.setMute(a.user, undefined);
       chat.notify(a.user, `${ctx.user.name} unmuted you`);
-      return Promise.resolve({ muted: false });
+      return { muted: false };
+    }
+    if (!(await chat.userExists(a.user))) {
+      throw new RequestError("not_found", `no user named ${a.user}`);
     }
     const minutes = a.minutes ?? 10;
     const until = Date.now() + minutes * 60_000;
@@ -265,6 +268,6 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       a.user,
       `${ctx.user.name} muted you for ${minutes} minute${minutes === 1 ? "" : "s"}`,
     );
-    return Promise.resolve({ muted: true, until });
+    return { muted: true, until };
   });
 }

@@ -2,7 +2,9 @@
  * Chat state that is not history: bans, mutes, ignore lists and how far
  * each user's direct messages have been delivered. Kept in
  * `chat/state.json`, replaced atomically (write a temporary file, rename),
- * saved shortly after each change and at shutdown.
+ * saved shortly after each change and at shutdown; a failed save (a full
+ * disk) is retried every second until it works. Its size is bounded: every
+ * key is an existing account, and ignore lists are capped (`maxIgnores`).
  *
  * @module
  */
@@ -16,6 +18,7 @@ interface _Data {
 }
 
 const _SAVE_DELAY_MS = 100;
+const _RETRY_MS = 1000;
 
 /** Moderation, ignore lists and DM delivery marks. */
 export class ChatState {
@@ -24,6 +27,8 @@ export class ChatState {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #log: Logger;
+  #failing = false;
+  #closing = false;
 
   private constructor(path: string, data: _Data, log: Logger) {
     this.path = path;
@@ -131,8 +136,9 @@ export class ChatState {
     this.#changed();
   }
 
-  /** Writes pending changes now. */
+  /** Writes pending changes now, at shutdown: a save that fails now is logged, not retried. */
   async flush(): Promise<void> {
+    this.#closing = true;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -141,21 +147,36 @@ export class ChatState {
     await this.#saving;
   }
 
-  #changed(): void {
+  #changed(delay = _SAVE_DELAY_MS): void {
     if (this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#saving = this.#saving.then(() => this.#save());
-    }, _SAVE_DELAY_MS);
+    }, delay);
   }
 
+  /** Never rejects: a failure is logged once and the save retried until it works. */
   async #save(): Promise<void> {
     const tmp = `${this.path}.tmp`;
     try {
       await Deno.writeTextFile(tmp, JSON.stringify(this.#d) + "\n", { mode: 0o600 });
       await Deno.rename(tmp, this.path);
+      if (this.#failing) this.#log.info("chat state saved again", { file: this.path });
+      this.#failing = false;
     } catch (e) {
-      this.#log.error("cannot save chat state", { file: this.path, error: (e as Error).message });
+      if (!this.#failing) {
+        this.#log.error("cannot save chat state; retrying", {
+          file: this.path,
+          error: (e as Error).message,
+        });
+      }
+      this.#failing = true;
+      try {
+        await Deno.remove(tmp);
+      } catch {
+        // a partial temporary file is overwritten by the next attempt anyway
+      }
+      if (!this.#closing) this.#changed(_RETRY_MS);
     }
   }
 }
