@@ -118,14 +118,14 @@ export class FileStore {
     if (parts.length > MAX_DEPTH) {
       throw new RequestError(
         "bad_request",
-        `${displayPath(parts.slice(0, 3))}/… would be deeper than ${MAX_DEPTH} levels`,
+        `${_short(parts)} would be deeper than ${MAX_DEPTH} levels`,
       );
     }
     const max = this.maxPathBytes(user);
     if (_encoder.encode(parts.join("/")).byteLength > max) {
       throw new RequestError(
         "bad_request",
-        `${displayPath(parts.slice(0, 3))}/… would be longer than ${max} bytes`,
+        `${_short(parts)} would be longer than ${max} bytes`,
       );
     }
   }
@@ -152,7 +152,7 @@ export class FileStore {
     const refuse = (rel: string, why: string) => {
       throw new RequestError(
         "bad_request",
-        `cannot move ${displayPath(fromParts)} to ${displayPath(toParts)}: ${rel} inside it ` +
+        `cannot move ${_short(fromParts)} to ${_short(toParts)}: ${rel} inside it ` +
           `would be ${why}`,
       );
     };
@@ -324,6 +324,12 @@ export class FileStore {
       }
     }
   }
+}
+
+/** A path for a message: long ones keep their start and end. */
+function _short(parts: readonly string[]): string {
+  const s = displayPath(parts);
+  return s.length <= 100 ? s : `${s.slice(0, 50)}…${s.slice(-40)}`;
 }
 
 async function _du(dir: string): Promise<number> {
