@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { assert, assertEquals, assertInstanceOf } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { concat } from "@std/bytes/concat";
 import { createHash } from "node:crypto";
 import type { ParleyClient } from "../client/client.ts";
@@ -62,7 +62,7 @@ Deno.test("a shared file replaced by other bytes of the same size is never serve
     `${after.bytes.byteLength} bytes of the new content reached the share holder`,
   );
   const refused = after.reply;
-  assertInstanceOf(refused, RemoteError);
+  assert(refused instanceof RemoteError, `not refused: ${refused}`);
   assertEquals(refused.code, "not_found");
   assertEquals(after.bytes.byteLength, 0);
   // Putting the shared content back serves it again.
