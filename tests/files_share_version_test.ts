@@ -61,7 +61,7 @@ Deno.test("a shared file replaced by other bytes of the same size is never serve
     -1,
     `${after.bytes.byteLength} bytes of the new content reached the share holder`,
   );
-  const refused = after.reply;
+  const refused = after.reply as RemoteError;
   assert(refused instanceof RemoteError, `not refused: ${refused}`);
   assertEquals(refused.code, "not_found");
   assertEquals(after.bytes.byteLength, 0);
