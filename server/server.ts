@@ -207,6 +207,7 @@ export class ParleyServer implements ClientDirectory {
         this.log.error("connection handler failed", { error: (e as Error).message });
       });
       this.#tasks.add(task);
+      // floating-ok: `task` ends in .catch above, so this never rejects
       task.finally(() => this.#tasks.delete(task));
     }
   }
@@ -241,7 +242,8 @@ export class ParleyServer implements ClientDirectory {
     const now = Date.now();
     for (const ctx of this.#clients.values()) {
       if (stall > 0 && ctx.session.writeWaitingMs(now) >= stall) {
-        void ctx.session.close(
+        this.#drop(
+          ctx.session,
           new ProtocolError("slow_consumer", `peer read nothing for ${stall} ms while data waited`),
         );
         continue;
@@ -251,7 +253,8 @@ export class ParleyServer implements ClientDirectory {
       const sent = this.#pinged.get(ctx.connId);
       if (sent !== undefined) {
         if (quiet >= limit && now - sent >= limit / 2) {
-          void ctx.session.close(
+          this.#drop(
+            ctx.session,
             new ProtocolError("timeout", `connection idle for more than ${limit} ms`),
           );
         }
@@ -264,6 +267,13 @@ export class ParleyServer implements ClientDirectory {
         }, () => {});
       }
     }
+  }
+
+  /** Closes `session` with `why` without waiting for the goodbye to flush. */
+  #drop(session: Session, why: ProtocolError): void {
+    session.close(why).catch((e: unknown) => {
+      this.log.error("closing a session failed", { error: (e as Error).message });
+    });
   }
 
   /** Why a feature refuses `user` (a ban), or undefined when every feature admits it. */
@@ -293,7 +303,7 @@ export class ParleyServer implements ClientDirectory {
       const why = _changed(ctx.user, now);
       if (why) {
         this.log.info("session revoked", { user: ctx.user.name, conn: ctx.connId, code: why.code });
-        void ctx.session.close(why);
+        this.#drop(ctx.session, why);
       } else if (now !== undefined && now !== ctx.user) {
         ctx.user = now;
       }
@@ -409,7 +419,7 @@ export class ParleyServer implements ClientDirectory {
             if (!(await loggedIn) || ctx.session.state !== "open") throw _closedError();
             const refusal = this.#refusal(ctx.user);
             if (refusal) {
-              void ctx.session.close(refusal);
+              this.#drop(ctx.session, refusal);
               throw refusal;
             }
             return await this.registry.dispatch(ctx, req.op, req.args, req.stream);
@@ -428,7 +438,7 @@ export class ParleyServer implements ClientDirectory {
         ok = session.state === "open"; // a login hook may have closed it
       } catch (e) {
         this.log.error("login hook failed", { user: user.name, error: (e as Error).message });
-        void session.close(new ProtocolError("internal", "login failed"));
+        this.#drop(session, new ProtocolError("internal", "login failed"));
       } finally {
         ready(ok);
       }
