@@ -15,6 +15,7 @@ import type { MuxStream } from "../../protocol/mux_stream.ts";
 import { Session } from "../../protocol/session.ts";
 import { rawLogin, type RawSession } from "./raw.ts";
 import { startTarget } from "./harness.ts";
+import { startTestServer } from "../helpers.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -265,4 +266,55 @@ Deno.test("data sent on a stream whose operation has ended is dropped and its cr
     await s.close();
   }
   await target.check("unclaimed stream data");
+});
+
+Deno.test("the credit granted to one user's connections stays within the budget; each still moves data", async () => {
+  const budget = 8 * MiB;
+  await using t = await startTestServer({
+    limits: { maxBufferedPerUser: budget, maxRequestsPerUser: 1000, idleTimeoutMs: 0 },
+  });
+  const key = await t.addUser("ada");
+  const sessions: Session[] = [];
+  const streams: MuxStream[][] = [];
+  const pushes: Promise<unknown>[] = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      const s = await stalledClient(t.port, "ada", key);
+      sessions.push(s);
+      const mine: MuxStream[] = [];
+      for (let k = 0; k < 2; k++) {
+        const { stream, result } = s.open("diag.stream", {});
+        pushes.push(result.catch(() => {}), push(stream, 4 * MiB));
+        mine.push(stream);
+      }
+      streams.push(mine);
+    }
+    await untilStalled(sessions, streams);
+    const held = t.server.budgets.heldBy("ada");
+    const perSession = t.server.byUser("ada").map((c) => c.session.recvReserved);
+    assertEquals(perSession.reduce((a, b) => a + b, 0), held, "the pool counts every session");
+    assert(held <= budget + 10 * 64 * KiB, `ada holds ${held} bytes of credit`);
+    assert(held >= budget, `the budget was used: ${held}`);
+
+    // Another connection of the same user, with the budget used up, is slowed, not stopped.
+    const late = await stalledClient(t.port, "ada", key);
+    sessions.push(late);
+    const { stream, result } = late.open("diag.sink", {});
+    await push(stream, 2 * MiB);
+    stream.end();
+    assertEquals(await result, { bytes: 2 * MiB });
+    assert(t.server.budgets.heldBy("ada") <= budget + 11 * 64 * KiB);
+
+    // Closed connections give their credit back to the user's pool.
+    await Promise.all(sessions.filter((s) => s !== late).map((s) => s.close()));
+    for (let i = 0; i < 200 && t.server.byUser("ada").length > 1; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const [left] = t.server.byUser("ada");
+    assertEquals(t.server.byUser("ada").length, 1, "the server saw the others leave");
+    assertEquals(t.server.budgets.heldBy("ada"), left!.session.recvReserved);
+  } finally {
+    await Promise.all(sessions.map((s) => s.close()));
+    await Promise.all(pushes);
+  }
 });
