@@ -9,9 +9,9 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import type { ParleyClient } from "../client/client.ts";
+import { ParleyClient } from "../client/client.ts";
 import { RemoteError } from "../protocol/errors.ts";
-import { type SpawnedServer, spawnServer } from "./helpers.ts";
+import { keyBytes, type SpawnedServer, spawnServer } from "./helpers.ts";
 
 const _CHAT = { ratePerSecond: 1_000_000, rateBurst: 1_000_000, historyPerRoom: 100_000 };
 
@@ -51,22 +51,24 @@ async function fillDisk(path: string): Promise<void> {
   }
 }
 
-/** Sends and returns the id, or the error the server replied with. */
-async function send(c: ParleyClient, text: string): Promise<string | RemoteError> {
+/** Sends (to lobby, or to `to`) and returns the id, or the error the server replied with. */
+async function send(c: ParleyClient, text: string, to?: string): Promise<string | RemoteError> {
   try {
-    return (await c.call("chat.send", { room: "lobby", text }) as { id: string }).id;
+    const target = to === undefined ? { room: "lobby" } : { to };
+    return (await c.call("chat.send", { ...target, text }) as { id: string }).id;
   } catch (e) {
     if (e instanceof RemoteError) return e;
     throw e;
   }
 }
 
-/** Every message id of `room` in the server's history, paging forward. */
-async function allIds(c: ParleyClient, room: string): Promise<string[]> {
+/** Every message id of `room` (or with `dm`, of the caller's DMs) in history, paging forward. */
+async function allIds(c: ParleyClient, room: string | { dm: true }): Promise<string[]> {
   const ids: string[] = [];
   let after = "0";
+  const where = typeof room === "string" ? { room } : room;
   for (let i = 0; i < 10_000; i++) {
-    const h = await c.call("chat.history", { room, after, limit: 1000 }) as {
+    const h = await c.call("chat.history", { ...where, after, limit: 1000 }) as {
       messages: { id: string }[];
       more: boolean;
     };
@@ -75,6 +77,16 @@ async function allIds(c: ParleyClient, room: string): Promise<string[]> {
     after = h.messages.at(-1)!.id;
   }
   throw new Error("history did not end");
+}
+
+async function login(server: SpawnedServer, user: string, key: string): Promise<ParleyClient> {
+  return await ParleyClient.connect({
+    host: "127.0.0.1",
+    port: server.port,
+    user,
+    key: keyBytes(key),
+    tls: false,
+  });
 }
 
 async function startOn(dataDir: string): Promise<SpawnedServer> {
@@ -95,10 +107,13 @@ Deno.test("a full disk gives disk_full, the server keeps serving, and acknowledg
   await withTmpfs("1m", async (mnt) => {
     const dataDir = join(mnt, "data");
     const acked: string[] = [];
+    const ackedDms: string[] = [];
+    let bobKey: string;
     {
       await using server = await startOn(dataDir);
       const ada = await server.connect("ada");
-      const bob = await server.connect("bob");
+      bobKey = await server.addUser("bob");
+      const bob = await login(server, "bob", bobKey);
       try {
         await ada.call("chat.join", { room: "lobby" });
         for (let i = 0; i < 5; i++) {
@@ -117,6 +132,11 @@ Deno.test("a full disk gives disk_full, the server keeps serving, and acknowledg
           }
           assertEquals(r.code, "disk_full", `a full disk should say so, not: ${r.message}`);
         }
+        for (const size of [3900, 100, 3900]) {
+          const r = await send(ada, "d".repeat(size), "bob");
+          if (typeof r === "string") ackedDms.push(r);
+          else assertEquals(r.code, "disk_full", `a full disk should say so, not: ${r.message}`);
+        }
         assert(
           (await send(ada, "y".repeat(4000))) instanceof RemoteError,
           "the disk never filled up",
@@ -127,7 +147,11 @@ Deno.test("a full disk gives disk_full, the server keeps serving, and acknowledg
           const id = await send(ada, `after ${i}`);
           if (typeof id !== "string") throw id;
           acked.push(id);
+          const dm = await send(ada, `dm after ${i}`, "bob");
+          if (typeof dm !== "string") throw dm;
+          ackedDms.push(dm);
         }
+        assertEquals(await allIds(bob, { dm: true }), ackedDms, "DM history differs from the acks");
         assertEquals(
           await allIds(bob, "lobby"),
           acked,
@@ -143,11 +167,12 @@ Deno.test("a full disk gives disk_full, the server keeps serving, and acknowledg
       JSON.parse(line); // a torn line glued to the next one does not parse
     }
     await using again = await startOn(dataDir);
-    const carol = await again.connect("carol");
+    const bob = await login(again, "bob", bobKey);
     try {
-      assertEquals(await allIds(carol, "lobby"), acked, "acknowledged messages lost in a restart");
+      assertEquals(await allIds(bob, "lobby"), acked, "acknowledged messages lost in a restart");
+      assertEquals(await allIds(bob, { dm: true }), ackedDms, "acknowledged DMs lost in a restart");
     } finally {
-      await carol.close();
+      await bob.close();
     }
   });
 });
