@@ -89,13 +89,16 @@ export function pageOf(list: readonly ChatMessage[], q: HistoryQuery): HistoryPa
   return more ? { messages: out, more, before: out[0]!.id } : { messages: out, more };
 }
 
-/** Takes items from the front of `items` while their JSON fits `budget` bytes. */
+/**
+ * Takes items from the front of `items` while their JSON fits `budget`
+ * bytes, and always the first (callers bound one item well below a frame).
+ */
 export function fitList<T>(items: readonly T[], budget: number): { items: T[]; more: boolean } {
   let bytes = 2;
   let n = 0;
   for (; n < items.length; n++) {
     bytes += jsonBytes(items[n]) + 1;
-    if (bytes > budget) break;
+    if (n > 0 && bytes > budget) break;
   }
   return { items: items.slice(0, n), more: n < items.length };
 }
