@@ -23,6 +23,8 @@ interface _Log {
   journal: Journal<ChatMessage>;
   limit: number;
   compacting: boolean;
+  /** Lines the journal must exceed before the next compaction (raised after a failed one). */
+  compactAt: number;
 }
 
 /** Room and DM history. */
@@ -76,7 +78,13 @@ export class ChatStore {
         const list = load.entries.sort((a, b) => idNum(a.id) - idNum(b.id));
         for (const msg of list) maxId = Math.max(maxId, idNum(msg.id));
         if (list.length > limit) list.splice(0, list.length - limit);
-        map.set(name, { list, journal: load.journal, limit, compacting: false });
+        map.set(name, {
+          list,
+          journal: load.journal,
+          limit,
+          compacting: false,
+          compactAt: 2 * limit,
+        });
       }
     }
     store.#seq = await IdSequence.open(join(dir, "seq"), maxId);
@@ -166,19 +174,23 @@ export class ChatStore {
         }),
         limit,
         compacting: false,
+        compactAt: 2 * limit,
       };
       map.set(name, log);
     }
     const written = log.journal.append(msg);
-    if (log.journal.lines > 2 * limit && !log.compacting) {
+    if (log.journal.lines > log.compactAt && !log.compacting) {
       const l = log;
       l.compacting = true;
       const c = l.journal.rewrite(() => l.list).then(
         () => {
           l.compacting = false;
+          l.compactAt = 2 * l.limit;
         },
         (e: unknown) => {
           l.compacting = false;
+          // not again with every message while the disk stays full
+          l.compactAt = l.journal.lines + Math.ceil(l.limit / 10);
           this.#log.error("chat journal compaction failed", {
             file: l.journal.path,
             error: (e as Error).message,
