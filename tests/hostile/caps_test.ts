@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { createHash } from "node:crypto";
 import type { RawHeader } from "../../protocol/frame_codec.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
@@ -16,6 +16,7 @@ import { Session } from "../../protocol/session.ts";
 import { rawLogin, type RawSession } from "./raw.ts";
 import { startTarget } from "./harness.ts";
 import { startTestServer } from "../helpers.ts";
+import { DEFAULT_LIMITS, validateLimits } from "../../server/config.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -317,4 +318,20 @@ Deno.test("the credit granted to one user's connections stays within the budget;
     await Promise.all(sessions.map((s) => s.close()));
     await Promise.all(pushes);
   }
+});
+
+Deno.test("the request caps and the per-user budget are validated limits with defaults", () => {
+  assertEquals(DEFAULT_LIMITS.maxRequestsPerConnection, 32);
+  assertEquals(DEFAULT_LIMITS.maxRequestsPerUser, 64);
+  assertEquals(DEFAULT_LIMITS.maxBufferedPerUser, 64 * MiB);
+  const bad: [Record<string, unknown>, string][] = [
+    [{ maxRequestsPerConnection: 0 }, "maxRequestsPerConnection"],
+    [{ maxRequestsPerUser: 1.5 }, "maxRequestsPerUser"],
+    [{ maxBufferedPerUser: 1024 }, "maxBufferedPerUser"],
+    [{ maxBufferedPerUser: "64M" }, "maxBufferedPerUser"],
+  ];
+  for (const [limits, key] of bad) {
+    assertThrows(() => validateLimits(limits), TypeError, key);
+  }
+  assertEquals(validateLimits({ maxRequestsPerUser: 5 }), { maxRequestsPerUser: 5 });
 });
