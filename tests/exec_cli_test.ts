@@ -3,28 +3,44 @@ import { join } from "@std/path";
 import { ParleyClient } from "../client/client.ts";
 import { RemoteExec } from "../client/exec_remote.ts";
 import { keyBytes, ROOT, spawnServer } from "./helpers.ts";
-import { TEST_ALLOW, waitSessionGone } from "./exec_fixtures.ts";
+import { sleepMarker, TEST_ALLOW, waitGoneWith } from "./exec_fixtures.ts";
 
-/** Scoped run permission for the server: the allowlist plus `kill` for process groups. */
-const SERVER_RUN_FLAG = `--allow-run=/usr/bin/kill,${TEST_ALLOW.join(",")}`;
+/**
+ * Scoped run permission for the server: `env` and `bwrap` start the sandbox,
+ * `kill` signals process groups. Commands inside the sandbox need none.
+ */
+const SERVER_RUN_FLAG = "--allow-run=/usr/bin/env,/usr/bin/bwrap,/usr/bin/kill";
 
 async function startServer() {
   const dataDir = await Deno.makeTempDir({ prefix: "parley-exec-" });
+  const root = `${dataDir}-exec`; // the default exec root
   await Deno.writeTextFile(
     join(dataDir, "config.json"),
     JSON.stringify({ exec: { allow: TEST_ALLOW } }),
   );
-  const server = await spawnServer({ dataDir, args: ["--exec"], denoFlags: [SERVER_RUN_FLAG] });
-  const key = await server.addUser("ada", { exec: true });
-  return {
-    server,
-    key,
-    dataDir,
-    async [Symbol.asyncDispose]() {
-      await server[Symbol.asyncDispose]();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  };
+  try {
+    const server = await spawnServer({
+      dataDir,
+      args: ["--exec"],
+      denoFlags: [SERVER_RUN_FLAG, `--allow-read=${root}`, `--allow-write=${root}`],
+    });
+    const key = await server.addUser("ada", { exec: true });
+    return {
+      server,
+      key,
+      dataDir,
+      root,
+      async [Symbol.asyncDispose]() {
+        await server[Symbol.asyncDispose]();
+        await Deno.remove(dataDir, { recursive: true });
+        await Deno.remove(root, { recursive: true });
+      },
+    };
+  } catch (e) {
+    await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+    throw e;
+  }
 }
 
 interface CliResult {
@@ -115,7 +131,8 @@ Deno.test("parley exec as a real process, against a server with scoped --allow-r
   });
 
   await t.step("a --cwd that escapes the exec root is refused", async () => {
-    await Deno.symlink("/etc", join(s.dataDir, "exec-root", "etc"));
+    assertEquals((await parleyExec(port, s.key, ["--", "true"])).code, 0);
+    await Deno.symlink("/etc", join(s.root, "ada", "etc"));
     for (const cwd of ["..", "etc"]) {
       const r = await parleyExec(port, s.key, ["--cwd", cwd, "--", "pwd"]);
       assertEquals(r.code, 255);
@@ -155,17 +172,18 @@ Deno.test("parley exec as a real process, against a server with scoped --allow-r
   });
 
   await t.step("--timeout kills the command and its children (via the kill program)", async () => {
+    const m = sleepMarker();
     const r = await parleyExec(port, s.key, [
       "--timeout",
       "0.5",
       "--",
       "sh",
       "-c",
-      "echo $$; sleep 1000 & sleep 1000",
+      `echo $$; sleep ${m} & sleep ${m}`,
     ]);
     assertEquals(r.code, 137);
     assertStringIncludes(r.stderr, "ran out of time");
-    assertEquals(await waitSessionGone(Number(r.stdout.trim())), []);
+    assertEquals(await waitGoneWith(m), []);
   });
 });
 
