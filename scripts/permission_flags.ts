@@ -18,6 +18,8 @@ export interface PermissionSpec {
   env: string[];
   /** Whether a build with remote exec adds `--allow-run` (unscoped: see docs/security.md). */
   runWithExec: boolean;
+  /** Extra read/write paths of a build with remote exec (the default exec root). */
+  execReadWrite?: string[];
 }
 
 /** Where the placeholders in the spec point. */
@@ -52,9 +54,12 @@ export function permissionFlags(spec: PermissionSpec, places: PermissionPlaces =
     p.replace("{data}", places.data ?? "./parley-data")
       .replace("{config}", places.config ?? defaultConfigDir());
   const flags: string[] = [];
+  const extra = places.exec ? spec.execReadWrite ?? [] : [];
+  const read = [...spec.read, ...extra];
+  const write = [...spec.write, ...extra];
   if (spec.net) flags.push("--allow-net");
-  if (spec.read.length) flags.push(`--allow-read=${spec.read.map(fill).join(",")}`);
-  if (spec.write.length) flags.push(`--allow-write=${spec.write.map(fill).join(",")}`);
+  if (read.length) flags.push(`--allow-read=${read.map(fill).join(",")}`);
+  if (write.length) flags.push(`--allow-write=${write.map(fill).join(",")}`);
   if (spec.env.length) flags.push(`--allow-env=${spec.env.join(",")}`);
   if (places.exec && spec.runWithExec) flags.push("--allow-run");
   return flags;
