@@ -54,11 +54,14 @@ export class LoginRateLimiter {
     if (this.#count(byAddress, now) >= this.#o.perAddress) {
       throw new RequestError(
         "rate_limited",
-        "too many failed logins from your address; wait a minute",
+        "too many failed or unfinished logins from your address; wait a minute",
       );
     }
     if (this.#count(byUser, now) >= this.#o.perUser) {
-      throw new RequestError("rate_limited", `too many failed logins for ${user}; wait a minute`);
+      throw new RequestError(
+        "rate_limited",
+        `too many failed or unfinished logins for ${user}; wait a minute`,
+      );
     }
     this.#add(byAddress, now);
     this.#add(byUser, now);

@@ -34,6 +34,8 @@ export interface WatchOptions {
   debounceMs?: number;
   /** How often to check the file's identity when no change event came (ms). Default 1000. */
   pollMs?: number;
+  /** Listen for file-system events (default true); false leaves only the periodic check. */
+  events?: boolean;
   /** Told when a re-read fails (e.g. a hand-edited file with a syntax error). */
   onError?: (e: Error) => void;
 }
@@ -140,9 +142,10 @@ export class UserStore {
     };
     let fsw: Deno.FsWatcher | undefined;
     try {
-      fsw = Deno.watchFs(dirname(this.path), { recursive: false });
+      if (options.events !== false) fsw = Deno.watchFs(dirname(this.path), { recursive: false });
     } catch {
-      // No watch on this system or for this directory: the periodic check covers it.
+      // No watch on this system or for this directory (or no inotify instance
+      // left): the periodic check covers it.
     }
     const name = basename(this.path);
     const loop = (async () => {

@@ -78,7 +78,7 @@ Deno.test("a successful login releases its attempt; a failure stays counted", ()
   const held = [limiter.admit("10.0.0.1", "ada"), limiter.admit("10.0.0.1", "ada")];
   const refuse = () => limiter.admit("10.0.0.1", "ada");
   // Two attempts in flight use up the per-user allowance before either is decided.
-  assertThrows(refuse, RequestError, "too many failed logins for ada");
+  assertThrows(refuse, RequestError, "unfinished logins for ada");
   // From another address the same user is not affected (the lockout is per address and user).
   limiter.release(limiter.admit("10.0.0.2", "ada"));
   limiter.release(held[0]!); // one succeeds

@@ -18,6 +18,7 @@ import { encodeFrame, type OutHeader } from "../../protocol/frame_codec.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { MAC_LENGTH, NONCE_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { FrameReader } from "../../protocol/transport.ts";
+import { UserStore } from "../../server/users.ts";
 import { keyBytes, ROOT } from "../helpers.ts";
 import { startTarget, type Target } from "./harness.ts";
 import { concat, dial, macFrame, type Outcome, readUntilClosed, send } from "./raw.ts";
@@ -226,4 +227,31 @@ Deno.test("requests a banned user pipelines behind the login proof are never run
   const made = await Deno.stat(join(home, "made")).then(() => true, () => false);
   assertEquals(made, false, "file.mkdir ran for a banned user");
   await t.check("pipelined requests of a banned user");
+});
+
+Deno.test("the account store sees another process's change with or without file events", async () => {
+  for (const events of [true, false]) {
+    const dir = await Deno.makeTempDir({ prefix: "parley-users-" });
+    try {
+      const server = await UserStore.open(dir);
+      await server.add("bob");
+      let changes = 0;
+      const unsubscribe = server.subscribe(() => changes++);
+      const watch = server.watch({ events, pollMs: 100, debounceMs: 20 });
+      try {
+        // Another process: its own store on the same file.
+        await userCommand(dir, "remove", "bob");
+        for (let i = 0; i < DEADLINE_MS / 50 && server.peek("bob") !== undefined; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assertEquals(server.peek("bob"), undefined, `events ${events}: the removal was not seen`);
+        assert(changes >= 1, `events ${events}: subscribers were not told`);
+      } finally {
+        unsubscribe();
+        await watch.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
 });
