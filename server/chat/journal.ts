@@ -1,7 +1,8 @@
 /**
  * An append-only JSON-lines file. Appends are group-committed: those made
  * while a write is in progress are batched into the next single write and
- * `fsync`, and an append's promise resolves only once its line is durable.
+ * `fsync`, and an append's promise resolves only once its line is durable
+ * (a new or compacted file's directory is synced too, so its name is).
  *
  * Faults never leave a torn line behind a later entry: the journal tracks
  * the offset of the last complete line, and when a write or sync fails (a
@@ -15,6 +16,8 @@
  *
  * @module
  */
+
+import { dirname } from "@std/path";
 
 const _ENC = new TextEncoder();
 
@@ -55,6 +58,8 @@ export class Journal<T> {
   #tail: Promise<void> = Promise.resolve();
   #lines: number;
   #closed = false;
+  /** The file was created and its directory not yet synced. */
+  #unsyncedName = false;
   #onCommit: ((entries: T[]) => void) | undefined;
 
   private constructor(path: string, lines: number, options: JournalOptions<T>) {
@@ -150,10 +155,12 @@ export class Journal<T> {
         }
         throw e;
       }
+      // the old file is gone: appends go to the new one from here on, whatever happens next
       this.#file?.close();
       this.#file = undefined;
       this.#good = bytes.byteLength;
       this.#lines = list.length + this.#pending.length;
+      await _syncDir(this.path);
     });
   }
 
@@ -175,8 +182,18 @@ export class Journal<T> {
 
   async #open(): Promise<Deno.FsFile> {
     if (this.#file) return this.#file;
-    const f = await Deno.open(this.path, { read: true, append: true, create: true, mode: 0o600 });
+    let f: Deno.FsFile;
     try {
+      f = await Deno.open(this.path, { read: true, append: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      f = await Deno.open(this.path, { read: true, append: true, create: true, mode: 0o600 });
+      this.#unsyncedName = true;
+    }
+    try {
+      // a new file's name must be durable too, or its synced lines vanish with it
+      if (this.#unsyncedName) await _syncDir(this.path);
+      this.#unsyncedName = false;
       const size = (await f.stat()).size;
       let good = this.#good;
       if (good === undefined || size < good) good = size > 0 ? await _lineEnd(f, size) : 0;
@@ -245,6 +262,16 @@ async function _lineEnd(f: Deno.FsFile, size: number): Promise<number> {
     end = start;
   }
   return 0;
+}
+
+/** Syncs the directory holding `path`, so a created or renamed name survives a power loss. */
+async function _syncDir(path: string): Promise<void> {
+  const d = await Deno.open(dirname(path), { read: true });
+  try {
+    await d.sync();
+  } finally {
+    d.close();
+  }
 }
 
 async function _writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
