@@ -69,15 +69,15 @@ class _UserShare implements CreditPool {
 export class ConnectionBudget {
   #share: _UserShare;
   #limits: BudgetLimits;
-  #onClose: () => void;
+  #settle: () => void;
   #requests = 0;
   #closed = false;
 
   /** @internal created by {@linkcode UserBudgets.open}. */
-  constructor(share: _UserShare, limits: BudgetLimits, onClose: () => void) {
+  constructor(share: _UserShare, limits: BudgetLimits, settle: () => void) {
     this.#share = share;
     this.#limits = limits;
-    this.#onClose = onClose;
+    this.#settle = settle;
   }
 
   /** The user's receive-credit pool, for the session's `creditPool` option. */
@@ -117,14 +117,20 @@ export class ConnectionBudget {
       done = true;
       this.#requests--;
       this.#share.requests--;
+      this.#settle();
     };
   }
 
-  /** Leaves the user's share. Idempotent. */
+  /**
+   * Leaves the user's share. Idempotent. Requests of this connection still
+   * running keep counting for the user until they end, so reconnecting does
+   * not reset the user's count.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#onClose();
+    this.#share.connections--;
+    this.#settle();
   }
 }
 
@@ -147,7 +153,10 @@ export class UserBudgets {
     return this.#users.get(user)?.requests ?? 0;
   }
 
-  /** A connection of `user` starts; the share lives while any connection holds it. */
+  /**
+   * A connection of `user` starts. The user's share lives while a connection
+   * or a request of the user is alive.
+   */
   open(user: string): ConnectionBudget {
     let share = this.#users.get(user);
     if (!share) {
@@ -156,7 +165,9 @@ export class UserBudgets {
     share.connections++;
     const s = share;
     return new ConnectionBudget(s, this.#limits, () => {
-      if (--s.connections === 0 && this.#users.get(user) === s) this.#users.delete(user);
+      if (s.connections === 0 && s.requests === 0 && this.#users.get(user) === s) {
+        this.#users.delete(user);
+      }
     });
   }
 }

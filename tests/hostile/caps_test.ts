@@ -17,6 +17,8 @@ import { rawLogin, type RawSession } from "./raw.ts";
 import { startTarget } from "./harness.ts";
 import { startTestServer } from "../helpers.ts";
 import { DEFAULT_LIMITS, validateLimits } from "../../server/config.ts";
+import { UserBudgets } from "../../server/user_budget.ts";
+import { ProtocolError } from "../../protocol/errors.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -334,4 +336,25 @@ Deno.test("the request caps and the per-user budget are validated limits with de
     assertThrows(() => validateLimits(limits), TypeError, key);
   }
   assertEquals(validateLimits({ maxRequestsPerUser: 5 }), { maxRequestsPerUser: 5 });
+});
+
+Deno.test("requests still running after their connection closed keep counting for the user", () => {
+  const budgets = new UserBudgets({
+    maxRequestsPerConnection: 4,
+    maxRequestsPerUser: 4,
+    maxBufferedPerUser: MiB,
+  });
+  const first = budgets.open("ada");
+  const running = [1, 2, 3, 4].map(() => first.admit());
+  first.close(); // the client hung up; its four operations go on
+  const second = budgets.open("ada");
+  const e = assertThrows(() => second.admit(), ProtocolError, "for user ada");
+  assertEquals(e.code, "busy");
+  running[0]!();
+  const done = second.admit(); // one ended: there is room for one
+  assertEquals(budgets.requestsOf("ada"), 4);
+  for (const r of [...running, done]) r();
+  second.close();
+  assertEquals(budgets.requestsOf("ada"), 0);
+  assertEquals(budgets.heldBy("ada"), 0);
 });
