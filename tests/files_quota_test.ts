@@ -18,6 +18,7 @@ const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 interface Usage {
   used: number;
   reserved: number;
+  entries: number;
 }
 
 const usage = async (c: ParleyClient) => (await c.call("file.usage")) as Usage;
@@ -95,13 +96,13 @@ async function abortedPut(
   await result.catch(() => {});
 }
 
-/** Bytes of regular files under `dir`. */
-async function du(dir: string): Promise<number> {
-  let total = 0;
+/** Bytes of regular files and number of entries under `dir`. */
+async function du(dir: string, total = { bytes: 0, entries: 0 }) {
   for await (const e of Deno.readDir(dir)) {
     const p = join(dir, e.name);
-    if (e.isDirectory) total += await du(p);
-    else if (e.isFile) total += (await Deno.lstat(p)).size;
+    total.entries++;
+    if (e.isDirectory) await du(p, total);
+    else if (e.isFile) total.bytes += (await Deno.lstat(p)).size;
   }
   return total;
 }
@@ -124,9 +125,10 @@ async function partialBytes(dataDir: string, user: string): Promise<number> {
   return total;
 }
 
-/** What is on disk for `user`: files in the home plus partial uploads. */
+/** What is on disk for `user`: bytes of files in the home plus partial uploads. */
 async function onDisk(t: TestServer, user: string): Promise<number> {
-  return await du(join(t.dataDir, "files", "home", user)) + await partialBytes(t.dataDir, user);
+  return (await du(join(t.dataDir, "files", "home", user))).bytes +
+    await partialBytes(t.dataDir, user);
 }
 
 /**
@@ -274,5 +276,35 @@ Deno.test("usage equals the bytes on disk after random concurrent put/mv/rm/abor
     const s = await settled(t, conns[0]!, "ada");
     assertEquals(s.usage.reserved, 0, `seed ${seed}: bytes still reserved`);
     assertEquals(s.usage.used, s.disk, `seed ${seed}: usage differs from the bytes on disk`);
+    const home = await du(join(t.dataDir, "files", "home", "ada"));
+    assertEquals(s.usage.entries, home.entries, `seed ${seed}: entry count differs`);
   }
+});
+
+Deno.test("empty files and directories are bounded by an entry cap", async () => {
+  await using t = await startTestServer({ features: { files: { maxEntriesPerUser: 5 } } });
+  const c = await t.connect("ada");
+  await c.call("file.mkdir", { path: "a/b", parents: true });
+  await put(c, "a/e1", new Uint8Array(0));
+  await put(c, "a/e2", new Uint8Array(0));
+  await put(c, "e3", new Uint8Array(0));
+  assertEquals((await usage(c)).entries, 5);
+  for (
+    const attempt of [
+      () => c.call("file.mkdir", { path: "x" }),
+      () => c.call("file.mkdir", { path: "a/b/c", parents: true }),
+      () =>
+        put(c, "e4", new Uint8Array(0)).then((r) => {
+          if (r instanceof Error) throw r;
+        }),
+    ]
+  ) {
+    const e = await attempt().then(() => undefined, (err) => err);
+    assert(e instanceof RemoteError && e.code === "quota", `not refused: ${e}`);
+  }
+  // Replacing a file adds no entry; removing one makes room.
+  await put(c, "e3", new Uint8Array(0), { overwrite: true });
+  await c.call("file.rm", { path: "e3" });
+  await c.call("file.mkdir", { path: "x" });
+  assertEquals((await usage(c)).entries, 5);
 });

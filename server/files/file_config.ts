@@ -20,6 +20,8 @@ export interface FileConfig {
   maxPartialsPerUser: number;
   /** Most transfers one connection may run at once. */
   maxTransfersPerConnection: number;
+  /** Most files and directories one user's home may hold (empty ones cost no bytes). */
+  maxEntriesPerUser: number;
   /** Most live share records one user may have. */
   maxSharesPerUser: number;
   /** Whole-file checksums one user may compute at once. */
@@ -37,6 +39,7 @@ export const DEFAULT_FILE_CONFIG: FileConfig = {
   partialTtlHours: 168,
   maxPartialsPerUser: 16,
   maxTransfersPerConnection: 16,
+  maxEntriesPerUser: 1_000_000,
   maxSharesPerUser: 1000,
   hashJobsPerUser: 2,
   hashJobs: 4,
@@ -51,6 +54,7 @@ const _schema = z.object({
   partialTtlHours: z.number().positive().max(24 * 365).optional(),
   maxPartialsPerUser: z.number().int().min(1).max(10_000).optional(),
   maxTransfersPerConnection: z.number().int().min(1).max(256).optional(),
+  maxEntriesPerUser: z.number().int().min(1).max(1_000_000_000).optional(),
   maxSharesPerUser: z.number().int().min(1).max(1_000_000).optional(),
   hashJobsPerUser: z.number().int().min(1).max(64).optional(),
   hashJobs: z.number().int().min(1).max(256).optional(),

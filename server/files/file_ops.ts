@@ -14,7 +14,7 @@ import type { FileConfig } from "./file_config.ts";
 import { boolArg, cwdOf, pathArg, setCwd } from "./file_args.ts";
 import { entryType, type FileStore } from "./file_store.ts";
 import { displayPath } from "./remote_path.ts";
-import { reservedBytes, usedBytes } from "./ledger.ts";
+import { checkEntries, reservedBytes, usedBytes } from "./ledger.ts";
 import type { Shares } from "./shares.ts";
 
 /** Most entries one `file.ls` lists (recursive listings included). */
@@ -89,7 +89,13 @@ export class FileOps {
     const walk = async (dirParts: string[], prefix: string): Promise<void> => {
       const dir = await this.#store.existing(ctx.user.name, dirParts);
       const names: string[] = [];
-      for await (const d of Deno.readDir(dir.abs)) names.push(d.name);
+      for await (const d of Deno.readDir(dir.abs)) {
+        // Bounded before sorting: a huge directory is refused, not held in memory.
+        if (count + names.length >= MAX_LIST_ENTRIES) {
+          throw new RequestError("too_large", `more than ${MAX_LIST_ENTRIES} entries`);
+        }
+        names.push(d.name);
+      }
       names.sort();
       for (const name of names) {
         if (++count > MAX_LIST_ENTRIES) {
@@ -126,12 +132,15 @@ export class FileOps {
     if (parts.length === 0) throw new RequestError("exists", "~ already exists");
     const user = ctx.user.name;
     this.#store.checkNewPath(user, parts);
-    await this.#store.ledger.run(user, async () => {
-      if (boolArg(args, "parents")) return await this.#store.mkdirs(user, parts);
+    const max = this.#config.maxEntriesPerUser;
+    await this.#store.ledger.run(user, async (acct) => {
+      if (boolArg(args, "parents")) return await this.#store.mkdirs(user, parts, acct, max);
       const r = await this.#store.resolve(user, parts);
       if (r.info) throw new RequestError("exists", `${displayPath(parts)} already exists`);
+      checkEntries(acct, 1, max);
       try {
         await Deno.mkdir(r.abs, { mode: 0o755 });
+        acct.entries++;
       } catch (e) {
         if (e instanceof Deno.errors.AlreadyExists) {
           throw new RequestError("exists", `${displayPath(parts)} already exists`);
@@ -147,7 +156,7 @@ export class FileOps {
     const parts = pathArg(ctx, args, "path");
     if (parts.length === 0) throw new RequestError("bad_request", "cannot remove ~");
     const user = ctx.user.name;
-    await this.#store.ledger.run(user, async () => {
+    await this.#store.ledger.run(user, async (acct) => {
       const r = await this.#store.existing(user, parts);
       if (!r.info.isDirectory) {
         throw new RequestError("bad_request", `${displayPath(parts)} is not a directory`);
@@ -156,6 +165,7 @@ export class FileOps {
         throw new RequestError("bad_request", `${displayPath(parts)} is not empty`);
       }
       await Deno.remove(r.abs);
+      acct.entries--;
     });
     return { path: displayPath(parts) };
   }
@@ -174,6 +184,7 @@ export class FileOps {
       }
       await Deno.remove(r.abs);
       acct.files -= r.info.size;
+      acct.entries--;
       return r.info.size;
     });
     return { path: displayPath(parts), size };
@@ -240,12 +251,14 @@ export class FileOps {
         } catch (e) {
           // Both names stay: each counts.
           acct.files += src.info.size;
+          acct.entries++;
           throw e;
         }
       } else {
         await Deno.rename(src.abs, dst.abs);
       }
       acct.files -= replaced;
+      if (dst.info) acct.entries--;
       return toParts;
     });
     return { from: displayPath(fromParts), to: displayPath(toParts) };
@@ -280,6 +293,8 @@ export class FileOps {
         files: acct.files,
         partial,
         reserved: reservedBytes(acct),
+        entries: acct.entries,
+        maxEntries: this.#config.maxEntriesPerUser,
         quota: this.#config.quotaBytes,
         maxFile: this.#config.maxFileBytes,
       };

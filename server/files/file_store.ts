@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { join } from "@std/path";
 import { RequestError } from "../errors.ts";
 import { type HashJobLimits, HashJobs } from "./hash_jobs.ts";
-import { Ledger } from "./ledger.ts";
+import { type Account, checkEntries, type HomeSize, Ledger } from "./ledger.ts";
 import { displayPath, MAX_DEPTH, MAX_PATH_BYTES } from "./remote_path.ts";
 
 /** What a resolved, existing entry is. */
@@ -307,8 +307,17 @@ export class FileStore {
     }
   }
 
-  /** Creates missing directories along `parts`, never following symlinks. */
-  async mkdirs(user: string, parts: readonly string[]): Promise<void> {
+  /**
+   * Creates missing directories along `parts`, never following symlinks;
+   * inside the user's ledger turn, each counted in `acct` (at most
+   * `maxEntries`).
+   */
+  async mkdirs(
+    user: string,
+    parts: readonly string[],
+    acct: Account,
+    maxEntries: number,
+  ): Promise<void> {
     for (let i = 1; i <= parts.length; i++) {
       const r = await this.resolve(user, parts.slice(0, i));
       if (r.info) {
@@ -317,8 +326,10 @@ export class FileStore {
         }
         continue;
       }
+      checkEntries(acct, 1, maxEntries);
       try {
         await Deno.mkdir(r.abs, { mode: 0o755 });
+        acct.entries++;
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
@@ -332,15 +343,16 @@ function _short(parts: readonly string[]): string {
   return s.length <= 100 ? s : `${s.slice(0, 50)}…${s.slice(-40)}`;
 }
 
-async function _du(dir: string): Promise<number> {
-  let total = 0;
+/** Bytes of regular files and number of entries under `dir`. */
+async function _du(dir: string, total: HomeSize = { bytes: 0, entries: 0 }): Promise<HomeSize> {
   for await (const e of Deno.readDir(dir)) {
     const p = join(dir, e.name);
+    total.entries++;
     if (e.isSymlink) continue;
-    if (e.isDirectory) total += await _du(p);
+    if (e.isDirectory) await _du(p, total);
     else if (e.isFile) {
       const info = await lstatIfPresent(p);
-      total += info?.size ?? 0;
+      total.bytes += info?.size ?? 0;
     }
   }
   return total;

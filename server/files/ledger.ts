@@ -5,10 +5,13 @@
  * inside {@linkcode Ledger.run}, one at a time per user, so the decision
  * (does it fit? what does it replace?), the file-system change and the
  * bookkeeping happen together and no interleaving of requests, from however
- * many connections, can make the numbers drift from what is on disk.
+ * many connections, can make the numbers drift from what is on disk. The
+ * number of entries (files and directories) is kept the same way, since an
+ * empty file or directory costs no bytes but still an inode.
  *
  * @module
  */
+import { RequestError } from "../errors.ts";
 
 /** An interrupted upload kept for resuming. */
 export interface PartialInfo {
@@ -22,6 +25,8 @@ export interface PartialInfo {
 export interface Account {
   /** Bytes of regular files in the home. */
   files: number;
+  /** Files and directories in the home (the home itself not counted). */
+  entries: number;
   /** Idle partial uploads by key. */
   partials: Map<string, PartialInfo>;
   /** Uploads running, by key: bytes reserved for each. */
@@ -42,16 +47,32 @@ export function reservedBytes(a: Account): number {
   return n;
 }
 
-/** Serialised per-user accounts; `countFiles` measures a home the first time it is needed. */
+/** What a home holds. */
+export interface HomeSize {
+  bytes: number;
+  entries: number;
+}
+
+/** Refuses adding `n` entries to an account that would then hold more than `max`. */
+export function checkEntries(a: Account, n: number, max: number): void {
+  if (a.entries + n > max) {
+    throw new RequestError(
+      "quota",
+      `your home already holds ${a.entries} files and directories; the limit is ${max}`,
+    );
+  }
+}
+
+/** Serialised per-user accounts; `countHome` measures a home the first time it is needed. */
 export class Ledger {
-  #countFiles: (user: string) => Promise<number>;
-  #files = new Map<string, number>();
+  #countHome: (user: string) => Promise<HomeSize>;
+  #homes = new Map<string, HomeSize>();
   #partials = new Map<string, Map<string, PartialInfo>>();
   #active = new Map<string, Map<string, number>>();
   #locks = new Map<string, Promise<void>>();
 
-  constructor(countFiles: (user: string) => Promise<number>) {
-    this.#countFiles = countFiles;
+  constructor(countHome: (user: string) => Promise<HomeSize>) {
+    this.#countHome = countHome;
   }
 
   /** Records a partial upload found on disk at start. */
@@ -89,20 +110,24 @@ export class Ledger {
     this.#locks.set(user, tail);
     await prev;
     try {
-      let files = this.#files.get(user);
-      if (files === undefined) {
-        files = await this.#countFiles(user);
-        this.#files.set(user, files);
+      let home = this.#homes.get(user);
+      if (home === undefined) {
+        home = await this.#countHome(user);
+        this.#homes.set(user, home);
       }
       const account: Account = {
-        files,
+        files: home.bytes,
+        entries: home.entries,
         partials: this.#partialsOf(user),
         active: this.#activeOf(user),
       };
       try {
         return await fn(account);
       } finally {
-        this.#files.set(user, Math.max(0, account.files));
+        this.#homes.set(user, {
+          bytes: Math.max(0, account.files),
+          entries: Math.max(0, account.entries),
+        });
         if (account.partials.size === 0) this.#partials.delete(user);
         if (account.active.size === 0) this.#active.delete(user);
       }

@@ -29,7 +29,7 @@ import type { FileConfig } from "./file_config.ts";
 import { fileError } from "./file_errors.ts";
 import { boolArg, intArg, optStringArg, pathArg, shaArg } from "./file_args.ts";
 import { type FileStore, lstatIfPresent, type Resolved } from "./file_store.ts";
-import { type Account, reservedBytes, usedBytes } from "./ledger.ts";
+import { type Account, checkEntries, reservedBytes, usedBytes } from "./ledger.ts";
 import { displayPath } from "./remote_path.ts";
 import { formatBytes as _fmtBytes } from "../../protocol/format_bytes.ts";
 
@@ -221,6 +221,9 @@ export class Uploads {
       throw new RequestError("busy", `an upload of ${displayPath(plan.parts)} is already running`);
     }
     this.#checkQuota(acct, plan);
+    if (plan.replaced === 0) {
+      checkEntries(acct, acct.active.size + 1, this.#config.maxEntriesPerUser);
+    }
     if (!acct.partials.has(plan.key)) {
       const max = this.#config.maxPartialsPerUser;
       if (acct.active.size >= max) {
@@ -437,7 +440,7 @@ export class Uploads {
   ): Promise<void> {
     if (plan.parents) {
       this.#store.checkNewPath(user, plan.parts);
-      await this.#store.mkdirs(user, plan.parts.slice(0, -1));
+      await this.#store.mkdirs(user, plan.parts.slice(0, -1), acct, this.#config.maxEntriesPerUser);
     }
     const target = await this.#store.resolve(user, plan.parts);
     let replaced = 0;
@@ -449,9 +452,12 @@ export class Uploads {
         );
       }
       replaced = target.info.size;
+    } else {
+      checkEntries(acct, 1, this.#config.maxEntriesPerUser);
     }
     const book = () => {
       acct.files += plan.size - replaced;
+      if (!target.info) acct.entries++;
       acct.active.delete(plan.key);
       booked();
     };
