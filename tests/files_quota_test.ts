@@ -9,9 +9,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
-import type { ParleyClient } from "../client/client.ts";
+import { ParleyClient } from "../client/client.ts";
 import { RemoteError } from "../protocol/errors.ts";
-import { startTestServer, type TestServer } from "./helpers.ts";
+import { keyBytes, startTestServer, type TestServer } from "./helpers.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -307,4 +307,84 @@ Deno.test("empty files and directories are bounded by an entry cap", async () =>
   await c.call("file.rm", { path: "e3" });
   await c.call("file.mkdir", { path: "x" });
   assertEquals((await usage(c)).entries, 5);
+});
+
+Deno.test("uploads per user are capped, running ones included; interrupted ones make room", async () => {
+  await using t = await startTestServer({ features: { files: { maxPartialsPerUser: 2 } } });
+  const a = await t.connect("ada");
+  const b = await t.connect("ada");
+  const data = bytes(10_000, 3);
+  // Two uploads left running on two connections.
+  const running = [a, b].map((c, i) => {
+    const { stream, result } = c.open("file.put", {
+      path: `run${i}`,
+      size: data.byteLength,
+      sha256: sha(data),
+    });
+    result.catch(() => {});
+    return { stream, result };
+  });
+  await Promise.all(running.map((r) => r.stream.write(data.subarray(0, 1000))));
+  for (let i = 0; i < 100 && (await usage(a)).reserved < 2 * data.byteLength; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const third = await put(a, "third", data);
+  assert(third instanceof RemoteError && third.code === "busy", `not refused: ${third}`);
+  for (const r of running) r.stream.reset("cancel", "stopped by the test");
+  await Promise.all(running.map((r) => r.result.catch(() => {})));
+  await settled(t, a, "ada");
+  // Both are now interrupted uploads; a new one drops the oldest.
+  const done = await put(a, "third", data) as { size: number };
+  assertEquals(done.size, data.byteLength);
+  const s = await settled(t, a, "ada");
+  let parts = 0;
+  for await (const e of Deno.readDir(join(t.dataDir, "files", ".parley-tmp"))) {
+    if (e.name.endsWith(".part")) parts++;
+  }
+  assert(parts <= 1, `${parts} partial uploads kept`);
+  assertEquals(s.usage.used, s.disk);
+});
+
+Deno.test("interrupted uploads are counted after a restart, and stale ones are swept at start", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "parley-quota-" });
+  let key = "";
+  const again = (t: TestServer) =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port: t.port,
+      user: "ada",
+      key: keyBytes(key),
+      tls: false,
+    });
+  try {
+    {
+      await using t = await startTestServer({ dataDir });
+      key = await t.addUser("ada");
+      const c = await t.connect("ada");
+      const data = bytes(50_000, 4);
+      await abortedPut(c, "p", data, 20_000, async () => await partialBytes(dataDir, "ada") > 0);
+      const s = await settled(t, c, "ada");
+      assert(s.usage.used > 0 && s.usage.used === s.disk, JSON.stringify(s));
+    }
+    const left = await partialBytes(dataDir, "ada");
+    assert(left > 0);
+    {
+      await using t = await startTestServer({ dataDir });
+      await using c = await again(t);
+      assertEquals((await usage(c)).used, left, "the partial is not counted after a restart");
+    }
+    // 0.0001 h is 0.36 s: after a second the partial is stale and the start sweeps it.
+    await new Promise((r) => setTimeout(r, 1000));
+    {
+      await using t = await startTestServer({
+        dataDir,
+        features: { files: { partialTtlHours: 0.0001 } },
+      });
+      await using c = await again(t);
+      assertEquals((await usage(c)).used, 0);
+      assertEquals(await partialBytes(dataDir, "ada"), 0);
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });
