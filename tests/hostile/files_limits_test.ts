@@ -46,6 +46,13 @@ async function refused(p: Promise<unknown>): Promise<RemoteError> {
   return r;
 }
 
+/** CPU time a process has used, in whole seconds (`ps -o cputimes`). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "cputimes=", "-p", String(pid)] })
+    .output();
+  return Number(new TextDecoder().decode(out.stdout).trim()) || 0;
+}
+
 /**
  * Sends `n` copies of a request in one write on a raw logged-in connection
  * and collects the `res` headers (bounded by a deadline).
@@ -93,6 +100,7 @@ Deno.test("400 pipelined checksum requests are capped per user and do not grow m
   await put(observer, "mine.txt", new TextEncoder().encode("observer's"));
   await target.baseline();
   const base = await target.rss();
+  const cpuBefore = await cpuSeconds(target.pid);
   let peak = base;
   let sampling = true;
   const sampler = (async () => {
@@ -110,6 +118,7 @@ Deno.test("400 pipelined checksum requests are capped per user and do not grow m
   const replies = await attack;
   sampling = false;
   await sampler;
+  const cpu = await cpuSeconds(target.pid) - cpuBefore;
   assertEquals(replies.length, 400, "not every request was answered");
   let ok = 0;
   let busy = 0;
@@ -126,7 +135,7 @@ Deno.test("400 pipelined checksum requests are capped per user and do not grow m
   }
   console.log(
     `400 pipelined sha256 stats: ${ok} answered, ${busy} busy (${hashBusy} by the hashing cap); ` +
-      `server RSS peak +${((peak - base) / 2 ** 20).toFixed(1)} MiB`,
+      `server RSS peak +${((peak - base) / 2 ** 20).toFixed(1)} MiB, CPU ~${cpu} s`,
   );
   assert(hashBusy > 0, "no request was refused by the hashing cap");
   assert(ok >= 2, "no checksum was computed");
