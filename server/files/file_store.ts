@@ -149,27 +149,25 @@ export class FileStore {
     const fromBytes = _encoder.encode(fromParts.join("/")).byteLength;
     if (toParts.length <= fromParts.length && toBytes <= fromBytes) return;
     const maxBytes = this.maxPathBytes(user);
-    const refuse = (rel: string, why: string) => {
+    const refuse = (rel: readonly string[], why: string) => {
       throw new RequestError(
         "bad_request",
-        `cannot move ${_short(fromParts)} to ${_short(toParts)}: ${rel} inside it ` +
-          `would be ${why}`,
+        `cannot move ${_short(fromParts)} to ${_short(toParts)}: ` +
+          `${_short([...toParts, ...rel])} would be ${why}`,
       );
     };
-    const walk = async (dir: string, depth: number, relBytes: number, rel: string) => {
+    const walk = async (dir: string, relBytes: number, rel: string[]) => {
       for await (const e of Deno.readDir(dir)) {
         const bytes = relBytes + 1 + _encoder.encode(e.name).byteLength;
-        const shown = rel ? `${rel}/${e.name}` : e.name;
-        if (toParts.length + depth + 1 > MAX_DEPTH) {
-          refuse(shown.length > 60 ? "a path" : shown, `deeper than ${MAX_DEPTH} levels`);
+        const here = [...rel, e.name];
+        if (toParts.length + here.length > MAX_DEPTH) {
+          refuse(here, `deeper than ${MAX_DEPTH} levels`);
         }
-        if (toBytes + bytes > maxBytes) {
-          refuse(shown.length > 60 ? "a path" : shown, `longer than ${maxBytes} bytes`);
-        }
-        if (e.isDirectory) await walk(join(dir, e.name), depth + 1, bytes, shown);
+        if (toBytes + bytes > maxBytes) refuse(here, `longer than ${maxBytes} bytes`);
+        if (e.isDirectory) await walk(join(dir, e.name), bytes, here);
       }
     };
-    await walk(srcAbs, 0, 0, "");
+    await walk(srcAbs, 0, []);
   }
 
   /**
