@@ -346,10 +346,10 @@ async function _du(dir: string, total: HomeSize = { bytes: 0, entries: 0 }): Pro
   for await (const e of Deno.readDir(dir)) {
     const p = join(dir, e.name);
     total.entries++;
-    if (e.isSymlink) continue;
-    // A tree left deeper than PATH_MAX (by an older version) cannot be reached by any
-    // operation; count what can be.
-    if (e.isDirectory && _encoder.encode(p).byteLength < _PATH_MAX - 1) await _du(p, total);
+    // Symlinks are never followed; a tree left deeper than PATH_MAX (by an older
+    // version) cannot be reached by any operation: count what can be.
+    if (e.isSymlink || _encoder.encode(p).byteLength >= _PATH_MAX - 1) continue;
+    if (e.isDirectory) await _du(p, total);
     else if (e.isFile) {
       const info = await lstatIfPresent(p);
       total.bytes += info?.size ?? 0;
