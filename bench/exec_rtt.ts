@@ -1,6 +1,7 @@
 /**
- * Exec round trip: `true` run through `parley exec` on an open session,
- * against spawning `true` locally, and against `ssh … true` to a loopback
+ * Exec round trip: `true` run through `parley exec` on an open session
+ * (in the bubblewrap sandbox, and with `--exec-unsandboxed` to show what the
+ * sandbox costs), against spawning `true` locally, and against `ssh … true` to a loopback
  * sshd when one is installed (fresh connection, and multiplexed over an open
  * master connection, the closest match to an open Parley session).
  *
@@ -47,18 +48,34 @@ async function _localTrue(): Promise<void> {
   if (!out.success) throw new Error("local true failed");
 }
 
+/** Run permission of a sandboxed server: bwrap through env, and kill for process groups. */
+const _SANDBOX_RUN = "--allow-run=/usr/bin/env,/usr/bin/bwrap,/usr/bin/kill";
+/** Run permission of an `--exec-unsandboxed` server: prlimit, and kill. */
+const _UNSANDBOXED_RUN = "--allow-run=/usr/bin/prlimit,/usr/bin/kill";
+
+/** Deno flags for a server with exec in `dataDir` (its exec root is `<dataDir>-exec`). */
+function _execFlags(dataDir: string, runFlag: string): string[] {
+  return [runFlag, `--allow-read=${dataDir}-exec`, `--allow-write=${dataDir}-exec`];
+}
+
 /** Measures `parley exec true` on an open session for one server permission set. */
 async function _parleyOpenSession(
   ctx: BenchContext,
   runFlag: string,
   n: number,
+  sandbox = true,
 ): Promise<Summary> {
+  await Deno.chmod(ctx.tmp, 0o711); // runs as uid 65534 under a root server must reach the exec root
   const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "exec-" });
   await Deno.writeTextFile(
     join(dataDir, "config.json"),
-    JSON.stringify({ exec: { allow: ["true"] } }),
+    JSON.stringify({ exec: { allow: ["true"], sandbox } }),
   );
-  await using server = await spawnServer({ dataDir, args: ["--exec"], denoFlags: [runFlag] });
+  await using server = await spawnServer({
+    dataDir,
+    args: ["--exec"],
+    denoFlags: _execFlags(dataDir, runFlag),
+  });
   await using client = await server.connect("bench", { exec: true });
   return await repeat(ctx.runs, () => _median(n, () => _execTrue(client)), 1);
 }
@@ -71,8 +88,9 @@ export const execRttScenario: Scenario = {
     const n = ctx.quick ? 20 : 100;
     const cliRuns = ctx.quick ? 3 : 7;
     const local = await repeat(ctx.runs, () => _median(n, _localTrue), 1);
-    const scoped = await _parleyOpenSession(ctx, "--allow-run=/usr/bin/kill,true", n);
+    const scoped = await _parleyOpenSession(ctx, _SANDBOX_RUN, n);
     const unscoped = await _parleyOpenSession(ctx, "--allow-run", n);
+    const bare = await _parleyOpenSession(ctx, _UNSANDBOXED_RUN, n, false);
     let sshFresh: Summary | undefined;
     let sshMux: Summary | undefined;
     if (ctx.sshd) {
@@ -109,7 +127,7 @@ export const execRttScenario: Scenario = {
       await using server = await spawnServer({
         dataDir,
         args: ["--exec"],
-        denoFlags: ["--allow-run=/usr/bin/kill,true"],
+        denoFlags: _execFlags(dataDir, _SANDBOX_RUN),
       });
       const key = await server.addUser("bench", { exec: true });
       const args = [
@@ -147,6 +165,16 @@ export const execRttScenario: Scenario = {
         lowerIsBetter: true,
         target,
         note: `median of ${n}; process groups signalled with Deno.kill`,
+      },
+      {
+        scenario: "exec true, open session (sandboxed, scoped --allow-run)",
+        unit: "ms",
+        parley: scoped,
+        baselineName: "same, --exec-unsandboxed",
+        baseline: bare,
+        lowerIsBetter: true,
+        target,
+        note: `median of ${n}; the difference is the bubblewrap sandbox's start-up`,
       },
     ];
     if (sshMux) {

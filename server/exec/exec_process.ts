@@ -155,8 +155,10 @@ export class ExecProcess {
       ]);
       const status = await this.#child.status;
       this.#exited = true;
-      // Descendants still in the group do not outlive the run.
-      await this.#signaller.signal(this.pid, "SIGKILL").catch(() => {});
+      // Descendants still in the group do not outlive the run. In a sandbox
+      // they are already gone: the kernel killed them when bwrap's init, the
+      // pid namespace's PID 1, exited.
+      if (!this.#sandboxed) await this.#signaller.signal(this.pid, "SIGKILL").catch(() => {});
       await Promise.race([output, this.#aborted]);
       return {
         code: status.code,

@@ -222,6 +222,10 @@ export class ExecSandbox {
     const l = this.launch({ argv: ["true"], userDir: dir, cwd: dir });
     const hint = `Install bubblewrap (apt-get install bubblewrap), or start with ` +
       `--exec-unsandboxed to run commands without a sandbox (unsafe: see docs/exec.md)`;
+    const reach = this.drop
+      ? `Check that uid ${this.drop.uid} can reach ${c.root} (every directory above it ` +
+        `searchable by others: chmod o+x). `
+      : "";
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(l.program, {
@@ -245,9 +249,10 @@ export class ExecSandbox {
           { cause: e },
         );
       }
-      throw new ExecSandboxError(`exec: no sandbox: cannot start ${c.bwrapPath}. ${hint}`, {
-        cause: e,
-      });
+      throw new ExecSandboxError(
+        `exec: no sandbox: cannot start ${c.bwrapPath} (${(e as Error).message}). ${reach}${hint}`,
+        { cause: e },
+      );
     }
     const timer = setTimeout(() => {
       try {
@@ -262,7 +267,7 @@ export class ExecSandbox {
       const why = new TextDecoder().decode(out.stderr).trim().slice(0, 500) ||
         `exit ${out.code}`;
       throw new ExecSandboxError(
-        `exec: no sandbox: ${c.bwrapPath} could not run a command (${why}). ${hint}`,
+        `exec: no sandbox: ${c.bwrapPath} could not run a command (${why}). ${reach}${hint}`,
       );
     }
   }
