@@ -50,6 +50,12 @@ export interface CreditPool {
   charge(n: number): void;
   /** Gives back `n` bytes taken or charged before. */
   give(n: number): void;
+  /**
+   * The most credit one session should hold now (e.g. the pool split evenly
+   * among its sessions). A session above it returns the excess to the pool
+   * instead of granting it again. Default: no such bound.
+   */
+  fairShare?(): number;
 }
 
 /** Options for {@linkcode Session}. */
@@ -555,12 +561,22 @@ export class Session implements StreamHost {
     if (this.#connUnacked < this.#connReserved / 2) return;
     let grant = this.#connUnacked;
     this.#connUnacked = 0;
-    const want = this.#connTarget - this.#connReserved;
-    if (want > 0) {
-      const more = this.#o.creditPool ? this.#o.creditPool.take(want) : want;
+    const pool = this.#o.creditPool;
+    const share = pool?.fairShare?.() ?? Infinity;
+    const target = Math.max(this.#o.localWindow.c, Math.min(this.#connTarget, share));
+    if (this.#connReserved < target) {
+      const want = target - this.#connReserved;
+      const more = pool ? pool.take(want) : want;
       this.#connReserved += more;
       grant += more;
+    } else if (this.#connReserved > target && pool) {
+      // Others need the pool: grant less than was consumed, never below the initial window.
+      const back = Math.min(this.#connReserved - target, grant);
+      this.#connReserved -= back;
+      grant -= back;
+      pool.give(back);
     }
+    if (grant === 0) return;
     this.#connRecvWindow += grant;
     this.#sendControl({ t: "win", s: 0, n: grant });
   }

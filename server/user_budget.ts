@@ -63,6 +63,10 @@ class _UserShare implements CreditPool {
   give(n: number): void {
     this.held = Math.max(0, this.held - n);
   }
+
+  fairShare(): number {
+    return Math.floor(this.#limit / Math.max(1, this.connections));
+  }
 }
 
 /** One connection's view of its user's budget. Close it when the connection ends. */
