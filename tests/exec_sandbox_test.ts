@@ -309,3 +309,15 @@ Deno.test("serve --exec refuses to start without a sandbox unless --exec-unsandb
   await using s = await spawnExecServer(missing, { args: ["--exec-unsandboxed"] });
   assert(s.server.output.some((l) => l.includes("WITHOUT a sandbox")), s.server.output.join("\n"));
 });
+
+Deno.test("--exec-unsandboxed still runs commands, capped and (as root) unprivileged", async () => {
+  await using t = await startExecServer({ sandbox: false, shell: true });
+  const c = await t.connect("ada");
+  const r = await collect(c, {
+    shell: "id -u; pwd; grep 'Max processes' /proc/self/limits | tr -s ' ' | cut -d' ' -f3",
+  });
+  const [uid, pwd, nproc] = r.stdout.trim().split("\n");
+  assertEquals(pwd, await Deno.realPath(join(t.execRoot, "ada")));
+  assertEquals(nproc, "64");
+  assertEquals(uid, Deno.uid() === 0 ? "65534" : String(Deno.uid()));
+});

@@ -144,10 +144,11 @@ export class ExecProcess {
     const start = performance.now();
     const timer = setTimeout(() => this.kill("timeout"), plan.timeoutMs);
     // A reset of either stream is an abort, even when no output is pending on it.
-    void s.stderr.failed.then(() => this.kill(this.#lostReason()));
-    void s.run.failed.then(() => this.kill(this.#lostReason()));
+    const lost = () => this.kill(this.#lostReason());
+    void s.stderr.failed.then(lost).catch(() => {}); // `failed` never rejects, nor does kill()
+    void s.run.failed.then(lost).catch(() => {});
     try {
-      void this.#pumpIn(s.run);
+      void this.#pumpIn(s.run).catch(lost);
       const counts = { stdout: 0, stderr: 0 };
       const output = Promise.all([
         this.#pumpOut(this.#child.stdout, s.run, (n) => (counts.stdout += n)),
