@@ -92,6 +92,7 @@ Deno.test("the data dir, keys and file homes are not visible inside the sandbox"
   assert((await Deno.stat(users)).isFile);
   const r = await collect(c, {
     shell: `cat ../users.json; cat ../../users.json; cat ${users}; ls ${t.dataDir}; ` +
+      `ls ${join(t.dataDir, "files", "home", "ada")}; ` +
       `test -e ${t.dataDir} && echo VISIBLE; ` +
       `find / -path /proc -prune -o -name users.json -print 2>/dev/null; echo end`,
   });

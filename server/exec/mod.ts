@@ -97,7 +97,10 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
   const signaller = new GroupSignaller({ killPath: config.killPath });
   if (signaller.method === "leader-only") {
     deps.log.warn(
-      "exec: cannot signal process groups; descendants of a command may survive it. " +
+      (config.sandbox
+        ? "exec: cannot signal process groups; client signals other than SIGKILL will not " +
+          "reach sandboxed commands. "
+        : "exec: cannot signal process groups; descendants of a command may survive it. ") +
         `Grant --allow-run=${config.killPath},… (or unscoped --allow-run); see docs/exec.md`,
     );
   }
