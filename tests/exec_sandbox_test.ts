@@ -322,3 +322,31 @@ Deno.test("--exec-unsandboxed still runs commands, capped and (as root) unprivil
   assertEquals(nproc, "64");
   assertEquals(uid, Deno.uid() === 0 ? "65534" : String(Deno.uid()));
 });
+
+Deno.test("serve --exec refuses an exec root inside the data dir, symlinks included", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "parley-sbx-" });
+  const link = `${dataDir}-link`;
+  try {
+    await Deno.symlink(dataDir, link);
+    for (const root of ["exec-root", join(link, "exec")]) {
+      await Deno.writeTextFile(join(dataDir, "config.json"), JSON.stringify({ exec: { root } }));
+      const e = await assertRejects(
+        () =>
+          spawnServer({
+            dataDir,
+            args: ["--exec"],
+            denoFlags: [`--allow-read=${link}`, `--allow-write=${link}`, "--allow-run"],
+          }),
+        Error,
+      );
+      assert(e.message.includes("inside the data dir"), e.message);
+    }
+    const left: string[] = [];
+    for await (const entry of Deno.readDir(dataDir)) left.push(entry.name);
+    // The exec root was refused before anything was created for it.
+    assertEquals(left.filter((n) => n.startsWith("exec")), []);
+  } finally {
+    await Deno.remove(link);
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { basename, dirname, join } from "@std/path";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
@@ -54,6 +55,22 @@ function _token(args: Record<string, unknown>): string {
   return t;
 }
 
+/** The real path of `path`, or of its nearest existing ancestor with the rest appended. */
+async function _realPathOfNearest(path: string): Promise<string> {
+  const rest: string[] = [];
+  let p = path;
+  for (let i = 0; i < 4096; i++) {
+    try {
+      return join(await Deno.realPath(p), ...rest.reverse());
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound) || dirname(p) === p) throw e;
+      rest.push(basename(p));
+      p = dirname(p);
+    }
+  }
+  throw new RangeError(`path too deep: ${path}`);
+}
+
 /** The uid the server runs as (without needing --allow-sys: the owner of a file it creates). */
 async function _serverUid(dir: string): Promise<number> {
   try {
@@ -76,10 +93,10 @@ async function _serverUid(dir: string): Promise<number> {
 export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
   const config = parseExecConfig(deps.config, deps.dataDir);
   if (!config.enabled) return _disabledFeature(config);
-  await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
+  // Checked with symlinks followed, before anything is created.
   checkExecPlacement(
     await Deno.realPath(deps.dataDir),
-    await Deno.realPath(config.root),
+    await _realPathOfNearest(config.root),
     config.readOnlyPaths,
   );
   const sandbox = await ExecSandbox.create(config, await _serverUid(config.root));
