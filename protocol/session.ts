@@ -288,7 +288,9 @@ export class Session implements StreamHost {
   /**
    * Closes the session: sends an `error` frame when `error` is a protocol
    * error, flushes queued frames (at most one second), closes the transport.
-   * Idempotent.
+   * Idempotent. Never rejects.
+   *
+   * @neverRejects
    */
   async close(error?: Error): Promise<void> {
     if (this.#state !== "open") {
@@ -350,6 +352,7 @@ export class Session implements StreamHost {
 
   // --- reading --------------------------------------------------------------
 
+  /** Reads frames until the session closes; every failure closes it. @neverRejects */
   async #readLoop(): Promise<void> {
     try {
       while (this.#state !== "closed") {
@@ -615,6 +618,7 @@ export class Session implements StreamHost {
     if (!this.#writing && this.#state !== "closed") void this.#pump();
   }
 
+  /** Writes queued frames; a write failure shuts the session. @neverRejects */
   async #pump(): Promise<void> {
     this.#writing = true;
     try {

@@ -45,7 +45,7 @@ async function _sourceFiles(): Promise<string[]> {
 }
 
 /** Deno's own declarations, with the `lib` references tsc does not know removed. */
-async function _denoTypes(dir: string): Promise<string> {
+export async function denoTypes(dir: string): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), { args: ["types"], stdout: "piped" })
     .output();
   if (!out.success) throw new Error("`deno types` failed");
@@ -153,7 +153,7 @@ export function findFloatingPromises(files: string[], denoTypes: string): Findin
 if (import.meta.main) {
   const tmp = await Deno.makeTempDir({ prefix: "parley-lint-" });
   try {
-    const findings = findFloatingPromises(await _sourceFiles(), await _denoTypes(tmp));
+    const findings = findFloatingPromises(await _sourceFiles(), await denoTypes(tmp));
     for (const f of findings) console.log(`${f.file}:${f.line}: ${f.why}: ${f.text}`);
     if (findings.length > 0) {
       console.log(
