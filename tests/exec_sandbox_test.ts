@@ -269,6 +269,10 @@ Deno.test("per-run caps: processes, memory and CPU time", async () => {
 Deno.test("commands run as an unprivileged user when the server is root", async () => {
   await using t = await startExecServer({ shell: true });
   const c = await t.connect("ada");
+  const caps = await collect(c, {
+    shell: "grep CapEff /proc/self/status; unshare -U true || echo no-nested-userns",
+  });
+  assertEquals(caps.stdout, "CapEff:\t0000000000000000\nno-nested-userns\n", caps.stderr);
   const r = await collect(c, { shell: "id -u; id -G; echo x > made.txt" });
   const [uid, groups] = r.stdout.trim().split("\n");
   const made = await Deno.stat(join(t.execRoot, "ada", "made.txt"));

@@ -172,6 +172,7 @@ export class ExecSandbox {
       "--",
       c.bwrapPath,
       "--unshare-user",
+      "--disable-userns", // no nested user namespaces: less kernel surface
       "--unshare-pid",
       "--unshare-ipc",
       "--unshare-uts",
