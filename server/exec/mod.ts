@@ -93,12 +93,17 @@ async function _serverUid(dir: string): Promise<number> {
 export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
   const config = parseExecConfig(deps.config, deps.dataDir);
   if (!config.enabled) return _disabledFeature(config);
-  // Checked with symlinks followed, before anything is created.
-  checkExecPlacement(
-    await Deno.realPath(deps.dataDir),
-    await _realPathOfNearest(config.root),
-    config.readOnlyPaths,
-  );
+  // Checked with symlinks followed, before anything is created when the
+  // permissions let us look at the root's parents (else right after).
+  let rootReal: string;
+  try {
+    rootReal = await _realPathOfNearest(config.root);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
+    rootReal = await Deno.realPath(config.root);
+  }
+  checkExecPlacement(await Deno.realPath(deps.dataDir), rootReal, config.readOnlyPaths);
   const sandbox = await ExecSandbox.create(config, await _serverUid(config.root));
   if (config.sandbox) {
     await sandbox.probe();
