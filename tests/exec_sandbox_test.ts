@@ -221,6 +221,26 @@ Deno.test("no process outlives its run: setsid, double fork and background jobs"
   });
   assertEquals(timedOut.result.timedOut, true);
   assertEquals(await waitGoneWith(m2), []);
+
+  // And when the client sends SIGKILL, or goes away.
+  for (const end of ["SIGKILL", "disconnect"] as const) {
+    const client = end === "disconnect" ? await t.connect("ada") : c;
+    const m3 = sleepMarker();
+    let up!: () => void;
+    const started = new Promise<void>((r) => (up = r));
+    const run = RemoteExec.start(client, {
+      shell: `setsid sh -c 'sleep ${m3}' </dev/null >/dev/null 2>&1 & ` +
+        `(sleep ${m3} </dev/null >/dev/null 2>&1 &); echo up; sleep ${m3}`,
+    }, { stdout: () => up(), stderr: () => {} });
+    run.endInput();
+    const done = run.done.catch((e) => e);
+    await started;
+    assert((await liveWith(`sleep ${m3}`)).length >= 3, end);
+    if (end === "SIGKILL") await run.signal("SIGKILL");
+    else await client.close();
+    await done;
+    assertEquals(await waitGoneWith(m3), [], end);
+  }
 });
 
 Deno.test("the network is off unless exec.network is set", async () => {
