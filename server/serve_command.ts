@@ -7,7 +7,7 @@ import { parseFlags } from "../client/cli_util.ts";
 import { loadConfig } from "./config.ts";
 import { ParleyServer } from "./server.ts";
 import { Logger } from "./log.ts";
-import { ExecSandboxError } from "./exec/sandbox.ts";
+import { ExecSandboxError } from "./exec/errors.ts";
 
 const HELP = `Usage: parley serve [OPTIONS]
 

@@ -84,9 +84,9 @@ export function checkAllowed(config: ExecConfig, user: UserRecord): void {
  */
 export async function planRun(
   config: ExecConfig,
-  args: RunArgs,
-  userDir: string,
+  request: { args: RunArgs; userDir: string },
 ): Promise<RunPlan> {
+  const { args, userDir } = request;
   let argv: string[];
   if (args.shell !== undefined) {
     if (!config.shell) {

@@ -177,7 +177,7 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
       }
       perUser.set(ctx.user.name, n + 1);
       counted = true;
-      const plan = await planRun(config, args, await sandbox.userDir(ctx.user.name));
+      const plan = await planRun(config, { args, userDir: await sandbox.userDir(ctx.user.name) });
       argvForAudit = plan.argv;
       cwd = plan.cwd;
       const slot = await runs.claim(token);

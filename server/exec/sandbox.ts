@@ -28,19 +28,10 @@
  */
 import { join } from "@std/path";
 import type { ExecConfig } from "./exec_config.ts";
+import { ExecSandboxError } from "./errors.ts";
 
 /** Where the user's exec directory appears inside the sandbox. */
 export const SANDBOX_WORK_DIR = "/work";
-
-/** The sandbox cannot be used (bwrap missing, or no namespaces); `--exec` refuses to start. */
-export class ExecSandboxError extends Error {
-  /** Stable code. */
-  readonly code = "exec_sandbox_unavailable";
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, options);
-    this.name = "ExecSandboxError";
-  }
-}
 
 /** What to spawn for one run. */
 export interface Launch {
