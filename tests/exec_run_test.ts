@@ -116,7 +116,7 @@ Deno.test("a command that never exits is killed at the timeout, children include
   const m = sleepMarker();
   const { run } = await startWithPid(c, {
     argv: ["sh", "-c", `echo $$; sleep ${m} & sleep ${m}`],
-    timeoutMs: 2000, // long enough for the host-side check below on a busy machine,
+    timeoutMs: 2000, // long enough for the host-side check below on a busy machine
   });
   assert((await liveWith(m)).length >= 2, "the command and its child run");
   run.endInput();
