@@ -28,6 +28,7 @@ export async function startExecServer(
   exec: Record<string, unknown> = {},
 ): Promise<ExecTestServer> {
   const execRoot = await Deno.makeTempDir({ prefix: "parley-exec-root-" });
+  await Deno.chmod(execRoot, 0o711); // as the server makes it: runs as uid 65534 reach their dir
   let t: TestServer;
   try {
     t = await startTestServer({

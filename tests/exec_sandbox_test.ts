@@ -33,6 +33,7 @@ async function spawnExecServer(
 ) {
   const dataDir = await Deno.makeTempDir({ prefix: "parley-sbx-" });
   const root = await Deno.makeTempDir({ prefix: "parley-sbx-root-" });
+  await Deno.chmod(root, 0o711);
   await Deno.writeTextFile(
     join(dataDir, "config.json"),
     JSON.stringify({ exec: { root, ...exec } }),
@@ -347,7 +348,7 @@ Deno.test("--exec-unsandboxed still runs commands, capped and (as root) unprivil
   assertEquals(uid, Deno.uid() === 0 ? "65534" : String(Deno.uid()));
 });
 
-Deno.test("serve --exec refuses an exec root inside the data dir, symlinks included", async () => {
+Deno.test("serve --exec refuses an exec root inside the data dir (symlinks included) or shared", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "parley-sbx-" });
   const link = `${dataDir}-link`;
   try {
@@ -369,6 +370,28 @@ Deno.test("serve --exec refuses an exec root inside the data dir, symlinks inclu
     for await (const entry of Deno.readDir(dataDir)) left.push(entry.name);
     // The exec root was refused before anything was created for it.
     assertEquals(left.filter((n) => n.startsWith("exec")), []);
+    // A shared directory (here one like /tmp) is not an exec root either.
+    const shared = await Deno.makeTempDir({ prefix: "parley-sbx-shared-" });
+    try {
+      await Deno.chmod(shared, 0o1777);
+      await Deno.writeTextFile(
+        join(dataDir, "config.json"),
+        JSON.stringify({ exec: { root: shared } }),
+      );
+      const e = await assertRejects(
+        () =>
+          spawnServer({
+            dataDir,
+            args: ["--exec"],
+            denoFlags: [`--allow-read=${shared}`, `--allow-write=${shared}`, "--allow-run"],
+          }),
+        Error,
+      );
+      assert(e.message.includes("readable or writable by others"), e.message);
+      assertEquals((await Deno.stat(shared)).mode! & 0o7777, 0o1777);
+    } finally {
+      await Deno.remove(shared, { recursive: true });
+    }
   } finally {
     await Deno.remove(link);
     await Deno.remove(dataDir, { recursive: true });

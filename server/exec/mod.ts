@@ -95,16 +95,18 @@ export async function createExecFeature(deps: FeatureDeps): Promise<Feature> {
   if (!config.enabled) return _disabledFeature(config);
   // Checked with symlinks followed, before anything is created when the
   // permissions let us look at the root's parents (else right after).
-  let rootReal: string;
+  const dataReal = await Deno.realPath(deps.dataDir);
+  let rootReal: string | null = null;
   try {
     rootReal = await _realPathOfNearest(config.root);
+    checkExecPlacement(dataReal, rootReal, config.readOnlyPaths);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotCapable)) throw e;
-    await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
-    rootReal = await Deno.realPath(config.root);
   }
-  checkExecPlacement(await Deno.realPath(deps.dataDir), rootReal, config.readOnlyPaths);
-  const sandbox = await ExecSandbox.create(config, await _serverUid(config.root));
+  const sandbox = await ExecSandbox.create(config, await _serverUid(deps.dataDir));
+  if (rootReal === null) {
+    checkExecPlacement(dataReal, await Deno.realPath(config.root), config.readOnlyPaths);
+  }
   if (config.sandbox) {
     await sandbox.probe();
   } else {

@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { join } from "@std/path";
+import { dirname, join } from "@std/path";
 import type { ExecConfig } from "./exec_config.ts";
 import { ExecSandboxError } from "./errors.ts";
 
@@ -99,14 +99,14 @@ export class ExecSandbox {
   }
 
   /**
-   * Prepares the exec root (created if needed; mode 0711 when runs drop to
-   * another uid, else 0700) and the sandbox's `/etc/passwd` and `/etc/group`.
+   * Prepares the exec root (created if needed with mode 0711 when runs drop
+   * to another uid, else 0700; an existing one must not be readable or
+   * writable by others) and the sandbox's `/etc/passwd` and `/etc/group`.
    * `serverUid` is the uid the server runs as.
    */
   static async create(config: ExecConfig, serverUid: number): Promise<ExecSandbox> {
     const drop = serverUid === 0 ? { uid: config.runAsUid, gid: config.runAsGid } : null;
-    await Deno.mkdir(config.root, { recursive: true, mode: 0o700 });
-    await Deno.chmod(config.root, drop ? 0o711 : 0o700);
+    await _prepareRoot(config.root, drop ? 0o711 : 0o700);
     const etcDir = join(config.root, ".etc"); // user names cannot start with "."
     await Deno.mkdir(etcDir, { recursive: true, mode: 0o755 });
     await Deno.chmod(etcDir, 0o755);
@@ -262,6 +262,36 @@ export class ExecSandbox {
         `exec: no sandbox: ${c.bwrapPath} could not run a command (${why}). ${reach}${hint}`,
       );
     }
+  }
+}
+
+/**
+ * Creates the exec root with `mode`, or checks an existing one: a directory
+ * that others may read or write (a shared dir such as /tmp) is refused, and
+ * its mode is never changed.
+ */
+async function _prepareRoot(root: string, mode: number): Promise<void> {
+  try {
+    try {
+      await Deno.mkdir(root, { mode });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      await Deno.mkdir(dirname(root), { recursive: true });
+      await Deno.mkdir(root, { mode });
+    }
+    await Deno.chmod(root, mode); // whatever the umask
+    return;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  const st = await Deno.stat(root);
+  const bad = (why: string) =>
+    new TypeError(
+      `invalid "exec" section in config.json: root ${root} ${why}; use a dedicated directory`,
+    );
+  if (!st.isDirectory) throw bad("is not a directory");
+  if (st.mode !== null && (st.mode & 0o7066) !== 0) {
+    throw bad(`is readable or writable by others (mode ${(st.mode & 0o7777).toString(8)})`);
   }
 }
 
