@@ -83,6 +83,10 @@ Deno.test("the server's environment is never visible to a command", async () => 
   // The command's own environment is exactly the configured one.
   const env = await collect(c, { shell: "tr '\\0' '\\n' < /proc/1/environ | sort" });
   assertEquals(env.stdout, "LANG=C.UTF-8\nPATH=/usr/bin:/bin\n");
+  // No descriptor reaches the command but stdin/out/err: neither the server's own (socket,
+  // files) nor one the server inherited from whatever started it (here the test runner's).
+  const fds = await collect(c, { shell: "exec ls /proc/self/fd" });
+  assertEquals(fds.stdout.trim().split("\n").filter((fd) => Number(fd) > 3), []);
 });
 
 Deno.test("the data dir, keys and file homes are not visible inside the sandbox", async () => {

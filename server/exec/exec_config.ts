@@ -78,6 +78,10 @@ const _SCHEMA = z.object({
   bwrapPath: _ABS.default("/usr/bin/bwrap"),
   /** coreutils `env`, which starts bwrap with the client's signals ignored (docs/exec.md). */
   envPath: _ABS.default("/usr/bin/env"),
+  /** Close descriptors the server inherited (beyond stdin/out/err) before a command runs. */
+  closeInheritedFds: z.boolean().default(true),
+  /** Perl, which closes them inside the sandbox. */
+  perlPath: _ABS.default("/usr/bin/perl"),
   /** util-linux `prlimit`, which sets the per-run caps below. */
   prlimitPath: _ABS.default("/usr/bin/prlimit"),
   /** Give commands the host's network (default: none, not even loopback). */
