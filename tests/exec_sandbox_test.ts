@@ -291,6 +291,15 @@ Deno.test("per-run caps: processes, memory and CPU time", async () => {
   assertEquals(cpu.result.signal, "SIGXCPU");
 });
 
+Deno.test("a program in the user's own directory runs by its path inside the sandbox", async () => {
+  await using t = await startExecServer({ shell: true });
+  const c = await t.connect("ada");
+  await collect(c, { shell: "printf '#!/bin/sh\\necho mine\\n' > tool; chmod +x tool" });
+  assertEquals((await collect(c, { argv: ["/work/tool"] })).stdout, "mine\n");
+  const err = await assertRejects(() => collect(c, { argv: ["/work/none"] }), RemoteError);
+  assertEquals(err.code, "not_found");
+});
+
 Deno.test("commands run as an unprivileged user when the server is root", async () => {
   await using t = await startExecServer({ shell: true });
   const c = await t.connect("ada");

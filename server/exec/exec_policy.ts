@@ -11,6 +11,7 @@ import { z } from "zod";
 import { RequestError } from "../errors.ts";
 import type { UserRecord } from "../users.ts";
 import type { ExecConfig } from "./exec_config.ts";
+import { SANDBOX_WORK_DIR } from "./sandbox.ts";
 
 /** Pattern for the client-chosen run token. */
 export const TOKEN_PATTERN: RegExp = /^[A-Za-z0-9_-]{8,64}$/;
@@ -108,23 +109,33 @@ export async function planRun(
       `timeout ${timeoutMs} ms is above this server's limit of ${config.maxTimeoutMs} ms`,
     );
   }
-  await _checkExists(argv[0]!, config.env.PATH ?? "");
   const dirReal = await Deno.realPath(userDir);
+  await _checkExists(argv[0]!, config.env.PATH ?? "", config.sandbox ? dirReal : null);
   const cwd = await resolveWorkDir(dirReal, args.cwd ?? "");
   return { program: argv[0]!, args: argv.slice(1), argv, userDir: dirReal, cwd, timeoutMs };
 }
 
+/** Sandbox paths that are not the host's (besides the work dir): not checked. */
+const _PRIVATE_DIRS = ["/tmp", "/proc", "/dev"];
+
 /**
  * Refuses with `not_found` a program that is neither at its absolute path
  * nor in `path`; skipped when Deno's read permission does not allow looking.
+ * With a sandbox (`userDir` set) paths are as seen inside it: the work dir
+ * is the user's directory, and private mounts are left to the sandbox.
  */
-async function _checkExists(program: string, path: string): Promise<void> {
+async function _checkExists(program: string, path: string, userDir: string | null): Promise<void> {
   const candidates = isAbsolute(program)
     ? [program]
     : path.split(":").filter((d) => isAbsolute(d)).map((d) => join(d, program));
   for (const c of candidates) {
+    let host = c;
+    if (userDir !== null) {
+      if (_PRIVATE_DIRS.some((d) => _inside(d, c))) return;
+      if (_inside(SANDBOX_WORK_DIR, c)) host = join(userDir, c.slice(SANDBOX_WORK_DIR.length));
+    }
     try {
-      if ((await Deno.stat(c)).isFile) return;
+      if ((await Deno.stat(host)).isFile) return;
     } catch (e) {
       if (e instanceof Deno.errors.NotCapable) return;
     }
