@@ -82,30 +82,6 @@ export async function collect(
 
 export { concat } from "@std/bytes/concat";
 
-/** Pids of live (not zombie) processes whose session id is `sid` (from `ps`). */
-export async function liveInSession(sid: number): Promise<number[]> {
-  const out = await new Deno.Command("ps", {
-    args: ["-o", "pid=,stat=", "-s", String(sid)],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return new TextDecoder().decode(out.stdout).split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z") && !stat.startsWith("X"))
-    .map(([pid]) => Number(pid));
-}
-
-/** Waits (bounded) until no live process is left in session `sid`; returns what is left. */
-export async function waitSessionGone(sid: number, ms = 5_000): Promise<number[]> {
-  const until = Date.now() + ms;
-  let left = await liveInSession(sid);
-  while (left.length > 0 && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 25));
-    left = await liveInSession(sid);
-  }
-  return left;
-}
-
 /**
  * A unique `sleep` duration (e.g. `1000.123456`): its text marks every host
  * process of one run (bwrap's command line, the shell, the sleep), whatever

@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import type { ParleyClient } from "../client/client.ts";
 
 /** SHA-256 (hex) of a local file. */
 export async function sha256File(path: string): Promise<string> {
@@ -57,4 +58,42 @@ export async function tempDir(
       await Deno.remove(path, { recursive: true });
     },
   };
+}
+
+/** Options for {@linkcode putBytes}. */
+export interface PutOptions {
+  /** Replace an existing file. */
+  overwrite?: boolean;
+  /** Create missing parent directories. */
+  parents?: boolean;
+}
+
+/**
+ * Uploads `data` to `path` through `file.put`, in 256 KiB writes, and
+ * returns the server's reply. A refusal rejects with the server's error; a
+ * write cut short by it is not reported twice.
+ */
+export async function putBytes(
+  c: ParleyClient,
+  path: string,
+  data: Uint8Array,
+  options: PutOptions = {},
+): Promise<unknown> {
+  const { stream, result } = c.open("file.put", {
+    path,
+    size: data.byteLength,
+    sha256: createHash("sha256").update(data).digest("hex"),
+    overwrite: options.overwrite ?? false,
+    parents: options.parents ?? false,
+  });
+  result.catch(() => {}); // awaited below, after the writes
+  try {
+    for (let off = 0; off < data.byteLength; off += 256 * 1024) {
+      await stream.write(data.subarray(off, Math.min(off + 256 * 1024, data.byteLength)));
+    }
+    stream.end();
+  } catch {
+    // refused; the result says why
+  }
+  return await result;
 }

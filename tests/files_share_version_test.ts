@@ -7,28 +7,18 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { concat } from "@std/bytes/concat";
-import { createHash } from "node:crypto";
 import type { ParleyClient } from "../client/client.ts";
 import { RemoteError } from "../protocol/errors.ts";
+import { putBytes } from "./files_fixtures.ts";
 import { startTestServer } from "./helpers.ts";
 
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 function filled(n: number, value: number): Uint8Array {
   return new Uint8Array(n).fill(value);
 }
 
-async function put(c: ParleyClient, path: string, data: Uint8Array, overwrite = false) {
-  const { stream, result } = c.open("file.put", {
-    path,
-    size: data.byteLength,
-    sha256: sha(data),
-    overwrite,
-  });
-  result.catch(() => {});
-  await stream.write(data);
-  stream.end();
-  return await result;
+function put(c: ParleyClient, path: string, data: Uint8Array, overwrite = false) {
+  return putBytes(c, path, data, { overwrite });
 }
 
 /** Fetches a share: the bytes received (whatever happens) and the reply or error. */

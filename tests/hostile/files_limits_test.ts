@@ -15,28 +15,14 @@ import { listRemote } from "../../client/file_list.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { MAX_DEPTH } from "../../server/files/remote_path.ts";
 import type { RawHeader } from "../../protocol/frame_codec.ts";
+import { putBytes } from "../files_fixtures.ts";
 import { RSS_MARGIN, startTarget, type Target } from "./harness.ts";
 import { concat, macFrame, rawLogin, send } from "./raw.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-async function put(c: ParleyClient, path: string, data: Uint8Array, parents = false) {
-  const { stream, result } = c.open("file.put", {
-    path,
-    size: data.byteLength,
-    sha256: sha(data),
-    parents,
-  });
-  result.catch(() => {});
-  try {
-    for (let off = 0; off < data.byteLength; off += 256 * 1024) {
-      await stream.write(data.subarray(off, Math.min(off + 256 * 1024, data.byteLength)));
-    }
-    stream.end();
-  } catch {
-    // refused; the result says why
-  }
-  return await result;
+function put(c: ParleyClient, path: string, data: Uint8Array, parents = false) {
+  return putBytes(c, path, data, { parents });
 }
 
 /** The remote error a call ends with (fails the test if it succeeds). */
