@@ -12,7 +12,6 @@ import { RemoteError } from "../protocol/errors.ts";
 import { putBytes } from "./files_fixtures.ts";
 import { startTestServer } from "./helpers.ts";
 
-
 function filled(n: number, value: number): Uint8Array {
   return new Uint8Array(n).fill(value);
 }
