@@ -8,6 +8,7 @@ import type { ClientContext } from "./context.ts";
 import type { Logger } from "./log.ts";
 import type { OpRegistry } from "./registry.ts";
 import type { UserRecord, UserStore } from "./users.ts";
+import type { Backend } from "./backend/mod.ts";
 
 /** Read-only view of the connected clients, for features that fan out. */
 export interface ClientDirectory {
@@ -21,6 +22,8 @@ export interface ClientDirectory {
 export interface FeatureDeps {
   /** Server data directory (already created). */
   dataDir: string;
+  /** Storage and delivery: the only way a feature reaches stored data. */
+  backend: Backend;
   /** This feature's raw config section (validate it). */
   config: unknown;
   /** Account store. */

@@ -27,6 +27,8 @@ import { OpRegistry } from "./registry.ts";
 import { type UserRecord, UserStore } from "./users.ts";
 import { INITIAL_CONNECTION_CREDIT, UserBudgets } from "./user_budget.ts";
 import { createFeatures } from "./features.ts";
+import type { Backend } from "./backend/mod.ts";
+import { openEmbeddedBackend } from "./embedded/mod.ts";
 
 /** Lifecycle of a server. */
 export type ServerState = "running" | "closing" | "closed";
@@ -49,6 +51,7 @@ export class ParleyServer implements ClientDirectory {
   readonly budgets: UserBudgets;
   #listener: Deno.Listener;
   #features: Feature[] = [];
+  #backend: Backend | undefined;
   #state: ServerState = "running";
   #clients = new Map<number, _LiveClient>();
   #byUser = new Map<string, Set<_LiveClient>>();
@@ -108,7 +111,14 @@ export class ParleyServer implements ClientDirectory {
       : Deno.listen({ hostname: config.hostname, port: config.port });
     const server = new ParleyServer(config, users, listener, log);
     try {
-      const deps = { dataDir: config.dataDir, users, clients: server, log };
+      server.#backend = await openEmbeddedBackend(config, log);
+      const deps = {
+        dataDir: config.dataDir,
+        backend: server.#backend,
+        users,
+        clients: server,
+        log,
+      };
       server.#features = options.features
         ? options.features(deps, config)
         : await createFeatures(deps, config);
@@ -184,6 +194,7 @@ export class ParleyServer implements ClientDirectory {
     }
     await Promise.allSettled([...this.#tasks]);
     for (const f of this.#features) await f.close?.();
+    await this.#backend?.close();
     this.#state = "closed";
   }
 
