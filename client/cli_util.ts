@@ -1,10 +1,11 @@
 /**
- * Helpers shared by the command-line entry points: argument parsing with
- * `--help`, credential flags, colour decisions and error reporting.
+ * Helpers shared by the client's command-line entry points: connection
+ * flags, colour decisions and error reporting. Argument parsing itself,
+ * shared with the server's commands, is in `../cli/flags.ts`.
  *
  * @module
  */
-import { parseArgs } from "@std/cli/parse-args";
+import type { Flags } from "../cli/flags.ts";
 import { RemoteError } from "../protocol/errors.ts";
 import { CredentialError, type CredentialInput } from "./credentials.ts";
 
@@ -31,46 +32,6 @@ export function credentialInput(f: Flags, url?: string): CredentialInput {
     caFile: f.ca as string | undefined,
     pin: f.pin as string | undefined,
   };
-}
-
-/** Parsed flags. */
-export type Flags = Record<string, unknown> & { _: (string | number)[] };
-
-/**
- * Parses `args`; unknown `--flags` are an error. Returns undefined after
- * printing help or an error (the caller returns `exitCode`).
- */
-export function parseFlags(
-  args: string[],
-  spec: {
-    string?: string[];
-    boolean?: string[];
-    alias?: Record<string, string>;
-    stopEarly?: boolean;
-  },
-  help: string,
-): { flags: Flags } | { exitCode: number } {
-  let unknown: string | undefined;
-  const flags = parseArgs(args, {
-    string: spec.string ?? [],
-    boolean: [...(spec.boolean ?? []), "help"],
-    alias: { h: "help", ...(spec.alias ?? {}) },
-    stopEarly: spec.stopEarly ?? false,
-    "--": spec.stopEarly ?? false,
-    unknown: (arg: string) => {
-      if (arg.startsWith("-") && unknown === undefined) unknown = arg;
-      return !arg.startsWith("-");
-    },
-  }) as Flags;
-  if (flags.help) {
-    console.log(help);
-    return { exitCode: 0 };
-  }
-  if (unknown !== undefined) {
-    console.error(`unknown option ${unknown}\n\n${help}`);
-    return { exitCode: 2 };
-  }
-  return { flags };
 }
 
 /** Whether to colour output on this stream. */

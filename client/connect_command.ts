@@ -6,11 +6,11 @@
 import { ChatClient } from "./chat_client.ts";
 import { formatMessage } from "./chat_format.ts";
 import { chatReplCommands } from "./chat_repl.ts";
+import { parseFlags } from "../cli/flags.ts";
 import {
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
-  parseFlags,
   reportError,
 } from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";

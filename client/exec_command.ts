@@ -6,11 +6,11 @@
  *
  * @module
  */
+import { parseFlags } from "../cli/flags.ts";
 import {
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
-  parseFlags,
   reportError,
 } from "./cli_util.ts";
 import { CredentialError, resolveCredentials } from "./credentials.ts";

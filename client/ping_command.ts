@@ -3,11 +3,11 @@
  *
  * @module
  */
+import { parseFlags } from "../cli/flags.ts";
 import {
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
-  parseFlags,
   reportError,
 } from "./cli_util.ts";
 import { resolveCredentials } from "./credentials.ts";

@@ -4,11 +4,11 @@
  *
  * @module
  */
+import { parseFlags } from "../cli/flags.ts";
 import {
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
-  parseFlags,
   reportError,
 } from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";

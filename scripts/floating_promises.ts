@@ -1,7 +1,7 @@
 /**
  * A type-aware lint that `deno lint` lacks: finds promises that nobody
  * awaits or handles in the program's own code (`main.ts`, `protocol/`,
- * `server/`, `client/`). In Deno an unhandled rejection ends the process, so
+ * `server/`, `client/`, `cli/`). In Deno an unhandled rejection ends the process, so
  * a forgotten promise on an I/O path (a disk-full write, a closed socket) is a
  * crash waiting for its fault.
  *
@@ -21,7 +21,7 @@ import ts from "typescript";
 import { fromFileUrl, join, relative } from "@std/path";
 
 const ROOT = fromFileUrl(new URL("..", import.meta.url));
-const DIRS = ["protocol", "server", "client"];
+const DIRS = ["protocol", "server", "client", "cli"];
 
 /** One finding. */
 export interface Finding {

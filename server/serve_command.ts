@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { parseFlags } from "../client/cli_util.ts";
+import { parseFlags } from "../cli/flags.ts";
 import { loadConfig } from "./config.ts";
 import { ParleyServer } from "./server.ts";
 import { Logger } from "./log.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseFlags } from "../client/cli_util.ts";
+import { parseFlags } from "../cli/flags.ts";
 import { RequestError } from "./errors.ts";
 import { type PublicUser, UserStore } from "./users.ts";
 
