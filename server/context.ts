@@ -1,6 +1,12 @@
 /**
  * Per-connection state handed to every request handler.
  *
+ * A feature that keeps its own state per connection (a current directory,
+ * the commands running) keeps it in a `ConnectionState<T>` from
+ * `connection_state.ts` (or its own `WeakMap<ClientContext, T>`), created in
+ * the feature's factory: typed, private to the feature, and dropped with
+ * the connection. The `state` map below is on its way out.
+ *
  * @module
  */
 import type { Session } from "../protocol/session.ts";
@@ -20,6 +26,9 @@ export interface ClientContext {
   readonly addr: string;
   /** The session; use `emit` to push events to this client. */
   readonly session: Session;
-  /** Per-feature connection state (e.g. the file feature's current directory). */
+  /**
+   * Untyped per-feature connection state. Deprecated: use a
+   * `ConnectionState<T>` (`connection_state.ts`) owned by the feature.
+   */
   readonly state: Map<string, unknown>;
 }
