@@ -10,18 +10,18 @@
  * @module
  */
 import type { Session } from "../protocol/session.ts";
-import type { UserRecord } from "./users.ts";
+import type { Account } from "./backend/accounts.ts";
 
 /** One authenticated client connection. */
 export interface ClientContext {
   /** Unique id of this connection within the server process. */
   readonly connId: number;
   /**
-   * The user's current account record. The server replaces it when the
+   * The user's current account (no secret). The server replaces it when the
    * account gains rights; removing the account, changing its key or lowering
    * its rights closes the session instead.
    */
-  readonly user: UserRecord;
+  readonly user: Account;
   /** Remote address as `host:port`. */
   readonly addr: string;
   /** The session; use `emit` to push events to this client. */

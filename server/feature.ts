@@ -7,8 +7,8 @@
 import type { ClientContext } from "./context.ts";
 import type { Logger } from "./log.ts";
 import type { OpRegistry } from "./registry.ts";
-import type { UserRecord, UserStore } from "./users.ts";
 import type { Backend } from "./backend/mod.ts";
+import type { Account, Accounts } from "./backend/accounts.ts";
 
 /** Read-only view of the connected clients, for features that fan out. */
 export interface ClientDirectory {
@@ -26,8 +26,8 @@ export interface FeatureDeps {
   backend: Backend;
   /** This feature's raw config section (validate it). */
   config: unknown;
-  /** Account store. */
-  users: UserStore;
+  /** Account store. Deprecated: the same as `backend.accounts`; use that. */
+  users: Accounts;
   /** Connected clients. */
   clients: ClientDirectory;
   /** Logger; never pass secrets. */
@@ -46,7 +46,7 @@ export interface Feature {
    * announced to any feature, and again before every request, so a refused
    * user's requests are never run. Must be quick and synchronous.
    */
-  admit?(user: UserRecord): void;
+  admit?(user: Account): void;
   /** Called after a client authenticated, before its first request is handled. */
   onLogin?(ctx: ClientContext): void | Promise<void>;
   /** Called once a client's session has closed. */

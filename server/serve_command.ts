@@ -95,8 +95,8 @@ export async function run(args: string[]): Promise<number> {
     }
     throw e;
   }
-  if (server.users.size === 0) {
-    const key = await server.users.add("admin", { admin: true, exec: true });
+  if ((await server.accounts.list()).length === 0) {
+    const key = await server.accounts.add("admin", { admin: true, exec: true });
     console.log(
       [
         "Created the first account: admin (admin, exec rights).",

@@ -12,8 +12,6 @@
  */
 import { type AuthenticatedLink, serverHandshake } from "../protocol/handshake.ts";
 import { concat } from "@std/bytes/concat";
-import { decodeHex } from "@std/encoding/hex";
-import { timingSafeEqual } from "node:crypto";
 import { encodeFrame } from "../protocol/frame_codec.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { writeAll } from "../protocol/transport.ts";
@@ -24,10 +22,10 @@ import type { ClientDirectory, Feature, FeatureDeps } from "./feature.ts";
 import { Logger } from "./log.ts";
 import { type LoginAttempt, LoginRateLimiter } from "./rate_limit.ts";
 import { OpRegistry } from "./registry.ts";
-import { type UserRecord, UserStore } from "./users.ts";
 import { INITIAL_CONNECTION_CREDIT, UserBudgets } from "./user_budget.ts";
 import { createFeatures } from "./features.ts";
 import type { Backend } from "./backend/mod.ts";
+import type { Account, AccountChange, Accounts } from "./backend/accounts.ts";
 import { openEmbeddedBackend } from "./embedded/mod.ts";
 
 /** Lifecycle of a server. */
@@ -44,14 +42,15 @@ export interface StartOptions {
 /** A running server. Close with {@linkcode ParleyServer.close} or `await using`. */
 export class ParleyServer implements ClientDirectory {
   readonly config: ServerConfig;
-  readonly users: UserStore;
+  /** The accounts backend (the backend's `accounts`). */
+  readonly accounts: Accounts;
   readonly registry = new OpRegistry();
   readonly log: Logger;
   /** Requests in flight and receive credit, per user across connections. */
   readonly budgets: UserBudgets;
   #listener: Deno.Listener;
   #features: Feature[] = [];
-  #backend: Backend | undefined;
+  #backend: Backend;
   #state: ServerState = "running";
   #clients = new Map<number, _LiveClient>();
   #byUser = new Map<string, Set<_LiveClient>>();
@@ -66,18 +65,18 @@ export class ParleyServer implements ClientDirectory {
   #limiter: LoginRateLimiter;
   #tasks = new Set<Promise<void>>();
   #acceptLoop: Promise<void>;
-  /** Watch on the account file, and the end of our subscription to its changes. */
-  #accounts: { close(): Promise<void> } | undefined;
+  /** Ends our subscription to account changes. */
   #unsubscribe: (() => void) | undefined;
 
   private constructor(
     config: ServerConfig,
-    users: UserStore,
+    backend: Backend,
     listener: Deno.Listener,
     log: Logger,
   ) {
     this.config = config;
-    this.users = users;
+    this.#backend = backend;
+    this.accounts = backend.accounts;
     this.#listener = listener;
     this.log = log;
     this.budgets = new UserBudgets(config.limits);
@@ -97,25 +96,30 @@ export class ParleyServer implements ClientDirectory {
     this.#acceptLoop = this.#accept();
   }
 
-  /** Opens the data dir, loads accounts and features, and starts listening. */
+  /** Opens the backend (accounts included) and features, and starts listening. */
   static async start(config: ServerConfig, options: StartOptions = {}): Promise<ParleyServer> {
     const log = options.log ?? new Logger();
-    const users = await UserStore.open(config.dataDir);
-    const listener = config.tlsCert && config.tlsKey
-      ? Deno.listenTls({
-        hostname: config.hostname,
-        port: config.port,
-        cert: await Deno.readTextFile(config.tlsCert),
-        key: await Deno.readTextFile(config.tlsKey),
-      })
-      : Deno.listen({ hostname: config.hostname, port: config.port });
-    const server = new ParleyServer(config, users, listener, log);
+    const backend = await openEmbeddedBackend(config, log);
+    let listener: Deno.Listener;
     try {
-      server.#backend = await openEmbeddedBackend(config, log);
+      listener = config.tlsCert && config.tlsKey
+        ? Deno.listenTls({
+          hostname: config.hostname,
+          port: config.port,
+          cert: await Deno.readTextFile(config.tlsCert),
+          key: await Deno.readTextFile(config.tlsKey),
+        })
+        : Deno.listen({ hostname: config.hostname, port: config.port });
+    } catch (e) {
+      await backend.close();
+      throw e;
+    }
+    const server = new ParleyServer(config, backend, listener, log);
+    try {
       const deps = {
         dataDir: config.dataDir,
-        backend: server.#backend,
-        users,
+        backend,
+        users: backend.accounts,
         clients: server,
         log,
       };
@@ -124,10 +128,7 @@ export class ParleyServer implements ClientDirectory {
         : await createFeatures(deps, config);
       for (const f of server.#features) f.register(server.registry);
       // Account changes by any process reach live sessions at once (#revise).
-      server.#unsubscribe = users.subscribe(() => server.#revise());
-      server.#accounts = users.watch({
-        onError: (e) => log.warn("could not re-read the account file", { error: e.message }),
-      });
+      server.#unsubscribe = backend.accounts.subscribe((change) => server.#revise(change));
     } catch (e) {
       await server.close();
       throw e;
@@ -177,7 +178,6 @@ export class ParleyServer implements ClientDirectory {
     this.#state = "closing";
     clearInterval(this.#sweeper);
     this.#unsubscribe?.();
-    await this.#accounts?.close();
     try {
       this.#listener.close();
     } catch (e) {
@@ -194,7 +194,7 @@ export class ParleyServer implements ClientDirectory {
     }
     await Promise.allSettled([...this.#tasks]);
     for (const f of this.#features) await f.close?.();
-    await this.#backend?.close();
+    await this.#backend.close();
     this.#state = "closed";
   }
 
@@ -288,7 +288,7 @@ export class ParleyServer implements ClientDirectory {
   }
 
   /** Why a feature refuses `user` (a ban), or undefined when every feature admits it. */
-  #refusal(user: UserRecord): ProtocolError | undefined {
+  #refusal(user: Account): ProtocolError | undefined {
     for (const f of this.#features) {
       try {
         f.admit?.(user);
@@ -301,16 +301,16 @@ export class ParleyServer implements ClientDirectory {
   }
 
   /**
-   * Brings live sessions in line with the account store after any change:
-   * a removed account, a new key or a lowered right closes the user's
-   * sessions at once (lowering a right also stops work already started with
-   * it, such as a running command); raised rights are applied to the live
-   * sessions by replacing their record.
+   * Brings the live sessions of a changed account in line with it: a removed
+   * account, a new key or a lowered right closes the user's sessions at once
+   * (lowering a right also stops work already started with it, such as a
+   * running command); raised rights are applied to the live sessions by
+   * replacing their record.
    */
-  #revise(): void {
-    for (const ctx of this.#clients.values()) {
+  #revise(change: AccountChange): void {
+    for (const ctx of this.#byUser.get(change.name) ?? []) {
       if (ctx.session.state !== "open") continue;
-      const now = this.users.peek(ctx.user.name);
+      const now = change.account;
       const why = _changed(ctx.user, now);
       if (why) {
         this.log.info("session revoked", { user: ctx.user.name, conn: ctx.connId, code: why.code });
@@ -349,15 +349,16 @@ export class ParleyServer implements ClientDirectory {
     this.#pending.add(conn);
     let attemptedUser: string | undefined;
     let attempt: LoginAttempt | undefined;
-    /** The record whose key the login proof was checked against. */
-    let proven: UserRecord | undefined;
+    /** The account whose key the login proof was checked against. */
+    let proven: Account | undefined;
     try {
       let link;
       try {
         link = await serverHandshake(conn, {
           keyFor: async (user) => {
-            proven = await this.users.get(user);
-            return proven ? decodeHex(proven.key) : undefined;
+            const login = await this.accounts.keyFor(user);
+            proven = login?.account;
+            return login?.key;
           },
           admit: (user) => {
             attemptedUser = user;
@@ -396,7 +397,7 @@ export class ParleyServer implements ClientDirectory {
       // is no await, so a change or ban after this check finds the session in
       // #clients and closes it (#revise, chat.ban). Frames the client sent
       // behind its proof are never read for a refused login.
-      const user = this.users.peek(link.user);
+      const user = this.accounts.peek(link.user);
       const refusal = user ? _changed(proven, user) ?? this.#refusal(user) : _removed();
       if (refusal || !user) {
         const why = refusal ?? _removed();
@@ -493,13 +494,11 @@ function _closedError(): ProtocolError {
  * holds `now`: removed, new key, or fewer rights. Undefined when it may.
  */
 function _changed(
-  before: UserRecord | undefined,
-  now: UserRecord | undefined,
+  before: Account | undefined,
+  now: Account | undefined,
 ): ProtocolError | undefined {
   if (!before || !now) return _removed();
-  const a = new TextEncoder().encode(before.key);
-  const b = new TextEncoder().encode(now.key);
-  if (a.byteLength !== b.byteLength || !timingSafeEqual(a, b)) {
+  if (before.keyId !== now.keyId) {
     return new ProtocolError("auth_failed", "your key was changed; log in with the new key");
   }
   if ((before.admin && !now.admin) || (before.exec && !now.exec)) {

@@ -7,7 +7,8 @@
  */
 import { parseFlags } from "../cli/flags.ts";
 import { RequestError } from "./errors.ts";
-import { type PublicUser, UserStore } from "./users.ts";
+import type { Account, Accounts } from "./backend/accounts.ts";
+import { UserStore } from "./embedded/user_store.ts";
 
 const HELP = `Usage: parley user add NAME [--admin] [--exec] [--data DIR]
        parley user list [--json] [--data DIR]
@@ -38,7 +39,9 @@ export async function run(args: string[]): Promise<number> {
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
   const [sub, name, ...extra] = f._.map(String);
-  const store = await UserStore.open((f.data as string | undefined) ?? "./parley-data");
+  await using store: Accounts & AsyncDisposable = await UserStore.open(
+    (f.data as string | undefined) ?? "./parley-data",
+  );
   try {
     if (sub === "add" && name && extra.length === 0) {
       const key = await store.add(name, { admin: Boolean(f.admin), exec: Boolean(f.exec) });
@@ -49,7 +52,7 @@ export async function run(args: string[]): Promise<number> {
       return 0;
     }
     if (sub === "list" && !name) {
-      const users = await store.list();
+      const users = (await store.list()).map(_printable);
       if (f.json) console.log(JSON.stringify(users));
       else if (users.length === 0) console.log("no users");
       else {
@@ -74,7 +77,7 @@ export async function run(args: string[]): Promise<number> {
         return 2;
       }
       const u = await store.setRights(name, rights);
-      if (f.json) console.log(JSON.stringify(u));
+      if (f.json) console.log(JSON.stringify(_printable(u)));
       else console.log(`User ${name}: ${_rights(u) || "no rights"}.`);
       return 0;
     }
@@ -102,6 +105,11 @@ export async function run(args: string[]): Promise<number> {
   return 2;
 }
 
-function _rights(u: PublicUser): string {
+/** What `list` and `set` print of an account. */
+function _printable(u: Account): Pick<Account, "name" | "admin" | "exec" | "created"> {
+  return { name: u.name, admin: u.admin, exec: u.exec, created: u.created };
+}
+
+function _rights(u: Pick<Account, "admin" | "exec">): string {
   return [u.admin ? "admin" : "", u.exec ? "exec" : ""].filter(Boolean).join(",");
 }

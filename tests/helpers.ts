@@ -9,7 +9,7 @@ import { decodeHex } from "@std/encoding/hex";
 import { fromFileUrl, join } from "@std/path";
 import { ParleyServer, type StartOptions } from "../server/server.ts";
 import { type ConfigOverrides, loadConfig } from "../server/config.ts";
-import { UserStore } from "../server/users.ts";
+import { UserStore } from "../server/embedded/user_store.ts";
 import { Logger } from "../server/log.ts";
 import { type ClientOptions, ParleyClient } from "../client/client.ts";
 
@@ -46,7 +46,7 @@ export async function startTestServer(
   const keys = new Map<string, string>();
   const clients: ParleyClient[] = [];
   const addUser = async (name: string, rights: { admin?: boolean; exec?: boolean } = {}) => {
-    const key = await server.users.add(name, rights);
+    const key = await server.accounts.add(name, rights);
     keys.set(name, key);
     return key;
   };

@@ -9,7 +9,7 @@ import type { Json } from "../../protocol/messages.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { OpRegistry } from "../registry.ts";
-import { validUserName } from "../users.ts";
+import { validUserName } from "../backend/accounts.ts";
 import { FILE_REF, ROOM_NAME } from "./chat_message.ts";
 import { fitList, jsonBytes, REPLY_BUDGET, USERS_BUDGET } from "./chat_pager.ts";
 import type { ChatService } from "./chat_service.ts";

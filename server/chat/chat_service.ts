@@ -18,7 +18,7 @@ import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { ClientDirectory } from "../feature.ts";
 import type { Logger } from "../log.ts";
-import type { UserStore } from "../users.ts";
+import type { Accounts } from "../backend/accounts.ts";
 import type { ChatConfig } from "./chat_config.ts";
 import { type ChatMessage, type FileRef, findMentions, idNum } from "./chat_message.ts";
 import type { ChatState } from "./chat_state.ts";
@@ -50,7 +50,7 @@ export class ChatService {
   readonly config: ChatConfig;
   readonly store: ChatStore;
   readonly state: ChatState;
-  #users: UserStore;
+  #users: Accounts;
   #clients: ClientDirectory;
   #log: Logger;
   #conns = new Map<number, ChatConn>();
@@ -67,7 +67,7 @@ export class ChatService {
     config: ChatConfig;
     store: ChatStore;
     state: ChatState;
-    users: UserStore;
+    users: Accounts;
     clients: ClientDirectory;
     log: Logger;
   }) {

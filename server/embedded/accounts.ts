@@ -1,16 +1,27 @@
 /**
- * The embedded accounts backend (see `../backend/accounts.ts`).
+ * The embedded accounts backend (see `../backend/accounts.ts`): the account
+ * file under the data dir, watched for changes by other processes.
  *
  * @module
  */
-import type { Accounts } from "../backend/accounts.ts";
 import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { UserStore, type WatchOptions } from "./user_store.ts";
 
-/** Opens the embedded accounts backend under `config.dataDir`. */
-export function openEmbeddedAccounts(
-  _config: ServerConfig,
-  _log: Logger,
-): Promise<Accounts & { close(): Promise<void> }> {
-  return Promise.resolve({ close: () => Promise.resolve() });
+/**
+ * Opens (creating as needed) the account file under `config.dataDir` and
+ * watches it, so changes by `parley user` reach a running server. Closing
+ * the store stops the watch.
+ */
+export async function openEmbeddedAccounts(
+  config: Pick<ServerConfig, "dataDir">,
+  log: Logger,
+  options: Omit<WatchOptions, "onError"> = {},
+): Promise<UserStore> {
+  const store = await UserStore.open(config.dataDir);
+  store.watch({
+    ...options,
+    onError: (e) => log.warn("could not re-read the account file", { error: e.message }),
+  });
+  return store;
 }

@@ -18,7 +18,7 @@ import { encodeFrame, type OutHeader } from "../../protocol/frame_codec.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { MAC_LENGTH, NONCE_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { FrameReader } from "../../protocol/transport.ts";
-import { UserStore } from "../../server/users.ts";
+import { UserStore } from "../../server/embedded/user_store.ts";
 import { keyBytes, ROOT } from "../helpers.ts";
 import { startTarget, type Target } from "./harness.ts";
 import { concat, dial, macFrame, type Outcome, readUntilClosed, send } from "./raw.ts";

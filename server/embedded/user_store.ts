@@ -1,0 +1,367 @@
+/**
+ * The embedded account store: names, rights and 256-bit keys in
+ * `users.json` under the data dir, mode 0600, replaced atomically. Keys are
+ * never logged. Implements {@linkcode Accounts}; `parley user` and a running
+ * server open the same file.
+ *
+ * @module
+ */
+import { decodeHex } from "@std/encoding/hex";
+import { basename, dirname, join } from "@std/path";
+import { createHash, randomBytes } from "node:crypto";
+import { RequestError } from "../errors.ts";
+import {
+  type Account,
+  type AccountChange,
+  type Accounts,
+  type LoginKey,
+  type Rights,
+  validUserName,
+} from "../backend/accounts.ts";
+
+/** One account as stored in `users.json`. `key` is the hex-encoded 32-byte secret. */
+interface _Stored {
+  name: string;
+  key: string;
+  admin: boolean;
+  exec: boolean;
+  created: string;
+}
+
+/** A stored record and the public view handed out for it (kept while the record is unchanged). */
+interface _Entry {
+  stored: _Stored;
+  account: Account;
+}
+
+/** Options for {@linkcode UserStore.watch}. */
+export interface WatchOptions {
+  /** How long to wait after a change is seen before reading the file (ms). Default 50. */
+  debounceMs?: number;
+  /** How often to check the file's identity when no change event came (ms). Default 1000. */
+  pollMs?: number;
+  /** Listen for file-system events (default true); false leaves only the periodic check. */
+  events?: boolean;
+  /** Told when a re-read fails (e.g. a hand-edited file with a syntax error). */
+  onError?: (e: Error) => void;
+}
+
+/**
+ * The account file. Re-reads it when another process (`parley user add`)
+ * changed it: on each `get`, `list` and `keyFor`, and, while
+ * {@linkcode UserStore.watch} runs, as soon as the file changes. Changes
+ * take an exclusive lock on `users.lock` beside it and re-read the file
+ * under the lock, so changes from several processes never undo one another.
+ */
+export class UserStore implements Accounts, AsyncDisposable {
+  readonly path: string;
+  #lockPath: string;
+  #entries = new Map<string, _Entry>();
+  /** Identity of the file last read: inode, size and mtime (the file is replaced on each save). */
+  #stamp = "";
+  #queue: Promise<unknown> = Promise.resolve();
+  #listeners = new Set<(change: AccountChange) => void>();
+  #watches = new Set<{ close(): Promise<void> }>();
+
+  private constructor(dataDir: string) {
+    this.path = join(dataDir, "users.json");
+    this.#lockPath = join(dataDir, "users.lock");
+  }
+
+  /** Opens (or creates) the account file in `dataDir`. */
+  static async open(dataDir: string): Promise<UserStore> {
+    await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const store = new UserStore(dataDir);
+    await store.#reload();
+    return store;
+  }
+
+  async get(name: string): Promise<Account | undefined> {
+    await this.refresh();
+    return this.#entries.get(name)?.account;
+  }
+
+  peek(name: string): Account | undefined {
+    return this.#entries.get(name)?.account;
+  }
+
+  async keyFor(name: string): Promise<LoginKey | undefined> {
+    await this.refresh();
+    const e = this.#entries.get(name);
+    return e ? { account: e.account, key: decodeHex(e.stored.key) } : undefined;
+  }
+
+  async list(): Promise<Account[]> {
+    await this.refresh();
+    return [...this.#entries.values()]
+      .map((e) => e.account)
+      .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  /** Re-reads the file if another process changed it. */
+  refresh(): Promise<void> {
+    return this.#serial(() => this.#reload());
+  }
+
+  subscribe(listener: (change: AccountChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Watches the account file for changes made by other processes: a
+   * file-system watch on the data dir, debounced, and a cheap periodic check
+   * of the file's identity in case the watch misses an event or is not
+   * available. Subscribers hear of a change at once. Close the returned
+   * handle (or the store) to stop.
+   */
+  watch(options: WatchOptions = {}): AsyncDisposable & { close(): Promise<void> } {
+    const debounceMs = options.debounceMs ?? 50;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let closed = false;
+    let reading: Promise<void> = Promise.resolve();
+    const check = () => {
+      timer = undefined;
+      if (closed) return;
+      reading = reading.then(() => this.refresh()).catch((e: unknown) => {
+        options.onError?.(e instanceof Error ? e : new Error(String(e)));
+      });
+    };
+    const schedule = () => {
+      if (timer === undefined && !closed) timer = setTimeout(check, debounceMs);
+    };
+    let fsw: Deno.FsWatcher | undefined;
+    try {
+      if (options.events !== false) fsw = Deno.watchFs(dirname(this.path), { recursive: false });
+    } catch {
+      // No watch on this system or for this directory (or no inotify instance
+      // left): the periodic check covers it.
+    }
+    const name = basename(this.path);
+    const loop = (async () => {
+      if (!fsw) return;
+      try {
+        for await (const ev of fsw) {
+          if (ev.paths.some((p) => basename(p) === name)) schedule();
+        }
+      } catch (e) {
+        if (!closed) options.onError?.(e instanceof Error ? e : new Error(String(e)));
+      }
+    })();
+    const poll = setInterval(schedule, options.pollMs ?? 1000);
+    const handle = {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        this.#watches.delete(handle);
+        clearInterval(poll);
+        clearTimeout(timer);
+        try {
+          fsw?.close();
+        } catch (e) {
+          if (!(e instanceof Deno.errors.BadResource)) throw e;
+        }
+        await loop;
+        await reading;
+      },
+      [Symbol.asyncDispose]: () => handle.close(),
+    };
+    this.#watches.add(handle);
+    return handle;
+  }
+
+  /** Stops every watch and waits for changes in flight. Idempotent. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#watches].map((w) => w.close()));
+    await this.#queue;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  add(name: string, rights: Rights = {}): Promise<string> {
+    if (!validUserName(name)) {
+      return Promise.reject(
+        new RequestError(
+          "bad_request",
+          `invalid user name ${JSON.stringify(name)}: use 1-32 of a-z 0-9 _ . - (lower case)`,
+        ),
+      );
+    }
+    return this.#write((users) => {
+      if (users.has(name)) throw new RequestError("exists", `user ${name} already exists`);
+      const key = _newKey();
+      users.set(name, {
+        name,
+        key,
+        admin: rights.admin ?? false,
+        exec: rights.exec ?? false,
+        created: new Date().toISOString(),
+      });
+      return key;
+    });
+  }
+
+  remove(name: string): Promise<void> {
+    return this.#write((users) => {
+      _existing(users, name);
+      users.delete(name);
+    });
+  }
+
+  async setRights(name: string, rights: Rights): Promise<Account> {
+    await this.#write((users) => {
+      const u = _existing(users, name);
+      users.set(name, { ...u, admin: rights.admin ?? u.admin, exec: rights.exec ?? u.exec });
+    });
+    // Read your write: the entry was installed before #write resolved.
+    const account = this.#entries.get(name)?.account;
+    if (!account) throw _notFound(name);
+    return account;
+  }
+
+  rotate(name: string): Promise<string> {
+    return this.#write((users) => {
+      const key = _newKey();
+      users.set(name, { ..._existing(users, name), key });
+      return key;
+    });
+  }
+
+  /** Runs `fn` after every earlier change and re-read, so none loses another's result. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /**
+   * Applies `fn` to the accounts as they are on disk, under the lock that
+   * every process takes to change them, and saves the result.
+   */
+  #write<T>(fn: (users: Map<string, _Stored>) => T): Promise<T> {
+    return this.#serial(async () => {
+      const lock = await Deno.open(this.#lockPath, {
+        read: true,
+        write: true,
+        create: true,
+        mode: 0o600,
+      });
+      try {
+        await lock.lock(true);
+        await this.#reload();
+        const users = new Map([...this.#entries].map(([k, e]) => [k, e.stored]));
+        const out = fn(users);
+        await this.#save(users);
+        return out;
+      } finally {
+        lock.close(); // releases the lock
+      }
+    });
+  }
+
+  async #reload(): Promise<void> {
+    let stamp: string;
+    try {
+      stamp = await this.#stampOf();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        if (this.#stamp !== "") this.#install(new Map(), "");
+        return;
+      }
+      throw e;
+    }
+    if (stamp === this.#stamp) return;
+    const text = await Deno.readTextFile(this.path);
+    const parsed = JSON.parse(text) as { users?: _Stored[] };
+    this.#install(new Map((parsed.users ?? []).map((u) => [u.name, u])), stamp);
+  }
+
+  async #stampOf(): Promise<string> {
+    const st = await Deno.stat(this.path);
+    return `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
+  }
+
+  async #save(users: Map<string, _Stored>): Promise<void> {
+    const tmp = `${this.path}.${crypto.randomUUID()}.tmp`;
+    const body = JSON.stringify({ users: [...users.values()] }, null, 2) + "\n";
+    const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+    try {
+      const bytes = new TextEncoder().encode(body);
+      for (let off = 0; off < bytes.byteLength;) off += await f.write(bytes.subarray(off));
+      await f.sync();
+    } catch (e) {
+      f.close();
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+    f.close();
+    await Deno.rename(tmp, this.path);
+    this.#install(users, await this.#stampOf());
+  }
+
+  /** Takes `users` as the current state and tells subscribers what changed. */
+  #install(users: Map<string, _Stored>, stamp: string): void {
+    const before = this.#entries;
+    const after = new Map<string, _Entry>();
+    const changed: AccountChange[] = [];
+    for (const [name, stored] of users) {
+      const old = before.get(name);
+      if (old && _same(old.stored, stored)) {
+        after.set(name, old);
+        continue;
+      }
+      const entry = { stored, account: _public(stored) };
+      after.set(name, entry);
+      changed.push({ name, account: entry.account });
+    }
+    for (const name of before.keys()) {
+      if (!after.has(name)) changed.push({ name, account: undefined });
+    }
+    this.#entries = after;
+    this.#stamp = stamp;
+    for (const change of changed) {
+      for (const listener of this.#listeners) {
+        try {
+          listener(change);
+        } catch {
+          // A listener's failure is its own; the store's state is already consistent.
+        }
+      }
+    }
+  }
+}
+
+function _existing(users: Map<string, _Stored>, name: string): _Stored {
+  const u = users.get(name);
+  if (!u) throw _notFound(name);
+  return u;
+}
+
+function _notFound(name: string): RequestError {
+  return new RequestError("not_found", `no user named ${name}`);
+}
+
+function _same(a: _Stored, b: _Stored): boolean {
+  return a.key === b.key && a.admin === b.admin && a.exec === b.exec && a.created === b.created;
+}
+
+function _public(u: _Stored): Account {
+  return Object.freeze({
+    name: u.name,
+    admin: Boolean(u.admin),
+    exec: Boolean(u.exec),
+    created: u.created,
+    keyId: _keyId(u.key),
+  });
+}
+
+/** A short, one-way name for a key: changes with the key, reveals nothing of it. */
+function _keyId(hexKey: string): string {
+  return createHash("sha256").update("parley key id\0").update(hexKey).digest("hex").slice(0, 16);
+}
+
+function _newKey(): string {
+  return randomBytes(32).toString("hex");
+}
