@@ -1,7 +1,7 @@
 import { assertEquals, assertNotEquals } from "@std/assert";
 import { join } from "@std/path";
 import { downloadFile } from "../client/transfer_download.ts";
-import { ChecksumCache } from "../server/files/checksum_cache.ts";
+import { ChecksumCache } from "../server/embedded/files_checksum_cache.ts";
 import { startTestServer } from "./helpers.ts";
 import { makeFile, sha256File } from "./files_fixtures.ts";
 

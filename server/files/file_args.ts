@@ -5,21 +5,8 @@
  * @module
  */
 import type { Json } from "../../protocol/messages.ts";
-import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import { parseRemotePath, PathError } from "./remote_path.ts";
-
-const _CWD = "files.cwd";
-
-/** The session's current remote directory (components under the home). */
-export function cwdOf(ctx: ClientContext): string[] {
-  return (ctx.state.get(_CWD) as string[] | undefined) ?? [];
-}
-
-/** Sets the session's current remote directory. */
-export function setCwd(ctx: ClientContext, parts: string[]): void {
-  ctx.state.set(_CWD, parts);
-}
 
 function _obj(args: Json): Record<string, unknown> {
   if (typeof args !== "object" || args === null || Array.isArray(args)) {
@@ -28,9 +15,9 @@ function _obj(args: Json): Record<string, unknown> {
   return args as Record<string, unknown>;
 }
 
-/** Reads a path argument (relative to the session's directory); `fallback` when absent. */
+/** Reads a path argument (relative to `cwd`); `fallback` when absent. */
 export function pathArg(
-  ctx: ClientContext,
+  cwd: readonly string[],
   args: Json,
   key: string,
   fallback?: string,
@@ -38,7 +25,7 @@ export function pathArg(
   const v = _obj(args)[key] ?? fallback;
   if (v === undefined) throw new RequestError("bad_request", `${key} is required`);
   try {
-    return parseRemotePath(v, cwdOf(ctx));
+    return parseRemotePath(v, cwd);
   } catch (e) {
     if (e instanceof PathError) {
       throw new RequestError("bad_request", `${key}: ${e.message}`, { cause: e });

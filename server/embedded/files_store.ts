@@ -5,21 +5,19 @@
  * component at a time with `lstat`, so a symlink anywhere in the store is
  * refused rather than followed (Deno has no `O_NOFOLLOW`; after opening, the
  * file's device and inode are compared with the `lstat` result to catch a
- * swap in between). Also holds the per-user quota ledger, the gate for
- * hashing work and the checksum cache.
+ * swap in between). Also holds the per-user quota ledger and the checksum
+ * cache.
  *
  * @module
  */
-import { ChecksumCache } from "./checksum_cache.ts";
 import { createHash } from "node:crypto";
 import { join } from "@std/path";
+import type { EntryType, FileEntry } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
-import { type HashJobLimits, HashJobs } from "./hash_jobs.ts";
-import { type Account, checkEntries, type HomeSize, Ledger } from "./ledger.ts";
-import { displayPath, MAX_DEPTH, MAX_PATH_BYTES } from "./remote_path.ts";
-
-/** What a resolved, existing entry is. */
-export type EntryType = "file" | "dir" | "other";
+import { checkNewPath, pathBytes, shortPath } from "../files/path_limits.ts";
+import { displayPath, MAX_DEPTH, MAX_PATH_BYTES } from "../files/remote_path.ts";
+import { ChecksumCache } from "./files_checksum_cache.ts";
+import { type Account, checkEntries, type HomeSize, Ledger } from "./files_ledger.ts";
 
 /** An entry resolved inside a home. */
 export interface Resolved {
@@ -44,6 +42,22 @@ export function entryType(info: Deno.FileInfo): EntryType {
   if (info.isFile) return "file";
   if (info.isDirectory) return "dir";
   return "other";
+}
+
+/** The seam's view of an lstat result named `name`. */
+export function toEntry(name: string, info: Deno.FileInfo): FileEntry {
+  return {
+    name,
+    type: entryType(info),
+    size: info.isFile ? info.size : 0,
+    mtime: info.mtime?.getTime() ?? 0,
+    version: versionOf(info),
+  };
+}
+
+/** A file's identity on disk: device and inode. */
+export function versionOf(info: Deno.FileInfo): string {
+  return `${info.dev}:${info.ino ?? ""}`;
 }
 
 /** lstat, or undefined when the path (or a parent) does not exist. */
@@ -75,8 +89,8 @@ export async function hashFile(
   return hash;
 }
 
-/** The file store rooted at `<data>/files`. */
-export class FileStore {
+/** The disk store rooted at `<data>/files`. */
+export class DiskStore {
   /** `<data>/files`. */
   readonly root: string;
   /** Where uploads in progress live. */
@@ -87,17 +101,14 @@ export class FileStore {
   readonly checksums = new ChecksumCache();
   /** Per-user usage; every change to a home runs inside `ledger.run`. */
   readonly ledger: Ledger;
-  /** The gate every whole-file hash goes through. */
-  readonly hashJobs: HashJobs;
   #homes: string;
 
-  constructor(dataDir: string, hashLimits: HashJobLimits) {
+  constructor(dataDir: string) {
     this.root = join(dataDir, "files");
     this.#homes = join(this.root, "home");
     this.tmpDir = join(this.root, ".parley-tmp");
     this.sharesDir = join(this.root, "shares");
     this.ledger = new Ledger(async (user) => _du(await this.home(user)));
-    this.hashJobs = new HashJobs(hashLimits);
   }
 
   /**
@@ -110,24 +121,9 @@ export class FileStore {
     return Math.min(MAX_PATH_BYTES, _PATH_MAX - 2 - home);
   }
 
-  /**
-   * Checks that `parts` (a path about to be created) keeps within the depth
-   * and length limits; `bad_request` naming the limit otherwise.
-   */
+  /** Refuses a path about to be created that would break the depth or length limit. */
   checkNewPath(user: string, parts: readonly string[]): void {
-    if (parts.length > MAX_DEPTH) {
-      throw new RequestError(
-        "bad_request",
-        `${_short(parts)} would be deeper than ${MAX_DEPTH} levels`,
-      );
-    }
-    const max = this.maxPathBytes(user);
-    if (_encoder.encode(parts.join("/")).byteLength > max) {
-      throw new RequestError(
-        "bad_request",
-        `${_short(parts)} would be longer than ${max} bytes`,
-      );
-    }
+    checkNewPath(parts, this.maxPathBytes(user));
   }
 
   /**
@@ -145,15 +141,15 @@ export class FileStore {
   ): Promise<void> {
     this.checkNewPath(user, toParts);
     if (!isDir) return;
-    const toBytes = _encoder.encode(toParts.join("/")).byteLength;
-    const fromBytes = _encoder.encode(fromParts.join("/")).byteLength;
+    const toBytes = pathBytes(toParts);
+    const fromBytes = pathBytes(fromParts);
     if (toParts.length <= fromParts.length && toBytes <= fromBytes) return;
     const maxBytes = this.maxPathBytes(user);
     const refuse = (rel: readonly string[], why: string) => {
       throw new RequestError(
         "bad_request",
-        `cannot move ${_short(fromParts)} to ${_short(toParts)}: ` +
-          `${_short([...toParts, ...rel])} would be ${why}`,
+        `cannot move ${shortPath(fromParts)} to ${shortPath(toParts)}: ` +
+          `${shortPath([...toParts, ...rel])} would be ${why}`,
       );
     };
     const walk = async (dir: string, relBytes: number, rel: string[]) => {
@@ -168,42 +164,6 @@ export class FileStore {
       }
     };
     await walk(srcAbs, 0, []);
-  }
-
-  /**
-   * SHA-256 of a resolved file, from the checksum cache or by reading it
-   * through the hashing gate (`busy` when `user` asks for too many at once).
-   */
-  async sha256Of(user: string, r: Resolved & { info: Deno.FileInfo }): Promise<string> {
-    const f = await this.openRead(r);
-    try {
-      return await this.sha256OfOpen(user, f);
-    } finally {
-      f.close();
-    }
-  }
-
-  /** Like {@linkcode sha256Of} for a file already open (read from its start). */
-  async sha256OfOpen(user: string, f: Deno.FsFile): Promise<string> {
-    const st = await f.stat();
-    const known = this.checksums.get(st);
-    if (known !== undefined) return known;
-    const sha = await this.hashJobs.run(
-      user,
-      async () => (await hashFile(f, st.size)).digest("hex"),
-    );
-    const after = await f.stat();
-    if (ChecksumCache.key(after) === ChecksumCache.key(st)) this.checksums.set(st, sha);
-    return sha;
-  }
-
-  /** Hashes the first `length` bytes of `f` through the hashing gate. */
-  async hashPrefix(user: string, f: Deno.FsFile, length: number) {
-    if (length === 0) {
-      await f.seek(0, Deno.SeekMode.Start);
-      return createHash("sha256");
-    }
-    return await this.hashJobs.run(user, () => hashFile(f, length));
   }
 
   /** Creates the store's directories, refusing symlinked ones. */
@@ -333,12 +293,6 @@ export class FileStore {
       }
     }
   }
-}
-
-/** A path for a message: long ones keep their start and end. */
-function _short(parts: readonly string[]): string {
-  const s = displayPath(parts);
-  return s.length <= 100 ? s : `${s.slice(0, 50)}…${s.slice(-40)}`;
 }
 
 /** Bytes of regular files and number of entries under `dir`. */
