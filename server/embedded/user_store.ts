@@ -250,7 +250,10 @@ export class UserStore implements Accounts, AsyncDisposable {
       });
       try {
         await lock.lock(true);
-        await this.#reload();
+        // Read in full: the file's identity (inode, size, mtime) could repeat
+        // across two quick replacements, and a change based on a stale read
+        // would undo another process's change.
+        await this.#reload(true);
         const users = new Map([...this.#entries].map(([k, e]) => [k, e.stored]));
         const out = fn(users);
         await this.#save(users);
@@ -261,7 +264,7 @@ export class UserStore implements Accounts, AsyncDisposable {
     });
   }
 
-  async #reload(): Promise<void> {
+  async #reload(force = false): Promise<void> {
     let stamp: string;
     try {
       stamp = await this.#stampOf();
@@ -272,7 +275,7 @@ export class UserStore implements Accounts, AsyncDisposable {
       }
       throw e;
     }
-    if (stamp === this.#stamp) return;
+    if (stamp === this.#stamp && !force) return;
     const text = await Deno.readTextFile(this.path);
     const parsed = JSON.parse(text) as { users?: _Stored[] };
     this.#install(new Map((parsed.users ?? []).map((u) => [u.name, u])), stamp);
