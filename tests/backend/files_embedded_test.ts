@@ -2,43 +2,7 @@
  * The files backend contract (`files_contract.ts`) against the embedded
  * implementation, on real temporary directories.
  */
-import { DEFAULT_LIMITS, type ServerConfig } from "../../server/config.ts";
-import { type EmbeddedFiles, openEmbeddedFiles } from "../../server/embedded/files.ts";
-import { Logger } from "../../server/log.ts";
-import { filesContract, type FilesFixture } from "./files_contract.ts";
+import { filesContract } from "./files_contract.ts";
+import { openEmbeddedFilesFixture } from "./files_embedded_fixture.ts";
 
-/** A config for the embedded files backend under `dataDir`. */
-export function embeddedConfig(dataDir: string, files: unknown = {}): ServerConfig {
-  return {
-    hostname: "127.0.0.1",
-    port: 0,
-    dataDir,
-    tlsCert: undefined,
-    tlsKey: undefined,
-    limits: DEFAULT_LIMITS,
-    features: { files },
-  };
-}
-
-async function _openFixture(): Promise<FilesFixture> {
-  const dataDir = await Deno.makeTempDir({ prefix: "parley-files-contract-" });
-  const log = new Logger({ level: "error", sink: () => {} });
-  const config = embeddedConfig(dataDir);
-  let backend: EmbeddedFiles = await openEmbeddedFiles(config, log);
-  return {
-    get backend() {
-      return backend;
-    },
-    async reopen() {
-      await backend.close();
-      backend = await openEmbeddedFiles(config, log);
-      return backend;
-    },
-    async [Symbol.asyncDispose]() {
-      await backend.close();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  };
-}
-
-filesContract("embedded files", _openFixture);
+filesContract("embedded files", openEmbeddedFilesFixture);
