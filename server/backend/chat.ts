@@ -1,9 +1,225 @@
 /**
- * Backend interfaces for chat (see `mod.ts`).
+ * Backend interfaces for chat: the log of messages ({@linkcode ChatLog}),
+ * their live delivery ({@linkcode ChatFeed}), moderation and per-user state
+ * ({@linkcode ChatPolicy}) and who is online ({@linkcode Presence}).
+ *
+ * The chat feature (`server/chat/`) keeps every policy decision — rights,
+ * limits, flood control, paging — and reaches stored or shared data only
+ * through these. Guarantees every implementation keeps:
+ *
+ * - **Ids.** A message id is a decimal string; ids are assigned by
+ *   {@linkcode ChatLog.append}, increase across rooms and direct messages
+ *   together, and are never reused within one {@linkcode ChatLog.epoch}.
+ *   Ids of one room need not be contiguous.
+ * - **Durability.** `append` resolves only once the message is durable: a
+ *   restart (embedded) or a node loss (cluster) cannot forget it.
+ * - **Order.** The feed hands every appended message to each subscriber
+ *   once, in increasing id order across the whole log, so every receiver
+ *   sees a room's messages in id order. Its watermark is the highest id
+ *   handed out; every message up to it is readable through
+ *   {@linkcode ChatLog.page}.
+ *
+ * Send is "append, then deliver from the feed": a sender's reply waits for
+ * `append`; everyone, the sender's own connections included, gets the
+ * message from the feed. Join is the watermark protocol: register the
+ * connection (holding live messages), read `W = feed.watermark()`, page
+ * history up to `W`, reply, then release held messages (all above `W`).
  *
  * @module
  */
+import type { ChatMessage } from "../../protocol/chat_message.ts";
 
-/** To be filled in: the chat seam. */
-// deno-lint-ignore no-empty-interface
-export interface ChatBackend {}
+export type { ChatMessage };
+
+/** A message to store: everything but the id, which the log assigns. */
+export type NewMessage = Omit<ChatMessage, "id">;
+
+/** Whose history to read: one room, or one user's direct messages (sent and received). */
+export type ChatWhere = { readonly room: string } | { readonly dm: string };
+
+/** A window of history and how to cut it. */
+export interface HistoryQuery {
+  /** Only messages with a larger id (then the page holds the oldest of the window). */
+  after?: number | undefined;
+  /** Only messages with a smaller id (the window's upper end; e.g. watermark + 1). */
+  before?: number | undefined;
+  /** Most messages returned. */
+  limit: number;
+  /** Most bytes of JSON the messages may take (at least one message is always returned). */
+  budget: number;
+  /** Messages to leave out (e.g. from ignored users); they do not count against anything. */
+  keep?: ((m: ChatMessage) => boolean) | undefined;
+}
+
+/**
+ * A page of history, oldest first. `more` says the window holds more
+ * messages than the page; then `after` (paging forward) or `before` (paging
+ * back) is the id to pass on to get the next page.
+ */
+export interface HistoryPage {
+  messages: ChatMessage[];
+  more: boolean;
+  after?: string;
+  before?: string;
+}
+
+/** Stored history and id assignment. */
+export interface ChatLog {
+  /**
+   * Names this log's id space. It changes only when the log is recreated
+   * (ids may then start again); clients treat cursors of another epoch as void.
+   */
+  epoch(): string;
+  /**
+   * Stores a message and resolves with it, id set, once it is durable.
+   * Rejects if it was not stored (the error's `cause` chain says why, e.g.
+   * `ENOSPC`); the feed does not deliver a message whose append rejected. A
+   * direct message is stored for both its sender and its recipient (when
+   * only one copy could be written, append rejects and the recipient's
+   * history may still show it).
+   */
+  append(msg: NewMessage): Promise<ChatMessage>;
+  /**
+   * A page of one room's or one user's direct-message history, cut by
+   * {@linkcode HistoryQuery}. Holds every durable message of the window
+   * within the history bound (at least everything up to the feed's watermark).
+   */
+  page(where: ChatWhere, q: HistoryQuery): Promise<HistoryPage>;
+  /** The message with `id` in any room or in `user`'s direct messages, if still kept. */
+  get(id: string, user: string): Promise<ChatMessage | undefined>;
+  /** Whether the history bound dropped messages of `room` with ids above `after`. */
+  gap(room: string, after: number): Promise<boolean>;
+  /**
+   * Names of rooms that have stored history. Synchronous: answered from a
+   * local copy (a cluster node keeps it from the stream's subjects at start
+   * and from its feed), so a join or send needs no round trip to learn
+   * whether it creates a room.
+   */
+  rooms(): string[];
+  /** Whether `room` has stored history (local copy, as {@linkcode ChatLog.rooms}). */
+  hasRoom(room: string): boolean;
+}
+
+/** Live delivery of every appended message, in id order. */
+export interface ChatFeed {
+  /**
+   * The highest id handed to subscribers so far (0 before any). Every
+   * message with an id up to it is readable through {@linkcode ChatLog.page};
+   * every later message reaches subscribers after this call returns.
+   */
+  watermark(): number;
+  /**
+   * Calls `fn` with each message handed out from now on, once, in
+   * increasing id order (across rooms and direct messages). `fn` must not
+   * throw or block. Returns a function that stops the calls.
+   */
+  subscribe(fn: (msg: ChatMessage) => void): () => void;
+}
+
+/** A ban: who set it and why. */
+export interface Ban {
+  by: string;
+  reason?: string;
+}
+
+/** A mute: who set it and until when (ms since the epoch). */
+export interface Mute {
+  by: string;
+  until: number;
+}
+
+/** What changed in {@linkcode ChatPolicy}. */
+export type PolicyChange =
+  | { kind: "ban"; user: string; ban: Ban | undefined }
+  | { kind: "mute"; user: string; mute: Mute | undefined }
+  | { kind: "ignore"; user: string }
+  | { kind: "delivered"; user: string; id: number };
+
+/**
+ * Moderation and per-user chat state: bans, mutes, ignore lists and how far
+ * each user's direct messages were delivered. Reads are synchronous (from a
+ * local copy that every node keeps current), so checks on the send path
+ * and the ban `admit` hook stay synchronous. A change made on any node
+ * reaches every subscriber on every node, so each node can close a banned
+ * user's connections.
+ */
+export interface ChatPolicy {
+  /** The ban record of `user`, if banned. */
+  ban(user: string): Ban | undefined;
+  /** Banned user names, sorted. */
+  bans(): string[];
+  /** Bans or (undefined) unbans `user`. Resolves once the change is stored. */
+  setBan(user: string, ban: Ban | undefined): Promise<void>;
+  /** When `user`'s mute ends (ms since the epoch), if muted at `now`. */
+  mutedUntil(user: string, now?: number): number | undefined;
+  /** Mutes `user` or (undefined) unmutes. Resolves once the change is stored. */
+  setMute(user: string, mute: Mute | undefined): Promise<void>;
+  /** Users `user` ignores, sorted. */
+  ignores(user: string): readonly string[];
+  /** Whether `user` ignores `other`. */
+  ignoring(user: string, other: string): boolean;
+  /** Adds `other` to (or removes it from) `user`'s ignore list. Resolves once stored. */
+  setIgnore(user: string, other: string, on: boolean): Promise<void>;
+  /** Highest direct-message id delivered to one of `user`'s reading connections. */
+  delivered(user: string): number;
+  /**
+   * Raises `user`'s delivery mark to `id` (never lowers it). Fire and
+   * forget: a mark that is lost only means a DM is offered again.
+   */
+  markDelivered(user: string, id: number): void;
+  /**
+   * Calls `fn` after every change, made here or on another node (embedded:
+   * synchronously, after the change). Returns a function that stops the calls.
+   */
+  subscribe(fn: (change: PolicyChange) => void): () => void;
+}
+
+/** One user's presence on one node. */
+export interface PresenceEntry {
+  /** User name. */
+  user: string;
+  /** Rooms any of the user's connections on this node is in. */
+  rooms: readonly string[];
+  /** The user's connections on this node (0 = gone from this node). */
+  connections: number;
+  /** Last time one of these connections was active (ms since the epoch). */
+  lastActivity: number;
+}
+
+/** One user's presence merged across nodes. */
+export interface UserPresence {
+  name: string;
+  rooms: string[];
+  connections: number;
+  lastActivity: number;
+}
+
+/**
+ * Who is online, on which node, in which rooms. A node sets its own users'
+ * entries; reads merge every node's entries (embedded: this process only;
+ * cluster: entries of nodes that stopped refreshing them expire).
+ */
+export interface Presence {
+  /** This node's name. */
+  readonly node: string;
+  /** Replaces this node's entry for `entry.user` (removes it when `connections` is 0). */
+  set(entry: PresenceEntry): void;
+  /** Every online user, merged across nodes, sorted by name. */
+  online(): UserPresence[];
+  /** Names of users in `room` on any node, sorted. */
+  usersIn(room: string): string[];
+  /** Whether `user` is in `room` on any node. */
+  isIn(user: string, room: string): boolean;
+  /** Rooms somebody is in, on any node. */
+  rooms(): string[];
+  /** Calls `fn` with the user whose presence changed. Returns a function that stops the calls. */
+  subscribe(fn: (user: string) => void): () => void;
+}
+
+/** Everything chat stores or shares between nodes. */
+export interface ChatBackend {
+  readonly log: ChatLog;
+  readonly feed: ChatFeed;
+  readonly policy: ChatPolicy;
+  readonly presence: Presence;
+}

@@ -11,8 +11,8 @@ import { RequestError } from "../errors.ts";
 import type { OpRegistry } from "../registry.ts";
 import { validUserName } from "../backend/accounts.ts";
 import { FILE_REF, ROOM_NAME } from "./chat_message.ts";
-import { fitList, jsonBytes, REPLY_BUDGET, USERS_BUDGET } from "./chat_pager.ts";
-import type { ChatService } from "./chat_service.ts";
+import { fitList, REPLY_BUDGET } from "./chat_pager.ts";
+import { type ChatService, CURSOR_BYTES } from "./chat_service.ts";
 import { DEFAULT_TIME_FORMAT, strftime } from "./strftime.ts";
 
 const _ROOM = z.string().regex(
@@ -45,9 +45,6 @@ const _HISTORY = z.object({
   limit: _LIMIT.optional(),
 }).strict();
 
-/** Room for the `more` flag and a cursor (`after`/`before` with a 20-digit id or a name). */
-const _CURSOR_BYTES = 64;
-
 function _parse<T>(schema: z.ZodType<T>, args: Json, op: string): T {
   const r = schema.safeParse(args);
   if (r.success) return r.data;
@@ -58,7 +55,7 @@ function _parse<T>(schema: z.ZodType<T>, args: Json, op: string): T {
 
 /** The list of banned users, cut to fit a reply (`bannedMore` when cut). */
 function _banned(names: string[]): { banned: string[]; bannedMore?: true } {
-  const page = fitList(names, REPLY_BUDGET - _CURSOR_BYTES);
+  const page = fitList(names, REPLY_BUDGET - CURSOR_BYTES);
   return page.more ? { banned: page.items, bannedMore: true } : { banned: page.items };
 }
 
@@ -72,23 +69,10 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
 
   registry.register("chat.join", (ctx, args) => {
     const a = _parse(_JOIN, args, "chat.join");
-    const room = a.room ?? cfg.defaultRoom;
-    const users = fitList(chat.join(chat.conn(ctx), room), USERS_BUDGET);
-    const gap = a.after !== undefined && chat.store.roomGap(room, a.after);
-    const head = {
-      room,
-      users: users.items,
-      ...(users.more ? { usersMore: true } : {}),
-      ...(gap ? { gap: true } : {}),
-    };
-    const page = chat.store.roomHistory(room, {
+    return chat.join(chat.conn(ctx), a.room ?? cfg.defaultRoom, {
       after: a.after,
       limit: a.limit ?? (a.after === undefined ? cfg.historyOnJoin : 1000),
-      budget: REPLY_BUDGET - jsonBytes(head) - _CURSOR_BYTES,
-      keep: chat.visibleTo(ctx.user.name),
     });
-    const { messages, ...rest } = page;
-    return Promise.resolve({ ...head, history: messages, ...rest });
   });
 
   registry.register("chat.leave", (ctx, args) => {
@@ -103,7 +87,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     const names = chat.roomNames().filter((r) => a.after === undefined || r > a.after);
     const page = fitList(
       names.map((room) => ({ room, users: chat.usersIn(room).length, joined: mine.has(room) })),
-      REPLY_BUDGET - _CURSOR_BYTES,
+      REPLY_BUDGET - CURSOR_BYTES,
     );
     return Promise.resolve({
       rooms: page.items,
@@ -124,31 +108,22 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
 
   registry.register("chat.history", (ctx, args) => {
     const a = _parse(_HISTORY, args, "chat.history");
-    const q = {
-      after: a.after,
-      before: a.before,
-      limit: a.limit ?? 100,
-      budget: REPLY_BUDGET - _CURSOR_BYTES,
-      keep: chat.visibleTo(ctx.user.name),
-    };
-    const page = a.dm
-      ? chat.store.dmHistory(ctx.user.name, q)
-      : chat.store.roomHistory(a.room ?? cfg.defaultRoom, q);
-    return Promise.resolve(page);
+    const q = { after: a.after, before: a.before, limit: a.limit ?? 100 };
+    return chat.history(
+      ctx.user.name,
+      a.dm ? { dm: true } : { room: a.room ?? cfg.defaultRoom },
+      q,
+    );
   });
 
   registry.register("chat.inbox", (ctx, args) => {
     const a = _parse(z.object({ limit: _LIMIT.optional() }).strict(), args, "chat.inbox");
-    return Promise.resolve(chat.inbox(chat.conn(ctx), a.limit ?? 1000));
+    return chat.inbox(chat.conn(ctx), a.limit ?? 1000);
   });
 
-  registry.register("chat.get", (ctx, args) => {
+  registry.register("chat.get", async (ctx, args) => {
     const a = _parse(z.object({ id: _ID }).strict(), args, "chat.get");
-    const msg = chat.store.find(String(a.id), ctx.user.name);
-    if (!msg || chat.state.ignoring(ctx.user.name, msg.from)) {
-      throw new RequestError("not_found", `no message with id ${a.id} (it may have expired)`);
-    }
-    return Promise.resolve({ message: msg });
+    return { message: await chat.get(ctx.user.name, a.id) };
   });
 
   registry.register("chat.who", (_ctx, args) => {
@@ -161,7 +136,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       (a.room === undefined || u.rooms.includes(a.room)) &&
       (a.after === undefined || u.name > a.after)
     );
-    const page = fitList(online, REPLY_BUDGET - _CURSOR_BYTES);
+    const page = fitList(online, REPLY_BUDGET - CURSOR_BYTES);
     return Promise.resolve({
       ...(a.room ? { room: a.room } : {}),
       users: page.items,
@@ -190,23 +165,8 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       args,
       "chat.ignore",
     );
-    if (a.user !== undefined) {
-      if (a.user === ctx.user.name) {
-        throw new RequestError("bad_request", "you cannot ignore yourself");
-      }
-      if (!a.off && !(await chat.userExists(a.user))) {
-        throw new RequestError("not_found", `no user named ${a.user}`);
-      }
-      const now = chat.state.ignores(ctx.user.name);
-      if (!a.off && !now.includes(a.user) && now.length >= cfg.maxIgnores) {
-        throw new RequestError(
-          "too_large",
-          `you ignore ${now.length} users, the most this server keeps; unignore one first`,
-        );
-      }
-      chat.state.setIgnore(ctx.user.name, a.user, !a.off);
-    }
-    return { ignored: [...chat.state.ignores(ctx.user.name)] };
+    if (a.user !== undefined) await chat.ignore(ctx.user.name, a.user, !a.off);
+    return { ignored: chat.ignores(ctx.user.name) };
   });
 
   registry.register("chat.kick", (ctx, args) => {
@@ -231,15 +191,14 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     );
     if (a.user === ctx.user.name) throw new RequestError("bad_request", "you cannot ban yourself");
     if (a.off) {
-      if (!chat.state.ban(a.user)) throw new RequestError("not_found", `${a.user} is not banned`);
-      chat.state.setBan(a.user, undefined);
-      return _banned(chat.state.bans());
+      await chat.unban(a.user);
+      return _banned(chat.bans());
     }
     if (!(await chat.userExists(a.user))) {
       throw new RequestError("not_found", `no user named ${a.user}`);
     }
-    const closed = chat.ban(a.user, ctx.user.name, a.reason);
-    return { ..._banned(chat.state.bans()), disconnected: closed };
+    const closed = await chat.ban(a.user, ctx.user.name, a.reason);
+    return { ..._banned(chat.bans()), disconnected: closed };
   });
 
   registry.register("chat.mute", async (ctx, args) => {
@@ -254,7 +213,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       "chat.mute",
     );
     if (a.off) {
-      chat.state.setMute(a.user, undefined);
+      await chat.mute(a.user, undefined);
       chat.notify(a.user, `${ctx.user.name} unmuted you`);
       return { muted: false };
     }
@@ -263,7 +222,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     }
     const minutes = a.minutes ?? 10;
     const until = Date.now() + minutes * 60_000;
-    chat.state.setMute(a.user, { by: ctx.user.name, until });
+    await chat.mute(a.user, { by: ctx.user.name, until });
     chat.notify(
       a.user,
       `${ctx.user.name} muted you for ${minutes} minute${minutes === 1 ? "" : "s"}`,

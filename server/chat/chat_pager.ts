@@ -10,7 +10,10 @@
  *
  * @module
  */
+import type { HistoryPage, HistoryQuery } from "../backend/chat.ts";
 import { type ChatMessage, idNum } from "./chat_message.ts";
+
+export type { HistoryPage, HistoryQuery };
 
 /** Target size of a whole reply in bytes of JSON (the frame header limit is 64 KiB). */
 export const REPLY_BUDGET = 48 * 1024;
@@ -24,32 +27,6 @@ const _ENC = new TextEncoder();
 /** Bytes of `v` as JSON in UTF-8. */
 export function jsonBytes(v: unknown): number {
   return _ENC.encode(JSON.stringify(v)).byteLength;
-}
-
-/** A window of history. */
-export interface HistoryQuery {
-  /** Only messages with a larger id (then the page holds the oldest of the window). */
-  after?: number | undefined;
-  /** Only messages with a smaller id. */
-  before?: number | undefined;
-  /** Most messages returned. */
-  limit: number;
-  /** Most bytes of JSON the messages may take (at least one message is always returned). */
-  budget: number;
-  /** Messages to leave out (e.g. from ignored users); they do not count against anything. */
-  keep?: ((m: ChatMessage) => boolean) | undefined;
-}
-
-/**
- * A page of history, oldest first. `more` says the window holds more
- * messages than the page; then `after` (paging forward) or `before` (paging
- * back) is the id to pass on to get the next page.
- */
-export interface HistoryPage {
-  messages: ChatMessage[];
-  more: boolean;
-  after?: string;
-  before?: string;
 }
 
 /** Cuts a page out of `list` (sorted by id). */

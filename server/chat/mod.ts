@@ -1,44 +1,34 @@
 /**
  * The chat feature: rooms, direct messages, history, presence, moderation
- * and flood control (PROTOCOL.md "Operations: chat", docs/chat.md).
- * History lives in `<data>/chat/`.
+ * and flood control (PROTOCOL.md "Operations: chat", docs/chat.md). Policy
+ * lives here; history, the live feed, moderation state and presence come
+ * from the chat backend (`deps.backend.chat`, see `../backend/chat.ts`).
  *
  * @module
  */
-import { join } from "@std/path";
 import { ProtocolError } from "../../protocol/errors.ts";
 import type { Feature, FeatureDeps } from "../feature.ts";
 import { parseChatConfig } from "./chat_config.ts";
 import { registerChatOps } from "./chat_ops.ts";
 import { ChatService } from "./chat_service.ts";
-import { ChatState } from "./chat_state.ts";
-import { ChatStore } from "./chat_store.ts";
 
-/** Creates the chat feature: loads history and state from the data dir. */
-export async function createChatFeature(deps: FeatureDeps): Promise<Feature> {
+/** Creates the chat feature on the backend's chat part. */
+export function createChatFeature(deps: FeatureDeps): Promise<Feature> {
   const config = parseChatConfig(deps.config);
-  const dir = join(deps.dataDir, "chat");
-  const store = await ChatStore.open(dir, {
-    roomLimit: config.historyPerRoom,
-    dmLimit: config.dmHistoryPerUser,
-    log: deps.log,
-  });
-  const state = await ChatState.open(join(dir, "state.json"), deps.log);
+  const backend = deps.backend.chat;
   const chat = new ChatService({
     config,
-    store,
-    state,
-    users: deps.users,
+    backend,
+    accounts: deps.backend.accounts,
     clients: deps.clients,
     log: deps.log,
   });
-  let closed = false;
-  return {
+  return Promise.resolve({
     name: "chat",
     register: (registry) => registerChatOps(registry, chat),
     admit(user) {
       // A banned user gets no session, and no request of a session is run after a ban.
-      const ban = state.ban(user.name);
+      const ban = backend.policy.ban(user.name);
       if (ban) {
         throw new ProtocolError(
           "forbidden",
@@ -48,11 +38,7 @@ export async function createChatFeature(deps: FeatureDeps): Promise<Feature> {
     },
     onLogin: (ctx) => chat.login(ctx),
     onLogout: (ctx) => chat.logout(ctx),
-    async close() {
-      if (closed) return;
-      closed = true;
-      await state.flush();
-      await store.close();
-    },
-  };
+    // the backend is closed by its owner (the server), after every feature
+    close: () => chat.close(),
+  });
 }

@@ -1,6 +1,8 @@
 /**
- * Chat state that is not history: bans, mutes, ignore lists and how far
- * each user's direct messages have been delivered. Kept in
+ * The embedded {@linkcode ChatPolicy}: chat state that is not history —
+ * bans, mutes, ignore lists and how far each user's direct messages have
+ * been delivered. Subscribers are called synchronously after each change.
+ * Kept in
  * `chat/state.json`, replaced atomically (write a temporary file, rename),
  * saved shortly after each change and at shutdown; a failed save (a full
  * disk) is retried every second until it works. Its size is bounded: every
@@ -8,6 +10,7 @@
  *
  * @module
  */
+import type { Ban, ChatPolicy, Mute, PolicyChange } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 
 interface _Data {
@@ -21,7 +24,7 @@ const _SAVE_DELAY_MS = 100;
 const _RETRY_MS = 1000;
 
 /** Moderation, ignore lists and DM delivery marks. */
-export class ChatState {
+export class EmbeddedChatPolicy implements ChatPolicy {
   readonly path: string;
   #d: _Data;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -29,6 +32,7 @@ export class ChatState {
   #log: Logger;
   #failing = false;
   #closing = false;
+  #subs = new Set<(change: PolicyChange) => void>();
 
   private constructor(path: string, data: _Data, log: Logger) {
     this.path = path;
@@ -37,7 +41,7 @@ export class ChatState {
   }
 
   /** Loads the state file; a damaged one is set aside (renamed `.bad`) and logged. */
-  static async open(path: string, log: Logger): Promise<ChatState> {
+  static async open(path: string, log: Logger): Promise<EmbeddedChatPolicy> {
     const empty: _Data = { bans: {}, mutes: {}, ignores: {}, delivered: {} };
     let data = empty;
     try {
@@ -65,19 +69,25 @@ export class ChatState {
         }
       }
     }
-    return new ChatState(path, data, log);
+    return new EmbeddedChatPolicy(path, data, log);
   }
 
-  /** The ban record of `user`, if banned. */
-  ban(user: string): { by: string; reason?: string } | undefined {
-    return this.#d.bans[user];
+  subscribe(fn: (change: PolicyChange) => void): () => void {
+    const sub = (c: PolicyChange): void => fn(c);
+    this.#subs.add(sub);
+    return () => void this.#subs.delete(sub);
   }
 
-  /** Bans or unbans `user`. */
-  setBan(user: string, ban: { by: string; reason?: string } | undefined): void {
+  ban(user: string): Ban | undefined {
+    const b = this.#d.bans[user];
+    return b && { by: b.by, ...(b.reason !== undefined ? { reason: b.reason } : {}) };
+  }
+
+  setBan(user: string, ban: Ban | undefined): Promise<void> {
     if (ban) this.#d.bans[user] = { ...ban, ts: Date.now() };
     else delete this.#d.bans[user];
-    this.#changed();
+    this.#changed({ kind: "ban", user, ban });
+    return Promise.resolve();
   }
 
   /** Banned user names. */
@@ -91,17 +101,17 @@ export class ChatState {
     if (!m) return undefined;
     if (m.until <= now) {
       delete this.#d.mutes[user];
-      this.#changed();
+      this.#changed({ kind: "mute", user, mute: undefined });
       return undefined;
     }
     return m.until;
   }
 
-  /** Mutes `user` until `until`, or unmutes. */
-  setMute(user: string, mute: { by: string; until: number } | undefined): void {
+  setMute(user: string, mute: Mute | undefined): Promise<void> {
     if (mute) this.#d.mutes[user] = mute;
     else delete this.#d.mutes[user];
-    this.#changed();
+    this.#changed({ kind: "mute", user, mute });
+    return Promise.resolve();
   }
 
   /** Users `user` ignores. */
@@ -115,13 +125,14 @@ export class ChatState {
   }
 
   /** Adds or removes `other` from `user`'s ignore list. */
-  setIgnore(user: string, other: string, on: boolean): void {
+  setIgnore(user: string, other: string, on: boolean): Promise<void> {
     const set = new Set(this.#d.ignores[user] ?? []);
     if (on) set.add(other);
     else set.delete(other);
     if (set.size) this.#d.ignores[user] = [...set].sort();
     else delete this.#d.ignores[user];
-    this.#changed();
+    this.#changed({ kind: "ignore", user });
+    return Promise.resolve();
   }
 
   /** Highest DM id delivered to one of `user`'s connections. */
@@ -133,12 +144,16 @@ export class ChatState {
   markDelivered(user: string, id: number): void {
     if (id <= (this.#d.delivered[user] ?? 0)) return;
     this.#d.delivered[user] = id;
-    this.#changed();
+    this.#changed({ kind: "delivered", user, id });
   }
 
-  /** Writes pending changes now, at shutdown: a save that fails now is logged, not retried. */
-  async flush(): Promise<void> {
+  /**
+   * Writes pending changes now, at shutdown: a save that fails now is
+   * logged, not retried. Idempotent.
+   */
+  async close(): Promise<void> {
     this.#closing = true;
+    this.#subs.clear();
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -147,8 +162,13 @@ export class ChatState {
     await this.#saving;
   }
 
-  #changed(delay = _SAVE_DELAY_MS): void {
-    if (this.#timer !== undefined) return;
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #changed(change: PolicyChange | undefined, delay = _SAVE_DELAY_MS): void {
+    if (change) { for (const fn of this.#subs) fn(change); }
+    if (this.#timer !== undefined || this.#closing) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#saving = this.#saving.then(() => this.#save());
@@ -176,7 +196,7 @@ export class ChatState {
       } catch {
         // a partial temporary file is overwritten by the next attempt anyway
       }
-      if (!this.#closing) this.#changed(_RETRY_MS);
+      if (!this.#closing) this.#changed(undefined, _RETRY_MS);
     }
   }
 }

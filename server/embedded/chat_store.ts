@@ -5,18 +5,17 @@
  * its configured number of messages; a journal is compacted when it holds
  * twice that. A message enters the in-memory history only once its journal
  * line is durable, so history never shows a message whose `chat.send`
- * failed.
+ * failed. {@linkcode EmbeddedChatLog} (chat_log.ts) puts it behind `ChatLog`.
  *
  * @module
  */
 import { join } from "@std/path";
+import type { HistoryPage, HistoryQuery } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
-import { type ChatMessage, idNum, parseStoredMessage, ROOM_NAME } from "./chat_message.ts";
-import { firstAfter, type HistoryPage, type HistoryQuery, pageOf } from "./chat_pager.ts";
-import { IdSequence } from "./id_sequence.ts";
-import { Journal } from "./journal.ts";
-
-export type { HistoryPage, HistoryQuery } from "./chat_pager.ts";
+import { type ChatMessage, idNum, parseStoredMessage, ROOM_NAME } from "../chat/chat_message.ts";
+import { firstAfter, pageOf } from "../chat/chat_pager.ts";
+import { IdSequence } from "./chat_id_sequence.ts";
+import { Journal } from "./chat_journal.ts";
 
 interface _Log {
   list: ChatMessage[];
@@ -37,6 +36,7 @@ export class ChatStore {
   #dmLimit: number;
   #compactions = new Set<Promise<void>>();
   #log: Logger;
+  #highest = 0;
 
   private constructor(dir: string, roomLimit: number, dmLimit: number, log: Logger) {
     this.#dir = dir;
@@ -88,7 +88,13 @@ export class ChatStore {
       }
     }
     store.#seq = await IdSequence.open(join(dir, "seq"), maxId);
+    store.#highest = maxId;
     return store;
+  }
+
+  /** The highest id found in the journals when they were loaded (0 if none). */
+  get highestLoadedId(): number {
+    return this.#highest;
   }
 
   /**
