@@ -21,7 +21,10 @@ import { ChatStore } from "./chat_store.ts";
 export type EmbeddedChat = ChatBackend & AsyncDisposable & { close(): Promise<void> };
 
 /** Opens the embedded chat backend under `config.dataDir`. */
-export async function openEmbeddedChat(config: ServerConfig, log: Logger): Promise<EmbeddedChat> {
+export async function openEmbeddedChat(
+  config: Pick<ServerConfig, "dataDir" | "features">,
+  log: Logger,
+): Promise<EmbeddedChat> {
   const chat = parseChatConfig(config.features.chat);
   const dir = join(config.dataDir, "chat");
   const store = await ChatStore.open(dir, {
