@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { ExecCaps } from "../backend/exec.ts";
 import { parseConfigSection } from "../config.ts";
 import { isAbsolute, resolve, SEPARATOR } from "@std/path";
 import { z } from "zod";
@@ -103,8 +104,27 @@ const _SCHEMA = z.object({
   runAsGid: z.number().int().min(1).max(2 ** 32 - 2).default(65534),
 }).strict();
 
+/** Validated exec settings as written (paths not resolved): what the policy needs. */
+export type ExecSettings = z.infer<typeof _SCHEMA>;
+
 /** Validated exec settings, with `root` and `auditLog` made absolute. */
-export type ExecConfig = Omit<z.infer<typeof _SCHEMA>, "root"> & { root: string };
+export type ExecConfig = ExecSettings & { root: string };
+
+/** The caps the settings give every run. */
+export function execCaps(
+  c: Pick<
+    ExecSettings,
+    "maxProcesses" | "maxMemoryBytes" | "maxCpuSeconds" | "maxFileBytes" | "tmpBytes"
+  >,
+): ExecCaps {
+  return {
+    processes: c.maxProcesses,
+    memoryBytes: c.maxMemoryBytes,
+    cpuSeconds: c.maxCpuSeconds,
+    fileBytes: c.maxFileBytes,
+    tmpBytes: c.tmpBytes,
+  };
+}
 
 /** Whether `path` is `dir` or lies below it (both absolute and normalized). */
 export function isWithin(dir: string, path: string): boolean {
@@ -141,14 +161,28 @@ export function checkExecPlacement(
   }
 }
 
-/** Validates a raw `exec` config section; throws a `TypeError` naming the bad field. */
-export function parseExecConfig(raw: unknown, dataDir: string): ExecConfig {
+/**
+ * Validates a raw `exec` config section without resolving its paths (the
+ * policy's view; the backend calls {@linkcode parseExecConfig}); throws a
+ * `TypeError` naming the bad field.
+ */
+export function parseExecSettings(raw: unknown): ExecSettings {
   const c = parseConfigSection(_SCHEMA, raw, "exec");
   if (c.defaultTimeoutMs > c.maxTimeoutMs) {
     throw new TypeError(
       'invalid "exec" section in config.json: defaultTimeoutMs is larger than maxTimeoutMs',
     );
   }
+  return c;
+}
+
+/**
+ * Validates a raw `exec` config section and places its paths: `root` and
+ * `auditLog` relative to `dataDir`, checked not to overlap it; throws a
+ * `TypeError` naming the bad field.
+ */
+export function parseExecConfig(raw: unknown, dataDir: string): ExecConfig {
+  const c = parseExecSettings(raw);
   const base = resolve(dataDir);
   const root = resolve(base, c.root ?? `${base}-exec`);
   const readOnlyPaths = c.readOnlyPaths.map((p) => resolve(p));

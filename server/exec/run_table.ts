@@ -6,7 +6,7 @@
  */
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import { RequestError } from "../errors.ts";
-import type { ExecProcess } from "./exec_process.ts";
+import type { ExecRun } from "../backend/exec.ts";
 
 /** A stderr stream opened by `exec.stderr`, waiting for or used by a run. */
 export interface StderrSlot {
@@ -25,7 +25,7 @@ export const PAIRING_TIMEOUT_MS = 10_000;
 /** Exec state of one connection. */
 export class RunTable {
   /** Runs in progress by token. */
-  readonly runs: Map<string, ExecProcess> = new Map();
+  readonly runs: Map<string, ExecRun> = new Map();
   #slots = new Map<string, StderrSlot>();
   #waiters = new Map<string, { resolve(slot: StderrSlot): void; reject(e: Error): void }>();
   #closed = false;

@@ -27,8 +27,9 @@
  * @module
  */
 import { dirname, join } from "@std/path";
-import type { ExecConfig } from "./exec_config.ts";
-import { ExecSandboxError } from "./errors.ts";
+import type { ExecCaps } from "../backend/exec.ts";
+import { execCaps, type ExecConfig } from "../exec/exec_config.ts";
+import { ExecSandboxError } from "../exec/errors.ts";
 
 /** Where the user's exec directory appears inside the sandbox. */
 export const SANDBOX_WORK_DIR = "/work";
@@ -53,6 +54,8 @@ export interface LaunchRequest {
   userDir: string;
   /** The working directory on the host, inside `userDir`. */
   cwd: string;
+  /** Resource caps of the run. */
+  caps: ExecCaps;
 }
 
 const _SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -150,12 +153,13 @@ export class ExecSandbox {
   /** The program, arguments and credentials that run `req`. */
   launch(req: LaunchRequest): Launch {
     const c = this.config;
+    const caps = req.caps;
     const limits = [
-      `--nproc=${c.maxProcesses}`,
-      `--as=${c.maxMemoryBytes}`,
+      `--nproc=${caps.processes}`,
+      `--as=${caps.memoryBytes}`,
       // SIGXCPU at the limit, SIGKILL a second later for a process that ignores it.
-      `--cpu=${c.maxCpuSeconds}:${c.maxCpuSeconds + 1}`,
-      `--fsize=${c.maxFileBytes}`,
+      `--cpu=${caps.cpuSeconds}:${caps.cpuSeconds + 1}`,
+      `--fsize=${caps.fileBytes}`,
       "--core=0",
       "--",
     ];
@@ -195,7 +199,7 @@ export class ExecSandbox {
       "--dev",
       "/dev",
       "--size",
-      String(c.tmpBytes),
+      String(caps.tmpBytes),
       "--tmpfs",
       "/tmp",
       "--bind",
@@ -224,7 +228,7 @@ export class ExecSandbox {
   async probe(): Promise<void> {
     const c = this.config;
     const dir = await this.userDir(".probe");
-    const l = this.launch({ argv: ["true"], userDir: dir, cwd: dir });
+    const l = this.launch({ argv: ["true"], userDir: dir, cwd: dir, caps: execCaps(c) });
     const hint = `Install bubblewrap (apt-get install bubblewrap), or start with ` +
       `--exec-unsandboxed to run commands without a sandbox (unsafe: see docs/exec.md)`;
     const reach = this.drop

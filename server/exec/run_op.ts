@@ -1,0 +1,134 @@
+/**
+ * The `exec.run` operation: policy checks, the per-user cap, pairing with
+ * the `exec.stderr` stream, starting the run through the router, wiring the
+ * streams, and the audit record of the run or the refusal.
+ *
+ * @module
+ */
+import type { MuxStream } from "../../protocol/mux_stream.ts";
+import type { ExecBackend, ExecRun } from "../backend/exec.ts";
+import type { ClientContext } from "../context.ts";
+import { RequestError } from "../errors.ts";
+import { compactArgv, REFUSED_ARGV_BYTES, RUN_ARGV_BYTES } from "./audit_argv.ts";
+import type { ExecSettings } from "./exec_config.ts";
+import { checkAllowed, parseRunArgs, planRun, TOKEN_PATTERN } from "./exec_policy.ts";
+import type { RunTable } from "./run_table.ts";
+import { wireRun } from "./run_streams.ts";
+
+/** What {@linkcode runOp} shares with the rest of the feature. */
+export interface RunOpState {
+  settings: ExecSettings;
+  backend: ExecBackend;
+  /** Runs in progress per user, over all connections. */
+  perUser: Map<string, number>;
+  /** Every run in progress (killed at shutdown). */
+  live: Set<ExecRun>;
+  /** True once the feature is closing. */
+  closing(): boolean;
+}
+
+/** Validates a run token; throws `bad_request`. */
+export function parseToken(args: Record<string, unknown>): string {
+  const t = args.token;
+  if (typeof t !== "string" || !TOKEN_PATTERN.test(t)) {
+    throw new RequestError("bad_request", "token must be 8–64 of A-Z a-z 0-9 _ -");
+  }
+  return t;
+}
+
+/** Handles one `exec.run`; resolves with its reply. */
+export async function runOp(
+  state: RunOpState,
+  ctx: ClientContext,
+  runs: RunTable,
+  raw: Record<string, unknown>,
+  stream: MuxStream,
+): Promise<unknown> {
+  const { settings, backend } = state;
+  const startedAt = new Date().toISOString();
+  const token = parseToken(raw);
+  let argvForAudit: readonly string[] | null = null;
+  let counted = false;
+  try {
+    if (state.closing()) throw new RequestError("closed", "the server is shutting down");
+    checkAllowed(settings, ctx.user);
+    const args = parseRunArgs(raw);
+    if (runs.runs.has(token)) throw new RequestError("bad_request", "this token is in use");
+    const n = state.perUser.get(ctx.user.name) ?? 0;
+    if (n >= settings.maxPerUser) {
+      throw new RequestError(
+        "busy",
+        `${ctx.user.name} already has ${n} commands running (limit ${settings.maxPerUser})`,
+      );
+    }
+    state.perUser.set(ctx.user.name, n + 1);
+    counted = true;
+    const { plan, argv } = planRun(settings, { user: ctx.user.name, args });
+    argvForAudit = argv;
+    const slot = await runs.claim(token);
+    let run: ExecRun;
+    try {
+      run = await backend.router.open(backend.router.local, plan);
+    } catch (e) {
+      slot.reject(e as Error);
+      throw e;
+    }
+    runs.runs.set(token, run);
+    state.live.add(run);
+    try {
+      const lost = () => run.kill(ctx.session.state === "open" ? "client" : "disconnect");
+      const out = await wireRun(run, { run: stream, stderr: slot.stream }, lost);
+      slot.resolve({ bytes: out.stderrBytes });
+      await backend.audit.run({
+        start: startedAt,
+        user: ctx.user.name,
+        addr: ctx.addr,
+        ...compactArgv(run.argv, RUN_ARGV_BYTES),
+        cwd: run.cwd,
+        durationMs: out.durationMs,
+        code: out.code,
+        signal: out.signal,
+        timedOut: out.timedOut,
+        ...(out.killed ? { killed: out.killed } : {}),
+      });
+      return {
+        code: out.code,
+        signal: out.signal,
+        timedOut: out.timedOut,
+        durationMs: out.durationMs,
+      };
+    } finally {
+      runs.runs.delete(token);
+      state.live.delete(run);
+    }
+  } catch (e) {
+    runs.fail(token, e as Error);
+    if (e instanceof RequestError) {
+      await backend.audit.refused({
+        start: startedAt,
+        user: ctx.user.name,
+        addr: ctx.addr,
+        ...compactArgv(argvForAudit ?? _rawArgv(raw, settings.shellPath), REFUSED_ARGV_BYTES),
+        cwd: null,
+        durationMs: 0,
+        code: null,
+        signal: null,
+        refused: e.code,
+      }).catch(() => {});
+    }
+    throw e;
+  } finally {
+    if (counted) {
+      const left = (state.perUser.get(ctx.user.name) ?? 1) - 1;
+      if (left <= 0) state.perUser.delete(ctx.user.name);
+      else state.perUser.set(ctx.user.name, left);
+    }
+  }
+}
+
+/** The command line of a request refused before it was validated (cut later for the log). */
+function _rawArgv(raw: Record<string, unknown>, shellPath: string): string[] {
+  if (Array.isArray(raw.argv)) return raw.argv.slice(0, 4096).map((a) => String(a));
+  if (typeof raw.shell === "string") return [shellPath, "-c", raw.shell];
+  return [];
+}
