@@ -7,13 +7,19 @@
  * @module
  */
 import { ProtocolError } from "../../protocol/errors.ts";
+import type { Backend } from "../backend/mod.ts";
 import type { Feature, FeatureDeps } from "../feature.ts";
 import { parseChatConfig } from "./chat_config.ts";
 import { registerChatOps } from "./chat_ops.ts";
 import { ChatService } from "./chat_service.ts";
 
+/** What the chat feature needs: the chat and accounts backends, its config, the connections. */
+export type ChatDeps = Pick<FeatureDeps, "config" | "clients" | "log"> & {
+  backend: Pick<Backend, "chat" | "accounts">;
+};
+
 /** Creates the chat feature on the backend's chat part. */
-export function createChatFeature(deps: FeatureDeps): Promise<Feature> {
+export function createChatFeature(deps: ChatDeps): Promise<Feature> {
   const config = parseChatConfig(deps.config);
   const backend = deps.backend.chat;
   const chat = new ChatService({
