@@ -36,7 +36,7 @@ export type EmbeddedExecBackend = ExecBackend & AsyncDisposable & { close(): Pro
  * dir (symlinks followed).
  */
 export async function openEmbeddedExec(
-  config: ServerConfig,
+  config: Pick<ServerConfig, "dataDir" | "features">,
   log: Logger,
 ): Promise<EmbeddedExecBackend> {
   const c = parseExecConfig(config.features.exec, config.dataDir);
