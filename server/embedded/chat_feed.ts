@@ -47,7 +47,13 @@ export class OrderedFeed implements ChatFeed {
 
   /** Settles `id`: `msg` when it is stored, null when its append failed. */
   settle(id: number, msg: ChatMessage | null): void {
-    const slot = this.#slots.find((s, i) => i >= this.#head && s.id === id);
+    let lo = this.#head, hi = this.#slots.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#slots[mid]!.id < id) lo = mid + 1;
+      else hi = mid;
+    }
+    const slot = this.#slots[lo]?.id === id ? this.#slots[lo] : undefined;
     if (!slot || slot.msg !== undefined) throw new RangeError(`feed id ${id} is not pending`);
     slot.msg = msg;
     this.#drain();

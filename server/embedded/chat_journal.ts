@@ -14,6 +14,12 @@
  * never stops the server from starting. Compaction writes a new file beside
  * the old one and renames it over.
  *
+ * Loading reads a file whole and splits it rather than streaming it through
+ * `TextLineStream`: a journal is bounded (twice its history limit), and with
+ * many small journals (one per room and per user) the stream's per-file setup
+ * made start-up about three times slower (500 files of 100 lines: 45–80 ms
+ * read whole, 155–350 ms streamed).
+ *
  * @module
  */
 
