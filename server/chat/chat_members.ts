@@ -1,6 +1,6 @@
 /**
- * This node's chat connections: per-connection state (kept in a `WeakMap`
- * keyed by the connection, not in a shared bag), who is in which room here,
+ * This node's chat connections: per-connection state (a
+ * {@linkcode ConnectionState} owned by the chat feature), who is in which room here,
  * and this node's entries in {@linkcode Presence}.
  *
  * A connection that is joining a room *holds* that room's live messages
@@ -10,6 +10,7 @@
  * @module
  */
 import type { ChatMessage, Presence } from "../backend/chat.ts";
+import { ConnectionState } from "../connection_state.ts";
 import type { ClientContext } from "../context.ts";
 
 /** Live messages of one room held for a connection while it joins. */
@@ -31,7 +32,7 @@ export interface ChatConn {
 
 /** Connections of this node and the rooms they are in. */
 export class ChatMembers {
-  #conns = new WeakMap<ClientContext, ChatConn>();
+  #conns = new ConnectionState<ChatConn>((ctx) => this.#open(ctx));
   #byUser = new Map<string, Set<ChatConn>>();
   #rooms = new Map<string, Set<ChatConn>>();
   /** Per user: per room, how many of their connections here are in it. */
@@ -44,22 +45,24 @@ export class ChatMembers {
 
   /** The chat state of a connection (created, and shown online, on first use). */
   conn(ctx: ClientContext): ChatConn {
-    let c = this.#conns.get(ctx);
-    if (!c) {
-      c = { ctx, rooms: new Set(), listening: false, holding: new Map() };
-      this.#conns.set(ctx, c);
-      const user = ctx.user.name;
-      let set = this.#byUser.get(user);
-      if (!set) this.#byUser.set(user, set = new Set());
-      set.add(c);
-      this.publish(user);
-    }
+    return this.#conns.get(ctx);
+  }
+
+  #open(ctx: ClientContext): ChatConn {
+    const c: ChatConn = { ctx, rooms: new Set(), listening: false, holding: new Map() };
+    // a request that outlived its session must not show the user online again
+    if (ctx.session.state !== "open") return c;
+    const user = ctx.user.name;
+    let set = this.#byUser.get(user);
+    if (!set) this.#byUser.set(user, set = new Set());
+    set.add(c);
+    this.publish(user);
     return c;
   }
 
   /** The chat state of a connection, if it has one. */
   peek(ctx: ClientContext): ChatConn | undefined {
-    return this.#conns.get(ctx);
+    return this.#conns.peek(ctx);
   }
 
   /** Forgets a closed connection (after it left its rooms). */
