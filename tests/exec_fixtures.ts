@@ -7,7 +7,6 @@
  */
 import { DEFAULT_EXEC_ALLOW } from "../server/exec/exec_config.ts";
 import { concat } from "@std/bytes/concat";
-import type { ParleyClient } from "../client/client.ts";
 import { type ExecRequest, type ExecResult, RemoteExec } from "../client/exec_remote.ts";
 import { startTestServer, type TestServer } from "./helpers.ts";
 
@@ -61,7 +60,7 @@ export interface Collected {
 
 /** Runs `request`, sends `stdin` (then EOF) and collects everything. */
 export async function collect(
-  client: ParleyClient,
+  client: Parameters<typeof RemoteExec.start>[0],
   request: ExecRequest,
   stdin?: string | Uint8Array,
 ): Promise<Collected> {

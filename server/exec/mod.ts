@@ -15,6 +15,7 @@
  */
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import type { ExecRun, ExecSignal } from "../backend/exec.ts";
+import type { Backend } from "../backend/mod.ts";
 import { ConnectionState } from "../connection_state.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
@@ -52,7 +53,9 @@ function _need(stream: MuxStream | undefined): MuxStream {
  * `TypeError` naming the field (the backend, opened first, reports them
  * the same way).
  */
-export function createExecFeature(deps: FeatureDeps): Promise<Feature> {
+export function createExecFeature(
+  deps: Pick<FeatureDeps, "config"> & { backend: Pick<Backend, "exec"> },
+): Promise<Feature> {
   const settings = parseExecSettings(deps.config);
   if (!settings.enabled) return Promise.resolve(_disabledFeature(settings));
   const backend = deps.backend.exec;
