@@ -8,7 +8,7 @@ import type { ClientContext } from "./context.ts";
 import type { Logger } from "./log.ts";
 import type { OpRegistry } from "./registry.ts";
 import type { Backend } from "./backend/mod.ts";
-import type { Account, Accounts } from "./backend/accounts.ts";
+import type { Account } from "./backend/accounts.ts";
 
 /** Read-only view of the connected clients, for features that fan out. */
 export interface ClientDirectory {
@@ -20,14 +20,10 @@ export interface ClientDirectory {
 
 /** What a feature gets when it is created. */
 export interface FeatureDeps {
-  /** Server data directory (already created). */
-  dataDir: string;
   /** Storage and delivery: the only way a feature reaches stored data. */
   backend: Backend;
   /** This feature's raw config section (validate it). */
   config: unknown;
-  /** Account store. Deprecated: the same as `backend.accounts`; use that. */
-  users: Accounts;
   /** Connected clients. */
   clients: ClientDirectory;
   /** Logger; never pass secrets. */

@@ -116,13 +116,7 @@ export class ParleyServer implements ClientDirectory {
     }
     const server = new ParleyServer(config, backend, listener, log);
     try {
-      const deps = {
-        dataDir: config.dataDir,
-        backend,
-        users: backend.accounts,
-        clients: server,
-        log,
-      };
+      const deps = { backend, clients: server, log };
       server.#features = options.features
         ? options.features(deps, config)
         : await createFeatures(deps, config);
