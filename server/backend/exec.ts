@@ -9,7 +9,10 @@
  * Every implementation keeps these guarantees:
  * - **Nothing outlives a run.** When {@linkcode ExecRun.outcome} resolves,
  *   the command's whole process group — in a sandbox its whole pid
- *   namespace, daemons included — is gone.
+ *   namespace, daemons included — has ended, or has been sent SIGKILL and
+ *   runs no further (the kernel may take a moment to reap it). Only
+ *   without a sandbox (`--exec-unsandboxed`) can a process that started a
+ *   session of its own escape the group (docs/exec.md).
  * - **Output is never buffered without bound.** stdout and stderr are read
  *   from the command only as fast as the consumer reads them (a command that
  *   prints forever while nobody reads is paused by its pipe); stdin accepts
@@ -112,9 +115,10 @@ export interface ExecRun {
   /** False once the command has exited. */
   readonly running: boolean;
   /**
-   * Resolves once the command has exited, nothing of it is left, and both
-   * output streams have ended (read to their end or cancelled) — or at
-   * once after a kill. Never rejects.
+   * Resolves once the command has exited, the rest of its group or
+   * namespace is gone or killed, and both output streams have ended (read
+   * to their end or cancelled) — after a kill without waiting for the
+   * streams. Never rejects. The timeout runs until it resolves.
    */
   readonly outcome: Promise<ExecOutcome>;
   /** Sends `sig` to the command's whole process group; a no-op once it exited. */
