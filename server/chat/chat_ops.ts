@@ -191,14 +191,14 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     );
     if (a.user === ctx.user.name) throw new RequestError("bad_request", "you cannot ban yourself");
     if (a.off) {
-      await chat.unban(a.user);
-      return _banned(chat.bans());
+      await chat.moderation.unban(a.user);
+      return _banned(chat.moderation.bans());
     }
     if (!(await chat.userExists(a.user))) {
       throw new RequestError("not_found", `no user named ${a.user}`);
     }
-    const closed = await chat.ban(a.user, ctx.user.name, a.reason);
-    return { ..._banned(chat.bans()), disconnected: closed };
+    const closed = await chat.moderation.ban(a.user, ctx.user.name, a.reason);
+    return { ..._banned(chat.moderation.bans()), disconnected: closed };
   });
 
   registry.register("chat.mute", async (ctx, args) => {
@@ -213,8 +213,8 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       "chat.mute",
     );
     if (a.off) {
-      await chat.mute(a.user, undefined);
-      chat.notify(a.user, `${ctx.user.name} unmuted you`);
+      await chat.moderation.mute(a.user, undefined);
+      chat.moderation.notify(a.user, `${ctx.user.name} unmuted you`);
       return { muted: false };
     }
     if (!(await chat.userExists(a.user))) {
@@ -222,8 +222,8 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     }
     const minutes = a.minutes ?? 10;
     const until = Date.now() + minutes * 60_000;
-    await chat.mute(a.user, { by: ctx.user.name, until });
-    chat.notify(
+    await chat.moderation.mute(a.user, { by: ctx.user.name, until });
+    chat.moderation.notify(
       a.user,
       `${ctx.user.name} muted you for ${minutes} minute${minutes === 1 ? "" : "s"}`,
     );

@@ -17,14 +17,16 @@
  */
 import { encodeEvent } from "../../protocol/session.ts";
 import type { Accounts } from "../backend/accounts.ts";
-import type { ChatBackend, HistoryPage, PolicyChange } from "../backend/chat.ts";
+import type { ChatBackend, HistoryPage } from "../backend/chat.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { ClientDirectory } from "../feature.ts";
 import type { Logger } from "../log.ts";
 import type { ChatConfig } from "./chat_config.ts";
 import { ChatDelivery } from "./chat_delivery.ts";
+import { storeError } from "./chat_errors.ts";
 import { type ChatConn, ChatMembers } from "./chat_members.ts";
+import { ChatModeration } from "./chat_moderation.ts";
 import { type ChatMessage, type FileRef, findMentions } from "./chat_message.ts";
 import { fitList, jsonBytes, MAX_MESSAGE_JSON, REPLY_BUDGET, USERS_BUDGET } from "./chat_pager.ts";
 import { FloodControl } from "./flood_control.ts";
@@ -48,6 +50,8 @@ const _ENC = new TextEncoder();
 /** Chat of one server node. */
 export class ChatService {
   readonly config: ChatConfig;
+  /** Bans, mutes and notices. */
+  readonly moderation: ChatModeration;
   #backend: ChatBackend;
   #accounts: Pick<Accounts, "get">;
   #clients: ClientDirectory;
@@ -76,10 +80,12 @@ export class ChatService {
       policy: deps.backend.policy,
       clients: deps.clients,
     });
-    this.#stop.push(
-      deps.backend.feed.subscribe((m) => this.#delivery.deliver(m)),
-      deps.backend.policy.subscribe((c) => this.#policyChanged(c)),
-    );
+    this.moderation = new ChatModeration({
+      policy: deps.backend.policy,
+      clients: deps.clients,
+      log: deps.log,
+    });
+    this.#stop.push(deps.backend.feed.subscribe((m) => this.#delivery.deliver(m)));
   }
 
   /** The chat state of a connection (created on first use). */
@@ -94,12 +100,7 @@ export class ChatService {
 
   /** Shows a new connection online; refuses a banned user's connection. */
   login(ctx: ClientContext): void {
-    this.#members.conn(ctx);
-    const ban = this.#backend.policy.ban(ctx.user.name);
-    if (ban) {
-      this.#log.info("banned user refused", { user: ctx.user.name });
-      this.#close(ctx, `you are banned from this server${_why(ban.reason)}`);
-    }
+    if (!this.moderation.refuse(ctx)) this.#members.conn(ctx);
   }
 
   /** Removes a closed connection from its rooms and tells the rooms. */
@@ -256,26 +257,13 @@ export class ChatService {
     try {
       return await this.#backend.log.append(msg);
     } catch (e) {
-      throw this.#storeError(e, msg);
+      const cause = (e as Error)?.cause ?? e;
+      this.#log.error("chat message not stored", {
+        from: msg.from,
+        error: (cause as Error)?.message ?? String(cause),
+      });
+      throw storeError(e);
     }
-  }
-
-  /** The request error for a message that could not be stored. */
-  #storeError(e: unknown, msg: Omit<ChatMessage, "id">): RequestError {
-    if (e instanceof RequestError) return e;
-    const cause = (e as Error)?.cause ?? e;
-    this.#log.error("chat message not stored", {
-      from: msg.from,
-      error: (cause as Error)?.message ?? String(cause),
-    });
-    if (_isDiskFull(cause)) {
-      return new RequestError(
-        "disk_full",
-        "the server's disk is full; the message was not stored. Try again later",
-        { cause: e },
-      );
-    }
-    return new RequestError("internal", "the server could not store the message", { cause: e });
   }
 
   /** A page of a room's or of the user's direct-message history, without ignored users. */
@@ -358,62 +346,11 @@ export class ChatService {
     return n;
   }
 
-  /** Banned user names. */
-  bans(): string[] {
-    return this.#backend.policy.bans();
-  }
-
-  /**
-   * Bans `user` (every node closes their connections when it hears of it);
-   * returns how many connections of theirs this node had.
-   */
-  async ban(user: string, by: string, reason?: string): Promise<number> {
-    const n = this.#clients.byUser(user).length;
-    await this.#backend.policy.setBan(user, { by, ...(reason ? { reason } : {}) });
-    this.#log.info("user banned", { user, by });
-    return n;
-  }
-
-  /** Lifts `user`'s ban; `not_found` when there is none. */
-  async unban(user: string): Promise<void> {
-    if (!this.#backend.policy.ban(user)) {
-      throw new RequestError("not_found", `${user} is not banned`);
-    }
-    await this.#backend.policy.setBan(user, undefined);
-  }
-
-  /** Mutes `user` until `until`, or (undefined) unmutes, and tells them. */
-  async mute(user: string, mute: { by: string; until: number } | undefined): Promise<void> {
-    await this.#backend.policy.setMute(user, mute);
-  }
-
-  /** Tells every connection of `user` something (moderation notices). */
-  notify(user: string, text: string): void {
-    for (const ctx of this.#clients.byUser(user)) ctx.session.emit("chat.notice", { text });
-  }
-
   /** Stops listening to the backend and drops held messages. Idempotent. */
   close(): void {
     for (const stop of this.#stop.splice(0)) stop();
+    this.moderation.close();
     this.#delivery.close();
-  }
-
-  #policyChanged(change: PolicyChange): void {
-    if (change.kind !== "ban" || !change.ban) return;
-    const { by, reason } = change.ban;
-    for (const ctx of this.#clients.byUser(change.user)) {
-      this.#close(ctx, `you were banned by ${by}${_why(reason)}`);
-    }
-  }
-
-  /** Closes a connection with a `forbidden` error; the close runs on, and its failure is logged. */
-  #close(ctx: ClientContext, why: string): void {
-    void ctx.session.close(new RequestError("forbidden", why)).catch((e: unknown) => {
-      this.#log.error("cannot close a banned user's connection", {
-        user: ctx.user.name,
-        error: (e as Error).message,
-      });
-    });
   }
 
   #removeMember(c: ChatConn, room: string, extra: Record<string, unknown>): void {
@@ -429,14 +366,4 @@ export class ChatService {
       if (m !== except) m.ctx.session.emitEncoded(encoded);
     }
   }
-}
-
-function _why(reason: string | undefined): string {
-  return reason ? `: ${reason}` : "";
-}
-
-/** Whether `e` says the disk (or the user's share of it) is full. */
-function _isDiskFull(e: unknown): boolean {
-  return (e as { code?: unknown } | undefined)?.code === "ENOSPC" ||
-    (e instanceof Error && /no space left on device/i.test(e.message));
 }
