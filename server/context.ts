@@ -5,7 +5,7 @@
  * the commands running) keeps it in a `ConnectionState<T>` from
  * `connection_state.ts` (or its own `WeakMap<ClientContext, T>`), created in
  * the feature's factory: typed, private to the feature, and dropped with
- * the connection. The `state` map below is on its way out.
+ * the connection.
  *
  * @module
  */
@@ -26,9 +26,4 @@ export interface ClientContext {
   readonly addr: string;
   /** The session; use `emit` to push events to this client. */
   readonly session: Session;
-  /**
-   * Untyped per-feature connection state. Deprecated: use a
-   * `ConnectionState<T>` (`connection_state.ts`) owned by the feature.
-   */
-  readonly state: Map<string, unknown>;
 }

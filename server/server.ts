@@ -403,7 +403,6 @@ export class ParleyServer implements ClientDirectory {
       let ready!: (ok: boolean) => void;
       const loggedIn = new Promise<boolean>((r) => (ready = r));
       const connId = this.#nextConnId++;
-      const state = new Map<string, unknown>();
       // deno-lint-ignore prefer-const
       let ctx: _LiveClient;
       const budget = this.budgets.open(user.name);
@@ -432,7 +431,7 @@ export class ParleyServer implements ClientDirectory {
           })().finally(done);
         },
       });
-      ctx = { connId, user, addr, session, state };
+      ctx = { connId, user, addr, session };
       this.#clients.set(connId, ctx);
       let set = this.#byUser.get(user.name);
       if (!set) this.#byUser.set(user.name, set = new Set());

@@ -70,7 +70,6 @@ async function _start(chat: Record<string, unknown> = {}): Promise<_Harness> {
         user: account,
         addr: "memory",
         session: undefined as unknown as Session,
-        state: new Map(),
       };
       const server = new Session({
         ...serverLink,

@@ -43,7 +43,6 @@ async function _start(files: Record<string, unknown> = {}): Promise<_Harness> {
         user: { name: user, admin: false, exec: false, created: "", keyId: "" },
         addr: "memory",
         session: undefined as unknown as Session,
-        state: new Map(),
       };
       const server = new Session({
         ...serverLink,
