@@ -9,7 +9,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
 import { RemoteError } from "../protocol/errors.ts";
 import { Session } from "../protocol/session.ts";
-import type { ChatMessage } from "../server/backend/chat.ts";
+import type { ChatBackend, ChatLog, ChatMessage } from "../server/backend/chat.ts";
 import { createChatFeature } from "../server/chat/mod.ts";
 import type { ClientContext } from "../server/context.ts";
 import { openEmbeddedAccounts } from "../server/embedded/accounts.ts";
@@ -33,7 +33,10 @@ interface _Harness extends AsyncDisposable {
   connect(user: string, rights?: { admin?: boolean }): Promise<_Conn>;
 }
 
-async function _start(chat: Record<string, unknown> = {}): Promise<_Harness> {
+async function _start(
+  chat: Record<string, unknown> = {},
+  wrap: (b: ChatBackend) => ChatBackend = (b) => b,
+): Promise<_Harness> {
   const dataDir = await Deno.makeTempDir({ prefix: "parley-chat-feature-" });
   const log = new Logger({ level: "error", sink: () => {} });
   const accounts = await openEmbeddedAccounts({ dataDir }, log);
@@ -44,7 +47,7 @@ async function _start(chat: Record<string, unknown> = {}): Promise<_Harness> {
     byUser: (name: string) => [...contexts].filter((c) => c.user.name === name),
   };
   const feature = await createChatFeature({
-    backend: { chat: backend, accounts },
+    backend: { chat: wrap(backend), accounts },
     config: chat,
     clients,
     log,
@@ -262,4 +265,71 @@ Deno.test("chat feature: who and rooms come from presence across a user's connec
     users: { name: string }[];
   };
   assertEquals(after.users.map((u) => u.name), ["bob"]);
+});
+
+/** A log whose history reads wait at a gate while it is closed, as a slow network read would. */
+class _GatedLog implements ChatLog {
+  #inner: ChatLog;
+  #open: Promise<void> = Promise.resolve();
+  #release: () => void = () => {};
+  /** Page reads waiting at the gate. */
+  waiting = 0;
+
+  constructor(inner: ChatLog) {
+    this.#inner = inner;
+  }
+
+  close(): void {
+    this.#open = new Promise((r) => (this.#release = r));
+  }
+
+  open(): void {
+    this.#release();
+  }
+
+  epoch = (): string => this.#inner.epoch();
+  append: ChatLog["append"] = (m) => this.#inner.append(m);
+  get: ChatLog["get"] = (id, user) => this.#inner.get(id, user);
+  gap: ChatLog["gap"] = (room, after) => this.#inner.gap(room, after);
+  rooms = (): string[] => this.#inner.rooms();
+  hasRoom = (room: string): boolean => this.#inner.hasRoom(room);
+  page: ChatLog["page"] = async (where, q) => {
+    this.waiting++;
+    await this.#open;
+    this.waiting--;
+    return await this.#inner.page(where, q);
+  };
+}
+
+Deno.test("chat feature: messages stored while a join reads history are held, then follow its reply above the watermark", async () => {
+  let gated: _GatedLog | undefined;
+  await using h = await _start(
+    {},
+    (b) => ({ ...b, log: gated = new _GatedLog(b.log) }),
+  );
+  const bob = await h.connect("bob");
+  await bob.session.call("chat.join", { room: "lobby" });
+  const before = await bob.session.call("chat.send", { room: "lobby", text: "before" }) as {
+    id: string;
+  };
+  const ada = await h.connect("ada");
+  gated!.close();
+  const join = ada.session.call("chat.join", { room: "lobby" }) as Promise<{
+    history: ChatMessage[];
+  }>;
+  await waitFor(() => gated!.waiting > 0, "the join to read history");
+  const during: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await bob.session.call("chat.send", { room: "lobby", text: `during ${i}` });
+    during.push((r as { id: string }).id);
+  }
+  // the feed handed these out before their sends were acknowledged; a ping is answered after
+  // anything the server queued for ada before it, so nothing was sent to ada yet
+  await ada.session.ping();
+  assertEquals(ada.msgs, [], "a message reached the joining connection before its join reply");
+  gated!.open();
+  const reply = await join;
+  assertEquals(reply.history.map((m) => m.id), [before.id], "history went past the watermark");
+  await waitFor(() => ada.msgs.length >= during.length, "the held messages");
+  assertEquals(ada.msgs.map((m) => m.id), during);
 });
