@@ -196,8 +196,12 @@ export interface UserPresence {
 
 /**
  * Who is online, on which node, in which rooms. A node sets its own users'
- * entries; reads merge every node's entries (embedded: this process only;
- * cluster: entries of nodes that stopped refreshing them expire).
+ * entries; reads merge every node's entries. Embedded: this process only,
+ * and a change is visible (and subscribers called) before `set` returns.
+ * Cluster (CLUSTER.md §3.8): `set` is synchronous and local; the node
+ * gathers its entries into one shared record, written soon after a change
+ * and refreshed periodically, and the entries of a node that stopped
+ * refreshing expire. Reads are synchronous, from this node's merged copy.
  */
 export interface Presence {
   /** This node's name. */
@@ -218,8 +222,12 @@ export interface Presence {
 
 /** Everything chat stores or shares between nodes. */
 export interface ChatBackend {
+  /** Stored history and ids. */
   readonly log: ChatLog;
+  /** Live delivery of appended messages, in id order. */
   readonly feed: ChatFeed;
+  /** Bans, mutes, ignores and DM delivery marks. */
   readonly policy: ChatPolicy;
+  /** Who is online where. */
   readonly presence: Presence;
 }
