@@ -13,7 +13,8 @@
 import type { ExecKillReason, ExecOutcome, ExecRun, ExecSignal } from "../backend/exec.ts";
 import { RequestError } from "../errors.ts";
 import type { GroupSignaller } from "./exec_group_signaller.ts";
-import { type Launch, signalFromStatus } from "./exec_sandbox.ts";
+import type { Launch } from "./exec_sandbox.ts";
+import { signalFromStatus } from "./exec_signals.ts";
 
 /** What {@linkcode ExecProcess.spawn} needs besides the launch. */
 export interface SpawnOptions {

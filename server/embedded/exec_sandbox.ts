@@ -26,10 +26,10 @@
  *
  * @module
  */
-import { dirname, join } from "@std/path";
+import { join } from "@std/path";
 import type { ExecCaps } from "../backend/exec.ts";
-import { execCaps, type ExecConfig } from "../exec/exec_config.ts";
-import { ExecSandboxError } from "../exec/errors.ts";
+import type { ExecConfig } from "../exec/exec_config.ts";
+import { prepareExecRoot, writeSandboxEtc } from "./exec_root.ts";
 
 /** Where the user's exec directory appears inside the sandbox. */
 export const SANDBOX_WORK_DIR = "/work";
@@ -77,7 +77,6 @@ const _ETC_NETWORK = [
   "ssl",
   "ca-certificates",
 ];
-const _PROBE_TIMEOUT_MS = 15_000;
 /**
  * Closes every descriptor above stderr, then runs its arguments. bwrap
  * passes on whatever the server inherited without close-on-exec (from the
@@ -121,20 +120,10 @@ export class ExecSandbox {
    */
   static async create(config: ExecConfig, serverUid: number): Promise<ExecSandbox> {
     const drop = serverUid === 0 ? { uid: config.runAsUid, gid: config.runAsGid } : null;
-    await _prepareRoot(config.root, drop ? 0o711 : 0o700);
-    const etcDir = join(config.root, ".etc"); // user names cannot start with "."
-    await Deno.mkdir(etcDir, { recursive: true, mode: 0o755 });
-    await Deno.chmod(etcDir, 0o755);
+    await prepareExecRoot(config.root, drop ? 0o711 : 0o700);
     const uid = drop?.uid ?? serverUid;
-    const gid = drop?.gid ?? uid;
-    const passwd = ["root:x:0:0:root:/root:/usr/sbin/nologin"];
-    const group = ["root:x:0:"];
-    if (uid !== 65534) passwd.push(`parley:x:${uid}:${gid}:parley:${SANDBOX_WORK_DIR}:/bin/sh`);
-    if (gid !== 65534) group.push(`parley:x:${gid}:`);
-    passwd.push("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin");
-    group.push("nogroup:x:65534:");
-    await Deno.writeTextFile(join(etcDir, "passwd"), passwd.join("\n") + "\n", { mode: 0o644 });
-    await Deno.writeTextFile(join(etcDir, "group"), group.join("\n") + "\n", { mode: 0o644 });
+    const ids = { uid, gid: drop?.gid ?? uid };
+    const etcDir = await writeSandboxEtc(config.root, ids, SANDBOX_WORK_DIR);
     return new ExecSandbox(config, drop, await _systemArgs(config), etcDir);
   }
 
@@ -220,96 +209,6 @@ export class ExecSandbox {
     ];
     return { program: c.envPath, args, cwd: req.userDir, sandboxed: true, ...creds };
   }
-
-  /**
-   * Runs `true` in the sandbox once; throws {@linkcode ExecSandboxError}
-   * naming what to install or grant when that fails.
-   */
-  async probe(): Promise<void> {
-    const c = this.config;
-    const dir = await this.userDir(".probe");
-    const l = this.launch({ argv: ["true"], userDir: dir, cwd: dir, caps: execCaps(c) });
-    const hint = `Install bubblewrap (apt-get install bubblewrap), or start with ` +
-      `--exec-unsandboxed to run commands without a sandbox (unsafe: see docs/exec.md)`;
-    const reach = this.drop
-      ? `Check that uid ${this.drop.uid} can reach ${c.root} (every directory above it ` +
-        `searchable by others: chmod o+x). `
-      : "";
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(l.program, {
-        args: l.args,
-        cwd: l.cwd,
-        clearEnv: true,
-        env: { PATH: "/usr/bin:/bin" },
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-        ...(l.uid !== undefined ? { uid: l.uid, gid: l.gid } : {}),
-      }).spawn();
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new ExecSandboxError(`exec: no sandbox: ${c.envPath} was not found`, { cause: e });
-      }
-      if (e instanceof Deno.errors.NotCapable) {
-        throw new ExecSandboxError(
-          `exec: no sandbox: Deno's permissions do not allow running ${c.envPath}; ` +
-            `add ${c.envPath} and ${c.bwrapPath} to --allow-run (docs/exec.md)`,
-          { cause: e },
-        );
-      }
-      throw new ExecSandboxError(
-        `exec: no sandbox: cannot start ${c.bwrapPath} (${(e as Error).message}). ${reach}${hint}`,
-        { cause: e },
-      );
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, _PROBE_TIMEOUT_MS);
-    const out = await child.output().finally(() => clearTimeout(timer));
-    if (out.code === 127) {
-      throw new ExecSandboxError(`exec: no sandbox: ${c.bwrapPath} was not found. ${hint}`);
-    }
-    if (out.code !== 0) {
-      const why = new TextDecoder().decode(out.stderr).trim().slice(0, 500) ||
-        `exit ${out.code}`;
-      throw new ExecSandboxError(
-        `exec: no sandbox: ${c.bwrapPath} could not run a command (${why}). ${reach}${hint}`,
-      );
-    }
-  }
-}
-
-/**
- * Creates the exec root with `mode`, or checks an existing one: a directory
- * that others may read or write (a shared dir such as /tmp) is refused, and
- * its mode is never changed.
- */
-async function _prepareRoot(root: string, mode: number): Promise<void> {
-  try {
-    try {
-      await Deno.mkdir(root, { mode });
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-      await Deno.mkdir(dirname(root), { recursive: true });
-      await Deno.mkdir(root, { mode });
-    }
-    await Deno.chmod(root, mode); // whatever the umask
-    return;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-  }
-  const st = await Deno.stat(root);
-  const bad = (why: string) =>
-    new TypeError(
-      `invalid "exec" section in config.json: root ${root} ${why}; use a dedicated directory`,
-    );
-  if (!st.isDirectory) throw bad("is not a directory");
-  if (st.mode !== null && (st.mode & 0o7066) !== 0) {
-    throw bad(`is readable or writable by others (mode ${(st.mode & 0o7777).toString(8)})`);
-  }
 }
 
 /**
@@ -337,36 +236,4 @@ async function _systemArgs(c: ExecConfig): Promise<string[]> {
   }
   for (const p of c.readOnlyPaths) args.push("--ro-bind", p, p);
   return args;
-}
-
-/** Linux signal numbers, for relaying a sandboxed command's 128+n exit status. */
-const _SIGNALS: Record<number, Deno.Signal> = {
-  1: "SIGHUP",
-  2: "SIGINT",
-  3: "SIGQUIT",
-  4: "SIGILL",
-  5: "SIGTRAP",
-  6: "SIGABRT",
-  7: "SIGBUS",
-  8: "SIGFPE",
-  9: "SIGKILL",
-  10: "SIGUSR1",
-  11: "SIGSEGV",
-  12: "SIGUSR2",
-  13: "SIGPIPE",
-  14: "SIGALRM",
-  15: "SIGTERM",
-  24: "SIGXCPU",
-  25: "SIGXFSZ",
-  26: "SIGVTALRM",
-  27: "SIGPROF",
-  31: "SIGSYS",
-};
-
-/**
- * bwrap's init exits with 128+n when the command is killed by signal n (as
- * a shell reports it); this maps such a status back to the signal.
- */
-export function signalFromStatus(code: number): Deno.Signal | null {
-  return code > 128 ? _SIGNALS[code - 128] ?? null : null;
 }

@@ -8,10 +8,13 @@
  * @module
  */
 import { basename, dirname, join } from "@std/path";
-import { checkExecPlacement, type ExecConfig } from "../exec/exec_config.ts";
+import { ExecSandboxError } from "../exec/errors.ts";
+import { checkExecPlacement, execCaps, type ExecConfig } from "../exec/exec_config.ts";
 import type { Logger } from "../log.ts";
 import { GroupSignaller } from "./exec_group_signaller.ts";
 import { ExecSandbox } from "./exec_sandbox.ts";
+
+const _PROBE_TIMEOUT_MS = 15_000;
 
 /** The real path of `path`, or of its nearest existing ancestor with the rest appended. */
 async function _realPathOfNearest(path: string): Promise<string> {
@@ -68,7 +71,7 @@ export async function prepareExecHost(
     checkExecPlacement(dataReal, await Deno.realPath(config.root), config.readOnlyPaths);
   }
   if (config.sandbox) {
-    await sandbox.probe();
+    await _probe(sandbox);
   } else {
     log.warn(
       "exec: commands run WITHOUT a sandbox (--exec-unsandboxed): they can read everything " +
@@ -87,4 +90,64 @@ export async function prepareExecHost(
     );
   }
   return { sandbox, signaller };
+}
+
+/**
+ * Runs `true` in the sandbox once; throws {@linkcode ExecSandboxError}
+ * naming what to install or grant when that fails.
+ */
+async function _probe(sandbox: ExecSandbox): Promise<void> {
+  const c = sandbox.config;
+  const dir = await sandbox.userDir(".probe");
+  const l = sandbox.launch({ argv: ["true"], userDir: dir, cwd: dir, caps: execCaps(c) });
+  const hint = `Install bubblewrap (apt-get install bubblewrap), or start with ` +
+    `--exec-unsandboxed to run commands without a sandbox (unsafe: see docs/exec.md)`;
+  const reach = sandbox.drop
+    ? `Check that uid ${sandbox.drop.uid} can reach ${c.root} (every directory above it ` +
+      `searchable by others: chmod o+x). `
+    : "";
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(l.program, {
+      args: l.args,
+      cwd: l.cwd,
+      clearEnv: true,
+      env: { PATH: "/usr/bin:/bin" },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      ...(l.uid !== undefined ? { uid: l.uid, gid: l.gid } : {}),
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ExecSandboxError(`exec: no sandbox: ${c.envPath} was not found`, { cause: e });
+    }
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new ExecSandboxError(
+        `exec: no sandbox: Deno's permissions do not allow running ${c.envPath}; ` +
+          `add ${c.envPath} and ${c.bwrapPath} to --allow-run (docs/exec.md)`,
+        { cause: e },
+      );
+    }
+    throw new ExecSandboxError(
+      `exec: no sandbox: cannot start ${c.bwrapPath} (${(e as Error).message}). ${reach}${hint}`,
+      { cause: e },
+    );
+  }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, _PROBE_TIMEOUT_MS);
+  const out = await child.output().finally(() => clearTimeout(timer));
+  if (out.code === 127) {
+    throw new ExecSandboxError(`exec: no sandbox: ${c.bwrapPath} was not found. ${hint}`);
+  }
+  if (out.code !== 0) {
+    const why = new TextDecoder().decode(out.stderr).trim().slice(0, 500) ||
+      `exit ${out.code}`;
+    throw new ExecSandboxError(
+      `exec: no sandbox: ${c.bwrapPath} could not run a command (${why}). ${reach}${hint}`,
+    );
+  }
 }
