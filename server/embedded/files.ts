@@ -12,6 +12,7 @@ import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { parseFileConfig } from "../files/file_config.ts";
 import { DiskFileStore } from "./files_file_store.ts";
+import { DiskPartials } from "./files_partials.ts";
 import { DiskShares } from "./files_shares.ts";
 import { DiskStore } from "./files_store.ts";
 import { DiskUploads } from "./files_uploads.ts";
@@ -36,10 +37,11 @@ export async function openEmbeddedFiles(
   await disk.init();
   const shares = new DiskShares(disk);
   await shares.init();
-  const uploads = new DiskUploads(disk, log);
-  await uploads.init();
+  const partials = new DiskPartials(disk);
+  await partials.init();
+  const uploads = new DiskUploads(disk, partials, log);
   const sweep = (now = Date.now()) =>
-    uploads.sweep(fileConfig.partialTtlHours * 3600_000, fileConfig.maxPartialsPerUser, now);
+    partials.sweep(fileConfig.partialTtlHours * 3600_000, fileConfig.maxPartialsPerUser, now);
   await sweep();
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {

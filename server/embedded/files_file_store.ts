@@ -20,7 +20,8 @@ import { RequestError } from "../errors.ts";
 import { displayPath } from "../files/remote_path.ts";
 import { checkEntries, reservedBytes } from "./files_ledger.ts";
 import { DiskFileReader } from "./files_reader.ts";
-import { type DiskStore, toEntry } from "./files_store.ts";
+import { toEntry } from "./files_fs.ts";
+import type { DiskStore } from "./files_store.ts";
 import type { DiskUploads } from "./files_uploads.ts";
 
 /** File operations over a {@linkcode DiskStore}. */

@@ -10,7 +10,7 @@
 import type { FileEntry, FileReader } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 import { ChecksumCache } from "./files_checksum_cache.ts";
-import { hashFile, toEntry } from "./files_store.ts";
+import { hashFile, toEntry } from "./files_fs.ts";
 
 const _CHUNK = 256 * 1024;
 

@@ -10,13 +10,12 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { join } from "@std/path";
-import type { EntryType, FileEntry } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 import { checkNewPath, pathBytes, shortPath } from "../files/path_limits.ts";
 import { displayPath, MAX_DEPTH, MAX_PATH_BYTES } from "../files/remote_path.ts";
 import { ChecksumCache } from "./files_checksum_cache.ts";
+import { lstatIfPresent } from "./files_fs.ts";
 import { type Account, checkEntries, type HomeSize, Ledger } from "./files_ledger.ts";
 
 /** An entry resolved inside a home. */
@@ -29,65 +28,10 @@ export interface Resolved {
   info: Deno.FileInfo | undefined;
 }
 
-const _HASH_CHUNK = 256 * 1024;
-
 /** The kernel's PATH_MAX (bytes, NUL included): no absolute path the store uses may reach it. */
 const _PATH_MAX = 4096;
 
 const _encoder = new TextEncoder();
-
-/** Maps an lstat result to an entry type (symlinks and devices are `other`). */
-export function entryType(info: Deno.FileInfo): EntryType {
-  if (info.isSymlink) return "other";
-  if (info.isFile) return "file";
-  if (info.isDirectory) return "dir";
-  return "other";
-}
-
-/** The seam's view of an lstat result named `name`. */
-export function toEntry(name: string, info: Deno.FileInfo): FileEntry {
-  return {
-    name,
-    type: entryType(info),
-    size: info.isFile ? info.size : 0,
-    mtime: info.mtime?.getTime() ?? 0,
-    version: versionOf(info),
-  };
-}
-
-/** A file's identity on disk: device and inode. */
-export function versionOf(info: Deno.FileInfo): string {
-  return `${info.dev}:${info.ino ?? ""}`;
-}
-
-/** lstat, or undefined when the path (or a parent) does not exist. */
-export async function lstatIfPresent(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    if (e instanceof Deno.errors.NotADirectory) return undefined;
-    throw e;
-  }
-}
-
-/** Hashes bytes `[0, length)` of an open file from its current start. */
-export async function hashFile(
-  file: Deno.FsFile,
-  length: number,
-  hash = createHash("sha256"),
-): Promise<ReturnType<typeof createHash>> {
-  await file.seek(0, Deno.SeekMode.Start);
-  const buf = new Uint8Array(_HASH_CHUNK);
-  let left = length;
-  while (left > 0) {
-    const n = await file.read(buf.subarray(0, Math.min(buf.byteLength, left)));
-    if (n === null) throw new RequestError("internal", "file shorter than expected");
-    hash.update(buf.subarray(0, n));
-    left -= n;
-  }
-  return hash;
-}
 
 /** The disk store rooted at `<data>/files`. */
 export class DiskStore {

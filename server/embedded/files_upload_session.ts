@@ -15,9 +15,11 @@ import type { FileLimits, HashGate, UploadSession } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { displayPath } from "../files/remote_path.ts";
-import { type DiskStore, hashFile } from "./files_store.ts";
+import { hashFile, syncDir } from "./files_fs.ts";
+import type { DiskPartials } from "./files_partials.ts";
+import type { DiskStore } from "./files_store.ts";
 import { type Account, checkEntries } from "./files_ledger.ts";
-import { type DiskUploads, syncDir, type UploadPlan } from "./files_uploads.ts";
+import type { UploadPlan } from "./files_uploads.ts";
 
 type _Hash = ReturnType<typeof createHash>;
 
@@ -26,7 +28,7 @@ type _State = "open" | "finishing" | "done";
 /** What {@linkcode DiskUploadSession.open} needs. */
 export interface DiskUploadSessionInit {
   store: DiskStore;
-  uploads: DiskUploads;
+  partials: DiskPartials;
   plan: UploadPlan;
   /** The partial, open for writing, truncated to `offset`. */
   file: Deno.FsFile;
@@ -95,7 +97,7 @@ export class DiskUploadSession implements UploadSession {
   async #diskError(e: unknown): Promise<unknown> {
     if (!_isDiskFull(e)) return e;
     this.#closeFile();
-    await this.#init.uploads.dropPartial(this.#init.plan.key);
+    await this.#init.partials.drop(this.#init.plan.key);
     this.#init.log.error("file.put: disk full", {
       user: this.#init.plan.target.user,
       path: this.#name,
@@ -116,7 +118,7 @@ export class DiskUploadSession implements UploadSession {
     const file = this.#file;
     if (this.#state !== "open" || !file) throw new RequestError("internal", "upload is closed");
     this.#state = "finishing";
-    const { plan, uploads, store } = this.#init;
+    const { plan, partials, store } = this.#init;
     const size = plan.target.size;
     if (this.#received < size) {
       throw new RequestError(
@@ -132,7 +134,7 @@ export class DiskUploadSession implements UploadSession {
     this.#closeFile();
     const got = this.#hash.digest("hex");
     if (got !== sha256) {
-      await uploads.dropPartial(plan.key);
+      await partials.drop(plan.key);
       throw new RequestError(
         "checksum",
         `the bytes received do not match the SHA-256 declared for ${this.#name}; nothing was stored`,
@@ -144,9 +146,9 @@ export class DiskUploadSession implements UploadSession {
 
   /** Inside the user's ledger turn: puts the checked partial in place and books it. */
   async #commit(acct: Account): Promise<void> {
-    const { plan, uploads, store, limits } = this.#init;
+    const { plan, partials, store, limits } = this.#init;
     const { user, parts, overwrite, size } = plan.target;
-    const partPath = uploads.partPath(plan.key);
+    const partPath = partials.partPath(plan.key);
     if (plan.target.parents) {
       store.checkNewPath(user, parts);
       await store.mkdirs(user, parts.slice(0, -1), acct, limits.maxEntries);
@@ -194,7 +196,7 @@ export class DiskUploadSession implements UploadSession {
         throw e;
       }
     }
-    await uploads.committed(plan.key);
+    await partials.committed(plan.key);
     await syncDir(join(target.abs, ".."));
   }
 
@@ -204,8 +206,8 @@ export class DiskUploadSession implements UploadSession {
       this.#closeFile();
       if (this.#state === "done") return;
       this.#state = "done";
-      const { store, uploads, plan } = this.#init;
-      await store.ledger.run(plan.target.user, (acct) => uploads.settle(acct, plan.key));
+      const { store, partials, plan } = this.#init;
+      await store.ledger.run(plan.target.user, (acct) => partials.settle(acct, plan.key));
     })();
   }
 

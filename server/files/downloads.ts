@@ -52,7 +52,8 @@ export async function handleGet(
   const wantSize = optIntArg(args, "size");
   const wantMtime = optIntArg(args, "mtime");
   await using reader = await deps.backend.store.open(owner, parts).catch((e) => {
-    if (pinned && e instanceof RequestError && e.code === "not_found") {
+    // A holder learns nothing about the owner's home: whatever happened to the file, it is gone.
+    if (pinned && e instanceof RequestError) {
       throw new RequestError("not_found", "the shared file was removed");
     }
     throw e;
