@@ -168,6 +168,14 @@ export function runExecContract(name: string, open: ExecFactory): void {
     assertEquals((await done.outcome).killed, null);
   });
 
+  test("stdin refuses writes once the command has ended", async (t) => {
+    const run = await _start(t, ["true"]);
+    await Promise.all([_toText(run.stdout), _toText(run.stderr)]);
+    assertEquals((await run.outcome).code, 0);
+    const w = run.stdin.getWriter();
+    await assertRejects(() => w.write(new Uint8Array(1)));
+  });
+
   test("output nobody reads is held back by the command's pipe, not buffered", async (t) => {
     const total = 64 * 1024 * 1024;
     const run = await _start(t, ["sh", "-c", `head -c ${total} /dev/zero; echo written >&2`]);
