@@ -51,8 +51,8 @@ export class ExecProcess implements ExecRun {
   #outputsEnded: Promise<unknown>;
   #killed: ExecKillReason | null = null;
   #timedOut = false;
-  #exited = false;
-  #finished = false;
+  /** `exited`: the child was reaped; `finished`: the outcome is settled. */
+  #state: "running" | "exited" | "finished" = "running";
   #abort = Promise.withResolvers<void>();
 
   private constructor(child: Deno.ChildProcess, launch: Launch, o: SpawnOptions) {
@@ -104,19 +104,19 @@ export class ExecProcess implements ExecRun {
   }
 
   get running(): boolean {
-    return !this.#exited;
+    return this.#state === "running";
   }
 
   async signal(sig: ExecSignal): Promise<void> {
-    if (this.#exited) return;
+    if (this.#state !== "running") return;
     await this.#signaller.signal(this.pid, sig, this.#child);
   }
 
   kill(reason: ExecKillReason): void {
-    if (this.#finished) return;
+    if (this.#state === "finished") return;
     this.#killed ??= reason;
     if (reason === "timeout") this.#timedOut = true;
-    if (!this.#exited) {
+    if (this.#state === "running") {
       void this.#signaller.signal(this.pid, "SIGKILL", this.#child).catch(() => {});
     }
     for (const r of this.#readers) r.cancel().catch(() => {});
@@ -155,7 +155,7 @@ export class ExecProcess implements ExecRun {
     const timer = setTimeout(() => this.kill("timeout"), timeoutMs);
     try {
       const status = await this.#child.status;
-      this.#exited = true;
+      this.#state = "exited";
       // Nobody will write to a command that has ended.
       void this.#stdinWriter.abort().catch(() => {});
       // Descendants still in the group do not outlive the run. In a sandbox
@@ -174,7 +174,7 @@ export class ExecProcess implements ExecRun {
       };
     } finally {
       clearTimeout(timer);
-      this.#finished = true;
+      this.#state = "finished";
     }
   }
 }
