@@ -1,9 +1,12 @@
 /**
  * Wires a run's web streams to the client's two multiplexed streams: the
  * run stream carries stdin in and stdout out, the stderr stream stderr out.
- * Everything is piped (`pipeTo`), so each side moves only as fast as the
- * other takes it: the client's flow-control credit paces the command's
- * output, and the command's stdin pipe paces the client's input.
+ * Each side moves only as fast as the other takes it: the client's
+ * flow-control credit paces the command's output (each chunk's write is
+ * awaited before the next is read), and the command's stdin pipe paces the
+ * client's input. Input is piped with `pipeTo` (as fast as a loop); output
+ * is copied by a loop straight into `MuxStream.write`, which carried about
+ * 10 % more stdout per second than `pipeTo` into the stream's `writable`.
  *
  * A reset of either client stream (or a failed write to it) calls `lost`,
  * which kills the run.
@@ -35,12 +38,9 @@ export async function wireRun(
   void streams.run.failed.then(lost).catch(() => {}); // `failed` never rejects, nor does kill()
   void streams.stderr.failed.then(lost).catch(() => {});
   void _feedStdin(streams.run, run.stdin).catch(() => {}); // catches everything itself
-  // The session ends the client streams itself after the reply; a killed run's
-  // output just stops (not an error the client should see as a reset).
-  const keep = { preventClose: true, preventAbort: true };
   const output = Promise.all([
-    run.stdout.pipeTo(streams.run.writable, keep).catch(lost),
-    run.stderr.pipeTo(streams.stderr.writable, keep).catch(lost),
+    _copyOut(run.stdout, streams.run).catch(lost),
+    _copyOut(run.stderr, streams.stderr).catch(lost),
   ]);
   const outcome = await run.outcome;
   if (outcome.killed === null) await output;
@@ -65,4 +65,26 @@ async function _feedStdin(stream: MuxStream, stdin: WritableStream<Uint8Array>):
     const reader = input.getReader();
     while (!(await reader.read()).done) { /* discard */ }
   } catch { /* stream gone */ }
+}
+
+/**
+ * Copies a run's output to a client stream. The client stream is not ended
+ * here (the session ends it with the reply); a killed run's output just
+ * stops. A failed write cancels the output (the command then gets EPIPE)
+ * and rejects.
+ */
+async function _copyOut(from: ReadableStream<Uint8Array>, to: MuxStream): Promise<void> {
+  const reader = from.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      await to.write(value);
+    }
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
+  } finally {
+    reader.releaseLock();
+  }
 }
