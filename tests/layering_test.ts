@@ -213,16 +213,10 @@ Deno.test("cli/ imports nothing from server/ or client/", async () => {
   assertEquals(found, [], _show(found));
 });
 
-Deno.test({
-  name: "features call no Deno file-system or process API (the backend does)",
-  // Switched on once chat, files and exec reach disk and processes only
-  // through their backends (server/backend/).
-  ignore: true,
-  fn: async () => {
-    const found: Finding[] = [];
-    for (const dir of ["chat", "files", "exec"]) {
-      found.push(...await denoFsCalls(ROOT, join("server", dir)));
-    }
-    assertEquals(found, [], _show(found));
-  },
+Deno.test("features call no Deno file-system or process API (the backend does)", async () => {
+  const found: Finding[] = [];
+  for (const dir of ["chat", "files", "exec"]) {
+    found.push(...await denoFsCalls(ROOT, join("server", dir)));
+  }
+  assertEquals(found, [], _show(found));
 });
