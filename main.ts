@@ -31,37 +31,40 @@ const _COMMANDS: Record<string, _Entry> = {
   },
   put: {
     summary: "upload a file or directory",
-    load: () => import("./client/file_commands.ts").then((m) => m.put),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.put),
   },
   get: {
     summary: "download a file or directory",
-    load: () => import("./client/file_commands.ts").then((m) => m.get),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.get),
   },
   ls: {
     summary: "list a remote directory",
-    load: () => import("./client/file_commands.ts").then((m) => m.ls),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.ls),
   },
   stat: {
     summary: "show a remote file's details",
-    load: () => import("./client/file_commands.ts").then((m) => m.stat),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.stat),
   },
   rm: {
     summary: "remove a remote file",
-    load: () => import("./client/file_commands.ts").then((m) => m.rm),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.rm),
   },
   mv: {
     summary: "rename a remote file",
-    load: () => import("./client/file_commands.ts").then((m) => m.mv),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.mv),
   },
   mkdir: {
     summary: "create a remote directory",
-    load: () => import("./client/file_commands.ts").then((m) => m.mkdir),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.mkdir),
   },
   rmdir: {
     summary: "remove an empty remote directory",
-    load: () => import("./client/file_commands.ts").then((m) => m.rmdir),
+    load: () => import("./client/files/file_commands.ts").then((m) => m.rmdir),
   },
-  exec: { summary: "run a command on the server", load: () => import("./client/exec_command.ts") },
+  exec: {
+    summary: "run a command on the server",
+    load: () => import("./client/exec/exec_command.ts"),
+  },
   ping: {
     summary: "check a server and measure round trips",
     load: () => import("./client/ping_command.ts"),

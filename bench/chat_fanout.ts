@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { ChatClient } from "../client/chat_client.ts";
+import { ChatClient } from "../client/chat/chat_client.ts";
 import { startTestServer } from "../tests/helpers.ts";
 
 /** Result of one run. */

@@ -15,7 +15,7 @@
 import { join } from "@std/path";
 import { parseArgs } from "@std/cli/parse-args";
 import type { ParleyClient } from "../client/client.ts";
-import { RemoteExec } from "../client/exec_remote.ts";
+import { RemoteExec } from "../client/exec/exec_remote.ts";
 import { ROOT, spawnServer } from "../tests/helpers.ts";
 import type { BenchContext, Scenario } from "./lib/context.ts";
 import { ProcessGroup, run } from "./lib/procs.ts";

@@ -12,8 +12,8 @@
  */
 import { parseArgs } from "@std/cli/parse-args";
 import { join } from "@std/path";
-import { hashLocalFile } from "../client/transfer_common.ts";
-import { uploadFile } from "../client/transfer_upload.ts";
+import { hashLocalFile } from "../client/files/transfer_common.ts";
+import { uploadFile } from "../client/files/transfer_upload.ts";
 import { spawnServer } from "../tests/helpers.ts";
 import type { BenchContext, Scenario } from "./lib/context.ts";
 import { freePort, have, ProcessGroup, run } from "./lib/procs.ts";

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { ChatClient } from "./chat_client.ts";
-import { formatMessage } from "./chat_format.ts";
-import { chatReplCommands } from "./chat_repl.ts";
+import { ChatClient } from "./chat/chat_client.ts";
+import { formatMessage } from "./chat/chat_format.ts";
+import { chatReplCommands } from "./chat/chat_repl.ts";
 import { parseFlags } from "../cli/flags.ts";
 import {
   CLIENT_FLAGS_HELP,
@@ -15,8 +15,8 @@ import {
 } from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";
 import { resolveCredentials } from "./credentials.ts";
-import { EXEC_REPL_COMMANDS } from "./exec_repl.ts";
-import { FILE_REPL_COMMANDS } from "./file_repl.ts";
+import { EXEC_REPL_COMMANDS } from "./exec/exec_repl.ts";
+import { FILE_REPL_COMMANDS } from "./files/file_repl.ts";
 import { Repl } from "./repl.ts";
 import { historyPath } from "./repl_history.ts";
 

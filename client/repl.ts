@@ -12,9 +12,9 @@
 import * as readline from "node:readline";
 import process from "node:process";
 import { bold, cyan, red } from "@std/fmt/colors";
-import type { ChatClient } from "./chat_client.ts";
-import { formatEvent, type FormatOptions } from "./chat_format.ts";
-import type { ChatEvent } from "./chat_types.ts";
+import type { ChatClient } from "./chat/chat_client.ts";
+import { formatEvent, type FormatOptions } from "./chat/chat_format.ts";
+import type { ChatEvent } from "./chat/chat_types.ts";
 import type { ReplCommand, ReplContext } from "./repl_command.ts";
 import { createCompleter } from "./repl_completer.ts";
 import { loadHistory, saveHistory } from "./repl_history.ts";

@@ -1,6 +1,6 @@
 /**
  * The interface REPL commands implement. Chat commands, file commands
- * (`client/file_repl.ts`) and exec commands (`client/exec_repl.ts`) all plug
+ * (`client/files/file_repl.ts`) and exec commands (`client/exec/exec_repl.ts`) all plug
  * into `parley connect` through it.
  *
  * @module

@@ -1,8 +1,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ChatClient } from "../client/chat_client.ts";
+import { ChatClient } from "../client/chat/chat_client.ts";
 import { ROOT, startTestServer } from "./helpers.ts";
-import { record, waitFor } from "./chat_helpers.ts";
+import { record, waitFor } from "./chat/chat_helpers.ts";
 
 interface Proc {
   out: () => string;

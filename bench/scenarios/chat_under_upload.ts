@@ -9,7 +9,7 @@
  */
 import { join } from "@std/path";
 import type { ParleyClient } from "../../client/client.ts";
-import { uploadFile } from "../../client/transfer_upload.ts";
+import { uploadFile } from "../../client/files/transfer_upload.ts";
 import { spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { writeFanoutConfig } from "../lib/parley_fanout.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "@std/path";
-import { downloadFile } from "../../client/transfer_download.ts";
+import { downloadFile } from "../../client/files/transfer_download.ts";
 import { spawnServer } from "../../tests/helpers.ts";
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { makeFile, MiB, removeQuietly } from "../lib/make_file.ts";

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { ParleyClient } from "./client.ts";
+import type { ParleyClient } from "../client.ts";
 import type { ChatEvent, ChatFile, ChatMessage, ChatTarget } from "./chat_types.ts";
 
 const _SEEN_CAP = 5000;

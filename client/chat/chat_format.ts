@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { formatBytes } from "../protocol/format_bytes.ts";
+import { formatBytes } from "../../protocol/format_bytes.ts";
 import { bold, cyan, dim, green, magenta, red, yellow } from "@std/fmt/colors";
 import type { ChatEvent, ChatMessage } from "./chat_types.ts";
 

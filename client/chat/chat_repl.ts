@@ -7,8 +7,8 @@
 import { bold } from "@std/fmt/colors";
 import { formatMessage } from "./chat_format.ts";
 import type { ChatMessage } from "./chat_types.ts";
-import type { Repl } from "./repl.ts";
-import type { ReplCommand, ReplContext } from "./repl_command.ts";
+import type { Repl } from "../repl.ts";
+import type { ReplCommand, ReplContext } from "../repl_command.ts";
 
 function _room(arg: string | undefined): string | undefined {
   return arg?.replace(/^#/, "");

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ChatMessage, FileRef } from "../protocol/chat_message.ts";
+import type { ChatMessage, FileRef } from "../../protocol/chat_message.ts";
 
 export type { ChatMessage };
 /** A file shared in a message. */

@@ -6,15 +6,15 @@
  *
  * @module
  */
-import { parseFlags } from "../cli/flags.ts";
+import { parseFlags } from "../../cli/flags.ts";
 import {
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
   reportError,
-} from "./cli_util.ts";
-import { CredentialError, resolveCredentials } from "./credentials.ts";
-import { ParleyClient } from "./client.ts";
+} from "../cli_util.ts";
+import { CredentialError, resolveCredentials } from "../credentials.ts";
+import { ParleyClient } from "../client.ts";
 import { type ExecRequest, RemoteExec } from "./exec_remote.ts";
 
 const HELP = `Usage: parley exec [OPTIONS] [--] CMD [ARGS…]

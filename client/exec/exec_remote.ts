@@ -16,8 +16,8 @@
  *
  * @module
  */
-import type { Json } from "../protocol/messages.ts";
-import type { MuxStream } from "../protocol/mux_stream.ts";
+import type { Json } from "../../protocol/messages.ts";
+import type { MuxStream } from "../../protocol/mux_stream.ts";
 
 /** What to run. Exactly one of `argv` and `shell`. */
 export interface ExecRequest {

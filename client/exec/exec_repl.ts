@@ -9,7 +9,7 @@
 import { red } from "@std/fmt/colors";
 import { parseExecLine } from "./exec_line.ts";
 import { RemoteExec } from "./exec_remote.ts";
-import type { ReplCommand, ReplContext } from "./repl_command.ts";
+import type { ReplCommand, ReplContext } from "../repl_command.ts";
 
 /** Turns byte chunks into whole lines for `print`, keeping a partial last line. */
 class _LinePrinter {

@@ -6,12 +6,12 @@
  * @module
  */
 import { basename, join } from "@std/path";
-import type { Command } from "../main.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { type Flags, parseFlags } from "../cli/flags.ts";
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, credentialInput } from "./cli_util.ts";
-import { ParleyClient } from "./client.ts";
-import { resolveCredentials } from "./credentials.ts";
+import type { Command } from "../../main.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { type Flags, parseFlags } from "../../cli/flags.ts";
+import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, credentialInput } from "../cli_util.ts";
+import { ParleyClient } from "../client.ts";
+import { resolveCredentials } from "../credentials.ts";
 import { EXIT, EXIT_HELP, exitCodeFor } from "./file_exit_codes.ts";
 import { listRemote, type RemoteEntry } from "./file_list.ts";
 import type { TransferOptions, TransferResult } from "./transfer_common.ts";

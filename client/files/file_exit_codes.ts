@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { RemoteError } from "../protocol/errors.ts";
-import { CredentialError } from "./credentials.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { CredentialError } from "../credentials.ts";
 import { TransferError } from "./transfer_common.ts";
 
 /** Exit codes. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParleyClient } from "./client.ts";
+import type { ParleyClient } from "../client.ts";
 
 /** One remote entry. */
 export interface RemoteEntry {

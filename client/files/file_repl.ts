@@ -8,11 +8,11 @@
  * @module
  */
 import { basename, dirname, join } from "@std/path";
-import { RemoteError } from "../protocol/errors.ts";
-import type { ParleyClient } from "./client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import type { ParleyClient } from "../client.ts";
 import { formatEntry } from "./file_commands.ts";
 import { listRemote } from "./file_list.ts";
-import type { ReplCommand, ReplContext } from "./repl_command.ts";
+import type { ReplCommand, ReplContext } from "../repl_command.ts";
 import { hashLocalFile, type TransferProgress, type TransferResult } from "./transfer_common.ts";
 import { downloadFile, type DownloadSource, statSource } from "./transfer_download.ts";
 import { formatBytes, summaryLine } from "./transfer_progress.ts";

@@ -6,8 +6,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ProtocolError, RemoteError } from "../protocol/errors.ts";
-import type { ParleyClient } from "./client.ts";
+import { ProtocolError, RemoteError } from "../../protocol/errors.ts";
+import type { ParleyClient } from "../client.ts";
 
 /** Progress of one transfer. */
 export interface TransferProgress {

@@ -9,8 +9,8 @@ import cliProgress from "cli-progress";
 import process from "node:process";
 import type { TransferProgress, TransferResult } from "./transfer_common.ts";
 
-export { formatBytes } from "../protocol/format_bytes.ts";
-import { formatBytes } from "../protocol/format_bytes.ts";
+export { formatBytes } from "../../protocol/format_bytes.ts";
+import { formatBytes } from "../../protocol/format_bytes.ts";
 
 /** The one-line summary of a finished transfer. */
 export function summaryLine(verb: string, r: TransferResult): string {

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "@std/path";
-import type { ParleyClient } from "./client.ts";
+import type { ParleyClient } from "../client.ts";
 import { listRemote } from "./file_list.ts";
 import type { TransferOptions, TransferResult } from "./transfer_common.ts";
 import { downloadFile } from "./transfer_download.ts";

@@ -15,8 +15,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { RemoteError } from "../protocol/errors.ts";
-import type { ParleyClient } from "./client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import type { ParleyClient } from "../client.ts";
 import {
   hashPrefix,
   LOCAL_CHUNK,

@@ -17,7 +17,7 @@ import { z } from "zod";
 /**
  * Commands allowed when the config names none. None of them can change the
  * host: inside the sandbox they can write only the run's own directory, and
- * `date -s` fails without the clock capability (tests/exec_sandbox_test.ts).
+ * `date -s` fails without the clock capability (tests/exec/exec_sandbox_test.ts).
  */
 export const DEFAULT_EXEC_ALLOW: readonly string[] = [
   "true",

@@ -12,7 +12,7 @@ import { toText } from "@std/streams";
 import type { ExecBackend, ExecPlan, ExecRun } from "../../server/backend/exec.ts";
 import { RequestError } from "../../server/errors.ts";
 import { execCaps, parseExecSettings } from "../../server/exec/exec_config.ts";
-import { liveWith, sleepMarker, waitGoneWith } from "../exec_fixtures.ts";
+import { liveWith, sleepMarker, waitGoneWith } from "../exec/exec_fixtures.ts";
 
 /** A backend to test, with a user whose runs it accepts; disposing it closes everything. */
 export interface ExecContractTarget extends AsyncDisposable {

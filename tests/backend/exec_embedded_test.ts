@@ -14,7 +14,7 @@ import { openEmbeddedExec } from "../../server/embedded/exec.ts";
 import { RequestError } from "../../server/errors.ts";
 import { execCaps, parseExecSettings } from "../../server/exec/exec_config.ts";
 import { Logger } from "../../server/log.ts";
-import { sleepMarker, waitGoneWith } from "../exec_fixtures.ts";
+import { sleepMarker, waitGoneWith } from "../exec/exec_fixtures.ts";
 import { runExecContract } from "./exec_contract.ts";
 
 const _quiet = () => new Logger({ level: "error", sink: () => {} });

@@ -9,9 +9,9 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ParleyClient } from "../client/client.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { keyBytes, type SpawnedServer, spawnServer } from "./helpers.ts";
+import { ParleyClient } from "../../client/client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { keyBytes, type SpawnedServer, spawnServer } from "../helpers.ts";
 
 const _CHAT = { ratePerSecond: 1_000_000, rateBurst: 1_000_000, historyPerRoom: 100_000 };
 

@@ -6,19 +6,19 @@
  * after its `admit` check, as the server does.
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { Session } from "../protocol/session.ts";
-import type { ChatBackend, ChatLog, ChatMessage } from "../server/backend/chat.ts";
-import { createChatFeature } from "../server/chat/mod.ts";
-import type { ClientContext } from "../server/context.ts";
-import { openEmbeddedAccounts } from "../server/embedded/accounts.ts";
-import { openEmbeddedChat } from "../server/embedded/chat.ts";
-import type { Feature } from "../server/feature.ts";
-import { Logger } from "../server/log.ts";
-import { OpRegistry } from "../server/registry.ts";
+import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { Session } from "../../protocol/session.ts";
+import type { ChatBackend, ChatLog, ChatMessage } from "../../server/backend/chat.ts";
+import { createChatFeature } from "../../server/chat/mod.ts";
+import type { ClientContext } from "../../server/context.ts";
+import { openEmbeddedAccounts } from "../../server/embedded/accounts.ts";
+import { openEmbeddedChat } from "../../server/embedded/chat.ts";
+import type { Feature } from "../../server/feature.ts";
+import { Logger } from "../../server/log.ts";
+import { OpRegistry } from "../../server/registry.ts";
 import { waitFor } from "./chat_helpers.ts";
-import { memoryPipe, TEST_KEY } from "./protocol_fixture.ts";
+import { memoryPipe, TEST_KEY } from "../protocol/protocol_fixture.ts";
 
 /** One client connection: its session and the chat messages it was sent. */
 interface _Conn {

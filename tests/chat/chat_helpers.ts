@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { ChatClient } from "../client/chat_client.ts";
-import type { ChatEvent, ChatMessage } from "../client/chat_types.ts";
+import type { ChatClient } from "../../client/chat/chat_client.ts";
+import type { ChatEvent, ChatMessage } from "../../client/chat/chat_types.ts";
 
 /** Waits until `cond()` holds; throws with `what` after `ms`. */
 export async function waitFor(

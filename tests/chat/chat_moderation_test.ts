@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { ChatClient } from "../client/chat_client.ts";
-import { ParleyClient } from "../client/client.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { keyBytes, startTestServer } from "./helpers.ts";
+import { ChatClient } from "../../client/chat/chat_client.ts";
+import { ParleyClient } from "../../client/client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { keyBytes, startTestServer } from "../helpers.ts";
 import { record, waitFor } from "./chat_helpers.ts";
 
 Deno.test("only admins can kick, ban and mute", async () => {

@@ -7,9 +7,9 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import { ChatClient } from "../client/chat_client.ts";
-import type { ParleyClient } from "../client/client.ts";
-import { startTestServer } from "./helpers.ts";
+import { ChatClient } from "../../client/chat/chat_client.ts";
+import type { ParleyClient } from "../../client/client.ts";
+import { startTestServer } from "../helpers.ts";
 import { record, waitFor } from "./chat_helpers.ts";
 
 const _BIG = 4000;

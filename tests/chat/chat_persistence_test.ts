@@ -1,9 +1,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ChatClient } from "../client/chat_client.ts";
-import { ParleyClient } from "../client/client.ts";
-import { keyBytes, spawnServer, startTestServer } from "./helpers.ts";
-import { Journal } from "../server/embedded/chat_journal.ts";
+import { ChatClient } from "../../client/chat/chat_client.ts";
+import { ParleyClient } from "../../client/client.ts";
+import { keyBytes, spawnServer, startTestServer } from "../helpers.ts";
+import { Journal } from "../../server/embedded/chat_journal.ts";
 
 async function dial(port: number, user: string, key: string): Promise<ChatClient> {
   const c = await ParleyClient.connect({

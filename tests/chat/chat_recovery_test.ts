@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
-import { ChatClient } from "../client/chat_client.ts";
-import { startTestServer } from "./helpers.ts";
+import { ChatClient } from "../../client/chat/chat_client.ts";
+import { startTestServer } from "../helpers.ts";
 import { record, waitFor } from "./chat_helpers.ts";
 
 Deno.test("a client that drops and reconnects receives exactly the messages it missed", async () => {

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { ChatClient } from "../client/chat_client.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { startTestServer } from "./helpers.ts";
+import { ChatClient } from "../../client/chat/chat_client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { startTestServer } from "../helpers.ts";
 import { record, waitFor } from "./chat_helpers.ts";
 
 Deno.test("three clients in a room see each other's messages in order", async () => {

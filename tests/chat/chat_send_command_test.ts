@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ChatClient } from "../client/chat_client.ts";
-import { ROOT, startTestServer } from "./helpers.ts";
+import { ChatClient } from "../../client/chat/chat_client.ts";
+import { ROOT, startTestServer } from "../helpers.ts";
 import { record, waitFor } from "./chat_helpers.ts";
 
 async function send(port: number, key: string, ...args: string[]) {

@@ -5,9 +5,9 @@
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteError } from "../protocol/errors.ts";
-import { AuditLog } from "../server/embedded/exec_audit_log.ts";
-import { compactArgv } from "../server/exec/audit_argv.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { AuditLog } from "../../server/embedded/exec_audit_log.ts";
+import { compactArgv } from "../../server/exec/audit_argv.ts";
 import { collect, startExecServer } from "./exec_fixtures.ts";
 
 async function entries(path: string): Promise<Record<string, unknown>[]> {

@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "@std/path";
-import { ParleyClient } from "../client/client.ts";
-import { RemoteExec } from "../client/exec_remote.ts";
-import { keyBytes, ROOT, spawnServer } from "./helpers.ts";
+import { ParleyClient } from "../../client/client.ts";
+import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { keyBytes, ROOT, spawnServer } from "../helpers.ts";
 import { sleepMarker, TEST_ALLOW, waitGoneWith } from "./exec_fixtures.ts";
 
 /**

@@ -6,19 +6,19 @@
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteExec } from "../client/exec_remote.ts";
-import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { Session } from "../protocol/session.ts";
-import type { Account } from "../server/backend/accounts.ts";
-import type { ClientContext } from "../server/context.ts";
-import { type EmbeddedExecBackend, openEmbeddedExec } from "../server/embedded/exec.ts";
-import { createExecFeature } from "../server/exec/mod.ts";
-import type { Feature } from "../server/feature.ts";
-import { Logger } from "../server/log.ts";
-import { OpRegistry } from "../server/registry.ts";
+import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { Session } from "../../protocol/session.ts";
+import type { Account } from "../../server/backend/accounts.ts";
+import type { ClientContext } from "../../server/context.ts";
+import { type EmbeddedExecBackend, openEmbeddedExec } from "../../server/embedded/exec.ts";
+import { createExecFeature } from "../../server/exec/mod.ts";
+import type { Feature } from "../../server/feature.ts";
+import { Logger } from "../../server/log.ts";
+import { OpRegistry } from "../../server/registry.ts";
 import { collect, liveWith, sleepMarker, TEST_ALLOW, waitGoneWith } from "./exec_fixtures.ts";
-import { memoryPipe, TEST_KEY } from "./protocol_fixture.ts";
+import { memoryPipe, TEST_KEY } from "../protocol/protocol_fixture.ts";
 
 interface _Harness extends AsyncDisposable {
   feature: Feature;

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { DEFAULT_EXEC_ALLOW } from "../server/exec/exec_config.ts";
+import { DEFAULT_EXEC_ALLOW } from "../../server/exec/exec_config.ts";
 import { concat } from "@std/bytes/concat";
-import { type ExecRequest, type ExecResult, RemoteExec } from "../client/exec_remote.ts";
-import { startTestServer, type TestServer } from "./helpers.ts";
+import { type ExecRequest, type ExecResult, RemoteExec } from "../../client/exec/exec_remote.ts";
+import { startTestServer, type TestServer } from "../helpers.ts";
 
 /** Commands the tests allow, on top of the defaults. */
 export const TEST_ALLOW = [...DEFAULT_EXEC_ALLOW, "sh", "yes", "pwd", "env"];

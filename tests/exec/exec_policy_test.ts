@@ -1,9 +1,9 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteExec } from "../client/exec_remote.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { parseExecConfig } from "../server/exec/exec_config.ts";
-import { startTestServer } from "./helpers.ts";
+import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { parseExecConfig } from "../../server/exec/exec_config.ts";
+import { startTestServer } from "../helpers.ts";
 import { collect, startExecServer } from "./exec_fixtures.ts";
 
 async function refusal(p: Promise<unknown>): Promise<RemoteError> {

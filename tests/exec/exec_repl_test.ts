@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import type { ParleyClient } from "../client/client.ts";
-import { EXEC_REPL_COMMANDS } from "../client/exec_repl.ts";
-import { ExecLineError, parseExecLine } from "../client/exec_line.ts";
-import type { ReplContext } from "../client/repl_command.ts";
+import type { ParleyClient } from "../../client/client.ts";
+import { EXEC_REPL_COMMANDS } from "../../client/exec/exec_repl.ts";
+import { ExecLineError, parseExecLine } from "../../client/exec/exec_line.ts";
+import type { ReplContext } from "../../client/repl_command.ts";
 import { startExecServer } from "./exec_fixtures.ts";
 
 /** A ReplContext that records printed lines and exposes the interrupt and input hooks. */

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteExec } from "../client/exec_remote.ts";
-import { RemoteError } from "../protocol/errors.ts";
+import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { RemoteError } from "../../protocol/errors.ts";
 import { collect, liveWith, sleepMarker, startExecServer, waitGoneWith } from "./exec_fixtures.ts";
 
 /** Starts a run whose first stdout line is a pid; returns it with the run. */

@@ -5,9 +5,9 @@
  */
 import { assert, assertEquals, assertNotEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteError } from "../protocol/errors.ts";
-import { RemoteExec } from "../client/exec_remote.ts";
-import { spawnServer } from "./helpers.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { spawnServer } from "../helpers.ts";
 import {
   collect,
   liveWith,

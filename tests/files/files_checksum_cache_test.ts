@@ -1,8 +1,8 @@
 import { assertEquals, assertNotEquals } from "@std/assert";
 import { join } from "@std/path";
-import { downloadFile } from "../client/transfer_download.ts";
-import { ChecksumCache } from "../server/embedded/files_checksum_cache.ts";
-import { startTestServer } from "./helpers.ts";
+import { downloadFile } from "../../client/files/transfer_download.ts";
+import { ChecksumCache } from "../../server/embedded/files_checksum_cache.ts";
+import { startTestServer } from "../helpers.ts";
 import { makeFile, sha256File } from "./files_fixtures.ts";
 
 Deno.test("a file changed on the server after a download is never served with its old checksum", async () => {

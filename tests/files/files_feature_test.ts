@@ -6,16 +6,16 @@
  */
 import { assertEquals, assertRejects } from "@std/assert";
 import { decodeHex } from "@std/encoding/hex";
-import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { Session } from "../protocol/session.ts";
-import type { ClientContext } from "../server/context.ts";
-import { openEmbeddedFiles } from "../server/embedded/files.ts";
-import { createFileFeature } from "../server/files/mod.ts";
-import { OpRegistry } from "../server/registry.ts";
-import { bytesOf, collect, sha256Hex } from "./backend/files_contract.ts";
-import { embeddedConfig, quietLogger } from "./backend/files_embedded_fixture.ts";
-import { memoryPipe, readAll, TEST_KEY } from "./protocol_fixture.ts";
+import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { Session } from "../../protocol/session.ts";
+import type { ClientContext } from "../../server/context.ts";
+import { openEmbeddedFiles } from "../../server/embedded/files.ts";
+import { createFileFeature } from "../../server/files/mod.ts";
+import { OpRegistry } from "../../server/registry.ts";
+import { bytesOf, collect, sha256Hex } from "../backend/files_contract.ts";
+import { embeddedConfig, quietLogger } from "../backend/files_embedded_fixture.ts";
+import { memoryPipe, readAll, TEST_KEY } from "../protocol/protocol_fixture.ts";
 
 interface _Harness extends AsyncDisposable {
   /** A new connection of `user`. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { ParleyClient } from "../client/client.ts";
+import type { ParleyClient } from "../../client/client.ts";
 
 /** SHA-256 (hex) of a local file. */
 export async function sha256File(path: string): Promise<string> {

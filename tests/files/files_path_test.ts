@@ -1,8 +1,8 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteError } from "../protocol/errors.ts";
-import { parseRemotePath, PathError } from "../server/files/remote_path.ts";
-import { startTestServer } from "./helpers.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { parseRemotePath, PathError } from "../../server/files/remote_path.ts";
+import { startTestServer } from "../helpers.ts";
 import { sha256File } from "./files_fixtures.ts";
 
 /** Paths that must never resolve: traversal, absolute, odd encodings, overlong. */

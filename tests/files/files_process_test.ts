@@ -1,8 +1,8 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { ParleyClient } from "../client/client.ts";
-import { uploadFile } from "../client/transfer_upload.ts";
-import { keyBytes, ROOT, spawnServer, startTestServer } from "./helpers.ts";
+import { ParleyClient } from "../../client/client.ts";
+import { uploadFile } from "../../client/files/transfer_upload.ts";
+import { keyBytes, ROOT, spawnServer, startTestServer } from "../helpers.ts";
 import { exists, makeFile, sha256File, tempDir } from "./files_fixtures.ts";
 
 const MiB = 1024 * 1024;

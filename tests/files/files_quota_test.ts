@@ -9,9 +9,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
-import { ParleyClient } from "../client/client.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { keyBytes, startTestServer, type TestServer } from "./helpers.ts";
+import { ParleyClient } from "../../client/client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { keyBytes, startTestServer, type TestServer } from "../helpers.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 

@@ -1,10 +1,10 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { RemoteError } from "../protocol/errors.ts";
-import { uploadFile } from "../client/transfer_upload.ts";
-import { downloadFile } from "../client/transfer_download.ts";
-import { downloadTree, uploadTree } from "../client/transfer_tree.ts";
-import { startTestServer } from "./helpers.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { uploadFile } from "../../client/files/transfer_upload.ts";
+import { downloadFile } from "../../client/files/transfer_download.ts";
+import { downloadTree, uploadTree } from "../../client/files/transfer_tree.ts";
+import { startTestServer } from "../helpers.ts";
 import { exists, makeFile, sha256File, tempDir } from "./files_fixtures.ts";
 
 for (const size of [0, 1, 65_537, 3 * 1024 * 1024 + 7, 200 * 1024 * 1024 + 3]) {

@@ -1,11 +1,11 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
-import { RemoteError } from "../protocol/errors.ts";
-import { resumeTag, uploadFile } from "../client/transfer_upload.ts";
-import { downloadFile } from "../client/transfer_download.ts";
-import { listRemote } from "../client/file_list.ts";
-import { startTestServer } from "./helpers.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import { resumeTag, uploadFile } from "../../client/files/transfer_upload.ts";
+import { downloadFile } from "../../client/files/transfer_download.ts";
+import { listRemote } from "../../client/files/file_list.ts";
+import { startTestServer } from "../helpers.ts";
 import { exists, makeFile, sha256File, tempDir } from "./files_fixtures.ts";
 
 const hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

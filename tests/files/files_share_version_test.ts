@@ -7,10 +7,10 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { concat } from "@std/bytes/concat";
-import type { ParleyClient } from "../client/client.ts";
-import { RemoteError } from "../protocol/errors.ts";
+import type { ParleyClient } from "../../client/client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
 import { putBytes } from "./files_fixtures.ts";
-import { startTestServer } from "./helpers.ts";
+import { startTestServer } from "../helpers.ts";
 
 function filled(n: number, value: number): Uint8Array {
   return new Uint8Array(n).fill(value);

@@ -1,10 +1,10 @@
 import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
-import { RemoteError } from "../protocol/errors.ts";
-import type { ParleyClient } from "../client/client.ts";
-import { resumeTag, uploadFile } from "../client/transfer_upload.ts";
-import { startTestServer } from "./helpers.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import type { ParleyClient } from "../../client/client.ts";
+import { resumeTag, uploadFile } from "../../client/files/transfer_upload.ts";
+import { startTestServer } from "../helpers.ts";
 import { exists, makeFile, sha256File, tempDir } from "./files_fixtures.ts";
 
 const digest = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());

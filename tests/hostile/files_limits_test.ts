@@ -11,11 +11,11 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { createHash } from "node:crypto";
 import type { ParleyClient } from "../../client/client.ts";
-import { listRemote } from "../../client/file_list.ts";
+import { listRemote } from "../../client/files/file_list.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { MAX_DEPTH } from "../../server/files/remote_path.ts";
 import type { RawHeader } from "../../protocol/frame_codec.ts";
-import { putBytes } from "../files_fixtures.ts";
+import { putBytes } from "../files/files_fixtures.ts";
 import { RSS_MARGIN, startTarget, type Target } from "./harness.ts";
 import { concat, macFrame, rawLogin, send } from "./raw.ts";
 

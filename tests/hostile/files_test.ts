@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { exists } from "../files_fixtures.ts";
+import { exists } from "../files/files_fixtures.ts";
 import { concat } from "@std/bytes/concat";
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";

@@ -6,11 +6,11 @@
  * @module
  */
 import { assert, assertEquals, assertNotEquals, assertRejects } from "@std/assert";
-import { clientHandshake } from "../protocol/handshake.ts";
-import { encodeFrame, type RawHeader } from "../protocol/frame_codec.ts";
-import { ProtocolError, RemoteError } from "../protocol/errors.ts";
-import { FrameReader, writeAll } from "../protocol/transport.ts";
-import type { Session } from "../protocol/session.ts";
+import { clientHandshake } from "../../protocol/handshake.ts";
+import { encodeFrame, type RawHeader } from "../../protocol/frame_codec.ts";
+import { ProtocolError, RemoteError } from "../../protocol/errors.ts";
+import { FrameReader, writeAll } from "../../protocol/transport.ts";
+import type { Session } from "../../protocol/session.ts";
 import {
   concat,
   connectSession,

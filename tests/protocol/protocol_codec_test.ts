@@ -14,11 +14,11 @@ import {
   type OutHeader,
   parseHeader,
   type RawHeader,
-} from "../protocol/frame_codec.ts";
-import { type ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { DEFAULT_MAX_BODY, MAC_LENGTH, MAX_HEADER } from "../protocol/limits.ts";
-import { validateHandshake, validateHeader } from "../protocol/messages.ts";
-import { FrameReader } from "../protocol/transport.ts";
+} from "../../protocol/frame_codec.ts";
+import { type ErrorCode, ProtocolError } from "../../protocol/errors.ts";
+import { DEFAULT_MAX_BODY, MAC_LENGTH, MAX_HEADER } from "../../protocol/limits.ts";
+import { validateHandshake, validateHeader } from "../../protocol/messages.ts";
+import { FrameReader } from "../../protocol/transport.ts";
 import { concat, memoryPipe } from "./protocol_fixture.ts";
 
 const enc = new TextEncoder();

@@ -9,19 +9,19 @@
  */
 import { decodeHex, encodeHex } from "@std/encoding/hex";
 import { concat } from "@std/bytes/concat";
-import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
-import { Session, type Windows } from "../protocol/session.ts";
-import type { IncomingRequest } from "../protocol/session.ts";
-import type { MuxStream } from "../protocol/mux_stream.ts";
+import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
+import { Session, type Windows } from "../../protocol/session.ts";
+import type { IncomingRequest } from "../../protocol/session.ts";
+import type { MuxStream } from "../../protocol/mux_stream.ts";
 import {
   type DecodedFrame,
   encodeHeader,
   FrameDecoder,
   type OutHeader,
-} from "../protocol/frame_codec.ts";
-import type { FrameMac } from "../protocol/auth.ts";
-import { type FrameReader, type Transport, writeAll } from "../protocol/transport.ts";
-import { MAC_LENGTH } from "../protocol/limits.ts";
+} from "../../protocol/frame_codec.ts";
+import type { FrameMac } from "../../protocol/auth.ts";
+import { type FrameReader, type Transport, writeAll } from "../../protocol/transport.ts";
+import { MAC_LENGTH } from "../../protocol/limits.ts";
 
 /** The key every fixture user has unless told otherwise: bytes 0x00..0x1f. */
 export const TEST_KEY: Uint8Array = Uint8Array.from({ length: 32 }, (_, i) => i);

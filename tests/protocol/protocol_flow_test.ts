@@ -7,10 +7,10 @@
  * @module
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { RemoteError } from "../protocol/errors.ts";
-import type { MuxStream } from "../protocol/mux_stream.ts";
-import { type IncomingRequest, Session } from "../protocol/session.ts";
-import { FrameReader } from "../protocol/transport.ts";
+import { RemoteError } from "../../protocol/errors.ts";
+import type { MuxStream } from "../../protocol/mux_stream.ts";
+import { type IncomingRequest, Session } from "../../protocol/session.ts";
+import { FrameReader } from "../../protocol/transport.ts";
 import {
   connectSession,
   echoHandler,

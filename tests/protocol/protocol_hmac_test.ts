@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { createHmac } from "node:crypto";
-import { HmacSha256 } from "../protocol/hmac_sha256.ts";
-import { FrameMac } from "../protocol/auth.ts";
+import { HmacSha256 } from "../../protocol/hmac_sha256.ts";
+import { FrameMac } from "../../protocol/auth.ts";
 
 /** A seeded generator so failures reproduce. */
 function _prng(seed: number): () => number {

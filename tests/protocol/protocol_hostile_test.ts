@@ -7,8 +7,8 @@
  * @module
  */
 import { assertEquals } from "@std/assert";
-import { FrameReader, writeAll } from "../protocol/transport.ts";
-import { keyBytes, startTestServer } from "./helpers.ts";
+import { FrameReader, writeAll } from "../../protocol/transport.ts";
+import { keyBytes, startTestServer } from "../helpers.ts";
 import { concat, hex, RawPeer, readAll, sha256 } from "./protocol_fixture.ts";
 
 const enc = new TextEncoder();

@@ -6,12 +6,12 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { computeProof, deriveSessionKeys, FrameMac, proofMessage } from "../protocol/auth.ts";
-import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
-import { type DecodedFrame, FrameDecoder } from "../protocol/frame_codec.ts";
-import { MAC_LENGTH, PROTOCOL_VERSION } from "../protocol/limits.ts";
-import { Session } from "../protocol/session.ts";
-import { ROOT } from "./helpers.ts";
+import { computeProof, deriveSessionKeys, FrameMac, proofMessage } from "../../protocol/auth.ts";
+import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
+import { type DecodedFrame, FrameDecoder } from "../../protocol/frame_codec.ts";
+import { MAC_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
+import { Session } from "../../protocol/session.ts";
+import { ROOT } from "../helpers.ts";
 import { concat, hex, memoryPipe, unhex } from "./protocol_fixture.ts";
 
 type Vectors = Map<string, string | Uint8Array>;
