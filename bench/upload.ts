@@ -21,6 +21,7 @@ import { formatTable, type Row } from "./lib/report.ts";
 import { mountTmpfs } from "./lib/setup.ts";
 import { startSshd } from "./lib/sshd.ts";
 import { summarize } from "./lib/stats.ts";
+import { FILE_RM } from "../protocol/ops/files.ts";
 
 const MiB = 1024 * 1024;
 
@@ -81,14 +82,14 @@ export const uploadScenario: Scenario = {
       const t0 = performance.now();
       const r = await uploadFile(client, src, `run-${i}.bin`);
       total.push(performance.now() - t0);
-      await client.call("file.rm", { path: `run-${i}.bin` });
+      await client.call(FILE_RM, { path: `run-${i}.bin` });
       // As when the checksum is already known (e.g. /share): no client hashing at all.
       const { sha256 } = await hashLocalFile(src);
       if (sha256 !== r.sha256) throw new Error("upload reported a different SHA-256");
       const t1 = performance.now();
       await uploadFile(client, src, `known-${i}.bin`, { sha256 });
       sending.push(performance.now() - t1);
-      await client.call("file.rm", { path: `known-${i}.bin` });
+      await client.call(FILE_RM, { path: `known-${i}.bin` });
       if (await have("socat")) socat.push(await _socat(src, join(dir, "socat.bin"), ctx.group));
       if (ctx.sshd) scp.push(await _scp(src, join(dir, "scp.bin"), ctx));
     }

@@ -19,6 +19,7 @@ import { EXEC_REPL_COMMANDS } from "./exec/exec_repl.ts";
 import { FILE_REPL_COMMANDS } from "./files/file_repl.ts";
 import { Repl } from "./repl.ts";
 import { historyPath } from "./repl_history.ts";
+import { CHAT_ROOMS, type ChatRoomsReply } from "../protocol/ops/chat.ts";
 
 const HELP = `Usage: parley connect [parley://USER@HOST:PORT] [OPTIONS]
 
@@ -55,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
     const chat = await ChatClient.start(client);
     const tty = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
     const color = tty && !Deno.env.get("NO_COLOR");
-    const rooms = await client.call("chat.rooms", {}) as { defaultRoom: string };
+    const rooms = await client.call(CHAT_ROOMS, {}) as ChatRoomsReply;
     const room = ((f.room as string | undefined) ?? rooms.defaultRoom).replace(/^#/, "");
     const repl = new Repl({
       chat,

@@ -19,6 +19,12 @@ import type { ReplCommand, ReplContext } from "./repl_command.ts";
 import { createCompleter } from "./repl_completer.ts";
 import { loadHistory, saveHistory } from "./repl_history.ts";
 import { RemoteError } from "../protocol/errors.ts";
+import {
+  CHAT_ROOMS,
+  CHAT_WHO,
+  type ChatRoomsReply,
+  type ChatWhoReply,
+} from "../protocol/ops/chat.ts";
 
 /** Options for {@linkcode Repl}. */
 export interface ReplOptions {
@@ -299,9 +305,7 @@ export class Repl {
     const names = new Set<string>(this.chat.recent().map((m) => m.from));
     for (const r of this.chat.rooms) for (const u of this.chat.usersIn(r)) names.add(u);
     try {
-      const who = await _withTimeout(this.chat.client.call("chat.who", {}), 1000) as {
-        users: { name: string }[];
-      };
+      const who = await _withTimeout(this.chat.client.call(CHAT_WHO, {}), 1000) as ChatWhoReply;
       for (const u of who.users) names.add(u.name);
     } catch {
       // offline or slow: complete from what is known
@@ -313,9 +317,7 @@ export class Repl {
   async knownRooms(): Promise<string[]> {
     const rooms = new Set(this.chat.rooms);
     try {
-      const r = await _withTimeout(this.chat.client.call("chat.rooms", {}), 1000) as {
-        rooms: { room: string }[];
-      };
+      const r = await _withTimeout(this.chat.client.call(CHAT_ROOMS, {}), 1000) as ChatRoomsReply;
       for (const x of r.rooms) rooms.add(x.room);
     } catch {
       // offline or slow: complete from what is known

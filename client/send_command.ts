@@ -13,6 +13,7 @@ import {
 } from "./cli_util.ts";
 import { ParleyClient } from "./client.ts";
 import { resolveCredentials } from "./credentials.ts";
+import { CHAT_SEND } from "../protocol/ops/chat.ts";
 
 const HELP = `Usage: parley send [OPTIONS] ROOM TEXT...
        parley send [OPTIONS] @USER TEXT...
@@ -53,7 +54,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     const creds = await resolveCredentials(credentialInput(f));
     client = await ParleyClient.connect(creds);
-    await client.call("chat.send", { ...dest, text, ...(f.me ? { me: true } : {}) });
+    await client.call(CHAT_SEND, { ...dest, text, ...(f.me ? { me: true } : {}) });
     return 0;
   } catch (e) {
     return reportError(e);

@@ -12,3 +12,4 @@ export * from "./transport.ts";
 export * from "./mux_stream.ts";
 export * from "./session.ts";
 export * from "./handshake.ts";
+export * from "./ops/mod.ts";

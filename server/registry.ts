@@ -4,10 +4,12 @@
  *
  * @module
  */
+import type { z } from "zod";
 import type { Json } from "../protocol/messages.ts";
 import type { MuxStream } from "../protocol/mux_stream.ts";
 import type { ClientContext } from "./context.ts";
 import { RequestError } from "./errors.ts";
+import { parseArgs } from "./parse_args.ts";
 
 /** Handles one operation. The resolved value becomes the reply's `data`. */
 export type OpHandler = (
@@ -24,6 +26,22 @@ export class OpRegistry {
   register(op: string, handler: OpHandler): void {
     if (this.#handlers.has(op)) throw new TypeError(`operation ${op} registered twice`);
     this.#handlers.set(op, handler);
+  }
+
+  /**
+   * Adds a handler that receives `args` parsed by `schema` (the operation's
+   * schema in `protocol/ops/`); arguments that do not fit get `bad_request`.
+   */
+  registerParsed<S extends z.ZodType>(
+    op: string,
+    schema: S,
+    handler: (
+      ctx: ClientContext,
+      args: z.output<S>,
+      stream: MuxStream | undefined,
+    ) => Promise<unknown>,
+  ): void {
+    this.register(op, (ctx, args, stream) => handler(ctx, parseArgs(op, schema, args), stream));
   }
 
   /** Names of all registered operations. */

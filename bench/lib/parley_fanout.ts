@@ -10,6 +10,7 @@ import { join } from "@std/path";
 import { ParleyClient } from "../../client/client.ts";
 import { keyBytes, type SpawnedServer, spawnServer } from "../../tests/helpers.ts";
 import type { FanoutSystem } from "./fanout.ts";
+import { CHAT_JOIN, CHAT_MSG, CHAT_SEND } from "../../protocol/ops/chat.ts";
 
 /** The room every receiver joins. */
 const _ROOM = "bench";
@@ -75,11 +76,11 @@ export async function parleyFanout(options: ParleyFanoutOptions): Promise<Fanout
               tls: false,
             });
             clients.push(c);
-            c.on("chat.msg", (data) => {
+            c.on(CHAT_MSG, (data) => {
               const text = (data as { text?: unknown }).text;
               if (typeof text === "string") onMessage(text);
             });
-            await c.call("chat.join", { room: _ROOM });
+            await c.call(CHAT_JOIN, { room: _ROOM });
           }),
         );
       }
@@ -88,7 +89,7 @@ export async function parleyFanout(options: ParleyFanoutOptions): Promise<Fanout
       sender = await connect("sender");
     },
     async publish(payload) {
-      const p = sender!.call("chat.send", { room: _ROOM, text: payload });
+      const p = sender!.call(CHAT_SEND, { room: _ROOM, text: payload });
       inflight.add(p);
       void p.then(() => inflight.delete(p), () => inflight.delete(p));
       if (inflight.size >= window) await Promise.race(inflight);

@@ -16,6 +16,8 @@ import { writeFanoutConfig } from "../lib/parley_fanout.ts";
 import { makeFile, MiB } from "../lib/make_file.ts";
 import type { Row } from "../lib/report.ts";
 import { quantile, summarize } from "../lib/stats.ts";
+import { CHAT_JOIN, CHAT_MSG, CHAT_SEND } from "../../protocol/ops/chat.ts";
+import { FILE_RM } from "../../protocol/ops/files.ts";
 
 const _ROOM = "probe";
 const _GAP_MS = 20;
@@ -30,7 +32,7 @@ class _ChatProbe {
 
   constructor(client: ParleyClient) {
     this.#client = client;
-    client.on("chat.msg", (data) => {
+    client.on(CHAT_MSG, (data) => {
       const text = (data as { text?: unknown }).text;
       if (typeof text === "string") this.#waiting.get(text)?.();
     });
@@ -46,7 +48,7 @@ class _ChatProbe {
       timer = setTimeout(() => reject(new Error(`no echo of "${text}" in 10 s`)), 10_000);
     });
     try {
-      await Promise.all([this.#client.call("chat.send", { room: _ROOM, text }), echoed]);
+      await Promise.all([this.#client.call(CHAT_SEND, { room: _ROOM, text }), echoed]);
       return performance.now() - t0;
     } finally {
       clearTimeout(timer);
@@ -89,7 +91,7 @@ export const chatUnderUploadScenario: Scenario = {
     {
       await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
       await using client = await server.connect("bench");
-      await client.call("chat.join", { room: _ROOM });
+      await client.call(CHAT_JOIN, { room: _ROOM });
       const probe = new _ChatProbe(client);
       for (let i = 0; i < ctx.runs; i++) {
         ctx.log(`chat-load run ${i + 1}/${ctx.runs}`);
@@ -116,7 +118,7 @@ export const chatUnderUploadScenario: Scenario = {
             Math.max(...loaded).toFixed(1)
           } ms`,
         );
-        await client.call("file.rm", { path: `run-${i}.bin` });
+        await client.call(FILE_RM, { path: `run-${i}.bin` });
       }
     }
     await Deno.remove(dir, { recursive: true });

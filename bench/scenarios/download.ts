@@ -14,6 +14,7 @@ import { makeFile, MiB, removeQuietly } from "../lib/make_file.ts";
 import { freePort, have, type ProcessGroup, run } from "../lib/procs.ts";
 import type { Row } from "../lib/report.ts";
 import { summarize } from "../lib/stats.ts";
+import { FILE_STAT } from "../../protocol/ops/files.ts";
 
 /** socat serving `src` on a port; the timed side is the receiving socat. */
 async function _socat(src: string, dst: string, group: ProcessGroup): Promise<number> {
@@ -82,7 +83,7 @@ export const downloadScenario: Scenario = {
     {
       await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
       await using client = await server.connect("bench");
-      const st = (await client.call("file.stat", { path: "big.bin" })) as { size: number };
+      const st = (await client.call(FILE_STAT, { path: "big.bin" })) as { size: number };
       if (st.size !== size) throw new Error(`server sees ${st.size} bytes, expected ${size}`);
       for (let i = 0; i < ctx.runs; i++) {
         ctx.log(`download run ${i + 1}/${ctx.runs}`);

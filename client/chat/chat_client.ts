@@ -21,6 +21,33 @@
  */
 import type { ParleyClient } from "../client.ts";
 import type { ChatEvent, ChatFile, ChatMessage, ChatTarget } from "./chat_types.ts";
+import {
+  CHAT_GET,
+  CHAT_HISTORY,
+  CHAT_INBOX,
+  CHAT_JOIN,
+  CHAT_JOINED,
+  CHAT_KICKED,
+  CHAT_LEAVE,
+  CHAT_LEFT,
+  CHAT_MSG,
+  CHAT_NOTICE,
+  CHAT_ROOMS,
+  CHAT_SEND,
+  CHAT_WHO,
+  type ChatGetReply,
+  type ChatJoinedEvent,
+  type ChatJoinReply,
+  type ChatKickedEvent,
+  type ChatLeftEvent,
+  type ChatNoticeEvent,
+  type ChatPage,
+  type ChatRoomInfo,
+  type ChatRoomsReply,
+  type ChatSendReply,
+  type ChatWhoInfo,
+  type ChatWhoReply,
+} from "../../protocol/ops/chat.ts";
 
 const _SEEN_CAP = 5000;
 const _RECENT_CAP = 2000;
@@ -34,28 +61,11 @@ interface _Track {
   users: Set<string>;
 }
 
-/** A page of a history reply (`chat.history`, `chat.inbox`). */
-interface _Page {
-  messages: ChatMessage[];
-  more: boolean;
-  after?: string;
-  before?: string;
-}
-
 /** A room in {@linkcode ChatClient.roomList}. */
-export interface RoomInfo {
-  room: string;
-  users: number;
-  joined: boolean;
-}
+export type RoomInfo = ChatRoomInfo;
 
 /** A user in {@linkcode ChatClient.who}. */
-export interface WhoInfo {
-  name: string;
-  rooms: string[];
-  idleMs: number;
-  connections: number;
-}
+export type WhoInfo = ChatWhoInfo;
 
 /** Most pages a listing follows (a bound on the loop, far above any real list). */
 const _PAGE_CAP = 10_000;
@@ -139,7 +149,7 @@ export class ChatClient {
   /** Leaves `room`. */
   async leave(room: string): Promise<void> {
     this.#rooms.delete(room);
-    await this.client.call("chat.leave", { room });
+    await this.client.call(CHAT_LEAVE, { room });
   }
 
   /** Sends a message; resolves with its id once the server stored it. */
@@ -147,20 +157,20 @@ export class ChatClient {
     target: ChatTarget,
     text: string,
     options: { me?: boolean; file?: ChatFile } = {},
-  ): Promise<{ id: string; ts: number }> {
-    return await this.client.call("chat.send", {
+  ): Promise<ChatSendReply> {
+    return await this.client.call(CHAT_SEND, {
       ...target,
       text,
       ...(options.me ? { me: true } : {}),
       ...(options.file ? { file: { ...options.file } } : {}),
-    }) as { id: string; ts: number };
+    }) as ChatSendReply;
   }
 
   /** Fetches a message by id (recent cache first, then the server). */
   async get(id: string): Promise<ChatMessage> {
     const m = this.#recent.get(id);
     if (m) return m;
-    const r = await this.client.call("chat.get", { id }) as { message: ChatMessage };
+    const r = await this.client.call(CHAT_GET, { id }) as ChatGetReply;
     return r.message;
   }
 
@@ -172,11 +182,11 @@ export class ChatClient {
     const out: ChatMessage[] = [];
     let before: string | undefined;
     for (let i = 0; i < _PAGE_CAP && out.length < n; i++) {
-      const h = await this.client.call("chat.history", {
+      const h = await this.client.call(CHAT_HISTORY, {
         room,
         limit: Math.min(1000, n - out.length),
         ...(before ? { before } : {}),
-      }) as _Page;
+      }) as ChatPage;
       out.unshift(...h.messages);
       before = h.more ? h.before ?? h.messages[0]?.id : undefined;
       if (before === undefined) break;
@@ -190,12 +200,7 @@ export class ChatClient {
     let after: string | undefined;
     let defaultRoom = "";
     for (let i = 0; i < _PAGE_CAP; i++) {
-      const r = await this.client.call("chat.rooms", after ? { after } : {}) as {
-        rooms: RoomInfo[];
-        defaultRoom: string;
-        more?: boolean;
-        after?: string;
-      };
+      const r = await this.client.call(CHAT_ROOMS, after ? { after } : {}) as ChatRoomsReply;
       rooms.push(...r.rooms);
       defaultRoom = r.defaultRoom;
       after = r.more ? r.after : undefined;
@@ -209,10 +214,10 @@ export class ChatClient {
     const users: WhoInfo[] = [];
     let after: string | undefined;
     for (let i = 0; i < _PAGE_CAP; i++) {
-      const r = await this.client.call("chat.who", {
+      const r = await this.client.call(CHAT_WHO, {
         ...(room ? { room } : {}),
         ...(after ? { after } : {}),
-      }) as { users: WhoInfo[]; more?: boolean; after?: string };
+      }) as ChatWhoReply;
       users.push(...r.users);
       after = r.more ? r.after : undefined;
       if (after === undefined) break;
@@ -240,30 +245,30 @@ export class ChatClient {
   #subscribe(): void {
     const c = this.client;
     this.#off.push(
-      c.on("chat.msg", (d) => {
+      c.on(CHAT_MSG, (d) => {
         const msg = d as ChatMessage;
         const t = this.#track(msg.room ?? _DM);
         if (t.syncing > 0) t.held.push(msg);
         else this.#accept(t, msg, false);
       }),
-      c.on("chat.joined", (d) => {
-        const e = d as { room: string; user: string };
+      c.on(CHAT_JOINED, (d) => {
+        const e = d as ChatJoinedEvent;
         this.#track(e.room).users.add(e.user);
         this.#emit({ kind: "joined", room: e.room, user: e.user });
       }),
-      c.on("chat.left", (d) => {
-        const e = d as { room: string; user: string; quit?: boolean; kicked?: string };
+      c.on(CHAT_LEFT, (d) => {
+        const e = d as ChatLeftEvent;
         this.#track(e.room).users.delete(e.user);
         this.#emit({ kind: "left", ...e });
       }),
-      c.on("chat.kicked", (d) => {
-        const e = d as { room: string; by: string; reason?: string };
+      c.on(CHAT_KICKED, (d) => {
+        const e = d as ChatKickedEvent;
         this.#rooms.delete(e.room);
         this.#emit({ kind: "kicked", ...e });
       }),
       c.on(
-        "chat.notice",
-        (d) => this.#emit({ kind: "notice", text: (d as { text: string }).text }),
+        CHAT_NOTICE,
+        (d) => this.#emit({ kind: "notice", text: (d as ChatNoticeEvent).text }),
       ),
       c.onState((s, why) => {
         if (s === "reconnecting") {
@@ -298,17 +303,10 @@ export class ChatClient {
     t.syncing++;
     const delivered: ChatMessage[] = [];
     try {
-      const r = await this.client.call("chat.join", {
+      const r = await this.client.call(CHAT_JOIN, {
         room,
         ...(t.last > 0 ? { after: t.last } : {}),
-      }) as {
-        room: string;
-        users: string[];
-        history: ChatMessage[];
-        more: boolean;
-        after?: string;
-        gap?: boolean;
-      };
+      }) as ChatJoinReply;
       t.users = new Set(r.users);
       if (r.gap) {
         this.#emit({
@@ -317,7 +315,7 @@ export class ChatClient {
         });
       }
       // Replies are cut to fit a frame: follow `more` so a recovery has no gap.
-      let page: _Page = {
+      let page: ChatPage = {
         messages: r.history,
         more: r.more,
         ...(r.after ? { after: r.after } : {}),
@@ -327,7 +325,7 @@ export class ChatClient {
         for (const m of _byId(page.messages)) if (this.#accept(t, m, true)) delivered.push(m);
         const after = page.after ?? page.messages.at(-1)?.id;
         if (!recovering || !page.more || after === undefined) break;
-        page = await this.client.call("chat.history", { room, after, limit: 1000 }) as _Page;
+        page = await this.client.call(CHAT_HISTORY, { room, after, limit: 1000 }) as ChatPage;
       }
       return { room: r.room, users: r.users, history: delivered };
     } finally {
@@ -342,17 +340,17 @@ export class ChatClient {
       if (recover && t.last > 0) {
         let after: string | undefined = String(t.last);
         while (after !== undefined) {
-          const h = await this.client.call("chat.history", {
+          const h = await this.client.call(CHAT_HISTORY, {
             dm: true,
             after,
             limit: 1000,
-          }) as _Page;
+          }) as ChatPage;
           for (const m of _byId(h.messages)) this.#accept(t, m, true);
           after = h.more ? h.after ?? h.messages.at(-1)?.id : undefined;
         }
       }
       for (;;) {
-        const r = await this.client.call("chat.inbox", {}) as _Page;
+        const r = await this.client.call(CHAT_INBOX, {}) as ChatPage;
         for (const m of _byId(r.messages)) this.#accept(t, m, true);
         if (!r.more || r.messages.length === 0) break;
       }

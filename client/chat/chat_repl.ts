@@ -9,6 +9,15 @@ import { formatMessage } from "./chat_format.ts";
 import type { ChatMessage } from "./chat_types.ts";
 import type { Repl } from "../repl.ts";
 import type { ReplCommand, ReplContext } from "../repl_command.ts";
+import {
+  CHAT_BAN,
+  CHAT_IGNORE,
+  CHAT_KICK,
+  CHAT_MUTE,
+  CHAT_TIME,
+  type ChatIgnoreReply,
+  type ChatTimeReply,
+} from "../../protocol/ops/chat.ts";
 
 function _room(arg: string | undefined): string | undefined {
   return arg?.replace(/^#/, "");
@@ -198,10 +207,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       usage: "/time [FORMAT]",
       summary: "the server's clock, optionally in a strftime format (e.g. /time %H:%M)",
       async run(ctx, _args, rest) {
-        const r = await call("chat.time", rest ? { format: rest } : {}) as {
-          text: string;
-          tz: string;
-        };
+        const r = await call(CHAT_TIME, rest ? { format: rest } : {}) as ChatTimeReply;
         ctx.print(`-- server time: ${r.text}${rest ? "" : ` (${r.tz})`}`);
       },
     },
@@ -211,7 +217,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       summary: "hide a user's messages (no USER: list whom you ignore)",
       async run(ctx, args) {
         const user = _user(args[0]);
-        const r = await call("chat.ignore", user ? { user } : {}) as { ignored: string[] };
+        const r = await call(CHAT_IGNORE, user ? { user } : {}) as ChatIgnoreReply;
         ctx.print(`-- ignoring: ${r.ignored.join(", ") || "nobody"}`);
       },
       complete: completeUser,
@@ -222,23 +228,23 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       summary: "show a user's messages again",
       async run(ctx, args) {
         const user = _need(_user(args[0]), "/unignore USER");
-        const r = await call("chat.ignore", { user, off: true }) as { ignored: string[] };
+        const r = await call(CHAT_IGNORE, { user, off: true }) as ChatIgnoreReply;
         ctx.print(`-- ignoring: ${r.ignored.join(", ") || "nobody"}`);
       },
       complete: completeUser,
     },
     moderation("kick", "/kick USER [REASON]", "(admin) remove a user from the current room", {
-      op: "chat.kick",
+      op: CHAT_KICK,
       args: (ctx, extra) => ({ room: ctx.currentRoom(), ...extra.reason }),
       done: (ctx, user) => `kicked ${user} from #${ctx.currentRoom()}`,
     }),
     moderation("ban", "/ban USER [REASON]", "(admin) disconnect a user and refuse their logins", {
-      op: "chat.ban",
+      op: CHAT_BAN,
       args: (_ctx, extra) => extra.reason,
       done: (_ctx, user) => `banned ${user}`,
     }),
     moderation("unban", "/unban USER", "(admin) lift a ban", {
-      op: "chat.ban",
+      op: CHAT_BAN,
       args: () => ({ off: true }),
       done: (_ctx, user) => `unbanned ${user}`,
     }),
@@ -247,7 +253,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       "/mute USER [MINUTES]",
       "(admin) stop a user from posting for a while (default 10 minutes)",
       {
-        op: "chat.mute",
+        op: CHAT_MUTE,
         args: (_ctx, extra) => {
           const minutes = extra.word === undefined ? 10 : Number(extra.word);
           if (!(minutes > 0)) throw new Error("MINUTES must be a positive number");
@@ -257,7 +263,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       },
     ),
     moderation("unmute", "/unmute USER", "(admin) let a muted user post again", {
-      op: "chat.mute",
+      op: CHAT_MUTE,
       args: () => ({ off: true }),
       done: (_ctx, user) => `unmuted ${user}`,
     }),

@@ -18,6 +18,7 @@
  */
 import type { Json } from "../../protocol/messages.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
+import { EXEC_RUN, EXEC_SIGNAL, EXEC_STDERR, type ExecRunReply } from "../../protocol/ops/exec.ts";
 
 /** What to run. Exactly one of `argv` and `shell`. */
 export interface ExecRequest {
@@ -32,16 +33,7 @@ export interface ExecRequest {
 }
 
 /** How a remote command ended. */
-export interface ExecResult {
-  /** Exit code; 128+n when killed by signal n. */
-  code: number;
-  /** Terminating signal, if any. */
-  signal: string | null;
-  /** Whether the server killed it at the timeout. */
-  timedOut: boolean;
-  /** Run time on the server in ms. */
-  durationMs: number;
-}
+export type ExecResult = ExecRunReply;
 
 /** Where output goes. A returned promise is awaited before more is read. */
 export interface ExecSinks {
@@ -80,7 +72,7 @@ export class RemoteExec {
   private constructor(client: StreamOpener, request: ExecRequest, sinks: ExecSinks) {
     this.#client = client;
     this.token = _newToken();
-    const err = client.open("exec.stderr", { token: this.token }, { fin: true });
+    const err = client.open(EXEC_STDERR, { token: this.token }, { fin: true });
     const args: Json = { token: this.token };
     if (request.argv) args.argv = request.argv;
     if (request.shell !== undefined) args.shell = request.shell;
@@ -88,7 +80,7 @@ export class RemoteExec {
     if (request.timeoutMs !== undefined) args.timeoutMs = request.timeoutMs;
     let run: ReturnType<StreamOpener["open"]>;
     try {
-      run = client.open("exec.run", args);
+      run = client.open(EXEC_RUN, args);
     } catch (e) {
       err.stream.reset("cancel", "run not started");
       err.result.catch(() => {});
@@ -128,7 +120,7 @@ export class RemoteExec {
   /** Sends `signal` (e.g. `SIGINT`) to the command's process group. */
   async signal(signal: string): Promise<void> {
     if (this.#finished) return;
-    await this.#client.call("exec.signal", { token: this.token, signal });
+    await this.#client.call(EXEC_SIGNAL, { token: this.token, signal });
   }
 
   /** Abandons the run: the server kills the command. */

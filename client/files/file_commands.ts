@@ -20,6 +20,14 @@ import { downloadFile, statSource } from "./transfer_download.ts";
 import { createProgress, formatBytes, summaryLine } from "./transfer_progress.ts";
 import { downloadTree, uploadTree } from "./transfer_tree.ts";
 import { uploadFile } from "./transfer_upload.ts";
+import {
+  FILE_MKDIR,
+  FILE_MV,
+  FILE_RM,
+  FILE_RMDIR,
+  FILE_STAT,
+  type FileStatReply,
+} from "../../protocol/ops/files.ts";
 
 const _COMMON_HELP = `  --json        print one JSON object on stdout (errors too)
   -h, --help    show this help
@@ -282,9 +290,10 @@ Shows a remote file's type, size, modification time and (with --sha256) checksum
   minArgs: 1,
   maxArgs: 1,
   async body(client, [path], f, out) {
-    const st = await client.call("file.stat", { path: path!, sha256: f.sha256 === true }) as
-      & RemoteEntry
-      & { path: string };
+    const st = await client.call(FILE_STAT, {
+      path: path!,
+      sha256: f.sha256 === true,
+    }) as FileStatReply;
     out.say(
       `${st.path}: ${st.type}, ${st.size} bytes (${formatBytes(st.size)}), modified ${
         new Date(st.mtime).toISOString()
@@ -324,7 +333,7 @@ export const rm: Command = _simple(
   `Usage: parley rm PATH
 
 Removes a remote file (directories: rmdir).`,
-  "file.rm",
+  FILE_RM,
   ["path"],
   (r) => `removed ${r.path}`,
 );
@@ -337,7 +346,7 @@ Renames a remote file or directory; into TO when TO is a directory.
 
 Options:
   --overwrite   replace an existing file at TO`,
-  "file.mv",
+  FILE_MV,
   ["from", "to"],
   (r) => `moved ${r.from} -> ${r.to}`,
   { overwrite: "overwrite" },
@@ -351,7 +360,7 @@ Creates a remote directory.
 
 Options:
   -p, --parents create missing parents; no error if it exists`,
-  "file.mkdir",
+  FILE_MKDIR,
   ["path"],
   (r) => `created ${r.path}`,
   { parents: "parents" },
@@ -363,7 +372,7 @@ export const rmdir: Command = _simple(
   `Usage: parley rmdir DIR
 
 Removes an empty remote directory.`,
-  "file.rmdir",
+  FILE_RMDIR,
   ["path"],
   (r) => `removed ${r.path}`,
 );

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ParleyClient } from "../client.ts";
+import { FILE_LS, type FileLsReply } from "../../protocol/ops/files.ts";
 
 /** One remote entry. */
 export interface RemoteEntry {
@@ -33,7 +34,7 @@ export async function listRemote(
   options: { sha256?: boolean; recursive?: boolean } = {},
 ): Promise<RemoteListing> {
   await client.waitOpen();
-  const { stream, result } = client.open("file.ls", {
+  const { stream, result } = client.open(FILE_LS, {
     ...(path !== undefined ? { path } : {}),
     sha256: options.sha256 ?? false,
     recursive: options.recursive ?? false,
@@ -55,6 +56,6 @@ export async function listRemote(
     await result;
     throw e;
   }
-  const r = (await result) as { path: string; dir: boolean };
+  const r = (await result) as FileLsReply;
   return { path: r.path, dir: r.dir, entries };
 }

@@ -18,6 +18,20 @@ import { downloadFile, type DownloadSource, statSource } from "./transfer_downlo
 import { formatBytes, summaryLine } from "./transfer_progress.ts";
 import { downloadTree, uploadTree } from "./transfer_tree.ts";
 import { uploadFile } from "./transfer_upload.ts";
+import {
+  FILE_CD,
+  FILE_MKDIR,
+  FILE_MV,
+  FILE_PWD,
+  FILE_RM,
+  FILE_RMDIR,
+  FILE_SHARE,
+  FILE_STAT,
+  type FileCwdReply,
+  type FileShareReply,
+  type FileStatReply,
+} from "../../protocol/ops/files.ts";
+import { CHAT_SEND } from "../../protocol/ops/chat.ts";
 
 /** The `path` prefix a chat file reference uses for a shared file. */
 export const SHARED_PREFIX = "shared:";
@@ -104,7 +118,7 @@ function _remoteCompleter(
 /** `/cd ..` and friends are resolved here, lexically against the current directory. */
 async function _resolveCd(client: ParleyClient, arg: string): Promise<string> {
   if (!arg.split("/").includes("..")) return arg;
-  const { cwd } = await client.call("file.pwd") as { cwd: string };
+  const { cwd } = await client.call(FILE_PWD) as FileCwdReply;
   const parts = arg.startsWith("~") ? [] : cwd.replace(/^~\/?/, "").split("/").filter(Boolean);
   for (const p of arg.replace(/^~\/?/, "").split("/")) {
     if (p === "" || p === ".") continue;
@@ -225,7 +239,7 @@ const cd: ReplCommand = {
   summary: "change the remote directory (home without DIR; .. goes up)",
   async run(ctx, args) {
     const target = args[0] === undefined ? "~" : await _resolveCd(ctx.client, args[0]);
-    const r = await ctx.client.call("file.cd", { path: target }) as { cwd: string };
+    const r = await ctx.client.call(FILE_CD, { path: target }) as FileCwdReply;
     ctx.print(r.cwd);
   },
   complete: _remoteCompleter([0]),
@@ -236,7 +250,7 @@ const pwd: ReplCommand = {
   usage: "/pwd",
   summary: "show the remote directory",
   async run(ctx) {
-    ctx.print(((await ctx.client.call("file.pwd")) as { cwd: string }).cwd);
+    ctx.print(((await ctx.client.call(FILE_PWD)) as FileCwdReply).cwd);
   },
 };
 
@@ -247,13 +261,10 @@ const stat: ReplCommand = {
   async run(ctx, args) {
     const { pos, has } = _flags(args);
     if (pos.length !== 1) throw new Error(`usage: ${this.usage}`);
-    const st = await ctx.client.call("file.stat", { path: pos[0]!, sha256: has("--sha256") }) as {
-      path: string;
-      type: string;
-      size: number;
-      mtime: number;
-      sha256?: string;
-    };
+    const st = await ctx.client.call(FILE_STAT, {
+      path: pos[0]!,
+      sha256: has("--sha256"),
+    }) as FileStatReply;
     ctx.print(
       `${st.path}: ${st.type}, ${st.size} bytes (${formatBytes(st.size)}), modified ${
         new Date(st.mtime).toISOString()
@@ -317,18 +328,11 @@ const share: ReplCommand = {
     } catch (e) {
       // Already uploaded earlier (same content, same name): share that copy.
       if (!(e instanceof RemoteError && e.code === "exists")) throw e;
-      const st = await ctx.client.call("file.stat", { path: remote, sha256: true }) as {
-        sha256?: string;
-      };
+      const st = await ctx.client.call(FILE_STAT, { path: remote, sha256: true }) as FileStatReply;
       if (st.sha256 !== sha256) throw e;
     }
-    const s = await ctx.client.call("file.share", { path: remote }) as {
-      id: string;
-      name: string;
-      size: number;
-      sha256: string;
-    };
-    await ctx.client.call("chat.send", {
+    const s = await ctx.client.call(FILE_SHARE, { path: remote }) as FileShareReply;
+    await ctx.client.call(CHAT_SEND, {
       room,
       text: text || `shared ${s.name} (${formatBytes(s.size)})`,
       file: { path: `${SHARED_PREFIX}${s.id}`, name: s.name, size: s.size, sha256: s.sha256 },
@@ -352,7 +356,7 @@ export const FILE_REPL_COMMANDS: ReplCommand[] = [
     "rm",
     "/rm PATH",
     "remove a remote file",
-    "file.rm",
+    FILE_RM,
     ["path"],
     (r) => `removed ${r.path}`,
   ),
@@ -360,7 +364,7 @@ export const FILE_REPL_COMMANDS: ReplCommand[] = [
     "mv",
     "/mv FROM TO [--overwrite]",
     "rename a remote file or directory",
-    "file.mv",
+    FILE_MV,
     ["from", "to"],
     (r) => `moved ${r.from} -> ${r.to}`,
     { "--overwrite": "overwrite" },
@@ -369,7 +373,7 @@ export const FILE_REPL_COMMANDS: ReplCommand[] = [
     "mkdir",
     "/mkdir DIR [-p]",
     "create a remote directory",
-    "file.mkdir",
+    FILE_MKDIR,
     ["path"],
     (r) => `created ${r.path}`,
     { "-p": "parents" },
@@ -378,7 +382,7 @@ export const FILE_REPL_COMMANDS: ReplCommand[] = [
     "rmdir",
     "/rmdir DIR",
     "remove an empty remote directory",
-    "file.rmdir",
+    FILE_RMDIR,
     ["path"],
     (r) => `removed ${r.path}`,
   ),

@@ -23,6 +23,7 @@ import {
   type TransferResult,
   withRetries,
 } from "./transfer_common.ts";
+import { FILE_GET, FILE_STAT, type FileGetReply } from "../../protocol/ops/files.ts";
 
 /** What to download: a path (relative to the session's directory) or a share id. */
 export type DownloadSource =
@@ -73,7 +74,7 @@ export function sourceName(source: DownloadSource): string {
 /** Asks the server about `source` (`file.stat`). */
 export async function statSource(client: ParleyClient, source: DownloadSource): Promise<_Stat> {
   return (await client.call(
-    "file.stat",
+    FILE_STAT,
     "path" in source ? { path: source.path } : { shared: source.shared },
   )) as _Stat;
 }
@@ -124,7 +125,7 @@ export async function downloadFile(
     const args = "path" in source
       ? { path: source.path, offset, size: st.size, mtime: st.mtime ?? 0 }
       : { shared: source.shared, offset, size: st.size };
-    const { stream, result } = client.open("file.get", args, { fin: true });
+    const { stream, result } = client.open(FILE_GET, args, { fin: true });
     result.catch(() => {});
     let got = offset;
     try {
@@ -141,7 +142,7 @@ export async function downloadFile(
       await result; // a refusal arrives as the reply; prefer it over the stream's reset
       throw e;
     }
-    const reply = (await result) as { size: number; sha256: string };
+    const reply = (await result) as FileGetReply;
     const sha256 = hash.digest("hex");
     const expected = "shared" in source && source.sha256 ? source.sha256 : reply.sha256;
     if (got !== reply.size || sha256 !== reply.sha256 || sha256 !== expected) {

@@ -11,6 +11,7 @@ import { listRemote } from "./file_list.ts";
 import type { TransferOptions, TransferResult } from "./transfer_common.ts";
 import { downloadFile } from "./transfer_download.ts";
 import { uploadFile } from "./transfer_upload.ts";
+import { FILE_MKDIR } from "../../protocol/ops/files.ts";
 
 /** Totals of a recursive transfer. */
 export interface TreeResult {
@@ -31,7 +32,7 @@ export async function uploadTree(
   options: TransferOptions & { onFile?: (r: TransferResult) => void } = {},
 ): Promise<TreeResult> {
   const out: TreeResult = { files: [], dirs: 0, skipped: [] };
-  await client.call("file.mkdir", { path: remoteDir, parents: true });
+  await client.call(FILE_MKDIR, { path: remoteDir, parents: true });
   out.dirs++;
   const walk = async (rel: string): Promise<void> => {
     const names: Deno.DirEntry[] = [];
@@ -42,7 +43,7 @@ export async function uploadTree(
       if (e.isSymlink) {
         out.skipped.push(join(localDir, r));
       } else if (e.isDirectory) {
-        await client.call("file.mkdir", { path: _remoteJoin(remoteDir, r), parents: true });
+        await client.call(FILE_MKDIR, { path: _remoteJoin(remoteDir, r), parents: true });
         out.dirs++;
         await walk(r);
       } else if (e.isFile) {

@@ -25,6 +25,7 @@ import {
   type TransferResult,
   withRetries,
 } from "./transfer_common.ts";
+import { FILE_OFFSET, FILE_PUT, type FileOffsetReply } from "../../protocol/ops/files.ts";
 
 interface _PutReply {
   path: string;
@@ -78,7 +79,7 @@ export async function uploadFile(
   let restart = options.resume === false;
   let resumedAt = 0;
   const once = async (): Promise<_PutReply> => {
-    const { offset } = (await client.call("file.offset", base)) as { offset: number };
+    const { offset } = (await client.call(FILE_OFFSET, base)) as FileOffsetReply;
     const start = restart ? 0 : offset;
     restart = false;
     resumedAt = start;
@@ -93,7 +94,7 @@ export async function uploadFile(
       );
     }
     await file.seek(start, Deno.SeekMode.Start);
-    const { stream, result } = client.open("file.put", { ...base, offset: start });
+    const { stream, result } = client.open(FILE_PUT, { ...base, offset: start });
     result.catch(() => {}); // observed below; avoid an unhandled rejection while pumping
     let sent = start;
     try {

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { USER_NAME } from "../../protocol/ops/chat.ts";
 
 /** Rights an account may hold. Left undefined: unchanged (update) or false (add). */
 export interface Rights {
@@ -127,9 +128,7 @@ export interface Accounts {
   subscribe(listener: (change: AccountChange) => void): () => void;
 }
 
-const _NAME = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;
-
 /** Checks a user name: 1–32 of `a-z 0-9 _ . -`, not starting with `.` or `-`. */
 export function validUserName(name: string): boolean {
-  return _NAME.test(name);
+  return USER_NAME.test(name);
 }

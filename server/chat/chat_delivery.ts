@@ -13,6 +13,7 @@ import { encodeEvent } from "../../protocol/session.ts";
 import type { ChatMessage, ChatPolicy } from "../backend/chat.ts";
 import type { ClientDirectory } from "../feature.ts";
 import type { ChatConn, ChatMembers } from "./chat_members.ts";
+import { CHAT_MSG } from "../../protocol/ops/chat.ts";
 
 /** Hands feed messages to connections. */
 export class ChatDelivery {
@@ -37,7 +38,7 @@ export class ChatDelivery {
         if (this.#policy.ignoring(m.ctx.user.name, msg.from)) continue;
         const held = m.holding.get(msg.room);
         if (held) held.queue.push(msg);
-        else m.ctx.session.emitEncoded(ev ??= encodeEvent("chat.msg", msg));
+        else m.ctx.session.emitEncoded(ev ??= encodeEvent(CHAT_MSG, msg));
       }
       return;
     }
@@ -46,13 +47,13 @@ export class ChatDelivery {
     let reached = false;
     if (!this.#policy.ignoring(to, from)) {
       for (const ctx of this.#clients.byUser(to)) {
-        ctx.session.emit("chat.msg", msg);
+        ctx.session.emit(CHAT_MSG, msg);
         if (this.#members.peek(ctx)?.listening) reached = true;
       }
     }
     if (reached) this.#policy.markDelivered(to, Number(msg.id));
     if (to === from) return;
-    for (const ctx of this.#clients.byUser(from)) ctx.session.emit("chat.msg", msg);
+    for (const ctx of this.#clients.byUser(from)) ctx.session.emit(CHAT_MSG, msg);
   }
 
   /** Holds `room`'s live messages for `c` until {@linkcode ChatDelivery.release}. */
@@ -80,7 +81,7 @@ export class ChatDelivery {
     const held = c.holding.get(room);
     if (!held || --held.holders > 0) return;
     c.holding.delete(room);
-    for (const msg of held.queue) c.ctx.session.emit("chat.msg", msg);
+    for (const msg of held.queue) c.ctx.session.emit(CHAT_MSG, msg);
   }
 
   /** Cancels pending releases. Idempotent. */

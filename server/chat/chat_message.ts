@@ -8,17 +8,9 @@ import { z } from "zod";
 
 export type { ChatMessage, FileRef } from "../../protocol/chat_message.ts";
 import type { ChatMessage } from "../../protocol/chat_message.ts";
+import { FILE_REF, ROOM_NAME } from "../../protocol/ops/chat.ts";
 
-/** Room names: like user names, 1–32 of `a-z 0-9 _ . -`. */
-export const ROOM_NAME = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;
-
-/** Schema of a file reference. */
-export const FILE_REF = z.object({
-  path: z.string().min(1).max(4096).refine((p) => !p.includes("\0"), "no NUL bytes"),
-  name: z.string().min(1).max(255).refine((p) => !/[\0\n\r]/.test(p), "no control characters"),
-  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex characters"),
-}).strict();
+export { FILE_REF, ROOM_NAME };
 
 const _MESSAGE = z.object({
   id: z.string().regex(/^\d{1,20}$/),

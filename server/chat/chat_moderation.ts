@@ -11,6 +11,7 @@ import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { ClientDirectory } from "../feature.ts";
 import type { Logger } from "../log.ts";
+import { CHAT_NOTICE } from "../../protocol/ops/chat.ts";
 
 /** Moderation on one node. */
 export class ChatModeration {
@@ -64,7 +65,7 @@ export class ChatModeration {
 
   /** Tells every connection of `user` on this node something (moderation notices). */
   notify(user: string, text: string): void {
-    for (const ctx of this.#clients.byUser(user)) ctx.session.emit("chat.notice", { text });
+    for (const ctx of this.#clients.byUser(user)) ctx.session.emit(CHAT_NOTICE, { text });
   }
 
   /** Stops listening to policy changes. Idempotent. */

@@ -4,54 +4,14 @@
  *
  * @module
  */
-import { z } from "zod";
-import type { Json } from "../../protocol/messages.ts";
+import * as ops from "../../protocol/ops/chat.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { OpRegistry } from "../registry.ts";
-import { validUserName } from "../backend/accounts.ts";
-import { FILE_REF, ROOM_NAME } from "./chat_message.ts";
+import { parseArgs } from "../parse_args.ts";
 import { fitList, REPLY_BUDGET } from "./chat_pager.ts";
 import { type ChatService, CURSOR_BYTES } from "./chat_service.ts";
 import { DEFAULT_TIME_FORMAT, strftime } from "./strftime.ts";
-
-const _ROOM = z.string().regex(
-  ROOM_NAME,
-  "room names are 1-32 of a-z 0-9 _ . - (lower case), not starting with . or -",
-);
-const _USER = z.string().refine(validUserName, "not a valid user name");
-const _ID = z.union([z.string().regex(/^\d{1,20}$/), z.number().int().min(0)])
-  .transform((v) => Number(v));
-const _LIMIT = z.number().int().min(1).max(1000);
-
-const _SEND = z.object({
-  room: _ROOM.optional(),
-  to: _USER.optional(),
-  text: z.string().max(1_000_000).refine((t) => !t.includes("\0"), "no NUL characters"),
-  me: z.boolean().optional(),
-  file: FILE_REF.optional(),
-}).strict().refine(
-  (a) => !(a.room !== undefined && a.to !== undefined),
-  "give room or to, not both",
-);
-
-const _JOIN = z.object({ room: _ROOM.optional(), after: _ID.optional(), limit: _LIMIT.optional() })
-  .strict();
-const _HISTORY = z.object({
-  room: _ROOM.optional(),
-  dm: z.boolean().optional(),
-  after: _ID.optional(),
-  before: _ID.optional(),
-  limit: _LIMIT.optional(),
-}).strict();
-
-function _parse<T>(schema: z.ZodType<T>, args: Json, op: string): T {
-  const r = schema.safeParse(args);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
-  throw new RequestError("bad_request", `${op}: ${where}${issue?.message ?? "invalid arguments"}`);
-}
 
 /** The list of banned users, cut to fit a reply (`bannedMore` when cut). */
 function _banned(names: string[]): { banned: string[]; bannedMore?: true } {
@@ -67,22 +27,19 @@ function _admin(ctx: ClientContext, what: string): void {
 export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
   const cfg = chat.config;
 
-  registry.register("chat.join", (ctx, args) => {
-    const a = _parse(_JOIN, args, "chat.join");
+  registry.registerParsed(ops.CHAT_JOIN, ops.CHAT_ARGS[ops.CHAT_JOIN], (ctx, a) => {
     return chat.join(chat.conn(ctx), a.room ?? cfg.defaultRoom, {
       after: a.after,
       limit: a.limit ?? (a.after === undefined ? cfg.historyOnJoin : 1000),
     });
   });
 
-  registry.register("chat.leave", (ctx, args) => {
-    const a = _parse(z.object({ room: _ROOM }).strict(), args, "chat.leave");
+  registry.registerParsed(ops.CHAT_LEAVE, ops.CHAT_ARGS[ops.CHAT_LEAVE], (ctx, a) => {
     chat.leave(chat.conn(ctx), a.room);
     return Promise.resolve({});
   });
 
-  registry.register("chat.rooms", (ctx, args) => {
-    const a = _parse(z.object({ after: _ROOM.optional() }).strict(), args, "chat.rooms");
+  registry.registerParsed(ops.CHAT_ROOMS, ops.CHAT_ARGS[ops.CHAT_ROOMS], (ctx, a) => {
     const mine = chat.conn(ctx).rooms;
     const names = chat.roomNames().filter((r) => a.after === undefined || r > a.after);
     const page = fitList(
@@ -97,8 +54,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     });
   });
 
-  registry.register("chat.send", async (ctx, args) => {
-    const a = _parse(_SEND, args, "chat.send");
+  registry.registerParsed(ops.CHAT_SEND, ops.CHAT_ARGS[ops.CHAT_SEND], async (ctx, a) => {
     const msg = await chat.send(chat.conn(ctx), {
       ...a,
       room: a.to === undefined ? a.room ?? cfg.defaultRoom : undefined,
@@ -106,8 +62,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return { id: msg.id, ts: msg.ts };
   });
 
-  registry.register("chat.history", (ctx, args) => {
-    const a = _parse(_HISTORY, args, "chat.history");
+  registry.registerParsed(ops.CHAT_HISTORY, ops.CHAT_ARGS[ops.CHAT_HISTORY], (ctx, a) => {
     const q = { after: a.after, before: a.before, limit: a.limit ?? 100 };
     return chat.history(
       ctx.user.name,
@@ -116,22 +71,15 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     );
   });
 
-  registry.register("chat.inbox", (ctx, args) => {
-    const a = _parse(z.object({ limit: _LIMIT.optional() }).strict(), args, "chat.inbox");
+  registry.registerParsed(ops.CHAT_INBOX, ops.CHAT_ARGS[ops.CHAT_INBOX], (ctx, a) => {
     return chat.inbox(chat.conn(ctx), a.limit ?? 1000);
   });
 
-  registry.register("chat.get", async (ctx, args) => {
-    const a = _parse(z.object({ id: _ID }).strict(), args, "chat.get");
+  registry.registerParsed(ops.CHAT_GET, ops.CHAT_ARGS[ops.CHAT_GET], async (ctx, a) => {
     return { message: await chat.get(ctx.user.name, a.id) };
   });
 
-  registry.register("chat.who", (_ctx, args) => {
-    const a = _parse(
-      z.object({ room: _ROOM.optional(), after: _USER.optional() }).strict(),
-      args,
-      "chat.who",
-    );
+  registry.registerParsed(ops.CHAT_WHO, ops.CHAT_ARGS[ops.CHAT_WHO], (_ctx, a) => {
     const online = chat.online().filter((u) =>
       (a.room === undefined || u.rooms.includes(a.room)) &&
       (a.after === undefined || u.name > a.after)
@@ -145,12 +93,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     });
   });
 
-  registry.register("chat.time", (_ctx, args) => {
-    const a = _parse(
-      z.object({ format: z.string().max(200).optional() }).strict(),
-      args,
-      "chat.time",
-    );
+  registry.registerParsed(ops.CHAT_TIME, ops.CHAT_ARGS[ops.CHAT_TIME], (_ctx, a) => {
     const now = new Date();
     return Promise.resolve({
       ts: now.getTime(),
@@ -159,36 +102,22 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     });
   });
 
-  registry.register("chat.ignore", async (ctx, args) => {
-    const a = _parse(
-      z.object({ user: _USER.optional(), off: z.boolean().optional() }).strict(),
-      args,
-      "chat.ignore",
-    );
+  registry.registerParsed(ops.CHAT_IGNORE, ops.CHAT_ARGS[ops.CHAT_IGNORE], async (ctx, a) => {
     if (a.user !== undefined) await chat.ignore(ctx.user.name, a.user, !a.off);
     return { ignored: chat.ignores(ctx.user.name) };
   });
 
-  registry.register("chat.kick", (ctx, args) => {
+  registry.register(ops.CHAT_KICK, (ctx, args) => {
     _admin(ctx, "kick");
-    const a = _parse(
-      z.object({ user: _USER, room: _ROOM, reason: z.string().max(500).optional() }).strict(),
-      args,
-      "chat.kick",
-    );
+    const a = parseArgs(ops.CHAT_KICK, ops.CHAT_ARGS[ops.CHAT_KICK], args);
     const n = chat.kick(a.user, a.room, ctx.user.name, a.reason);
     if (n === 0) throw new RequestError("not_found", `${a.user} is not in #${a.room}`);
     return Promise.resolve({ kicked: n });
   });
 
-  registry.register("chat.ban", async (ctx, args) => {
+  registry.register(ops.CHAT_BAN, async (ctx, args) => {
     _admin(ctx, "ban");
-    const a = _parse(
-      z.object({ user: _USER, reason: z.string().max(500).optional(), off: z.boolean().optional() })
-        .strict(),
-      args,
-      "chat.ban",
-    );
+    const a = parseArgs(ops.CHAT_BAN, ops.CHAT_ARGS[ops.CHAT_BAN], args);
     if (a.user === ctx.user.name) throw new RequestError("bad_request", "you cannot ban yourself");
     if (a.off) {
       await chat.moderation.unban(a.user);
@@ -201,17 +130,9 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return { ..._banned(chat.moderation.bans()), disconnected: closed };
   });
 
-  registry.register("chat.mute", async (ctx, args) => {
+  registry.register(ops.CHAT_MUTE, async (ctx, args) => {
     _admin(ctx, "mute");
-    const a = _parse(
-      z.object({
-        user: _USER,
-        minutes: z.number().positive().max(525_600).optional(),
-        off: z.boolean().optional(),
-      }).strict(),
-      args,
-      "chat.mute",
-    );
+    const a = parseArgs(ops.CHAT_MUTE, ops.CHAT_ARGS[ops.CHAT_MUTE], args);
     if (a.off) {
       await chat.moderation.mute(a.user, undefined);
       chat.moderation.notify(a.user, `${ctx.user.name} unmuted you`);

@@ -30,6 +30,7 @@ import { ChatModeration } from "./chat_moderation.ts";
 import { type ChatMessage, type FileRef, findMentions } from "./chat_message.ts";
 import { fitList, jsonBytes, MAX_MESSAGE_JSON, REPLY_BUDGET, USERS_BUDGET } from "./chat_pager.ts";
 import { FloodControl } from "./flood_control.ts";
+import { CHAT_JOINED, CHAT_KICKED, CHAT_LEFT } from "../../protocol/ops/chat.ts";
 
 export type { ChatConn };
 
@@ -150,7 +151,7 @@ export class ChatService {
       // synchronous: caps are checked and the member added in one step
       this.#checkCaps(c, room);
       if (!this.#roomExists(room)) this.#flood.mayCreate(user, this.roomNames().length);
-      if (this.#members.add(c, room)) this.#toRoom(room, "chat.joined", { room, user }, c);
+      if (this.#members.add(c, room)) this.#toRoom(room, CHAT_JOINED, { room, user }, c);
     }
     this.#delivery.hold(c, room);
     try {
@@ -339,7 +340,7 @@ export class ChatService {
     let n = 0;
     for (const m of [...this.#members.in(room)]) {
       if (m.ctx.user.name !== user) continue;
-      m.ctx.session.emit("chat.kicked", { room, by, ...(reason ? { reason } : {}) });
+      m.ctx.session.emit(CHAT_KICKED, { room, by, ...(reason ? { reason } : {}) });
       this.#removeMember(m, room, { kicked: by });
       n++;
     }
@@ -356,7 +357,7 @@ export class ChatService {
   #removeMember(c: ChatConn, room: string, extra: Record<string, unknown>): void {
     const user = c.ctx.user.name;
     if (this.#members.remove(c, room)) {
-      this.#toRoom(room, "chat.left", { room, user, ...extra }, undefined);
+      this.#toRoom(room, CHAT_LEFT, { room, user, ...extra }, undefined);
     }
   }
 

@@ -10,43 +10,26 @@
  * @module
  */
 import { isAbsolute, join, normalize } from "@std/path";
-import { z } from "zod";
+import type { z } from "zod";
+import type { Json } from "../../protocol/messages.ts";
+import { EXEC_ARGS, EXEC_RUN, TOKEN_PATTERN } from "../../protocol/ops/exec.ts";
 import type { ExecPlan } from "../backend/exec.ts";
 import { RequestError } from "../errors.ts";
+import { parseArgs } from "../parse_args.ts";
 import { execCaps, type ExecSettings, isWithin } from "./exec_config.ts";
 
-/** Pattern for the client-chosen run token. */
-export const TOKEN_PATTERN: RegExp = /^[A-Za-z0-9_-]{8,64}$/;
-
-const _NO_NUL = (s: string) => !s.includes("\0");
-
-const _RUN_ARGS = z.object({
-  token: z.string().regex(TOKEN_PATTERN, "token must be 8–64 of A-Z a-z 0-9 _ -"),
-  argv: z.array(z.string().refine(_NO_NUL, "contains NUL")).min(1).max(4096).optional(),
-  shell: z.string().min(1).refine(_NO_NUL, "contains NUL").optional(),
-  cwd: z.string().max(4096).refine(_NO_NUL, "contains NUL").optional(),
-  timeoutMs: z.number().int().min(1).optional(),
-}).strict();
+export { TOKEN_PATTERN };
 
 /** A validated `exec.run` request. */
-export type RunArgs = z.infer<typeof _RUN_ARGS>;
+export type RunArgs = z.output<(typeof EXEC_ARGS)[typeof EXEC_RUN]>;
 
 /** Validates raw `exec.run` arguments; throws `bad_request` naming the bad field. */
-export function parseRunArgs(raw: unknown): RunArgs {
-  const r = _RUN_ARGS.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new RequestError(
-      "bad_request",
-      `bad exec.run arguments: ${issue?.path.join(".") || "(root)"}: ${
-        issue?.message ?? "invalid"
-      }`,
-    );
-  }
-  if ((r.data.argv === undefined) === (r.data.shell === undefined)) {
+export function parseRunArgs(raw: Json): RunArgs {
+  const args = parseArgs(EXEC_RUN, EXEC_ARGS[EXEC_RUN], raw);
+  if ((args.argv === undefined) === (args.shell === undefined)) {
     throw new RequestError("bad_request", "exec.run needs exactly one of argv or shell");
   }
-  return r.data;
+  return args;
 }
 
 /** Throws unless exec is enabled and `user` has the exec right. */

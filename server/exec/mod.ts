@@ -14,31 +14,18 @@
  * @module
  */
 import type { MuxStream } from "../../protocol/mux_stream.ts";
-import type { ExecRun, ExecSignal } from "../backend/exec.ts";
+import { EXEC_ARGS, EXEC_RUN, EXEC_SIGNAL, EXEC_STDERR } from "../../protocol/ops/exec.ts";
+import type { ExecRun } from "../backend/exec.ts";
 import type { Backend } from "../backend/mod.ts";
 import { ConnectionState } from "../connection_state.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { Feature, FeatureDeps } from "../feature.ts";
+import { parseArgs } from "../parse_args.ts";
 import { type ExecSettings, parseExecSettings } from "./exec_config.ts";
 import { checkAllowed } from "./exec_policy.ts";
-import { parseToken, runOp } from "./run_op.ts";
+import { runOp } from "./run_op.ts";
 import { RunTable } from "./run_table.ts";
-
-/** Signals a client may send to a run. */
-export const CLIENT_SIGNALS: readonly ExecSignal[] = [
-  "SIGINT",
-  "SIGTERM",
-  "SIGKILL",
-  "SIGHUP",
-  "SIGQUIT",
-  "SIGUSR1",
-  "SIGUSR2",
-  "SIGCONT",
-  "SIGSTOP",
-  "SIGTSTP",
-  "SIGWINCH",
-];
 
 /** How long shutdown waits for runs to report after killing them. */
 const _SHUTDOWN_WAIT_MS = 5_000;
@@ -75,11 +62,11 @@ export function createExecFeature(
   return Promise.resolve({
     name: "exec",
     register(reg) {
-      reg.register("exec.stderr", (ctx, args, stream) => {
+      reg.register(EXEC_STDERR, (ctx, args, stream) => {
         const s = _need(stream);
         checkAllowed(settings, ctx.user);
         if (closing) throw new RequestError("closed", "the server is shutting down");
-        const token = parseToken(args as Record<string, unknown>);
+        const { token } = parseArgs(EXEC_STDERR, EXEC_ARGS[EXEC_STDERR], args);
         const runs = tables.get(ctx);
         if (runs.has(token)) throw new RequestError("bad_request", "this token is in use");
         if (runs.waiting >= settings.maxPerUser * 2) {
@@ -88,26 +75,17 @@ export function createExecFeature(
         return track(runs.offer(token, s));
       });
       reg.register(
-        "exec.run",
-        (ctx, args, stream) =>
-          track(runOp(state, ctx, tables.get(ctx), args as Record<string, unknown>, _need(stream))),
+        EXEC_RUN,
+        (ctx, args, stream) => track(runOp(state, ctx, tables.get(ctx), args, _need(stream))),
       );
-      reg.register("exec.signal", async (ctx, args) => {
+      reg.register(EXEC_SIGNAL, async (ctx, args) => {
         checkAllowed(settings, ctx.user);
-        const a = args as Record<string, unknown>;
-        const token = parseToken(a);
-        const sig = a.signal;
-        if (typeof sig !== "string" || !CLIENT_SIGNALS.includes(sig as ExecSignal)) {
-          throw new RequestError(
-            "bad_request",
-            `signal must be one of ${CLIENT_SIGNALS.join(", ")}`,
-          );
-        }
+        const { token, signal } = parseArgs(EXEC_SIGNAL, EXEC_ARGS[EXEC_SIGNAL], args);
         const run = tables.peek(ctx)?.runs.get(token);
         if (!run || !run.running) {
           throw new RequestError("not_found", "no running command with this token");
         }
-        await run.signal(sig as ExecSignal);
+        await run.signal(signal);
         return {};
       });
     },
@@ -139,7 +117,7 @@ function _disabledFeature(settings: ExecSettings): Feature {
   return {
     name: "exec",
     register(reg) {
-      for (const op of ["exec.stderr", "exec.run", "exec.signal"]) {
+      for (const op of [EXEC_STDERR, EXEC_RUN, EXEC_SIGNAL]) {
         reg.register(op, (ctx) => Promise.resolve().then(() => refuse(ctx)));
       }
     },

@@ -5,13 +5,16 @@
  *
  * @module
  */
+import type { Json } from "../../protocol/messages.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
+import { EXEC_RUN, EXEC_TOKEN_ARGS } from "../../protocol/ops/exec.ts";
 import type { ExecBackend, ExecRun } from "../backend/exec.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
+import { parseArgs } from "../parse_args.ts";
 import { compactArgv, REFUSED_ARGV_BYTES, RUN_ARGV_BYTES } from "./audit_argv.ts";
 import type { ExecSettings } from "./exec_config.ts";
-import { checkAllowed, parseRunArgs, planRun, TOKEN_PATTERN } from "./exec_policy.ts";
+import { checkAllowed, parseRunArgs, planRun } from "./exec_policy.ts";
 import type { RunTable } from "./run_table.ts";
 import { wireRun } from "./run_streams.ts";
 
@@ -27,13 +30,9 @@ export interface RunOpState {
   closing(): boolean;
 }
 
-/** Validates a run token; throws `bad_request`. */
-export function parseToken(args: Record<string, unknown>): string {
-  const t = args.token;
-  if (typeof t !== "string" || !TOKEN_PATTERN.test(t)) {
-    throw new RequestError("bad_request", "token must be 8–64 of A-Z a-z 0-9 _ -");
-  }
-  return t;
+/** Reads the run token of any exec request; throws `bad_request`. */
+export function parseToken(op: string, args: Json): string {
+  return parseArgs(op, EXEC_TOKEN_ARGS, args).token;
 }
 
 /** Handles one `exec.run`; resolves with its reply. */
@@ -41,12 +40,12 @@ export async function runOp(
   state: RunOpState,
   ctx: ClientContext,
   runs: RunTable,
-  raw: Record<string, unknown>,
+  raw: Json,
   stream: MuxStream,
 ): Promise<unknown> {
   const { settings, backend } = state;
   const startedAt = new Date().toISOString();
-  const token = parseToken(raw);
+  const token = parseToken(EXEC_RUN, raw);
   let argvForAudit: readonly string[] | null = null;
   let counted = false;
   try {
@@ -127,7 +126,10 @@ export async function runOp(
 }
 
 /** The command line of a request refused before it was validated (cut later for the log). */
-function _rawArgv(raw: Record<string, unknown>, shellPath: string): string[] {
+function _rawArgv(args: Json, shellPath: string): string[] {
+  const raw: { argv?: unknown; shell?: unknown } = typeof args === "object" && args !== null
+    ? args
+    : {};
   if (Array.isArray(raw.argv)) return raw.argv.slice(0, 4096).map((a) => String(a));
   if (typeof raw.shell === "string") return [shellPath, "-c", raw.shell];
   return [];

@@ -10,11 +10,11 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { Json } from "../../protocol/messages.ts";
+import { FILE_GET, type FileRequest } from "../../protocol/ops/files.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
-import { intArg, optIntArg, pathArg } from "./file_args.ts";
+import { pathArg } from "./path_arg.ts";
 import { cwdOf, type FileDeps, sha256Of } from "./file_deps.ts";
 import { displayPath } from "./remote_path.ts";
 import { lookupShare } from "./shares.ts";
@@ -31,26 +31,25 @@ async function _hashStream(hash: _Hash, bytes: ReadableStream<Uint8Array>): Prom
 export async function handleGet(
   deps: FileDeps,
   ctx: ClientContext,
-  args: Json,
+  a: FileRequest<typeof FILE_GET>,
   stream: MuxStream | undefined,
 ): Promise<unknown> {
   if (!stream) throw new RequestError("bad_request", "file.get needs a stream");
-  const a = args as Record<string, unknown>;
   const user = ctx.user.name;
   let owner = user;
   let parts: string[];
   let pinned: { size: number; sha256: string } | undefined;
-  if (a.shared !== undefined && a.shared !== null) {
+  if (a.shared != null) {
     const rec = await lookupShare(deps, a.shared);
     owner = rec.owner;
     parts = rec.parts;
     pinned = { size: rec.size, sha256: rec.sha256 };
   } else {
-    parts = pathArg(cwdOf(deps, ctx), args, "path");
+    parts = pathArg(FILE_GET, cwdOf(deps, ctx), a.path);
   }
-  const offset = intArg(args, "offset", 0);
-  const wantSize = optIntArg(args, "size");
-  const wantMtime = optIntArg(args, "mtime");
+  const offset = a.offset ?? 0;
+  const wantSize = a.size ?? undefined;
+  const wantMtime = a.mtime ?? undefined;
   await using reader = await deps.backend.store.open(owner, parts).catch((e) => {
     // A holder learns nothing about the owner's home: whatever happened to the file, it is gone.
     if (pinned && e instanceof RequestError) {

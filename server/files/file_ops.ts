@@ -5,12 +5,22 @@
  *
  * @module
  */
-import type { Json } from "../../protocol/messages.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
+import {
+  FILE_CD,
+  FILE_LS,
+  FILE_MKDIR,
+  FILE_MV,
+  FILE_RM,
+  FILE_RMDIR,
+  FILE_STAT,
+  type FileEntryInfo,
+  type FileRequest,
+} from "../../protocol/ops/files.ts";
 import type { FileEntry } from "../backend/files.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
-import { boolArg, pathArg } from "./file_args.ts";
+import { pathArg } from "./path_arg.ts";
 import { cwdOf, type FileDeps, limitsOf, sha256Of } from "./file_deps.ts";
 import { checkNewPath } from "./path_limits.ts";
 import { displayPath } from "./remote_path.ts";
@@ -22,15 +32,7 @@ export const MAX_LIST_ENTRIES = 200_000;
 const _encoder = new TextEncoder();
 
 /** One listed entry, as the protocol sends it. */
-export interface EntryInfo {
-  /** Name, or a relative path in a recursive listing. */
-  name: string;
-  type: "file" | "dir" | "other";
-  size: number;
-  /** Modification time, ms since the epoch. */
-  mtime: number;
-  sha256?: string;
-}
+export type EntryInfo = FileEntryInfo;
 
 function _info(name: string, e: FileEntry): EntryInfo {
   return { name, type: e.type, size: e.size, mtime: e.mtime };
@@ -64,25 +66,28 @@ export class FileOps {
   }
 
   /** `file.stat {path | shared, sha256?}`. */
-  async stat(ctx: ClientContext, args: Json): Promise<unknown> {
-    const a = args as Record<string, unknown>;
-    if (a.shared !== undefined && a.shared !== null) return await statShare(this.#deps, a.shared);
-    const parts = pathArg(cwdOf(this.#deps, ctx), args, "path", "");
+  async stat(ctx: ClientContext, a: FileRequest<typeof FILE_STAT>): Promise<unknown> {
+    if (a.shared != null) return await statShare(this.#deps, a.shared);
+    const parts = pathArg(FILE_STAT, cwdOf(this.#deps, ctx), a.path ?? "");
     const user = ctx.user.name;
     const entry = await this.#existing(user, parts);
     const e = _info(parts[parts.length - 1] ?? "~", entry);
-    if (boolArg(args, "sha256") && e.type === "file") {
+    if (a.sha256 && e.type === "file") {
       e.sha256 = await this.#sha256(user, user, parts);
     }
     return { ...e, path: displayPath(parts) };
   }
 
   /** `file.ls {path?, sha256?, recursive?}`: NDJSON entries on the stream, `{path, count}` reply. */
-  async ls(ctx: ClientContext, args: Json, stream: MuxStream | undefined): Promise<unknown> {
+  async ls(
+    ctx: ClientContext,
+    a: FileRequest<typeof FILE_LS>,
+    stream: MuxStream | undefined,
+  ): Promise<unknown> {
     if (!stream) throw new RequestError("bad_request", "file.ls needs a stream");
-    const parts = pathArg(cwdOf(this.#deps, ctx), args, "path", "");
-    const withSha = boolArg(args, "sha256");
-    const recursive = boolArg(args, "recursive");
+    const parts = pathArg(FILE_LS, cwdOf(this.#deps, ctx), a.path ?? "");
+    const withSha = a.sha256 === true;
+    const recursive = a.recursive === true;
     const user = ctx.user.name;
     const top = await this.#existing(user, parts);
     if (top.type !== "dir") {
@@ -124,29 +129,29 @@ export class FileOps {
   }
 
   /** `file.mkdir {path, parents?}`. */
-  async mkdir(ctx: ClientContext, args: Json): Promise<unknown> {
-    const parts = pathArg(cwdOf(this.#deps, ctx), args, "path");
+  async mkdir(ctx: ClientContext, a: FileRequest<typeof FILE_MKDIR>): Promise<unknown> {
+    const parts = pathArg(FILE_MKDIR, cwdOf(this.#deps, ctx), a.path);
     if (parts.length === 0) throw new RequestError("exists", "~ already exists");
     const user = ctx.user.name;
     checkNewPath(parts, this.#store.maxPathBytes(user));
     await this.#store.mkdir(user, parts, {
-      parents: boolArg(args, "parents"),
+      parents: a.parents === true,
       limits: limitsOf(this.#deps.config),
     });
     return { path: displayPath(parts) };
   }
 
   /** `file.rmdir {path}`: removes an empty directory. */
-  async rmdir(ctx: ClientContext, args: Json): Promise<unknown> {
-    const parts = pathArg(cwdOf(this.#deps, ctx), args, "path");
+  async rmdir(ctx: ClientContext, a: FileRequest<typeof FILE_RMDIR>): Promise<unknown> {
+    const parts = pathArg(FILE_RMDIR, cwdOf(this.#deps, ctx), a.path);
     if (parts.length === 0) throw new RequestError("bad_request", "cannot remove ~");
     await this.#store.rmdir(ctx.user.name, parts);
     return { path: displayPath(parts) };
   }
 
   /** `file.rm {path}`: removes a file. */
-  async rm(ctx: ClientContext, args: Json): Promise<unknown> {
-    const parts = pathArg(cwdOf(this.#deps, ctx), args, "path");
+  async rm(ctx: ClientContext, a: FileRequest<typeof FILE_RM>): Promise<unknown> {
+    const parts = pathArg(FILE_RM, cwdOf(this.#deps, ctx), a.path);
     const size = await this.#store.remove(ctx.user.name, parts);
     return { path: displayPath(parts), size };
   }
@@ -155,20 +160,20 @@ export class FileOps {
    * `file.mv {from, to, overwrite?}`: renames; into `to` when it is a
    * directory. Moving an entry onto itself changes nothing.
    */
-  async mv(ctx: ClientContext, args: Json): Promise<unknown> {
+  async mv(ctx: ClientContext, a: FileRequest<typeof FILE_MV>): Promise<unknown> {
     const cwd = cwdOf(this.#deps, ctx);
-    const fromParts = pathArg(cwd, args, "from");
-    const toArg = pathArg(cwd, args, "to");
-    const overwrite = boolArg(args, "overwrite");
+    const fromParts = pathArg(FILE_MV, cwd, a.from, "from");
+    const toArg = pathArg(FILE_MV, cwd, a.to, "to");
+    const overwrite = a.overwrite === true;
     if (fromParts.length === 0) throw new RequestError("bad_request", "cannot move ~");
     const toParts = await this.#store.rename(ctx.user.name, fromParts, toArg, { overwrite });
     return { from: displayPath(fromParts), to: displayPath(toParts) };
   }
 
   /** `file.cd {path?}`: changes the session's directory (home when absent). */
-  async cd(ctx: ClientContext, args: Json): Promise<unknown> {
+  async cd(ctx: ClientContext, a: FileRequest<typeof FILE_CD>): Promise<unknown> {
     const session = this.#deps.sessions.of(ctx);
-    const parts = pathArg(session.cwd, args, "path", "~");
+    const parts = pathArg(FILE_CD, session.cwd, a.path ?? "~");
     const e = await this.#existing(ctx.user.name, parts);
     if (e.type !== "dir") {
       throw new RequestError("bad_request", `${displayPath(parts)} is not a directory`);

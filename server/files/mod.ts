@@ -8,6 +8,22 @@
  *
  * @module
  */
+import {
+  FILE_ARGS,
+  FILE_CD,
+  FILE_GET,
+  FILE_LS,
+  FILE_MKDIR,
+  FILE_MV,
+  FILE_OFFSET,
+  FILE_PUT,
+  FILE_PWD,
+  FILE_RM,
+  FILE_RMDIR,
+  FILE_SHARE,
+  FILE_STAT,
+  FILE_USAGE,
+} from "../../protocol/ops/files.ts";
 import type { FilesBackend } from "../backend/files.ts";
 import type { Feature } from "../feature.ts";
 import type { Logger } from "../log.ts";
@@ -48,25 +64,35 @@ export function createFileFeature(feature: FileFeatureDeps): Promise<Feature> {
   return Promise.resolve({
     name: "files",
     register(reg) {
-      reg.register("file.offset", (ctx, args) => handleOffset(deps, ctx, args));
-      reg.register(
-        "file.put",
-        (ctx, args, s) => sessions.transfer(ctx, () => handlePut(deps, ctx, args, s)),
+      reg.registerParsed(
+        FILE_OFFSET,
+        FILE_ARGS[FILE_OFFSET],
+        (ctx, a) => handleOffset(deps, ctx, a),
       );
-      reg.register(
-        "file.get",
-        (ctx, args, s) => sessions.transfer(ctx, () => handleGet(deps, ctx, args, s)),
+      reg.registerParsed(
+        FILE_PUT,
+        FILE_ARGS[FILE_PUT],
+        (ctx, a, s) => sessions.transfer(ctx, () => handlePut(deps, ctx, a, s)),
       );
-      reg.register("file.stat", (ctx, args) => ops.stat(ctx, args));
-      reg.register("file.ls", (ctx, args, s) => ops.ls(ctx, args, s));
-      reg.register("file.mkdir", (ctx, args) => ops.mkdir(ctx, args));
-      reg.register("file.rmdir", (ctx, args) => ops.rmdir(ctx, args));
-      reg.register("file.rm", (ctx, args) => ops.rm(ctx, args));
-      reg.register("file.mv", (ctx, args) => ops.mv(ctx, args));
-      reg.register("file.cd", (ctx, args) => ops.cd(ctx, args));
-      reg.register("file.pwd", (ctx) => ops.pwd(ctx));
-      reg.register("file.usage", (ctx) => ops.usage(ctx));
-      reg.register("file.share", (ctx, args) => handleShare(deps, ctx, args));
+      reg.registerParsed(
+        FILE_GET,
+        FILE_ARGS[FILE_GET],
+        (ctx, a, s) => sessions.transfer(ctx, () => handleGet(deps, ctx, a, s)),
+      );
+      reg.registerParsed(FILE_STAT, FILE_ARGS[FILE_STAT], (ctx, a) => ops.stat(ctx, a));
+      reg.registerParsed(FILE_LS, FILE_ARGS[FILE_LS], (ctx, a, s) => ops.ls(ctx, a, s));
+      reg.registerParsed(FILE_MKDIR, FILE_ARGS[FILE_MKDIR], (ctx, a) => ops.mkdir(ctx, a));
+      reg.registerParsed(FILE_RMDIR, FILE_ARGS[FILE_RMDIR], (ctx, a) => ops.rmdir(ctx, a));
+      reg.registerParsed(FILE_RM, FILE_ARGS[FILE_RM], (ctx, a) => ops.rm(ctx, a));
+      reg.registerParsed(FILE_MV, FILE_ARGS[FILE_MV], (ctx, a) => ops.mv(ctx, a));
+      reg.registerParsed(FILE_CD, FILE_ARGS[FILE_CD], (ctx, a) => ops.cd(ctx, a));
+      reg.register(FILE_PWD, (ctx) => ops.pwd(ctx));
+      reg.register(FILE_USAGE, (ctx) => ops.usage(ctx));
+      reg.registerParsed(
+        FILE_SHARE,
+        FILE_ARGS[FILE_SHARE],
+        (ctx, a) => handleShare(deps, ctx, a),
+      );
     },
   });
 }

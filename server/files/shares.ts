@@ -8,24 +8,22 @@
  *
  * @module
  */
-import type { Json } from "../../protocol/messages.ts";
+import { FILE_SHARE, type FileRequest, SHARE_ID } from "../../protocol/ops/files.ts";
 import type { ShareRecord } from "../backend/files.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
-import { pathArg } from "./file_args.ts";
+import { pathArg } from "./path_arg.ts";
 import { cwdOf, type FileDeps, sha256Of } from "./file_deps.ts";
 import { displayPath } from "./remote_path.ts";
-
-const _ID = /^[0-9a-f]{32}$/;
 
 /** `file.share {path}`: shares one of your files; returns `{id, name, size, sha256}`. */
 export async function handleShare(
   deps: FileDeps,
   ctx: ClientContext,
-  args: Json,
+  a: FileRequest<typeof FILE_SHARE>,
 ): Promise<unknown> {
   const owner = ctx.user.name;
-  const parts = pathArg(cwdOf(deps, ctx), args, "path");
+  const parts = pathArg(FILE_SHARE, cwdOf(deps, ctx), a.path);
   let file: { size: number; sha256: string; version: string };
   {
     await using reader = await deps.backend.store.open(owner, parts);
@@ -48,7 +46,7 @@ export async function handleShare(
 
 /** Finds a share by id; `not_found` when there is none. */
 export async function lookupShare(deps: FileDeps, id: unknown): Promise<ShareRecord> {
-  if (typeof id !== "string" || !_ID.test(id)) {
+  if (typeof id !== "string" || !SHARE_ID.test(id)) {
     throw new RequestError("bad_request", "a share id is 32 lower-case hex digits");
   }
   const rec = await deps.backend.shares.resolve(id);

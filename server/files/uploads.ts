@@ -9,35 +9,33 @@
  * @module
  */
 import { encodeHex } from "@std/encoding/hex";
-import type { Json } from "../../protocol/messages.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import { formatBytes as _fmtBytes } from "../../protocol/format_bytes.ts";
+import { FILE_OFFSET, FILE_PUT, type FileRequest } from "../../protocol/ops/files.ts";
 import type { UploadTarget } from "../backend/files.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
-import { boolArg, intArg, optStringArg, pathArg, shaArg } from "./file_args.ts";
+import { pathArg } from "./path_arg.ts";
 import { cwdOf, type FileDeps, limitsOf } from "./file_deps.ts";
 import { displayPath } from "./remote_path.ts";
 
 /** Bytes of the SHA-256 trailer of a tagged upload. */
 const _TRAILER = 32;
 
-/** A resume tag: 1–128 characters of `A-Z a-z 0-9 . _ : -`. */
-const _TAG = /^[A-Za-z0-9._:-]{1,128}$/;
-
 /** Reads and checks an upload request. */
-function _target(deps: FileDeps, ctx: ClientContext, args: Json): UploadTarget {
-  const parts = pathArg(cwdOf(deps, ctx), args, "path");
+function _target(
+  deps: FileDeps,
+  ctx: ClientContext,
+  op: string,
+  a: FileRequest<typeof FILE_OFFSET>,
+): UploadTarget {
+  const parts = pathArg(op, cwdOf(deps, ctx), a.path);
   if (parts.length === 0) throw new RequestError("bad_request", "cannot upload onto ~ itself");
-  const size = intArg(args, "size");
-  const tag = optStringArg(args, "tag", _TAG);
-  const given = (args as Record<string, unknown>).sha256;
-  if (tag !== undefined && given !== undefined && given !== null) {
-    throw new RequestError("bad_request", "give either sha256 or tag, not both");
-  }
-  const id = tag === undefined ? { sha256: shaArg(args, "sha256") } : { tag };
-  const overwrite = boolArg(args, "overwrite");
-  const parents = boolArg(args, "parents");
+  const size = a.size;
+  // The schema lets through exactly one of the two.
+  const id = a.tag != null ? { tag: a.tag } : { sha256: a.sha256 ?? "" };
+  const overwrite = a.overwrite === true;
+  const parents = a.parents === true;
   const max = deps.config.maxFileBytes;
   if (size > max) {
     throw new RequestError(
@@ -52,9 +50,9 @@ function _target(deps: FileDeps, ctx: ClientContext, args: Json): UploadTarget {
 export async function handleOffset(
   deps: FileDeps,
   ctx: ClientContext,
-  args: Json,
+  a: FileRequest<typeof FILE_OFFSET>,
 ): Promise<unknown> {
-  const target = _target(deps, ctx, args);
+  const target = _target(deps, ctx, FILE_OFFSET, a);
   return await deps.backend.store.uploadOffset(target, limitsOf(deps.config));
 }
 
@@ -62,12 +60,12 @@ export async function handleOffset(
 export async function handlePut(
   deps: FileDeps,
   ctx: ClientContext,
-  args: Json,
+  a: FileRequest<typeof FILE_PUT>,
   stream: MuxStream | undefined,
 ): Promise<unknown> {
   if (!stream) throw new RequestError("bad_request", "file.put needs a stream");
-  const target = _target(deps, ctx, args);
-  const offset = intArg(args, "offset", 0);
+  const target = _target(deps, ctx, FILE_PUT, a);
+  const offset = a.offset ?? 0;
   if (offset > target.size) throw new RequestError("bad_request", "offset is past the end");
   const user = ctx.user.name;
   await using upload = await deps.backend.store.beginUpload(target, {
