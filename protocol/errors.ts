@@ -5,8 +5,14 @@
  * @module
  */
 
-/** Stable error codes used on the wire. */
-export type ErrorCode =
+import type { ChatErrorCode } from "./ops/chat.ts";
+import type { FileErrorCode } from "./ops/files.ts";
+
+/**
+ * The codes of PROTOCOL.md §8: connection-level codes and the request-level
+ * codes every feature may use.
+ */
+export type ProtocolErrorCode =
   | "bad_frame"
   | "frame_too_large"
   | "bad_utf8"
@@ -32,11 +38,10 @@ export type ErrorCode =
   | "quota"
   | "busy"
   | "slow_consumer"
-  | "checksum"
-  | "changed"
-  | "disk_full"
-  | "too_many_rooms"
   | "internal";
+
+/** Stable error codes used on the wire: §8's and the features' own (§12). */
+export type ErrorCode = ProtocolErrorCode | ChatErrorCode | FileErrorCode;
 
 /** An error defined by the Parley protocol, with a stable code. */
 export class ProtocolError extends Error {

@@ -39,6 +39,13 @@ export const CHAT_KICKED = "chat.kicked";
 /** Event: a notice for this user (muted, unmuted, …). */
 export const CHAT_NOTICE = "chat.notice";
 
+/**
+ * The chat feature's own error codes (PROTOCOL.md "Operations: chat"):
+ * `too_many_rooms` (rooms per user or connection), `disk_full` (the message
+ * was not stored).
+ */
+export type ChatErrorCode = "too_many_rooms" | "disk_full";
+
 /** Schema of a file reference in a message. */
 export const FILE_REF = z.object({
   path: z.string().min(1).max(4096).refine((p) => !p.includes("\0"), "no NUL bytes"),

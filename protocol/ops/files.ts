@@ -26,6 +26,14 @@ export const FILE_PWD = "file.pwd";
 export const FILE_USAGE = "file.usage";
 export const FILE_SHARE = "file.share";
 
+/**
+ * The file feature's own error codes (PROTOCOL.md "Operations: files"):
+ * `checksum` (bytes do not match the SHA-256), `changed` (the file or partial
+ * upload is not what the offset/size/mtime said), `disk_full` (the upload
+ * was not stored).
+ */
+export type FileErrorCode = "checksum" | "changed" | "disk_full";
+
 /** A resume tag: 1–128 characters of `A-Z a-z 0-9 . _ : -`. */
 export const UPLOAD_TAG: RegExp = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A share id: 32 lower-case hex digits. */
