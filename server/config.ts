@@ -128,6 +128,11 @@ export function validateLimits(value: unknown, where = "limits"): Partial<Limits
   throw new TypeError(`invalid limits: ${problems.join("; ")}`);
 }
 
+/** The error for a bad `name` section of config.json (`message` says what is wrong). */
+export function configError(name: string, message: string): TypeError {
+  return new TypeError(`invalid "${name}" section in config.json: ${message}`);
+}
+
 /**
  * Validates a feature's section of config.json (`chat`, `files`, `exec`)
  * against its schema; throws a TypeError naming the first bad key.
@@ -141,9 +146,7 @@ export function parseConfigSection<S extends z.ZodType>(
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const where = [name, ...(issue?.path.map(String) ?? [])].join(".");
-  throw new TypeError(
-    `invalid "${name}" section in config.json: ${where}: ${issue?.message ?? "invalid"}`,
-  );
+  throw configError(name, `${where}: ${issue?.message ?? "invalid"}`);
 }
 
 /** Overrides accepted by {@linkcode loadConfig}. */

@@ -7,6 +7,7 @@
  * @module
  */
 import { dirname, join } from "@std/path";
+import { configError } from "../config.ts";
 
 /**
  * Creates the exec root with `mode`, or checks an existing one: a directory
@@ -29,9 +30,7 @@ export async function prepareExecRoot(root: string, mode: number): Promise<void>
   }
   const st = await Deno.stat(root);
   const bad = (why: string) =>
-    new TypeError(
-      `invalid "exec" section in config.json: root ${root} ${why}; use a dedicated directory`,
-    );
+    configError("exec", `root ${root} ${why}; use a dedicated directory`);
   if (!st.isDirectory) throw bad("is not a directory");
   if (st.mode !== null && (st.mode & 0o7066) !== 0) {
     throw bad(`is readable or writable by others (mode ${(st.mode & 0o7777).toString(8)})`);

@@ -10,7 +10,7 @@
  * @module
  */
 import type { ExecCaps } from "../backend/exec.ts";
-import { parseConfigSection } from "../config.ts";
+import { configError, parseConfigSection } from "../config.ts";
 import { isAbsolute, resolve, SEPARATOR } from "@std/path";
 import { z } from "zod";
 
@@ -141,7 +141,7 @@ export function checkExecPlacement(
   root: string,
   readOnlyPaths: readonly string[] = [],
 ): void {
-  const bad = (msg: string) => new TypeError(`invalid "exec" section in config.json: ${msg}`);
+  const bad = (msg: string) => configError("exec", msg);
   if (isWithin(dataDir, root)) {
     throw bad(
       `root ${root} is inside the data dir ${dataDir}; commands could read keys and homes. ` +
@@ -169,9 +169,7 @@ export function checkExecPlacement(
 export function parseExecSettings(raw: unknown): ExecSettings {
   const c = parseConfigSection(_SCHEMA, raw, "exec");
   if (c.defaultTimeoutMs > c.maxTimeoutMs) {
-    throw new TypeError(
-      'invalid "exec" section in config.json: defaultTimeoutMs is larger than maxTimeoutMs',
-    );
+    throw configError("exec", "defaultTimeoutMs is larger than maxTimeoutMs");
   }
   return c;
 }
@@ -189,9 +187,7 @@ export function parseExecConfig(raw: unknown, dataDir: string): ExecConfig {
   checkExecPlacement(base, root, readOnlyPaths);
   const auditLog = resolve(base, c.auditLog);
   if (isWithin(root, auditLog)) {
-    throw new TypeError(
-      `invalid "exec" section in config.json: auditLog ${auditLog} is inside the exec root`,
-    );
+    throw configError("exec", `auditLog ${auditLog} is inside the exec root`);
   }
   return { ...c, root, readOnlyPaths, auditLog };
 }

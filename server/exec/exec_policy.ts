@@ -12,13 +12,11 @@
 import { isAbsolute, join, normalize } from "@std/path";
 import type { z } from "zod";
 import type { Json } from "../../protocol/messages.ts";
-import { EXEC_ARGS, EXEC_RUN, TOKEN_PATTERN } from "../../protocol/ops/exec.ts";
+import { EXEC_ARGS, EXEC_RUN } from "../../protocol/ops/exec.ts";
 import type { ExecPlan } from "../backend/exec.ts";
 import { RequestError } from "../errors.ts";
 import { parseArgs } from "../parse_args.ts";
 import { execCaps, type ExecSettings, isWithin } from "./exec_config.ts";
-
-export { TOKEN_PATTERN };
 
 /** A validated `exec.run` request. */
 export type RunArgs = z.output<(typeof EXEC_ARGS)[typeof EXEC_RUN]>;

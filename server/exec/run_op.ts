@@ -30,11 +30,6 @@ export interface RunOpState {
   closing(): boolean;
 }
 
-/** Reads the run token of any exec request; throws `bad_request`. */
-export function parseToken(op: string, args: Json): string {
-  return parseArgs(op, EXEC_TOKEN_ARGS, args).token;
-}
-
 /** Handles one `exec.run`; resolves with its reply. */
 export async function runOp(
   state: RunOpState,
@@ -45,7 +40,8 @@ export async function runOp(
 ): Promise<unknown> {
   const { settings, backend } = state;
   const startedAt = new Date().toISOString();
-  const token = parseToken(EXEC_RUN, raw);
+  // The token first: a refusal of anything else still fails the paired exec.stderr stream.
+  const { token } = parseArgs(EXEC_RUN, EXEC_TOKEN_ARGS, raw);
   let argvForAudit: readonly string[] | null = null;
   let counted = false;
   try {
