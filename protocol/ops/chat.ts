@@ -1,13 +1,15 @@
 /**
  * The chat operations and events (PROTOCOL.md "Operations: chat"): their
- * names, the schema of each operation's arguments, and the reply and event
- * payload types. Shared by the server, which validates arguments with these
- * schemas, and the client, which sends them.
+ * names, the argument types of each operation, and the reply and event
+ * payload types. Shared by the server and the client, which sends them. The
+ * argument schemas the server validates with are in `chat_args.ts`; this
+ * file imports zod only as types, so a client never loads it.
  *
  * @module
  */
-import { z } from "zod";
+import type { z } from "zod";
 import type { ChatMessage } from "../chat_message.ts";
+import type { CHAT_ARGS } from "./chat_args.ts";
 
 /** Room names: like user names, 1–32 of `a-z 0-9 _ . -`, not starting with `.` or `-`. */
 export const ROOM_NAME: RegExp = /^[a-z0-9_][a-z0-9_.-]{0,31}$/;
@@ -45,61 +47,6 @@ export const CHAT_NOTICE = "chat.notice";
  * was not stored).
  */
 export type ChatErrorCode = "too_many_rooms" | "disk_full";
-
-/** Schema of a file reference in a message. */
-export const FILE_REF = z.object({
-  path: z.string().min(1).max(4096).refine((p) => !p.includes("\0"), "no NUL bytes"),
-  name: z.string().min(1).max(255).refine((p) => !/[\0\n\r]/.test(p), "no control characters"),
-  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex characters"),
-}).strict();
-
-const _ROOM = z.string().regex(
-  ROOM_NAME,
-  "room names are 1-32 of a-z 0-9 _ . - (lower case), not starting with . or -",
-);
-const _USER = z.string().regex(USER_NAME, "not a valid user name");
-const _ID = z.union([z.string().regex(/^\d{1,20}$/), z.number().int().min(0)])
-  .transform((v) => Number(v));
-const _LIMIT = z.number().int().min(1).max(1000);
-const _REASON = z.string().max(500).optional();
-
-/** Argument schema of each chat operation. */
-export const CHAT_ARGS = {
-  [CHAT_JOIN]: z.object({ room: _ROOM.optional(), after: _ID.optional(), limit: _LIMIT.optional() })
-    .strict(),
-  [CHAT_LEAVE]: z.object({ room: _ROOM }).strict(),
-  [CHAT_ROOMS]: z.object({ after: _ROOM.optional() }).strict(),
-  [CHAT_SEND]: z.object({
-    room: _ROOM.optional(),
-    to: _USER.optional(),
-    text: z.string().max(1_000_000).refine((t) => !t.includes("\0"), "no NUL characters"),
-    me: z.boolean().optional(),
-    file: FILE_REF.optional(),
-  }).strict().refine(
-    (a) => !(a.room !== undefined && a.to !== undefined),
-    "give room or to, not both",
-  ),
-  [CHAT_HISTORY]: z.object({
-    room: _ROOM.optional(),
-    dm: z.boolean().optional(),
-    after: _ID.optional(),
-    before: _ID.optional(),
-    limit: _LIMIT.optional(),
-  }).strict(),
-  [CHAT_INBOX]: z.object({ limit: _LIMIT.optional() }).strict(),
-  [CHAT_GET]: z.object({ id: _ID }).strict(),
-  [CHAT_WHO]: z.object({ room: _ROOM.optional(), after: _USER.optional() }).strict(),
-  [CHAT_TIME]: z.object({ format: z.string().max(200).optional() }).strict(),
-  [CHAT_IGNORE]: z.object({ user: _USER.optional(), off: z.boolean().optional() }).strict(),
-  [CHAT_KICK]: z.object({ user: _USER, room: _ROOM, reason: _REASON }).strict(),
-  [CHAT_BAN]: z.object({ user: _USER, reason: _REASON, off: z.boolean().optional() }).strict(),
-  [CHAT_MUTE]: z.object({
-    user: _USER,
-    minutes: z.number().positive().max(525_600).optional(),
-    off: z.boolean().optional(),
-  }).strict(),
-} as const;
 
 /** The arguments a client sends for chat operation `Op`. */
 export type ChatArgs<Op extends keyof typeof CHAT_ARGS> = z.input<(typeof CHAT_ARGS)[Op]>;

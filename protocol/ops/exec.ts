@@ -1,11 +1,14 @@
 /**
  * The exec operations (PROTOCOL.md "Operations: exec"): their names, the
- * schema of each operation's arguments and the reply types. Shared by the
- * server, which validates arguments with these schemas, and the client.
+ * argument types of each operation and the reply types. Shared by the server
+ * and the client. The argument schemas the server validates with are in
+ * `exec_args.ts`; this file imports zod only as types, so a client never
+ * loads it.
  *
  * @module
  */
-import { z } from "zod";
+import type { z } from "zod";
+import type { EXEC_ARGS } from "./exec_args.ts";
 
 /** Opens the stream that runs a command (stdin up, stdout down). */
 export const EXEC_RUN = "exec.run";
@@ -34,25 +37,6 @@ export const EXEC_SIGNALS = [
 
 /** A signal a client may send. */
 export type ExecClientSignal = (typeof EXEC_SIGNALS)[number];
-
-const _NO_NUL = (s: string) => !s.includes("\0");
-const _TOKEN = z.string().regex(TOKEN_PATTERN, "8–64 of A-Z a-z 0-9 _ -");
-
-/** Argument schema of each exec operation. */
-export const EXEC_ARGS = {
-  [EXEC_RUN]: z.object({
-    token: _TOKEN,
-    argv: z.array(z.string().refine(_NO_NUL, "contains NUL")).min(1).max(4096).optional(),
-    shell: z.string().min(1).refine(_NO_NUL, "contains NUL").optional(),
-    cwd: z.string().max(4096).refine(_NO_NUL, "contains NUL").optional(),
-    timeoutMs: z.number().int().min(1).optional(),
-  }).strict(),
-  [EXEC_STDERR]: z.object({ token: _TOKEN }),
-  [EXEC_SIGNAL]: z.object({ token: _TOKEN, signal: z.enum(EXEC_SIGNALS) }),
-} as const;
-
-/** The token alone, read first from any exec request (other fields ignored). */
-export const EXEC_TOKEN_ARGS: z.ZodType<{ token: string }> = z.object({ token: _TOKEN });
 
 /** The arguments a client sends for exec operation `Op`. */
 export type ExecArgs<Op extends keyof typeof EXEC_ARGS> = z.input<(typeof EXEC_ARGS)[Op]>;

@@ -8,7 +8,8 @@ import { z } from "zod";
 
 export type { ChatMessage, FileRef } from "../../protocol/chat_message.ts";
 import type { ChatMessage } from "../../protocol/chat_message.ts";
-import { FILE_REF, ROOM_NAME } from "../../protocol/ops/chat.ts";
+import { ROOM_NAME } from "../../protocol/ops/chat.ts";
+import { FILE_REF } from "../../protocol/ops/chat_args.ts";
 
 export { FILE_REF, ROOM_NAME };
 

@@ -5,6 +5,7 @@
  * @module
  */
 import * as ops from "../../protocol/ops/chat.ts";
+import { CHAT_ARGS } from "../../protocol/ops/chat_args.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { OpRegistry } from "../registry.ts";
@@ -27,19 +28,19 @@ function _admin(ctx: ClientContext, what: string): void {
 export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
   const cfg = chat.config;
 
-  registry.registerParsed(ops.CHAT_JOIN, ops.CHAT_ARGS[ops.CHAT_JOIN], (ctx, a) => {
+  registry.registerParsed(ops.CHAT_JOIN, CHAT_ARGS[ops.CHAT_JOIN], (ctx, a) => {
     return chat.join(chat.conn(ctx), a.room ?? cfg.defaultRoom, {
       after: a.after,
       limit: a.limit ?? (a.after === undefined ? cfg.historyOnJoin : 1000),
     });
   });
 
-  registry.registerParsed(ops.CHAT_LEAVE, ops.CHAT_ARGS[ops.CHAT_LEAVE], (ctx, a) => {
+  registry.registerParsed(ops.CHAT_LEAVE, CHAT_ARGS[ops.CHAT_LEAVE], (ctx, a) => {
     chat.leave(chat.conn(ctx), a.room);
     return Promise.resolve({});
   });
 
-  registry.registerParsed(ops.CHAT_ROOMS, ops.CHAT_ARGS[ops.CHAT_ROOMS], (ctx, a) => {
+  registry.registerParsed(ops.CHAT_ROOMS, CHAT_ARGS[ops.CHAT_ROOMS], (ctx, a) => {
     const mine = chat.conn(ctx).rooms;
     const names = chat.roomNames().filter((r) => a.after === undefined || r > a.after);
     const page = fitList(
@@ -54,7 +55,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     });
   });
 
-  registry.registerParsed(ops.CHAT_SEND, ops.CHAT_ARGS[ops.CHAT_SEND], async (ctx, a) => {
+  registry.registerParsed(ops.CHAT_SEND, CHAT_ARGS[ops.CHAT_SEND], async (ctx, a) => {
     const msg = await chat.send(chat.conn(ctx), {
       ...a,
       room: a.to === undefined ? a.room ?? cfg.defaultRoom : undefined,
@@ -62,7 +63,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return { id: msg.id, ts: msg.ts };
   });
 
-  registry.registerParsed(ops.CHAT_HISTORY, ops.CHAT_ARGS[ops.CHAT_HISTORY], (ctx, a) => {
+  registry.registerParsed(ops.CHAT_HISTORY, CHAT_ARGS[ops.CHAT_HISTORY], (ctx, a) => {
     const q = { after: a.after, before: a.before, limit: a.limit ?? 100 };
     return chat.history(
       ctx.user.name,
@@ -71,15 +72,15 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     );
   });
 
-  registry.registerParsed(ops.CHAT_INBOX, ops.CHAT_ARGS[ops.CHAT_INBOX], (ctx, a) => {
+  registry.registerParsed(ops.CHAT_INBOX, CHAT_ARGS[ops.CHAT_INBOX], (ctx, a) => {
     return chat.inbox(chat.conn(ctx), a.limit ?? 1000);
   });
 
-  registry.registerParsed(ops.CHAT_GET, ops.CHAT_ARGS[ops.CHAT_GET], async (ctx, a) => {
+  registry.registerParsed(ops.CHAT_GET, CHAT_ARGS[ops.CHAT_GET], async (ctx, a) => {
     return { message: await chat.get(ctx.user.name, a.id) };
   });
 
-  registry.registerParsed(ops.CHAT_WHO, ops.CHAT_ARGS[ops.CHAT_WHO], (_ctx, a) => {
+  registry.registerParsed(ops.CHAT_WHO, CHAT_ARGS[ops.CHAT_WHO], (_ctx, a) => {
     const online = chat.online().filter((u) =>
       (a.room === undefined || u.rooms.includes(a.room)) &&
       (a.after === undefined || u.name > a.after)
@@ -93,7 +94,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     });
   });
 
-  registry.registerParsed(ops.CHAT_TIME, ops.CHAT_ARGS[ops.CHAT_TIME], (_ctx, a) => {
+  registry.registerParsed(ops.CHAT_TIME, CHAT_ARGS[ops.CHAT_TIME], (_ctx, a) => {
     const now = new Date();
     return Promise.resolve({
       ts: now.getTime(),
@@ -102,14 +103,14 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     });
   });
 
-  registry.registerParsed(ops.CHAT_IGNORE, ops.CHAT_ARGS[ops.CHAT_IGNORE], async (ctx, a) => {
+  registry.registerParsed(ops.CHAT_IGNORE, CHAT_ARGS[ops.CHAT_IGNORE], async (ctx, a) => {
     if (a.user !== undefined) await chat.ignore(ctx.user.name, a.user, !a.off);
     return { ignored: chat.ignores(ctx.user.name) };
   });
 
   registry.register(ops.CHAT_KICK, (ctx, args) => {
     _admin(ctx, "kick");
-    const a = parseArgs(ops.CHAT_KICK, ops.CHAT_ARGS[ops.CHAT_KICK], args);
+    const a = parseArgs(ops.CHAT_KICK, CHAT_ARGS[ops.CHAT_KICK], args);
     const n = chat.kick(a.user, a.room, ctx.user.name, a.reason);
     if (n === 0) throw new RequestError("not_found", `${a.user} is not in #${a.room}`);
     return Promise.resolve({ kicked: n });
@@ -117,7 +118,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
 
   registry.register(ops.CHAT_BAN, async (ctx, args) => {
     _admin(ctx, "ban");
-    const a = parseArgs(ops.CHAT_BAN, ops.CHAT_ARGS[ops.CHAT_BAN], args);
+    const a = parseArgs(ops.CHAT_BAN, CHAT_ARGS[ops.CHAT_BAN], args);
     if (a.user === ctx.user.name) throw new RequestError("bad_request", "you cannot ban yourself");
     if (a.off) {
       await chat.moderation.unban(a.user);
@@ -132,7 +133,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
 
   registry.register(ops.CHAT_MUTE, async (ctx, args) => {
     _admin(ctx, "mute");
-    const a = parseArgs(ops.CHAT_MUTE, ops.CHAT_ARGS[ops.CHAT_MUTE], args);
+    const a = parseArgs(ops.CHAT_MUTE, CHAT_ARGS[ops.CHAT_MUTE], args);
     if (a.off) {
       await chat.moderation.mute(a.user, undefined);
       chat.moderation.notify(a.user, `${ctx.user.name} unmuted you`);

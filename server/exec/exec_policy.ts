@@ -12,7 +12,8 @@
 import { isAbsolute, join, normalize } from "@std/path";
 import type { z } from "zod";
 import type { Json } from "../../protocol/messages.ts";
-import { EXEC_ARGS, EXEC_RUN } from "../../protocol/ops/exec.ts";
+import { EXEC_RUN } from "../../protocol/ops/exec.ts";
+import { EXEC_ARGS } from "../../protocol/ops/exec_args.ts";
 import type { ExecPlan } from "../backend/exec.ts";
 import { RequestError } from "../errors.ts";
 import { parseArgs } from "../parse_args.ts";

@@ -14,7 +14,8 @@
  * @module
  */
 import type { MuxStream } from "../../protocol/mux_stream.ts";
-import { EXEC_ARGS, EXEC_RUN, EXEC_SIGNAL, EXEC_STDERR } from "../../protocol/ops/exec.ts";
+import { EXEC_RUN, EXEC_SIGNAL, EXEC_STDERR } from "../../protocol/ops/exec.ts";
+import { EXEC_ARGS } from "../../protocol/ops/exec_args.ts";
 import type { ExecRun } from "../backend/exec.ts";
 import type { Backend } from "../backend/mod.ts";
 import { ConnectionState } from "../connection_state.ts";

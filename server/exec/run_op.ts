@@ -7,7 +7,8 @@
  */
 import type { Json } from "../../protocol/messages.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
-import { EXEC_RUN, EXEC_TOKEN_ARGS } from "../../protocol/ops/exec.ts";
+import { EXEC_RUN } from "../../protocol/ops/exec.ts";
+import { EXEC_TOKEN_ARGS } from "../../protocol/ops/exec_args.ts";
 import type { ExecBackend, ExecRun } from "../backend/exec.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";

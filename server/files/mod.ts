@@ -9,7 +9,6 @@
  * @module
  */
 import {
-  FILE_ARGS,
   FILE_CD,
   FILE_GET,
   FILE_LS,
@@ -24,6 +23,7 @@ import {
   FILE_STAT,
   FILE_USAGE,
 } from "../../protocol/ops/files.ts";
+import { FILE_ARGS } from "../../protocol/ops/files_args.ts";
 import type { FilesBackend } from "../backend/files.ts";
 import type { Feature } from "../feature.ts";
 import type { Logger } from "../log.ts";
