@@ -2,8 +2,9 @@
  * A file opened for reading on disk (see `FileReader` in
  * `../backend/files.ts`). The file is opened once, so a concurrent replace
  * (always a rename or a new link, never a write in place) cannot mix two
- * versions into one read. Reads are pulled: a chunk is read from disk only
- * when the consumer asks for one.
+ * versions into one read. Reads are pulled, one 256 KiB chunk ahead of the
+ * consumer, so memory stays bounded while the disk read overlaps sending.
+ * One stream at a time per reader: streams share the file position.
  *
  * @module
  */
@@ -43,15 +44,20 @@ export class DiskFileReader implements FileReader {
   read(offset = 0, end = this.#st.size): ReadableStream<Uint8Array> {
     const file = this.#file;
     let pos = offset;
+    let seeked = false;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         if (pos >= end) {
           controller.close();
           return;
         }
+        // One seek per stream: reads continue where the last one stopped.
+        if (!seeked) {
+          await file.seek(pos, Deno.SeekMode.Start);
+          seeked = true;
+        }
         const buf = new Uint8Array(Math.min(_CHUNK, end - pos));
         let filled = 0;
-        await file.seek(pos, Deno.SeekMode.Start);
         while (filled < buf.byteLength) {
           const n = await file.read(buf.subarray(filled));
           if (n === null) throw new RequestError("internal", "the file shrank while reading");
@@ -60,7 +66,8 @@ export class DiskFileReader implements FileReader {
         pos += filled;
         controller.enqueue(buf);
       },
-    }, { highWaterMark: 0 });
+      // One chunk read ahead, so the disk read overlaps hashing and sending.
+    }, { highWaterMark: 1 });
   }
 
   async sha256(): Promise<string> {
