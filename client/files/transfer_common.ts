@@ -68,6 +68,17 @@ export class TransferError extends Error {
   }
 }
 
+/** Whether a local path exists (without following a final symlink). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /** Read size for local files (1 MiB: the session cuts it into frames). */
 export const LOCAL_CHUNK = 1024 * 1024;
 

@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { RemoteError } from "../../protocol/errors.ts";
 import type { ParleyClient } from "../client.ts";
 import {
+  exists,
   hashPrefix,
   TransferError,
   type TransferOptions,
@@ -48,16 +49,6 @@ interface _PartMeta {
   mtime: number;
 }
 
-async function _exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 async function _remove(path: string): Promise<void> {
   try {
     await Deno.remove(path);
@@ -87,7 +78,7 @@ export async function downloadFile(
   options: TransferOptions = {},
 ): Promise<TransferResult> {
   const t0 = performance.now();
-  if (!options.overwrite && await _exists(local)) {
+  if (!options.overwrite && await exists(local)) {
     throw new TransferError("exists", `${local} already exists; use --overwrite to replace it`);
   }
   const part = local + PART_SUFFIX;

@@ -36,16 +36,8 @@ export async function makeFile(path: string, size: number, seed = 1): Promise<vo
   }
 }
 
-/** Whether a path exists (without following a final symlink). */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
+/** Whether a path exists (without following a final symlink): the client's own check. */
+export { exists } from "../../client/files/transfer_common.ts";
 
 /** A temp directory removed on dispose. */
 export async function tempDir(
