@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { assertEquals } from "@std/assert";
 import { decodeHex } from "@std/encoding/hex";
 import { fromFileUrl, join } from "@std/path";
 import { ParleyServer, type StartOptions } from "../server/server.ts";
@@ -19,6 +20,45 @@ export const ROOT = fromFileUrl(new URL("..", import.meta.url));
 /** Decodes a hex key. */
 export function keyBytes(hex: string): Uint8Array {
   return decodeHex(hex);
+}
+
+/** What a `parley user` process printed and how it exited. */
+export interface UserCommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `parley user ARGS --data DIR` as its own process, as an operator would. */
+export async function runParleyUser(
+  dataDir: string,
+  ...args: string[]
+): Promise<UserCommandResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      `--allow-read=${dataDir}`,
+      `--allow-write=${dataDir}`,
+      join(ROOT, "main.ts"),
+      "user",
+      ...args,
+      "--data",
+      dataDir,
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** {@linkcode runParleyUser} that must succeed; returns its standard output. */
+export async function parleyUser(dataDir: string, ...args: string[]): Promise<string> {
+  const out = await runParleyUser(dataDir, ...args);
+  assertEquals(out.code, 0, `parley user ${args.join(" ")}: ${out.stderr}`);
+  return out.stdout;
 }
 
 /** An in-process server with helpers. */

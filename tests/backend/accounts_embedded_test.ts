@@ -12,7 +12,7 @@ import type { AccountChange, Accounts } from "../../server/backend/accounts.ts";
 import { openEmbeddedAccounts } from "../../server/embedded/accounts.ts";
 import type { UserStore } from "../../server/embedded/user_store.ts";
 import { Logger } from "../../server/log.ts";
-import { ROOT } from "../helpers.ts";
+import { parleyUser, runParleyUser } from "../helpers.ts";
 import { runAccountsContract } from "./accounts_contract.ts";
 
 const _DEADLINE_MS = 10_000;
@@ -53,29 +53,6 @@ async function _tempDir(): Promise<AsyncDisposable & { path: string }> {
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
-/** Runs `parley user ARGS --data DIR` as its own process, as an operator would. */
-async function _userCommand(dataDir: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--allow-read=${dataDir}`,
-      `--allow-write=${dataDir}`,
-      join(ROOT, "main.ts"),
-      "user",
-      ...args,
-      "--data",
-      dataDir,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`parley user ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return text;
-}
-
 Deno.test("the embedded account file is private to its owner and survives reopening", async () => {
   await using dir = await _tempDir();
   let keyId: string | undefined;
@@ -104,17 +81,17 @@ Deno.test("changes by `parley user` in another process reach a running store", a
       }
       assert(ok(), `${what} was not seen: ${JSON.stringify(seen)}`);
     };
-    const added = JSON.parse(await _userCommand(dir.path, "add", "ada", "--exec", "--json")) as {
+    const added = JSON.parse(await parleyUser(dir.path, "add", "ada", "--exec", "--json")) as {
       key: string;
     };
     await wait(() => store.peek("ada")?.exec === true, "parley user add");
     assertEquals((await store.keyFor("ada"))?.key.byteLength, 32);
     assertEquals(added.key.length, 64);
-    const listed = JSON.parse(await _userCommand(dir.path, "list", "--json")) as unknown[];
+    const listed = JSON.parse(await parleyUser(dir.path, "list", "--json")) as unknown[];
     assertEquals(listed.length, 2);
-    await _userCommand(dir.path, "set", "bob", "--admin");
+    await parleyUser(dir.path, "set", "bob", "--admin");
     await wait(() => store.peek("bob")?.admin === true, "parley user set");
-    await _userCommand(dir.path, "remove", "bob");
+    await parleyUser(dir.path, "remove", "bob");
     await wait(() => store.peek("bob") === undefined, "parley user remove");
     assertEquals(
       seen.map((c) => [c.name, c.account === undefined ? "removed" : "changed"]),
@@ -128,22 +105,9 @@ Deno.test("changes by `parley user` in another process reach a running store", a
 Deno.test("parley user refuses bad names and missing accounts with exit code 1", async () => {
   await using dir = await _tempDir();
   for (const args of [["add", "Bad Name"], ["remove", "nobody"], ["rotate", "nobody"]]) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        `--allow-read=${dir.path}`,
-        `--allow-write=${dir.path}`,
-        join(ROOT, "main.ts"),
-        "user",
-        ...args,
-        "--data",
-        dir.path,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
+    const out = await runParleyUser(dir.path, ...args);
     assertEquals(out.code, 1, `parley user ${args.join(" ")}`);
-    assert(new TextDecoder().decode(out.stderr).startsWith("parley user: "));
+    assert(out.stderr.startsWith("parley user: "));
   }
   await using store = await _open(dir.path);
   assertEquals(await store.list(), []);

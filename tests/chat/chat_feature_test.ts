@@ -6,9 +6,7 @@
  * after its `admit` check, as the server does.
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
-import { RemoteError } from "../../protocol/errors.ts";
-import { Session } from "../../protocol/session.ts";
+import type { Session } from "../../protocol/session.ts";
 import type { ChatBackend, ChatLog, ChatMessage } from "../../server/backend/chat.ts";
 import { createChatFeature } from "../../server/chat/mod.ts";
 import type { ClientContext } from "../../server/context.ts";
@@ -16,9 +14,8 @@ import { openEmbeddedAccounts } from "../../server/embedded/accounts.ts";
 import { openEmbeddedChat } from "../../server/embedded/chat.ts";
 import type { Feature } from "../../server/feature.ts";
 import { Logger } from "../../server/log.ts";
-import { OpRegistry } from "../../server/registry.ts";
+import { hostFeature, remoteCode } from "../feature_fixture.ts";
 import { waitFor } from "./chat_helpers.ts";
-import { memoryPipe, TEST_KEY } from "../protocol/protocol_fixture.ts";
 
 /** One client connection: its session and the chat messages it was sent. */
 interface _Conn {
@@ -52,61 +49,24 @@ async function _start(
     clients,
     log,
   });
-  const registry = new OpRegistry();
-  feature.register(registry);
-  const sessions: Session[] = [];
-  const logouts: Promise<void>[] = [];
-  let connId = 0;
+  const host = hostFeature(feature, { contexts });
   return {
     feature,
     async connect(user, rights = {}) {
       if (!(await accounts.get(user))) await accounts.add(user, rights);
       const account = (await accounts.get(user))!;
-      feature.admit?.(account);
-      const [c, s] = memoryPipe();
-      const [clientLink, serverLink] = await Promise.all([
-        clientHandshake(c, { user, key: TEST_KEY, timeoutMs: 5000 }),
-        serverHandshake(s, { keyFor: () => TEST_KEY, timeoutMs: 5000 }),
-      ]);
-      const ctx: ClientContext = {
-        connId: ++connId,
-        user: account,
-        addr: "memory",
-        session: undefined as unknown as Session,
-      };
-      const server = new Session({
-        ...serverLink,
-        onRequest: (req) => {
-          try {
-            feature.admit?.(ctx.user);
-          } catch (e) {
-            return Promise.reject(e);
-          }
-          return registry.dispatch(ctx, req.op, req.args, req.stream);
-        },
-      });
-      (ctx as { session: Session }).session = server;
-      const conn: _Conn = { session: undefined as unknown as Session, msgs: [], events: [] };
-      conn.session = new Session({
-        ...clientLink,
+      const msgs: ChatMessage[] = [];
+      const events: [string, unknown][] = [];
+      const { client } = await host.connect(account, {
         onEvent: (ev, data) => {
-          conn.events.push([ev, data]);
-          if (ev === "chat.msg") conn.msgs.push(data as ChatMessage);
+          events.push([ev, data]);
+          if (ev === "chat.msg") msgs.push(data as ChatMessage);
         },
       });
-      contexts.add(ctx);
-      await feature.onLogin?.(ctx);
-      logouts.push(server.closed.then(async () => {
-        contexts.delete(ctx);
-        await feature.onLogout?.(ctx);
-      }));
-      sessions.push(conn.session, server);
-      return conn;
+      return { session: client, msgs, events };
     },
     async [Symbol.asyncDispose]() {
-      await Promise.all(sessions.map((s) => s.close()));
-      await Promise.all(logouts);
-      await feature.close?.();
+      await host[Symbol.asyncDispose]();
       await backend.close();
       await accounts.close();
       await Deno.remove(dataDir, { recursive: true });
@@ -116,11 +76,6 @@ async function _start(
 
 function _ids(msgs: readonly ChatMessage[]): number[] {
   return msgs.map((m) => Number(m.id));
-}
-
-async function _code(p: Promise<unknown>): Promise<string> {
-  const e = await assertRejects(() => p, RemoteError);
-  return e.code;
 }
 
 Deno.test("chat feature: a send is acknowledged once stored and reaches every member from the feed, the sender's connections included", async () => {
@@ -203,10 +158,13 @@ Deno.test("chat feature: get, history and inbox go through the service and leave
   );
   const got = await carol.session.call("chat.get", { id: one.id }) as { message: ChatMessage };
   assertEquals(got.message.text, "from bob");
-  assertEquals(await _code(ada.session.call("chat.get", { id: one.id })), "not_found");
+  assertEquals(await remoteCode(ada.session.call("chat.get", { id: one.id })), "not_found");
   const dms = await carol.session.call("chat.history", { dm: true }) as { messages: ChatMessage[] };
   assertEquals(dms.messages.map((m) => m.text), ["from bob"]);
-  assertEquals(await _code(carol.session.call("chat.ignore", { user: "carol" })), "bad_request");
+  assertEquals(
+    await remoteCode(carol.session.call("chat.ignore", { user: "carol" })),
+    "bad_request",
+  );
 });
 
 Deno.test("chat feature: a ban closes the user's connections through the policy change, and admit refuses them", async () => {

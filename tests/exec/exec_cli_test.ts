@@ -43,6 +43,19 @@ async function startServer() {
   }
 }
 
+/** Deno's arguments for running `parley exec ARGS` with the client's permissions. */
+function _execArgs(args: string[]): string[] {
+  return [
+    "run",
+    "--allow-net=127.0.0.1",
+    "--allow-env",
+    "--allow-read",
+    join(ROOT, "main.ts"),
+    "exec",
+    ...args,
+  ];
+}
+
 interface CliResult {
   code: number;
   stdout: string;
@@ -63,13 +76,7 @@ async function parleyExec(
         "-c",
         'exec "$0" "$@" < "$PARLEY_TEST_STDIN"',
         Deno.execPath(),
-        "run",
-        "--allow-net=127.0.0.1",
-        "--allow-env",
-        "--allow-read",
-        join(ROOT, "main.ts"),
-        "exec",
-        ...args,
+        ..._execArgs(args),
       ],
       env: {
         PARLEY_SERVER: `parley://ada@127.0.0.1:${port}`,
@@ -149,16 +156,7 @@ Deno.test("parley exec as a real process, against a server with scoped --allow-r
 
   await t.step("closing parley exec's stdout stops an endless command (exit 141)", async () => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net=127.0.0.1",
-        "--allow-env",
-        "--allow-read",
-        join(ROOT, "main.ts"),
-        "exec",
-        "--",
-        "yes",
-      ],
+      args: _execArgs(["--", "yes"]),
       env: { PARLEY_SERVER: `parley://ada@127.0.0.1:${port}`, PARLEY_KEY: s.key },
       stdin: "null",
       stdout: "piped",

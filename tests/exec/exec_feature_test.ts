@@ -7,25 +7,25 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { RemoteExec } from "../../client/exec/exec_remote.ts";
-import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
-import { RemoteError } from "../../protocol/errors.ts";
-import { Session } from "../../protocol/session.ts";
-import type { Account } from "../../server/backend/accounts.ts";
-import type { ClientContext } from "../../server/context.ts";
+import type { Session } from "../../protocol/session.ts";
 import { type EmbeddedExecBackend, openEmbeddedExec } from "../../server/embedded/exec.ts";
 import { createExecFeature } from "../../server/exec/mod.ts";
 import type { Feature } from "../../server/feature.ts";
 import { Logger } from "../../server/log.ts";
-import { OpRegistry } from "../../server/registry.ts";
+import {
+  type FeatureConnection,
+  hostFeature,
+  remoteCode,
+  testAccount,
+} from "../feature_fixture.ts";
 import { collect, liveWith, sleepMarker, TEST_ALLOW, waitGoneWith } from "./exec_fixtures.ts";
-import { memoryPipe, TEST_KEY } from "../protocol/protocol_fixture.ts";
 
 interface _Harness extends AsyncDisposable {
   feature: Feature;
   backend: EmbeddedExecBackend;
   dataDir: string;
   /** A new connection of `user`; `exec` is its exec right. */
-  connect(user: string, exec?: boolean): Promise<{ client: Session; server: Session }>;
+  connect(user: string, exec?: boolean): Promise<FeatureConnection>;
 }
 
 async function _start(exec: Record<string, unknown> = {}): Promise<_Harness> {
@@ -43,60 +43,31 @@ async function _start(exec: Record<string, unknown> = {}): Promise<_Harness> {
     throw e;
   }
   const feature = await createExecFeature({ backend: { exec: backend }, config: section });
-  const registry = new OpRegistry();
-  feature.register(registry);
-  const sessions: Session[] = [];
-  const logouts: Promise<void>[] = [];
-  let connId = 0;
+  const host = hostFeature(feature);
   return {
     feature,
     backend,
     dataDir,
-    async connect(user, execRight = true) {
-      const account: Account = {
-        name: user,
-        admin: false,
-        exec: execRight,
-        created: new Date(0).toISOString(),
-        keyId: "test",
-      };
-      const [c, s] = memoryPipe();
-      const [clientLink, serverLink] = await Promise.all([
-        clientHandshake(c, { user, key: TEST_KEY, timeoutMs: 5000 }),
-        serverHandshake(s, { keyFor: () => TEST_KEY, timeoutMs: 5000 }),
-      ]);
-      const ctx: ClientContext = {
-        connId: ++connId,
-        user: account,
-        addr: "memory",
-        session: undefined as unknown as Session,
-      };
-      const server = new Session({
-        ...serverLink,
-        // As the server does: a handler that throws at once fails its request only.
-        onRequest: (req) => {
-          try {
-            return registry.dispatch(ctx, req.op, req.args, req.stream);
-          } catch (e) {
-            return Promise.reject(e);
-          }
-        },
-      });
-      (ctx as { session: Session }).session = server;
-      const client = new Session(clientLink);
-      await feature.onLogin?.(ctx);
-      logouts.push(server.closed.then(() => feature.onLogout?.(ctx)));
-      sessions.push(client, server);
-      return { client, server };
-    },
+    connect: (user, execRight = true) => host.connect(testAccount(user, { exec: execRight })),
     async [Symbol.asyncDispose]() {
-      await Promise.all(sessions.map((s) => s.close()));
-      await Promise.all(logouts);
-      await feature.close?.();
+      await host[Symbol.asyncDispose]();
       await backend.close();
       await Deno.remove(base, { recursive: true });
     },
   };
+}
+
+/** Starts a command on `client` that prints a line, then sleeps until killed; resolves once it printed. */
+async function _startSleeper(client: Session): Promise<{ run: RemoteExec; marker: string }> {
+  const marker = sleepMarker();
+  let started!: () => void;
+  const up = new Promise<void>((r) => (started = r));
+  const run = RemoteExec.start(client, { argv: ["sh", "-c", `echo up; sleep ${marker}`] }, {
+    stdout: () => started(),
+    stderr: () => {},
+  });
+  await up;
+  return { run, marker };
 }
 
 async function _auditLines(dataDir: string): Promise<Record<string, unknown>[]> {
@@ -123,12 +94,11 @@ Deno.test("exec feature: policy refusals come back as errors and are audited", a
   await using h = await _start({ allow: ["echo"] });
   const { client: ada } = await h.connect("ada");
   const { client: bob } = await h.connect("bob", false);
-  const code = async (p: Promise<unknown>) => (await assertRejects(() => p, RemoteError)).code;
-  assertEquals(await code(collect(bob, { argv: ["echo"] })), "forbidden");
-  assertEquals(await code(collect(ada, { argv: ["cat"] })), "forbidden");
-  assertEquals(await code(collect(ada, { shell: "echo hi" })), "forbidden");
-  assertEquals(await code(collect(ada, { argv: ["echo"], cwd: "../x" })), "forbidden");
-  assertEquals(await code(collect(ada, { argv: ["echo"], cwd: "missing" })), "not_found");
+  assertEquals(await remoteCode(collect(bob, { argv: ["echo"] })), "forbidden");
+  assertEquals(await remoteCode(collect(ada, { argv: ["cat"] })), "forbidden");
+  assertEquals(await remoteCode(collect(ada, { shell: "echo hi" })), "forbidden");
+  assertEquals(await remoteCode(collect(ada, { argv: ["echo"], cwd: "../x" })), "forbidden");
+  assertEquals(await remoteCode(collect(ada, { argv: ["echo"], cwd: "missing" })), "not_found");
   assertEquals((await collect(ada, { argv: ["echo", "ok"] })).stdout, "ok\n");
   await h.backend.close();
   const refused = (await _auditLines(h.dataDir)).map((e) => e.refused ?? "ran");
@@ -145,14 +115,7 @@ Deno.test("exec feature: policy refusals come back as errors and are audited", a
 Deno.test("exec feature: resetting the run kills it, and nothing of it is left", async () => {
   await using h = await _start();
   const { client } = await h.connect("ada");
-  const m = sleepMarker();
-  let started!: () => void;
-  const up = new Promise<void>((r) => (started = r));
-  const run = RemoteExec.start(client, { argv: ["sh", "-c", `echo up; sleep ${m}`] }, {
-    stdout: () => started(),
-    stderr: () => {},
-  });
-  await up;
+  const { run, marker: m } = await _startSleeper(client);
   assert((await liveWith(m)).length > 0);
   run.abort();
   await assertRejects(() => run.done);
@@ -162,14 +125,7 @@ Deno.test("exec feature: resetting the run kills it, and nothing of it is left",
 Deno.test("exec feature: closing the connection kills its runs", async () => {
   await using h = await _start();
   const { client } = await h.connect("ada");
-  const m = sleepMarker();
-  let started!: () => void;
-  const up = new Promise<void>((r) => (started = r));
-  const run = RemoteExec.start(client, { argv: ["sh", "-c", `echo up; sleep ${m}`] }, {
-    stdout: () => started(),
-    stderr: () => {},
-  });
-  await up;
+  const { run, marker: m } = await _startSleeper(client);
   await client.close();
   await assertRejects(() => run.done);
   assertEquals(await waitGoneWith(m), []);
@@ -181,14 +137,7 @@ Deno.test("exec feature: closing the connection kills its runs", async () => {
 Deno.test("exec feature: shutdown kills running commands before the backend closes", async () => {
   await using h = await _start();
   const { client } = await h.connect("ada");
-  const m = sleepMarker();
-  let started!: () => void;
-  const up = new Promise<void>((r) => (started = r));
-  const run = RemoteExec.start(client, { argv: ["sh", "-c", `echo up; sleep ${m}`] }, {
-    stdout: () => started(),
-    stderr: () => {},
-  });
-  await up;
+  const { run, marker: m } = await _startSleeper(client);
   await h.feature.close?.();
   const result = await run.done;
   assertEquals(result.signal, "SIGKILL");

@@ -4,18 +4,15 @@
  * an in-memory transport pair, and the server side dispatches to the feature's
  * operations.
  */
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals } from "@std/assert";
 import { decodeHex } from "@std/encoding/hex";
-import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
-import { RemoteError } from "../../protocol/errors.ts";
-import { Session } from "../../protocol/session.ts";
-import type { ClientContext } from "../../server/context.ts";
+import type { Session } from "../../protocol/session.ts";
 import { openEmbeddedFiles } from "../../server/embedded/files.ts";
 import { createFileFeature } from "../../server/files/mod.ts";
-import { OpRegistry } from "../../server/registry.ts";
 import { bytesOf, collect, sha256Hex } from "../backend/files_contract.ts";
 import { embeddedConfig, quietLogger } from "../backend/files_embedded_fixture.ts";
-import { memoryPipe, readAll, TEST_KEY } from "../protocol/protocol_fixture.ts";
+import { hostFeature, remoteCode, testAccount } from "../feature_fixture.ts";
+import { readAll } from "../protocol/protocol_fixture.ts";
 
 interface _Harness extends AsyncDisposable {
   /** A new connection of `user`. */
@@ -27,35 +24,11 @@ async function _start(files: Record<string, unknown> = {}): Promise<_Harness> {
   const log = quietLogger();
   const backend = await openEmbeddedFiles(embeddedConfig(dataDir, files), log);
   const feature = await createFileFeature({ backend: { files: backend }, config: files, log });
-  const registry = new OpRegistry();
-  feature.register(registry);
-  const sessions: Session[] = [];
-  let connId = 0;
+  const host = hostFeature(feature);
   return {
-    async connect(user) {
-      const [c, s] = memoryPipe();
-      const [clientLink, serverLink] = await Promise.all([
-        clientHandshake(c, { user, key: TEST_KEY, timeoutMs: 5000 }),
-        serverHandshake(s, { keyFor: () => TEST_KEY, timeoutMs: 5000 }),
-      ]);
-      const ctx: ClientContext = {
-        connId: ++connId,
-        user: { name: user, admin: false, exec: false, created: "", keyId: "" },
-        addr: "memory",
-        session: undefined as unknown as Session,
-      };
-      const server = new Session({
-        ...serverLink,
-        onRequest: (req) => registry.dispatch(ctx, req.op, req.args, req.stream),
-      });
-      (ctx as { session: Session }).session = server;
-      const client = new Session(clientLink);
-      sessions.push(client, server);
-      return client;
-    },
+    connect: async (user) => (await host.connect(testAccount(user))).client,
     async [Symbol.asyncDispose]() {
-      await Promise.all(sessions.map((s) => s.close()));
-      await feature.close?.();
+      await host[Symbol.asyncDispose]();
       await backend.close();
       await Deno.remove(dataDir, { recursive: true });
     },
@@ -72,11 +45,6 @@ async function _put(
   await stream.write(data);
   stream.end();
   return await result;
-}
-
-async function _code(p: Promise<unknown>): Promise<string> {
-  const e = await assertRejects(() => p, RemoteError);
-  return e.code;
 }
 
 Deno.test("files feature: an upload is stored and downloads byte for byte with its SHA-256", async () => {
@@ -103,10 +71,10 @@ Deno.test("files feature: a wrong SHA-256 trailer stores nothing and frees the r
   body.set(data);
   body.set(decodeHex("ff".repeat(32)), data.byteLength);
   assertEquals(
-    await _code(_put(c, "bad.bin", body, { size: data.byteLength, tag: "t1" })),
+    await remoteCode(_put(c, "bad.bin", body, { size: data.byteLength, tag: "t1" })),
     "checksum",
   );
-  assertEquals(await _code(c.call("file.stat", { path: "bad.bin" })), "not_found");
+  assertEquals(await remoteCode(c.call("file.stat", { path: "bad.bin" })), "not_found");
   const usage = await c.call("file.usage") as Record<string, number>;
   assertEquals([usage.used, usage.reserved, usage.entries], [0, 0, 0]);
 });
@@ -122,7 +90,7 @@ Deno.test("files feature: the current directory belongs to one connection", asyn
   await _put(one, "note.txt", data, { sha256: await sha256Hex(data) });
   const st = await two.call("file.stat", { path: "docs/note.txt" }) as { size: number };
   assertEquals(st.size, 10);
-  assertEquals(await _code(two.call("file.stat", { path: "note.txt" })), "not_found");
+  assertEquals(await remoteCode(two.call("file.stat", { path: "note.txt" })), "not_found");
 });
 
 Deno.test("files feature: a connection runs at most maxTransfersPerConnection transfers", async () => {
@@ -138,7 +106,7 @@ Deno.test("files feature: a connection runs at most maxTransfersPerConnection tr
     await new Promise((r) => setTimeout(r, 2));
   }
   const second = c.open("file.get", { path: "~" }, { fin: true });
-  assertEquals(await _code(second.result), "busy");
+  assertEquals(await remoteCode(second.result), "busy");
   await second.stream.failed;
   // Another connection has its own count.
   await other.call("file.mkdir", { path: "d" });

@@ -19,33 +19,12 @@ import { RemoteError } from "../../protocol/errors.ts";
 import { MAC_LENGTH, NONCE_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { FrameReader } from "../../protocol/transport.ts";
 import { UserStore } from "../../server/embedded/user_store.ts";
-import { keyBytes, ROOT } from "../helpers.ts";
+import { keyBytes, parleyUser } from "../helpers.ts";
 import { startTarget, type Target } from "./harness.ts";
 import { concat, dial, macFrame, type Outcome, readUntilClosed, send } from "./raw.ts";
 
 /** How long a change may take to reach a live session before the test fails. */
 const DEADLINE_MS = 10_000;
-
-/** Runs `parley user ARGS --data DIR` as its own process, as an operator would. */
-async function userCommand(dataDir: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--allow-read=${dataDir}`,
-      `--allow-write=${dataDir}`,
-      join(ROOT, "main.ts"),
-      "user",
-      ...args,
-      "--data",
-      dataDir,
-    ],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assertEquals(out.code, 0, `parley user ${args.join(" ")}: ${text}`);
-  return text;
-}
 
 /** Resolves with the code of the error that closed `client`'s session; throws if it stays open. */
 async function closedWithin(client: ParleyClient, ms = DEADLINE_MS): Promise<string> {
@@ -154,7 +133,7 @@ Deno.test("parley user remove closes the removed user's open connections at once
   await using t = await startTarget({ users: ["observer", "ada", "bob"] });
   const bob = await t.client("bob");
   assertEquals(await bob.call("diag.echo", { n: 1 }), { n: 1 });
-  await userCommand(t.dataDir, "remove", "bob");
+  await parleyUser(t.dataDir, "remove", "bob");
   assertEquals(await closedWithin(bob), "auth_failed");
   assertEquals(await loginCode(t, "bob", t.keys.bob!), "auth_failed");
   const ada = await t.client("ada");
@@ -166,7 +145,7 @@ Deno.test("parley user remove closes the removed user's open connections at once
 Deno.test("parley user rotate closes the user's connections; only the new key logs in", async () => {
   await using t = await startTarget({ users: ["observer", "bob"] });
   const bob = await t.client("bob");
-  const out = await userCommand(t.dataDir, "rotate", "bob", "--json");
+  const out = await parleyUser(t.dataDir, "rotate", "bob", "--json");
   const fresh = (JSON.parse(out) as { key: string }).key;
   assertEquals(await closedWithin(bob), "auth_failed");
   assertEquals(await loginCode(t, "bob", t.keys.bob!), "auth_failed");
@@ -182,7 +161,7 @@ Deno.test("a right given applies to open connections; a right taken away closes 
       (e) => e instanceof RemoteError ? e.code : String(e),
     );
   assertEquals(await unban(), "forbidden");
-  await userCommand(t.dataDir, "set", "ada", "--admin");
+  await parleyUser(t.dataDir, "set", "ada", "--admin");
   // Not an admin yet: forbidden. An admin: "nobody is not banned".
   let code = await unban();
   for (let i = 0; i < DEADLINE_MS / 100 && code === "forbidden"; i++) {
@@ -190,7 +169,7 @@ Deno.test("a right given applies to open connections; a right taken away closes 
     code = await unban();
   }
   assertEquals(code, "not_found", "the new right did not reach the open connection");
-  await userCommand(t.dataDir, "set", "ada", "--no-admin");
+  await parleyUser(t.dataDir, "set", "ada", "--no-admin");
   assertEquals(await closedWithin(ada), "forbidden");
 });
 
@@ -240,7 +219,7 @@ Deno.test("the account store sees another process's change with or without file 
       const watch = server.watch({ events, pollMs: 100, debounceMs: 20 });
       try {
         // Another process: its own store on the same file.
-        await userCommand(dir, "remove", "bob");
+        await parleyUser(dir, "remove", "bob");
         for (let i = 0; i < DEADLINE_MS / 50 && server.peek("bob") !== undefined; i++) {
           await new Promise((r) => setTimeout(r, 50));
         }

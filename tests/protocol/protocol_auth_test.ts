@@ -14,6 +14,7 @@ import type { Session } from "../../protocol/session.ts";
 import {
   concat,
   connectSession,
+  type Direction,
   type FrameHook,
   hex,
   type MitmProxy,
@@ -151,6 +152,20 @@ Deno.test("a server proof reflected back as a client proof is refused, even with
   assertEquals([reply?.t, reply?.code], ["error", "auth_failed"]);
 });
 
+/** Asserts that a client's handshake with whatever listens on `port` fails with auth_failed. */
+async function assertClientRefuses(port: number): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const e = await assertRejects(
+      () => clientHandshake(conn, { user: "ada", key: TEST_KEY }),
+      ProtocolError,
+    );
+    assertEquals(e.code, "auth_failed");
+  } finally {
+    conn.close();
+  }
+}
+
 Deno.test("a fake server that reflects the client's own proof is refused by the client", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const fake = (async () => {
@@ -173,19 +188,7 @@ Deno.test("a fake server that reflects the client's own proof is refused by the 
     );
     await reader.next().catch(() => null); // wait for the client to hang up
   })();
-  const conn = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
-  });
-  try {
-    const e = await assertRejects(
-      () => clientHandshake(conn, { user: "ada", key: TEST_KEY }),
-      ProtocolError,
-    );
-    assertEquals(e.code, "auth_failed");
-  } finally {
-    conn.close();
-  }
+  await assertClientRefuses((listener.addr as Deno.NetAddr).port);
   await fake;
 });
 
@@ -197,16 +200,7 @@ Deno.test("a welcome that switches the MAC off is refused unless allowed", async
     return encodeFrame({ ...h, mac: false });
   };
   await using mitm = startMitm(srv.port, downgrade);
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: mitm.port });
-  try {
-    const e = await assertRejects(
-      () => clientHandshake(conn, { user: "ada", key: TEST_KEY }),
-      ProtocolError,
-    );
-    assertEquals(e.code, "auth_failed");
-  } finally {
-    conn.close();
-  }
+  await assertClientRefuses(mitm.port);
 });
 
 // --- frames altered after login ----------------------------------------------
@@ -241,6 +235,15 @@ function flip(bytes: Uint8Array, offset: number): Uint8Array {
   return out;
 }
 
+/** A hook that rewrites frame `index` of direction `dir` with `edit` and passes the others on. */
+function atFrame(
+  dir: Direction,
+  index: number,
+  edit: (bytes: Uint8Array) => Uint8Array,
+): FrameHook {
+  return (d, i, bytes) => (d === dir && i === index ? edit(bytes) : bytes);
+}
+
 Deno.test("a bit flipped in an authenticated client frame closes the connection with bad_mac", async () => {
   // Offsets: inside the op name in the header ("diag.echo" → "diag.dcho"), and in the tag.
   for (const where of ["header", "tag"] as const) {
@@ -273,7 +276,7 @@ Deno.test("a bit flipped in a stream's data body closes the connection with bad_
 });
 
 Deno.test("a bit flipped in a server frame is caught by the client with bad_mac", async () => {
-  const hook: FrameHook = (dir, i, bytes) => (dir === "s2c" && i === 2 ? flip(bytes, -5) : bytes);
+  const hook = atFrame("s2c", 2, (bytes) => flip(bytes, -5));
   const r = await attack(hook, twoCalls);
   assert(r.client instanceof ProtocolError, "the client detected it");
   assertEquals(codeOf(r.client), "bad_mac");
@@ -297,22 +300,14 @@ Deno.test("two authenticated frames swapped in transit are refused", async () =>
 });
 
 Deno.test("an authenticated frame replayed in the same session is refused", async () => {
-  const hook: FrameHook = (
-    dir,
-    i,
-    bytes,
-  ) => (dir === "c2s" && i === 2 ? concat([bytes, bytes]) : bytes);
+  const hook = atFrame("c2s", 2, (bytes) => concat([bytes, bytes]));
   const r = await attack(hook, (s) => s.call("diag.echo", {}));
   assertEquals(codeOf(r.server), "bad_mac");
 });
 
 Deno.test("an injected frame with a made-up MAC is refused", async () => {
   const forged = concat([encodeFrame({ t: "ping", id: 99 }), new Uint8Array(32).fill(0xee)]);
-  const hook: FrameHook = (
-    dir,
-    i,
-    bytes,
-  ) => (dir === "c2s" && i === 2 ? concat([forged, bytes]) : bytes);
+  const hook = atFrame("c2s", 2, (bytes) => concat([forged, bytes]));
   const r = await attack(hook, (s) => s.call("diag.echo", {}));
   assertEquals(codeOf(r.server), "bad_mac");
 });
@@ -322,17 +317,13 @@ Deno.test("a frame injected into the server's direction is refused by the client
     encodeFrame({ t: "ev", ev: "chat.msg", data: { text: "fake" } }),
     unhex("00".repeat(32)),
   ]);
-  const hook: FrameHook = (
-    dir,
-    i,
-    bytes,
-  ) => (dir === "s2c" && i === 2 ? concat([forged, bytes]) : bytes);
+  const hook = atFrame("s2c", 2, (bytes) => concat([forged, bytes]));
   const r = await attack(hook, (s) => s.call("diag.echo", {}));
   assertEquals(codeOf(r.client), "bad_mac");
 });
 
 Deno.test("a dropped authenticated frame is detected by the next frame's sequence number", async () => {
-  const hook: FrameHook = (dir, i, bytes) => (dir === "c2s" && i === 2 ? new Uint8Array(0) : bytes);
+  const hook = atFrame("c2s", 2, () => new Uint8Array(0));
   const r = await attack(hook, twoCalls);
   assertEquals(codeOf(r.server), "bad_mac");
 });
