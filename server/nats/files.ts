@@ -1,0 +1,106 @@
+/**
+ * The files backend on NATS JetStream (`openNatsFiles`): bytes as chunk sets
+ * in the stream `PARLEY_FS_CHUNKS` (one 512 KiB chunk per subject
+ * `parley.up.<gen>.<index>`, one message per subject), and everything else
+ * in the KV bucket `parley_fs`: the path index (the atomic visibility point
+ * of an upload), usage counters, upload records and shares (see
+ * `files_ctx.ts` for the keys). Any node resumes any upload and reads any
+ * file; quotas hold across nodes through CAS on the usage counter.
+ *
+ * @module
+ */
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { FilesBackend, FileStore } from "../backend/files.ts";
+import { CHUNK_BYTES, CHUNK_STREAM, FS_BUCKET, type NatsFilesCtx, readUsage } from "./files_ctx.ts";
+import { NATS_MAX_PATH_BYTES, NatsIndex } from "./files_index.ts";
+import { openReader } from "./files_reader.ts";
+import { natsShares } from "./files_shares.ts";
+import { beginUpload, uploadOffset } from "./files_upload.ts";
+import { sweepFiles, type SweepReport } from "./files_gc.ts";
+import { RequestError } from "../errors.ts";
+
+/** Options of {@linkcode openNatsFiles}. */
+export interface NatsFilesOptions {
+  /** This node's name. */
+  node: string;
+  /** Replicas of the chunk stream and the bucket (1 or 3). */
+  replicas: number;
+  /** Chunk size (default 512 KiB; chunk + headers must fit `max_payload`). */
+  chunkBytes?: number;
+  /** Interrupted uploads older than this are dropped by a sweep (default 24 h). */
+  partialTtlHours?: number;
+}
+
+/** An open NATS files backend. */
+export interface NatsFiles extends FilesBackend {
+  /** One GC sweep (see `files_gc.ts`); `graceMs` defaults to 10 minutes. */
+  sweep(o?: { graceMs?: number; now?: number }): Promise<SweepReport>;
+  /** Leaves the connection open (the caller owns it). */
+  close(): Promise<void>;
+}
+
+/** Creates (or binds to) the stream and bucket and returns the backend. */
+export async function openNatsFiles(
+  nc: NatsConnection,
+  options: NatsFilesOptions,
+): Promise<NatsFiles> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(CHUNK_STREAM);
+  } catch {
+    await jsm.streams.add({
+      name: CHUNK_STREAM,
+      subjects: ["parley.up.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: options.replicas,
+      max_msgs_per_subject: 1,
+      duplicate_window: 120_000_000_000,
+    });
+  }
+  const kv = await new Kvm(nc).create(FS_BUCKET, { replicas: options.replicas, history: 1 });
+  const ctx: NatsFilesCtx = {
+    js: jetstream(nc),
+    jsm,
+    kv,
+    node: options.node,
+    chunkBytes: options.chunkBytes ?? CHUNK_BYTES,
+  };
+  const index = new NatsIndex(ctx);
+  const store: FileStore = {
+    maxPathBytes: () => NATS_MAX_PATH_BYTES,
+    stat: (user, parts) => index.stat(user, parts),
+    list: (user, parts) => index.list(user, parts),
+    async open(user, parts) {
+      const e = parts.length ? await index.get(user, parts) : undefined;
+      if (!e) {
+        if (parts.length === 0) throw new RequestError("bad_request", "not a file");
+        await index.parentDir(user, parts);
+        throw new RequestError("not_found", "no such file");
+      }
+      if (e.value.t !== "f") throw new RequestError("bad_request", "not a file");
+      return openReader(ctx, parts.at(-1)!, e.value);
+    },
+    mkdir: (user, parts, o) => index.mkdir(user, parts, o),
+    rmdir: (user, parts) => index.rmdir(user, parts),
+    remove: (user, parts) => index.remove(user, parts),
+    rename: (user, from, to, o) => index.rename(user, from, to, o),
+    usage: (user) => readUsage(ctx, user),
+    uploadOffset: (target, limits) => uploadOffset(ctx, index, target, limits),
+    beginUpload: (target, o) => beginUpload(ctx, index, target, o),
+  };
+  const ttlMs = (options.partialTtlHours ?? 24) * 3_600_000;
+  return {
+    store,
+    shares: natsShares(ctx, index),
+    sweep: (o = {}) =>
+      sweepFiles(ctx, {
+        graceMs: o.graceMs ?? 600_000,
+        partialTtlMs: ttlMs,
+        ...(o.now ? { now: o.now } : {}),
+      }),
+    close: () => Promise.resolve(),
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * What the NATS files modules share: the chunk stream, the `parley_fs` KV
+ * bucket, key encoding (path components as base64url tokens, CLUSTER.md
+ * §6.12) and the per-user usage counter updated with CAS.
+ *
+ * Keys of `parley_fs`:
+ * - `h.<user>.<component>…` → {@linkcode IndexEntry} (the path index);
+ * - `q.<user>` → {@linkcode Usage} (the user's numbers);
+ * - `u.<user>.<uploadKey>` → {@linkcode UploadRecord} (an upload kept for resuming);
+ * - `s.<id>` → a share record; `gc.<gen>` → when a sweep first saw a chunk set unreferenced.
+ *
+ * @module
+ */
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { FileLimits } from "../backend/files.ts";
+import { RequestError } from "../errors.ts";
+
+/** Stream holding upload chunks, one subject per chunk, one message per subject. */
+export const CHUNK_STREAM = "PARLEY_FS_CHUNKS";
+/** KV bucket of the path index, usage, uploads and shares. */
+export const FS_BUCKET = "parley_fs";
+/** Chunk size: chunk + headers stay under the default `max_payload` of 1 MiB. */
+export const CHUNK_BYTES = 512 * 1024;
+/** Bounded retries of a CAS loop. */
+const CAS_TRIES = 200;
+
+/** An entry of the path index. */
+export interface IndexEntry {
+  t: "f" | "d";
+  size: number;
+  mtime: number;
+  /** Version: the chunk set (`gen`) of a file, a random id for a directory. */
+  v: string;
+  /** SHA-256 of a file. */
+  sha256?: string;
+}
+
+/** A user's numbers as stored. */
+export interface Usage {
+  files: number;
+  partial: number;
+  reserved: number;
+  entries: number;
+}
+
+/** An upload kept for resuming, or running under a lease. */
+export interface UploadRecord {
+  parts: string[];
+  size: number;
+  /** Chunk set: chunks live on `parley.up.<gen>.<index>`. */
+  gen: string;
+  /** Bytes counted as `partial` usage for this upload (when no session runs). */
+  partial: number;
+  created: number;
+  /** The running session and until when its lease holds (ms since the epoch). */
+  lease?: { id: string; until: number };
+}
+
+/** Everything an open NATS files backend holds. */
+export interface NatsFilesCtx {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kv: KV;
+  node: string;
+  chunkBytes: number;
+}
+
+/** base64url without padding: a valid KV key token for any string. */
+export function tok(s: string): string {
+  const b = new TextEncoder().encode(s);
+  let bin = "";
+  for (const x of b) bin += String.fromCharCode(x);
+  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+/** Inverse of {@linkcode tok}. */
+export function untok(t: string): string {
+  const bin = atob(t.replaceAll("-", "+").replaceAll("_", "/"));
+  return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+}
+
+/** Index key of `parts` under `user`'s home (`h.<user>` for the home). */
+export function indexKey(user: string, parts: readonly string[]): string {
+  return ["h", tok(user), ...parts.map(tok)].join(".");
+}
+
+/** Subject of chunk `index` of chunk set `gen`. */
+export function chunkSubject(gen: string, index: number): string {
+  return `parley.up.${gen}.${index}`;
+}
+
+/** A new chunk-set name: creation time (base 36) and 64 random bits, for GC grace. */
+export function newGen(): string {
+  const r = crypto.getRandomValues(new Uint8Array(8));
+  return `${Date.now().toString(36)}-${
+    Array.from(r, (x) => x.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+/** Reads a JSON value and its revision (undefined when missing or deleted). */
+export async function getJson<T>(
+  kv: KV,
+  key: string,
+): Promise<{ value: T; rev: number } | undefined> {
+  const e = await kv.get(key);
+  if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
+  return { value: e.json<T>(), rev: e.revision };
+}
+
+/** Whether `e` is a KV CAS conflict (wrong last sequence or key exists). */
+export function isConflict(e: unknown): boolean {
+  const m = String((e as Error)?.message ?? e);
+  return /wrong last sequence|key exists|10071/i.test(m);
+}
+
+/**
+ * Applies `delta` to `user`'s usage with CAS, checking `limits` when given
+ * (only growth is refused: `quota` for bytes, `quota` for entries too).
+ */
+export async function bumpUsage(
+  ctx: NatsFilesCtx,
+  user: string,
+  delta: Partial<Usage>,
+  limits?: FileLimits,
+): Promise<Usage> {
+  const key = `q.${tok(user)}`;
+  for (let i = 0; i < CAS_TRIES; i++) {
+    const cur = await getJson<Usage>(ctx.kv, key);
+    const u = cur?.value ?? { files: 0, partial: 0, reserved: 0, entries: 0 };
+    const next: Usage = {
+      files: u.files + (delta.files ?? 0),
+      partial: u.partial + (delta.partial ?? 0),
+      reserved: u.reserved + (delta.reserved ?? 0),
+      entries: u.entries + (delta.entries ?? 0),
+    };
+    if (limits) {
+      const bytes = next.files + next.partial + next.reserved;
+      if (bytes > u.files + u.partial + u.reserved && bytes > limits.quotaBytes) {
+        throw new RequestError("quota", "quota exceeded");
+      }
+      if ((delta.entries ?? 0) > 0 && next.entries > limits.maxEntries) {
+        throw new RequestError("quota", "too many entries");
+      }
+    }
+    try {
+      if (cur) await ctx.kv.update(key, JSON.stringify(next), cur.rev);
+      else await ctx.kv.create(key, JSON.stringify(next));
+      return next;
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+    }
+  }
+  throw new RequestError("busy", "usage counter contended");
+}
+
+/** The user's usage now. */
+export async function readUsage(ctx: NatsFilesCtx, user: string): Promise<Usage> {
+  return (await getJson<Usage>(ctx.kv, `q.${tok(user)}`))?.value ??
+    { files: 0, partial: 0, reserved: 0, entries: 0 };
+}
+
+/** Purges every chunk of `gen`. */
+export async function purgeGen(ctx: NatsFilesCtx, gen: string): Promise<void> {
+  await ctx.jsm.streams.purge(CHUNK_STREAM, { filter: `parley.up.${gen}.>` });
+}
+
+/**
+ * Bytes stored of `gen`: the contiguous chunks from index 0 (every chunk but
+ * the last is full) and the last chunk's length.
+ */
+export async function storedBytes(ctx: NatsFilesCtx, gen: string): Promise<number> {
+  const si = await ctx.jsm.streams.info(CHUNK_STREAM, { subjects_filter: `parley.up.${gen}.>` });
+  const have = new Set(Object.keys(si.state.subjects ?? {}));
+  let n = 0;
+  while (n < 100_000_000 && have.has(chunkSubject(gen, n))) n++;
+  if (n === 0) return 0;
+  const last = await ctx.jsm.streams.getMessage(CHUNK_STREAM, {
+    last_by_subj: chunkSubject(gen, n - 1),
+  });
+  return (n - 1) * ctx.chunkBytes + (last?.data.byteLength ?? 0);
+}

@@ -1,0 +1,88 @@
+/**
+ * Garbage collection of the NATS files backend: chunk sets that no index
+ * entry and no upload record names, and upload records left longer than the
+ * partial TTL without a running session. A sweep marks an unreferenced chunk
+ * set (`gc.<gen>` = when first seen) and purges it only when a later sweep,
+ * `graceMs` on, still finds it unreferenced — an upload finishing or a
+ * directory move racing one sweep cannot lose bytes, and readers of a
+ * replaced version keep a grace period. One node should sweep at a time (a
+ * lease key in KV would elect it; not done here: two sweepers are safe, only
+ * wasteful).
+ *
+ * @module
+ */
+import {
+  bumpUsage,
+  CHUNK_STREAM,
+  getJson,
+  type IndexEntry,
+  type NatsFilesCtx,
+  purgeGen,
+  untok,
+  type UploadRecord,
+} from "./files_ctx.ts";
+
+/** What a sweep did. */
+export interface SweepReport {
+  /** Chunk sets purged. */
+  purged: number;
+  /** Chunk sets marked for a later sweep. */
+  marked: number;
+  /** Stale upload records dropped. */
+  expired: number;
+}
+
+/** One sweep; `now` and the durations in ms. */
+export async function sweepFiles(
+  ctx: NatsFilesCtx,
+  o: { graceMs: number; partialTtlMs: number; now?: number },
+): Promise<SweepReport> {
+  const now = o.now ?? Date.now();
+  const report: SweepReport = { purged: 0, marked: 0, expired: 0 };
+  const live = new Set<string>();
+  for await (const k of await ctx.kv.keys("h.>")) {
+    const e = await getJson<IndexEntry>(ctx.kv, k);
+    if (e?.value.t === "f") live.add(e.value.v);
+  }
+  for await (const k of await ctx.kv.keys("u.>")) {
+    const r = await getJson<UploadRecord>(ctx.kv, k);
+    if (!r) continue;
+    const running = !!r.value.lease && r.value.lease.until > now;
+    if (!running && now - r.value.created > o.partialTtlMs) {
+      try {
+        await ctx.kv.delete(k, { previousSeq: r.rev });
+        await bumpUsage(ctx, untok(k.split(".")[1]!), { partial: -r.value.partial });
+        report.expired++;
+        continue;
+      } catch {
+        // Changed meanwhile (a session began): keep it.
+      }
+    }
+    live.add(r.value.gen);
+  }
+  const si = await ctx.jsm.streams.info(CHUNK_STREAM, { subjects_filter: "parley.up.>" });
+  const gens = new Set(Object.keys(si.state.subjects ?? {}).map((s) => s.split(".")[2]!));
+  for (const k of await _keys(ctx, "gc.*")) {
+    const gen = k.slice(3);
+    if (live.has(gen) || !gens.has(gen)) await ctx.kv.delete(k);
+  }
+  for (const gen of gens) {
+    if (live.has(gen)) continue;
+    const mark = await getJson<number>(ctx.kv, `gc.${gen}`);
+    if (!mark) {
+      await ctx.kv.put(`gc.${gen}`, JSON.stringify(now));
+      report.marked++;
+    } else if (now - mark.value >= o.graceMs) {
+      await purgeGen(ctx, gen);
+      await ctx.kv.delete(`gc.${gen}`);
+      report.purged++;
+    }
+  }
+  return report;
+}
+
+async function _keys(ctx: NatsFilesCtx, filter: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await ctx.kv.keys(filter)) out.push(k);
+  return out;
+}

@@ -1,0 +1,251 @@
+/**
+ * Uploads of the NATS files backend. An upload key (user, path, size,
+ * sha256 or tag) names a record `u.<user>.<key>` holding its chunk set
+ * (`gen`); any node finds it, so any node resumes it. Chunks are published as
+ * they fill (8 in flight) with `Nats-Msg-Id = <gen>.<index>.<length>` so a
+ * retried chunk is stored once; closing without finishing stores the tail as
+ * a short last chunk, which a resume reads back and rewrites full (the stream
+ * keeps one message per subject). One session per key runs at once: a lease
+ * in the record, taken with CAS, renewed by writes, 30 s.
+ *
+ * @module
+ */
+import { headers } from "@nats-io/transport-node";
+import { createHash, type Hash } from "node:crypto";
+import type {
+  BeginUploadOptions,
+  FileLimits,
+  UploadSession,
+  UploadTarget,
+} from "../backend/files.ts";
+import { RequestError } from "../errors.ts";
+import {
+  bumpUsage,
+  chunkSubject,
+  getJson,
+  isConflict,
+  type NatsFilesCtx,
+  newGen,
+  purgeGen,
+  readUsage,
+  storedBytes,
+  tok,
+  type UploadRecord,
+} from "./files_ctx.ts";
+import { readChunk } from "./files_reader.ts";
+import type { NatsIndex } from "./files_index.ts";
+
+/** How long a session's lease holds without a write. */
+export const LEASE_MS = 30_000;
+const _IN_FLIGHT = 8;
+
+/** The record key of an upload. */
+export async function uploadKey(t: UploadTarget): Promise<string> {
+  const raw = JSON.stringify([t.user, t.parts, t.size, t.id]);
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(raw)));
+  return `u.${tok(t.user)}.${
+    Array.from(d.subarray(0, 16), (x) => x.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+/** Refuses early what a begin would refuse; the stored bytes and whether a session runs. */
+export async function uploadOffset(
+  ctx: NatsFilesCtx,
+  index: NatsIndex,
+  t: UploadTarget,
+  limits: FileLimits,
+): Promise<{ offset: number; busy: boolean }> {
+  if (!t.overwrite && (await index.get(t.user, t.parts))) {
+    throw new RequestError("exists", "file exists");
+  }
+  const rec = await getJson<UploadRecord>(ctx.kv, await uploadKey(t));
+  const u = await readUsage(ctx, t.user);
+  const held = rec && !_leased(rec.value) ? rec.value.partial : 0;
+  if (u.files + u.partial + u.reserved - held + t.size > limits.quotaBytes) {
+    throw new RequestError("quota", "quota exceeded");
+  }
+  if (!rec) return { offset: 0, busy: false };
+  return { offset: await storedBytes(ctx, rec.value.gen), busy: _leased(rec.value) };
+}
+
+function _leased(r: UploadRecord): boolean {
+  return !!r.lease && r.lease.until > Date.now();
+}
+
+/** Takes the lease of `t`'s upload (creating its record) and opens a session at `options.offset`. */
+export async function beginUpload(
+  ctx: NatsFilesCtx,
+  index: NatsIndex,
+  t: UploadTarget,
+  options: BeginUploadOptions,
+): Promise<UploadSession> {
+  if (!t.overwrite && (await index.get(t.user, t.parts))) {
+    throw new RequestError("exists", "file exists");
+  }
+  const key = await uploadKey(t);
+  const lease = { id: newGen(), until: Date.now() + LEASE_MS };
+  const cur = await getJson<UploadRecord>(ctx.kv, key);
+  if (cur && _leased(cur.value)) throw new RequestError("busy", "upload running elsewhere");
+  const rec: UploadRecord = cur
+    ? { ...cur.value, lease }
+    : { parts: [...t.parts], size: t.size, gen: newGen(), partial: 0, created: Date.now(), lease };
+  // A restart from 0 writes a new chunk set; the old one is left to the GC sweep.
+  if (cur && options.offset === 0) rec.gen = newGen();
+  const stored = cur ? await storedBytes(ctx, rec.gen) : 0;
+  if (options.offset > stored || options.offset < 0) {
+    throw new RequestError("changed", `the store holds ${stored} bytes`);
+  }
+  // Reserve the whole size; the bytes held as partial become part of the reservation.
+  await bumpUsage(ctx, t.user, { reserved: t.size, partial: -rec.partial }, options.limits);
+  const held = rec.partial;
+  rec.partial = 0;
+  try {
+    if (cur) await ctx.kv.update(key, JSON.stringify(rec), cur.rev);
+    else await ctx.kv.create(key, JSON.stringify(rec));
+  } catch (e) {
+    await bumpUsage(ctx, t.user, { reserved: -t.size, partial: held });
+    if (isConflict(e)) throw new RequestError("busy", "upload running elsewhere");
+    throw e;
+  }
+  const s = new NatsUpload(ctx, index, t, key, rec, options.limits);
+  try {
+    await s.start(options.offset, options.hashGate);
+  } catch (e) {
+    await s.close();
+    throw e;
+  }
+  return s;
+}
+
+class NatsUpload implements UploadSession {
+  offset = 0;
+  #hash: Hash = createHash("sha256");
+  #tail = new Uint8Array(0);
+  #next = 0;
+  #written = 0;
+  #inFlight: Promise<unknown>[] = [];
+  #done = false;
+  #renewed = Date.now();
+
+  constructor(
+    private ctx: NatsFilesCtx,
+    private index: NatsIndex,
+    private t: UploadTarget,
+    private key: string,
+    private rec: UploadRecord,
+    private limits: FileLimits,
+  ) {}
+
+  /** Re-hashes the stored prefix up to `offset` and keeps its last short chunk as the tail. */
+  async start(offset: number, gate: BeginUploadOptions["hashGate"]): Promise<void> {
+    const cb = this.ctx.chunkBytes;
+    if (offset === 0) return;
+    await gate(async () => {
+      const full = Math.floor(offset / cb);
+      for (let k = 0; k < full; k++) this.#hash.update(await readChunk(this.ctx, this.rec.gen, k));
+      if (offset > full * cb) {
+        const last = await readChunk(this.ctx, this.rec.gen, full);
+        this.#tail = last.slice(0, offset - full * cb);
+        this.#hash.update(this.#tail);
+      }
+      this.#next = full;
+    });
+    this.offset = offset;
+    this.#written = offset;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#done) throw new RequestError("bad_request", "upload closed");
+    if (this.#written + chunk.byteLength > this.t.size) {
+      throw new RequestError("bad_request", "more bytes than the declared size");
+    }
+    this.#hash.update(chunk);
+    this.#written += chunk.byteLength;
+    const joined = new Uint8Array(this.#tail.byteLength + chunk.byteLength);
+    joined.set(this.#tail);
+    joined.set(chunk, this.#tail.byteLength);
+    const cb = this.ctx.chunkBytes;
+    let at = 0;
+    while (joined.byteLength - at >= cb) {
+      await this.#publish(joined.subarray(at, at + cb));
+      at += cb;
+    }
+    this.#tail = joined.slice(at);
+    if (Date.now() - this.#renewed > LEASE_MS / 3) await this.#renew();
+  }
+
+  async #publish(data: Uint8Array): Promise<void> {
+    const k = this.#next++;
+    const h = headers();
+    h.set("Nats-Msg-Id", `${this.rec.gen}.${k}.${data.byteLength}`);
+    const p = this.ctx.js.publish(chunkSubject(this.rec.gen, k), data, {
+      headers: h,
+      timeout: 20_000,
+    });
+    this.#inFlight.push(p);
+    if (this.#inFlight.length >= _IN_FLIGHT) await this.#inFlight.shift();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#tail.byteLength > 0) {
+      await this.#publish(this.#tail);
+      this.#tail = new Uint8Array(0);
+    }
+    const all = this.#inFlight.splice(0);
+    const r = await Promise.allSettled(all);
+    const bad = r.find((x) => x.status === "rejected");
+    if (bad) throw (bad as PromiseRejectedResult).reason;
+  }
+
+  async #renew(): Promise<void> {
+    const cur = await getJson<UploadRecord>(this.ctx.kv, this.key);
+    if (!cur || cur.value.lease?.id !== this.rec.lease?.id) {
+      throw new RequestError("busy", "upload lease lost");
+    }
+    this.rec.lease = { id: this.rec.lease!.id, until: Date.now() + LEASE_MS };
+    await this.ctx.kv.update(this.key, JSON.stringify(this.rec), cur.rev);
+    this.#renewed = Date.now();
+  }
+
+  async finish(sha256: string): Promise<{ sha256: string }> {
+    if (this.#done) throw new RequestError("bad_request", "upload closed");
+    await this.#flush();
+    const got = this.#hash.copy().digest("hex");
+    if (got !== sha256 || this.#written !== this.t.size) {
+      this.#done = true;
+      await purgeGen(this.ctx, this.rec.gen);
+      await this.ctx.kv.delete(this.key);
+      await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size });
+      throw new RequestError("checksum", "SHA-256 mismatch: upload discarded");
+    }
+    // The index entry is the visibility point; the reservation becomes file bytes.
+    await this.index.publishFile(this.t, { gen: this.rec.gen, sha256 }, this.limits);
+    this.#done = true;
+    await this.ctx.kv.delete(this.key);
+    return { sha256 };
+  }
+
+  async close(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    let stored = 0;
+    try {
+      await this.#flush();
+    } finally {
+      stored = await storedBytes(this.ctx, this.rec.gen);
+      const cur = await getJson<UploadRecord>(this.ctx.kv, this.key);
+      if (cur && cur.value.lease?.id === this.rec.lease?.id) {
+        const next: UploadRecord = { ...cur.value, partial: stored };
+        delete next.lease;
+        await this.ctx.kv.update(this.key, JSON.stringify(next), cur.rev);
+        await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size, partial: stored });
+      } else {
+        await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size });
+      }
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
