@@ -37,6 +37,7 @@ export type ProtocolErrorCode =
   | "too_large"
   | "quota"
   | "busy"
+  | "unavailable"
   | "slow_consumer"
   | "internal";
 

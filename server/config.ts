@@ -67,6 +67,59 @@ export interface ServerConfig {
   limits: Limits;
   /** Raw feature sections, validated by each feature. */
   features: Record<string, unknown>;
+  /** Cluster mode (docs/cluster.md): set when `--cluster` or a `cluster` section is given. */
+  cluster?: ClusterConfig | undefined;
+}
+
+/** How a node joins a cluster: the NATS servers, its own name, credentials and TLS. */
+export interface ClusterConfig {
+  /** NATS server URLs (`nats://HOST:PORT` or `tls://HOST:PORT`), tried in turn. */
+  servers: string[];
+  /** This node's name, unique in the cluster: `[a-z0-9_-]`, 1–32 characters. */
+  node: string;
+  /** NATS user name; goes with `password`. */
+  user?: string | undefined;
+  password?: string | undefined;
+  /** NATS authentication token. */
+  token?: string | undefined;
+  /** A NATS credentials file (JWT + nkey seed). */
+  creds?: string | undefined;
+  /** PEM file of the CA that signed the NATS servers' certificates (turns on TLS). */
+  ca?: string | undefined;
+}
+
+const NATS_URL = /^(nats|tls):\/\/[^\s,/@]+:[0-9]{1,5}$/;
+
+/** Schema of the `cluster` section of `config.json` (and of the `--cluster`/`--node` flags). */
+export const CLUSTER_SCHEMA = z.strictObject({
+  servers: z.union([z.string(), z.array(z.string())]).transform((v) =>
+    (typeof v === "string" ? v.split(",") : v).map((s) => s.trim()).filter((s) => s !== "")
+  ).pipe(
+    z.array(z.string().regex(NATS_URL, "must be nats://HOST:PORT or tls://HOST:PORT")).min(
+      1,
+      "needs at least one nats://HOST:PORT",
+    ),
+  ),
+  node: z.string().regex(/^[a-z0-9_-]{1,32}$/, "must be 1–32 of a-z, 0-9, _ and -"),
+  user: z.string().min(1).optional(),
+  password: z.string().optional(),
+  token: z.string().min(1).optional(),
+  creds: z.string().min(1).optional(),
+  ca: z.string().min(1).optional(),
+}).refine((c) => (c.user === undefined) === (c.password === undefined), {
+  message: "user and password go together",
+}).refine((c) => [c.user, c.token, c.creds].filter((x) => x !== undefined).length <= 1, {
+  message: "give one of user/password, token or creds",
+});
+
+/** Validates a `cluster` section (merged with flags); throws a config TypeError naming the key. */
+export function parseClusterConfig(raw: unknown): ClusterConfig {
+  const c = parseConfigSection(CLUSTER_SCHEMA, raw, "cluster");
+  const out: ClusterConfig = { servers: c.servers, node: c.node };
+  for (const k of ["user", "password", "token", "creds", "ca"] as const) {
+    if (c[k] !== undefined) out[k] = c[k];
+  }
+  return out;
 }
 
 /** Default limits. */
@@ -158,6 +211,8 @@ export interface ConfigOverrides {
   tlsKey?: string | undefined;
   limits?: Partial<Limits>;
   features?: Record<string, unknown>;
+  /** Keys of the `cluster` section given on the command line (`--cluster`, `--node`, …). */
+  cluster?: Record<string, unknown>;
 }
 
 /** Reads `<dataDir>/config.json` if present and merges defaults and overrides. */
@@ -181,7 +236,22 @@ export async function loadConfig(overrides: ConfigOverrides = {}): Promise<Serve
   for (const k of ["chat", "files", "exec"]) {
     features[k] = { ...(file[k] as object ?? {}), ...(overrides.features?.[k] as object ?? {}) };
   }
+  // Cluster mode only when a `cluster` section or `--cluster` is given; flags win key by key.
+  const clusterOverrides = Object.fromEntries(
+    Object.entries(overrides.cluster ?? {}).filter(([, v]) => v !== undefined),
+  );
+  if (
+    file.cluster !== undefined &&
+    (typeof file.cluster !== "object" || file.cluster === null || Array.isArray(file.cluster))
+  ) {
+    throw configError("cluster", "must be an object");
+  }
+  const clusterRaw = file.cluster === undefined && Object.keys(clusterOverrides).length === 0
+    ? undefined
+    : { ...(file.cluster as object ?? {}), ...clusterOverrides };
+  const cluster = clusterRaw === undefined ? undefined : parseClusterConfig(clusterRaw);
   return {
+    ...(cluster ? { cluster } : {}),
     hostname: overrides.hostname ?? (file.hostname as string | undefined) ?? "127.0.0.1",
     port: overrides.port ?? (file.port as number | undefined) ?? 7878,
     dataDir,

@@ -8,6 +8,7 @@ import { loadConfig } from "./config.ts";
 import { ParleyServer } from "./server.ts";
 import { Logger } from "./log.ts";
 import { ExecSandboxError } from "./exec/errors.ts";
+import { NatsStartError } from "./nats/errors.ts";
 
 const HELP = `Usage: parley serve [OPTIONS]
 
@@ -27,13 +28,40 @@ Options:
   --log-level LEVEL   debug, info, warn or error (default info)
   -h, --help          show this help
 
-Limits and feature settings are read from DIR/config.json: see docs/limits.md.
+Cluster mode (docs/cluster.md): several nodes share chat, accounts and files
+through a NATS JetStream cluster (nats-server 2.9 or newer). Without --cluster
+the server runs alone on the data dir, as above.
+  --cluster URLS      NATS servers, comma-separated: nats://HOST:PORT[,…]
+                      (tls://HOST:PORT or --nats-ca for TLS)
+  --node NAME         this node's name, unique in the cluster ([a-z0-9_-])
+  --nats-user USER    NATS user name (with --nats-password)
+  --nats-password PW  NATS password (prefer the config file or a creds file)
+  --nats-creds FILE   NATS credentials file (JWT and nkey seed)
+  --nats-token TOKEN  NATS authentication token
+  --nats-ca FILE      PEM CA certificate for the NATS servers' TLS
+
+Limits and feature settings are read from DIR/config.json: see docs/limits.md;
+its "cluster" section takes servers, node, user, password, creds, token, ca.
 TLS, certificate pinning and the permissions Parley runs with: docs/security.md.`;
 
 /** Runs the server until SIGINT/SIGTERM. */
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
-    string: ["port", "host", "data", "tls-cert", "tls-key", "log-level"],
+    string: [
+      "port",
+      "host",
+      "data",
+      "tls-cert",
+      "tls-key",
+      "log-level",
+      "cluster",
+      "node",
+      "nats-user",
+      "nats-password",
+      "nats-creds",
+      "nats-token",
+      "nats-ca",
+    ],
     boolean: ["exec", "exec-shell", "exec-unsandboxed"],
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
@@ -61,6 +89,15 @@ export async function run(args: string[]): Promise<number> {
       tlsCert: f["tls-cert"] as string | undefined,
       tlsKey: f["tls-key"] as string | undefined,
       features: { exec: execOverrides },
+      cluster: {
+        servers: f.cluster,
+        node: f.node,
+        user: f["nats-user"],
+        password: f["nats-password"],
+        creds: f["nats-creds"],
+        token: f["nats-token"],
+        ca: f["nats-ca"],
+      },
     });
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
@@ -85,7 +122,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     server = await ParleyServer.start(config, { log });
   } catch (e) {
-    if (e instanceof ExecSandboxError) {
+    if (e instanceof ExecSandboxError || e instanceof NatsStartError) {
       console.error(`parley serve: ${e.message}`);
       return 1;
     }
@@ -109,7 +146,11 @@ export async function run(args: string[]): Promise<number> {
   console.log(
     `parley: listening on ${
       server.tls ? "parleys" : "parley"
-    }://${server.hostname}:${server.port} (data in ${config.dataDir})`,
+    }://${server.hostname}:${server.port} (${
+      config.cluster
+        ? `cluster node ${config.cluster.node} on ${config.cluster.servers.join(",")}`
+        : `data in ${config.dataDir}`
+    })`,
   );
   const stop = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {

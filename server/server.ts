@@ -99,7 +99,10 @@ export class ParleyServer implements ClientDirectory {
   /** Opens the backend (accounts included) and features, and starts listening. */
   static async start(config: ServerConfig, options: StartOptions = {}): Promise<ParleyServer> {
     const log = options.log ?? new Logger();
-    const backend = await openEmbeddedBackend(config, log);
+    // Cluster mode loads the NATS code only when asked for (docs/cluster.md).
+    const backend = config.cluster
+      ? await (await import("./nats/mod.ts")).openNatsBackend(config, log)
+      : await openEmbeddedBackend(config, log);
     let listener: Deno.Listener;
     try {
       listener = config.tlsCert && config.tlsKey

@@ -1,0 +1,117 @@
+/**
+ * The cluster backend: one NATS connection per node, and the NATS implementations of the backend
+ * interfaces on top of it. Areas whose NATS implementation is not wired in yet run on the embedded
+ * implementation of this node's data dir, and start-up says so loudly: such an area is *not*
+ * shared between nodes.
+ *
+ * Exec runs on this node only: the embedded runner with a router that lists this node under its
+ * cluster name. Routing a run to another node over NATS is a later step (docs/cluster.md).
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Backend } from "../backend/mod.ts";
+import type { ExecBackend } from "../backend/exec.ts";
+import type { ClusterConfig, ServerConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { openEmbeddedAccounts } from "../embedded/accounts.ts";
+import { openEmbeddedChat } from "../embedded/chat.ts";
+import { localRouter, openEmbeddedExec } from "../embedded/exec.ts";
+import { openEmbeddedFiles } from "../embedded/files.ts";
+import { openNatsConnection } from "./connection.ts";
+
+/** Which areas run on NATS (shared by the cluster) and which on this node's data dir. */
+export interface ClusterAreas {
+  accounts: "nats" | "embedded";
+  chat: "nats" | "embedded";
+  files: "nats" | "embedded";
+  exec: "local";
+}
+
+/** The cluster backend, with its NATS connection (for diagnostics and tests). */
+export interface NatsBackend extends Backend {
+  readonly nc: NatsConnection;
+  readonly node: string;
+  readonly areas: ClusterAreas;
+}
+
+/** What {@linkcode openNatsBackend} wires in; the defaults are the areas landed so far. */
+export const CLUSTER_AREAS: ClusterAreas = {
+  accounts: "embedded",
+  chat: "embedded",
+  files: "embedded",
+  exec: "local",
+};
+
+/** Exec on this node only, listed under its cluster name. */
+async function openLocalExec(
+  config: ServerConfig,
+  node: string,
+  log: Logger,
+): Promise<ExecBackend & { close(): Promise<void> }> {
+  const exec = await openEmbeddedExec(config, log);
+  const [self] = await exec.router.list();
+  return {
+    runner: exec.runner,
+    audit: exec.audit,
+    router: localRouter(exec.runner, self?.exec ?? false, node),
+    close: () => exec.close(),
+  };
+}
+
+/**
+ * Connects this node to the NATS cluster of `config.cluster` and opens every backend on it.
+ * Throws when NATS cannot be reached or is older than 2.9.0.
+ */
+export async function openNatsBackend(config: ServerConfig, log: Logger): Promise<NatsBackend> {
+  const cluster: ClusterConfig | undefined = config.cluster;
+  if (!cluster) throw new TypeError("openNatsBackend needs a cluster section");
+  const nc = await openNatsConnection(cluster, log);
+  const parts: { close(): Promise<void> }[] = [];
+  const open = async <T extends { close(): Promise<void> }>(p: Promise<T>): Promise<T> => {
+    const part = await p;
+    parts.push(part);
+    return part;
+  };
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    closing ??= (async () => {
+      // Last opened, first closed; the connection after every part, drained.
+      const results = await Promise.allSettled(parts.reverse().map((p) => p.close()));
+      await nc.drain().catch(() => nc.close());
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    })();
+  const areas = CLUSTER_AREAS;
+  try {
+    const embedded = (Object.keys(areas) as (keyof ClusterAreas)[]).filter((a) =>
+      areas[a] === "embedded"
+    );
+    if (embedded.length > 0) {
+      log.warn(
+        "CLUSTER MODE IS INCOMPLETE: these areas are NOT shared between nodes and live in this " +
+          "node's data dir only",
+        { node: cluster.node, areas: embedded, dataDir: config.dataDir },
+      );
+    }
+    const accounts = await open(openEmbeddedAccounts(config, log));
+    const chat = await open(openEmbeddedChat(config, log));
+    const files = await open(openEmbeddedFiles(config, log));
+    const exec = await open(openLocalExec(config, cluster.node, log));
+    log.info("cluster node ready", { node: cluster.node, ...areas });
+    return {
+      nc,
+      node: cluster.node,
+      areas,
+      accounts,
+      chat,
+      files,
+      exec,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (e) {
+    await close().catch(() => {});
+    throw e;
+  }
+}
