@@ -1,0 +1,241 @@
+/**
+ * The NATS {@linkcode Accounts} (CLUSTER.md §3.9): one KV bucket,
+ * `parley_users`, one key per user (the name as one key token, see
+ * {@linkcode encodeKeyToken}), value `{name, key, admin, exec, created}`
+ * with `key` the hex-encoded 32-byte secret. Every node watches the bucket
+ * into a local copy, which serves {@linkcode Accounts.peek} and tells the
+ * subscribers; a change made on another node reaches them within the
+ * watch's delivery time (milliseconds here; the interface allows 2000 ms).
+ * `add` is a KV create (refused when the key exists), rights and key changes
+ * are updates on the revision read, retried when another node changed the
+ * account first. `get` and `keyFor` read the key from the stream's leader;
+ * `list` waits until the copy holds every change stored before it.
+ *
+ * **The bucket holds every user's login secret.** Anyone who can read
+ * `$KV.parley_users.>` (or the `KV_parley_users` stream) can log in as any
+ * user, and anyone who can publish there can create accounts: NATS must be
+ * authenticated, with a NATS account used by Parley only, and TLS when the
+ * NATS servers are not on the same host (CLUSTER.md §6.13).
+ *
+ * @module
+ */
+import { decodeHex } from "@std/encoding/hex";
+import { createHash, randomBytes } from "node:crypto";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import {
+  type Account,
+  type AccountChange,
+  type Accounts,
+  type LoginKey,
+  type Rights,
+  validUserName,
+} from "../backend/accounts.ts";
+import { RequestError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { KvMirror } from "./kv_mirror.ts";
+import { decodeKeyToken, encodeKeyToken } from "./kv_watch.ts";
+
+/** The accounts bucket. */
+export const USERS_BUCKET = "parley_users";
+
+/** Options of {@linkcode openNatsAccounts}. */
+export interface NatsAccountsOptions {
+  /** This node's name (for log lines). */
+  node: string;
+  /** Replicas of the bucket when this call creates it: 1 for one server, 3 for a cluster. Default 1. */
+  replicas?: number;
+  /** Bucket name (tests use their own). Default {@linkcode USERS_BUCKET}. */
+  bucket?: string;
+  /** Where watch troubles and unreadable records are reported. */
+  log?: Logger;
+}
+
+/** One account as stored. */
+interface _Stored {
+  name: string;
+  key: string;
+  admin: boolean;
+  exec: boolean;
+  created: string;
+}
+
+/** A stored record and the public view handed out for it. */
+interface _Entry {
+  stored: _Stored;
+  account: Account;
+}
+
+/** The NATS accounts, plus `close` (stops the watch; the connection stays open). */
+export type NatsAccounts = Accounts & AsyncDisposable & { close(): Promise<void> };
+
+/**
+ * Opens (creating when absent: file storage, history 1) the accounts bucket
+ * and loads it into the local copy before resolving.
+ */
+export async function openNatsAccounts(
+  nc: NatsConnection,
+  options: NatsAccountsOptions,
+): Promise<NatsAccounts> {
+  const bucket = options.bucket ?? USERS_BUCKET;
+  const js = jetstream(nc);
+  const kv = await new Kvm(js).create(bucket, {
+    history: 1,
+    replicas: options.replicas ?? 1,
+    storage: "file",
+    // Reads go to the stream's leader: a replica may answer a direct get
+    // before it has applied a change that another node completed.
+    allow_direct: false,
+  });
+  const listeners = new Set<(change: AccountChange) => void>();
+  const mirror = await KvMirror.open<_Entry>(js, kv, bucket, {
+    decode: (_key, v) => {
+      const stored = _checkStored(v);
+      return { stored, account: _public(stored) };
+    },
+    encode: (e) => e.stored,
+    onChange: (key, _before, after) => {
+      const change = { name: decodeKeyToken(key), account: after?.account };
+      for (const listener of [...listeners]) {
+        try {
+          listener(change);
+        } catch {
+          // A listener's failure is its own; the copy is already consistent.
+        }
+      }
+    },
+    onError: (e) => options.log?.warn("accounts bucket", { node: options.node, error: e.message }),
+  });
+
+  const change = async (
+    name: string,
+    fn: (u: _Stored) => _Stored,
+  ): Promise<_Entry> => {
+    const out = await mirror.change(encodeKeyToken(name), (cur) => {
+      if (!cur) throw _notFound(name);
+      const stored = fn(cur.stored);
+      return { stored, account: _public(stored) };
+    });
+    if (!out) throw _notFound(name);
+    return out;
+  };
+
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    listeners.clear();
+    await mirror.close();
+  };
+
+  return {
+    async get(name) {
+      if (!validUserName(name)) return undefined;
+      return (await mirror.read(encodeKeyToken(name)))?.value?.account;
+    },
+    peek(name) {
+      return mirror.get(encodeKeyToken(name))?.value?.account;
+    },
+    async list() {
+      await mirror.sync();
+      return [...mirror.values()].map(([, e]) => e.account)
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    },
+    async add(name, rights: Rights = {}) {
+      if (!validUserName(name)) {
+        throw new RequestError(
+          "bad_request",
+          `invalid user name ${JSON.stringify(name)}: use 1-32 of a-z 0-9 _ . - (lower case)`,
+        );
+      }
+      const key = _newKey();
+      const stored: _Stored = {
+        name,
+        key,
+        admin: rights.admin ?? false,
+        exec: rights.exec ?? false,
+        created: new Date().toISOString(),
+      };
+      await mirror.change(encodeKeyToken(name), (cur) => {
+        if (cur) throw new RequestError("exists", `user ${name} already exists`);
+        return { stored, account: _public(stored) };
+      });
+      return key;
+    },
+    async setRights(name, rights) {
+      if (!validUserName(name)) throw _notFound(name);
+      const e = await change(name, (u) => ({
+        ...u,
+        admin: rights.admin ?? u.admin,
+        exec: rights.exec ?? u.exec,
+      }));
+      return e.account;
+    },
+    async rotate(name) {
+      if (!validUserName(name)) throw _notFound(name);
+      const key = _newKey();
+      await change(name, (u) => ({ ...u, key }));
+      return key;
+    },
+    async remove(name) {
+      if (!validUserName(name)) throw _notFound(name);
+      await mirror.change(encodeKeyToken(name), (cur) => {
+        if (!cur) throw _notFound(name);
+        return undefined;
+      });
+    },
+    async keyFor(name): Promise<LoginKey | undefined> {
+      if (!validUserName(name)) return undefined;
+      const e = (await mirror.read(encodeKeyToken(name)))?.value;
+      return e ? { account: e.account, key: decodeHex(e.stored.key) } : undefined;
+    },
+    subscribe(listener) {
+      const l = (c: AccountChange): void => listener(c);
+      listeners.add(l);
+      return () => void listeners.delete(l);
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function _notFound(name: string): RequestError {
+  return new RequestError("not_found", `no user named ${name}`);
+}
+
+function _checkStored(v: unknown): _Stored {
+  const u = v as Partial<_Stored> | null;
+  if (
+    !u || typeof u !== "object" || typeof u.name !== "string" || !validUserName(u.name) ||
+    typeof u.key !== "string" || !/^[0-9a-f]{64}$/.test(u.key) || typeof u.created !== "string"
+  ) {
+    throw new TypeError("not an account record");
+  }
+  return {
+    name: u.name,
+    key: u.key,
+    admin: u.admin === true,
+    exec: u.exec === true,
+    created: u.created,
+  };
+}
+
+function _public(u: _Stored): Account {
+  return Object.freeze({
+    name: u.name,
+    admin: u.admin,
+    exec: u.exec,
+    created: u.created,
+    keyId: _keyId(u.key),
+  });
+}
+
+/** A short, one-way name for a key (as the embedded store derives it). */
+function _keyId(hexKey: string): string {
+  return createHash("sha256").update("parley key id\0").update(hexKey).digest("hex").slice(0, 16);
+}
+
+function _newKey(): string {
+  return randomBytes(32).toString("hex");
+}
