@@ -29,6 +29,8 @@ export interface NatsFilesOptions {
   replicas: number;
   /** Chunk size (default 512 KiB; chunk + headers must fit `max_payload`). */
   chunkBytes?: number;
+  /** How long an upload's lease outlives its last write (default 30 s): a dead node's upload resumes after it. */
+  leaseMs?: number;
   /** Interrupted uploads older than this are dropped by a sweep (default 24 h). */
   partialTtlHours?: number;
 }
@@ -67,6 +69,7 @@ export async function openNatsFiles(
     kv,
     node: options.node,
     chunkBytes: options.chunkBytes ?? CHUNK_BYTES,
+    leaseMs: options.leaseMs ?? 30_000,
   };
   const index = new NatsIndex(ctx);
   const store: FileStore = {

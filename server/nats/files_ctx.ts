@@ -64,6 +64,8 @@ export interface NatsFilesCtx {
   kv: KV;
   node: string;
   chunkBytes: number;
+  /** How long an upload session's lease holds without a write (ms). */
+  leaseMs: number;
 }
 
 /** base64url without padding: a valid KV key token for any string. */

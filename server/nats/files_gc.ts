@@ -51,7 +51,9 @@ export async function sweepFiles(
     if (!running && now - r.value.created > o.partialTtlMs) {
       try {
         await ctx.kv.delete(k, { previousSeq: r.rev });
-        await bumpUsage(ctx, untok(k.split(".")[1]!), { partial: -r.value.partial });
+        // A lease left by a dead node still holds its reservation.
+        const reserved = r.value.lease ? -r.value.size : 0;
+        await bumpUsage(ctx, untok(k.split(".")[1]!), { partial: -r.value.partial, reserved });
         report.expired++;
         continue;
       } catch {

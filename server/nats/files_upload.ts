@@ -6,7 +6,9 @@
  * retried chunk is stored once; closing without finishing stores the tail as
  * a short last chunk, which a resume reads back and rewrites full (the stream
  * keeps one message per subject). One session per key runs at once: a lease
- * in the record, taken with CAS, renewed by writes, 30 s.
+ * in the record, taken with CAS, renewed by writes (30 s by default); a
+ * session that takes over an expired lease releases the dead session's
+ * reservation.
  *
  * @module
  */
@@ -35,8 +37,6 @@ import {
 import { readChunk } from "./files_reader.ts";
 import type { NatsIndex } from "./files_index.ts";
 
-/** How long a session's lease holds without a write. */
-export const LEASE_MS = 30_000;
 const _IN_FLIGHT = 8;
 
 /** The record key of an upload. */
@@ -83,7 +83,7 @@ export async function beginUpload(
     throw new RequestError("exists", "file exists");
   }
   const key = await uploadKey(t);
-  const lease = { id: newGen(), until: Date.now() + LEASE_MS };
+  const lease = { id: newGen(), until: Date.now() + ctx.leaseMs };
   const cur = await getJson<UploadRecord>(ctx.kv, key);
   if (cur && _leased(cur.value)) throw new RequestError("busy", "upload running elsewhere");
   const rec: UploadRecord = cur
@@ -95,15 +95,22 @@ export async function beginUpload(
   if (options.offset > stored || options.offset < 0) {
     throw new RequestError("changed", `the store holds ${stored} bytes`);
   }
-  // Reserve the whole size; the bytes held as partial become part of the reservation.
-  await bumpUsage(ctx, t.user, { reserved: t.size, partial: -rec.partial }, options.limits);
+  // Reserve the whole size; the bytes held as partial become part of the reservation. An
+  // expired lease (its node died) still holds a reservation: whoever drops the lease releases it.
+  const stale = cur?.value.lease ? t.size : 0;
+  await bumpUsage(
+    ctx,
+    t.user,
+    { reserved: t.size - stale, partial: -rec.partial },
+    options.limits,
+  );
   const held = rec.partial;
   rec.partial = 0;
   try {
     if (cur) await ctx.kv.update(key, JSON.stringify(rec), cur.rev);
     else await ctx.kv.create(key, JSON.stringify(rec));
   } catch (e) {
-    await bumpUsage(ctx, t.user, { reserved: -t.size, partial: held });
+    await bumpUsage(ctx, t.user, { reserved: stale - t.size, partial: held });
     if (isConflict(e)) throw new RequestError("busy", "upload running elsewhere");
     throw e;
   }
@@ -117,13 +124,17 @@ export async function beginUpload(
   return s;
 }
 
+function _raise(r: { error: unknown } | undefined): void {
+  if (r) throw r.error;
+}
+
 class NatsUpload implements UploadSession {
   offset = 0;
   #hash: Hash = createHash("sha256");
   #tail = new Uint8Array(0);
   #next = 0;
   #written = 0;
-  #inFlight: Promise<unknown>[] = [];
+  #inFlight: Promise<{ error: unknown } | undefined>[] = [];
   #done = false;
   #renewed = Date.now();
 
@@ -171,19 +182,20 @@ class NatsUpload implements UploadSession {
       at += cb;
     }
     this.#tail = joined.slice(at);
-    if (Date.now() - this.#renewed > LEASE_MS / 3) await this.#renew();
+    if (Date.now() - this.#renewed > this.ctx.leaseMs / 3) await this.#renew();
   }
 
   async #publish(data: Uint8Array): Promise<void> {
     const k = this.#next++;
     const h = headers();
     h.set("Nats-Msg-Id", `${this.rec.gen}.${k}.${data.byteLength}`);
+    // Settled to a value so that an abandoned session (its node gone) leaves no rejection behind.
     const p = this.ctx.js.publish(chunkSubject(this.rec.gen, k), data, {
       headers: h,
       timeout: 20_000,
-    });
+    }).then(() => undefined, (e: unknown) => ({ error: e }));
     this.#inFlight.push(p);
-    if (this.#inFlight.length >= _IN_FLIGHT) await this.#inFlight.shift();
+    if (this.#inFlight.length >= _IN_FLIGHT) _raise(await this.#inFlight.shift());
   }
 
   async #flush(): Promise<void> {
@@ -191,10 +203,7 @@ class NatsUpload implements UploadSession {
       await this.#publish(this.#tail);
       this.#tail = new Uint8Array(0);
     }
-    const all = this.#inFlight.splice(0);
-    const r = await Promise.allSettled(all);
-    const bad = r.find((x) => x.status === "rejected");
-    if (bad) throw (bad as PromiseRejectedResult).reason;
+    for (const r of await Promise.all(this.#inFlight.splice(0))) _raise(r);
   }
 
   async #renew(): Promise<void> {
@@ -202,7 +211,7 @@ class NatsUpload implements UploadSession {
     if (!cur || cur.value.lease?.id !== this.rec.lease?.id) {
       throw new RequestError("busy", "upload lease lost");
     }
-    this.rec.lease = { id: this.rec.lease!.id, until: Date.now() + LEASE_MS };
+    this.rec.lease = { id: this.rec.lease!.id, until: Date.now() + this.ctx.leaseMs };
     await this.ctx.kv.update(this.key, JSON.stringify(this.rec), cur.rev);
     this.#renewed = Date.now();
   }
@@ -210,6 +219,7 @@ class NatsUpload implements UploadSession {
   async finish(sha256: string): Promise<{ sha256: string }> {
     if (this.#done) throw new RequestError("bad_request", "upload closed");
     await this.#flush();
+    await this.#renew();
     const got = this.#hash.copy().digest("hex");
     if (got !== sha256 || this.#written !== this.t.size) {
       this.#done = true;
@@ -239,9 +249,9 @@ class NatsUpload implements UploadSession {
         delete next.lease;
         await this.ctx.kv.update(this.key, JSON.stringify(next), cur.rev);
         await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size, partial: stored });
-      } else {
-        await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size });
       }
+      // Otherwise the lease was taken over or expired, and whoever dropped it released the
+      // reservation.
     }
   }
 
