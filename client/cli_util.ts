@@ -15,7 +15,9 @@ export const CLIENT_STRING_FLAGS = ["server", "user", "key", "ca", "pin"] as con
 /** Help text for the shared client flags. */
 export const CLIENT_FLAGS_HELP = [
   "Connection (flags, then env, then the config file):",
-  "  --server parley://USER@HOST:PORT   server address (env PARLEY_SERVER)",
+  "  --server parley://USER@HOST:PORT   server address (env PARLEY_SERVER); a cluster's nodes",
+  "                                     comma-separated (parley://USER@A:7878,B:7878) are tried",
+  "                                     in order, and the client fails over to the next",
   "  --user NAME                        account name (env PARLEY_USER)",
   "  --key HEX                          account key (env PARLEY_KEY; prefer the env or config file)",
   "  --tls, --ca FILE                   use TLS, trusting the CA certificate in FILE",

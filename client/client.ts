@@ -50,6 +50,8 @@ export class ParleyClient {
   #reconnectHooks: (() => Promise<void> | void)[] = [];
   #opened: Promise<void> = Promise.resolve();
   #stop = new AbortController();
+  /** Index in the server list of the node this client is (or was last) connected to. */
+  #current = 0;
 
   private constructor(options: ClientOptions) {
     this.options = options;
@@ -58,7 +60,7 @@ export class ParleyClient {
   /** Connects and authenticates. Rejects with a clear error on failure. */
   static async connect(options: ClientOptions): Promise<ParleyClient> {
     const client = new ParleyClient(options);
-    client.#session = await client.#dial();
+    client.#session = await client.#dialAny(0);
     client.#setState("open");
     client.#watch();
     return client;
@@ -140,8 +142,42 @@ export class ParleyClient {
     await this.close();
   }
 
-  async #dial(): Promise<Session> {
-    const o = this.options;
+  /** The server this client is (or was last) connected to. */
+  get server(): { host: string; port: number } {
+    return this.#servers()[this.#current] ?? { host: this.options.host, port: this.options.port };
+  }
+
+  #servers(): { host: string; port: number }[] {
+    const list = this.options.servers;
+    return list && list.length > 0 ? list : [{ host: this.options.host, port: this.options.port }];
+  }
+
+  /**
+   * Dials the servers in list order, starting at `start`, and returns the
+   * first session that logs in. A refused login is final (every node of a
+   * cluster shares the accounts); any other failure moves on to the next node.
+   */
+  async #dialAny(start: number): Promise<Session> {
+    const servers = this.#servers();
+    let last: unknown;
+    for (let i = 0; i < servers.length; i++) {
+      const index = (start + i) % servers.length;
+      try {
+        const session = await this.#dial(servers[index]!);
+        this.#current = index;
+        return session;
+      } catch (e) {
+        if (e instanceof RemoteError && (e.code === "auth_failed" || e.code === "forbidden")) {
+          throw e;
+        }
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  async #dial(server: { host: string; port: number }): Promise<Session> {
+    const o = { ...this.options, host: server.host, port: server.port };
     let conn: Transport;
     if (o.tls || o.pin !== undefined) {
       conn = await dialTls({
@@ -203,7 +239,8 @@ export class ParleyClient {
         await new Promise((r) => setTimeout(r, delay));
         if (this.#stop.signal.aborted) break;
         try {
-          this.#session = await this.#dial();
+          // After a lost connection, the next node first (it is likely up).
+          this.#session = await this.#dialAny(this.#current + 1);
         } catch (e) {
           if (e instanceof RemoteError && e.code === "auth_failed") {
             this.#setState("closed", e);

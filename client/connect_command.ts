@@ -68,7 +68,7 @@ export async function run(args: string[]): Promise<number> {
     });
     if (tty) {
       console.log(
-        `Connected to ${creds.host}:${creds.port} as ${creds.user}. /help lists commands, /quit leaves.`,
+        `Connected to ${client.server.host}:${client.server.port} as ${creds.user}. /help lists commands, /quit leaves.`,
       );
     }
     const inbox = chat.recent().filter((m) => m.to === creds.user);

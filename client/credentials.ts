@@ -1,6 +1,7 @@
 /**
  * Where the client finds its server and credentials, in order: command-line
- * flags and a `parley://user@host:port` URL, then `PARLEY_SERVER`,
+ * flags and a `parley://user@host:port` URL (or a comma-separated list of a
+ * cluster's nodes, tried in order), then `PARLEY_SERVER`,
  * `PARLEY_USER`, `PARLEY_KEY`, then the config file
  * (`$XDG_CONFIG_HOME/parley/config.json` or `~/.config/parley/config.json`,
  * which must not be readable by others). TLS: `parleys://` or `--tls`, a CA
@@ -12,10 +13,22 @@ import { decodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
 import { parsePin } from "./tls_connect.ts";
 
+/** One server address. */
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
 /** A resolved server address and account. */
 export interface Credentials {
   host: string;
   port: number;
+  /**
+   * Every node to try, in order, when a cluster's nodes are listed
+   * (`parley://ada@a:7878,b:7878`); the first is `host`/`port`. The client
+   * fails over to the next one when a connection is lost or refused.
+   */
+  servers?: ServerAddress[];
   user: string;
   key: Uint8Array;
   tls: boolean;
@@ -76,6 +89,39 @@ export function parseServerUrl(
   };
 }
 
+/**
+ * Parses a comma-separated list of server addresses (the nodes of a cluster):
+ * `parley://ada@a:7878,b:7878` or `parley://ada@a:7878,parley://b:7878`. The
+ * user and the scheme come from the first entry that names them; entries may
+ * not disagree.
+ */
+export function parseServerList(
+  text: string,
+): { user?: string; servers: ServerAddress[]; tls: boolean } {
+  const parts = text.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  if (parts.length === 0) throw new CredentialError("no server address given");
+  const parsed = parts.map(parseServerUrl);
+  const users = new Set(parsed.flatMap((p) => (p.user === undefined ? [] : [p.user])));
+  if (users.size > 1) {
+    throw new CredentialError(`the server list names several users: ${[...users].join(", ")}`);
+  }
+  const schemes = new Set(
+    parts.flatMap((p) => {
+      const m = /^(parleys?):\/\//.exec(p);
+      return m ? [m[1]] : [];
+    }),
+  );
+  if (schemes.size > 1) {
+    throw new CredentialError("the server list mixes parley:// and parleys://");
+  }
+  const [user] = users;
+  return {
+    ...(user === undefined ? {} : { user }),
+    servers: parsed.map(({ host, port }) => ({ host, port })),
+    tls: schemes.has("parleys"),
+  };
+}
+
 function _parseKey(text: string): Uint8Array {
   const hex = text.trim().toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
@@ -107,7 +153,8 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
   const urlText = input.url ?? Deno.env.get("PARLEY_SERVER") ??
     (cfg.server as string | undefined) ??
     "parley://127.0.0.1:7878";
-  const url = parseServerUrl(urlText);
+  const list = parseServerList(urlText);
+  const url = { ...list, host: list.servers[0]!.host, port: list.servers[0]!.port };
   const user = input.user ?? url.user ?? Deno.env.get("PARLEY_USER") ??
     (cfg.user as string | undefined);
   if (!user) {
@@ -131,6 +178,7 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
     key: _parseKey(keyText),
     tls: input.tls ?? (url.tls || cfg.tls === true),
   };
+  if (list.servers.length > 1) creds.servers = list.servers;
   if (pinText) {
     try {
       creds.pin = parsePin(pinText);
