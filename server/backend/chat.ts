@@ -77,8 +77,14 @@ export interface ChatLog {
    * direct message is stored for both its sender and its recipient (when
    * only one copy could be written, append rejects and the recipient's
    * history may still show it).
+   *
+   * `key`, when given, makes a retry safe: appends from the same sender with
+   * the same key within the log's dedupe window (cluster: the stream's `duplicate_window`, 2
+   * minutes) store the message once and resolve with the message stored
+   * first. A log without such a window (embedded, where an append is never
+   * retried across a failover) may ignore it.
    */
-  append(msg: NewMessage): Promise<ChatMessage>;
+  append(msg: NewMessage, key?: string): Promise<ChatMessage>;
   /**
    * A page of one room's or one user's direct-message history, cut by
    * {@linkcode HistoryQuery}. Holds every durable message of the window
