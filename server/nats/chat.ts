@@ -12,7 +12,7 @@ import type { ChatBackend, ChatPolicy, Presence } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import { NatsChatFeed } from "./chat_feed.ts";
 import { NatsChatLog } from "./chat_log.ts";
-import { ensureChatStream } from "./chat_stream.ts";
+import { ensureChatStreamSoon } from "./chat_stream.ts";
 import { CHAT_STREAM, ROOM_SUBJECTS, roomOfSubject } from "./chat_subjects.ts";
 
 /** A part of the backend opened beside the log and feed, closed with them. */
@@ -40,8 +40,8 @@ export interface NatsChatOptions {
   appendDeadlineMs?: number | undefined;
   /** Most one publish attempt waits for its ack (ms, default 5000). */
   attemptMs?: number | undefined;
-  /** The feed's watchdog period (ms, default 2000). */
-  feedCheckMs?: number | undefined;
+  /** The feed's consumer heartbeat, pull expiry and watchdog period (ms; 1000, 4000, 2000). */
+  feed?: { heartbeatMs?: number; expiresMs?: number; checkMs?: number } | undefined;
   log?: Logger | undefined;
   /** Opens the moderation state (default: the KV-backed cluster policy). */
   openPolicy?: ((nc: NatsConnection) => Promise<Closable<ChatPolicy>>) | undefined;
@@ -64,7 +64,7 @@ export type NatsChat = ChatBackend & AsyncDisposable & {
 export async function openNatsChat(nc: NatsConnection, opts: NatsChatOptions): Promise<NatsChat> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const info = await ensureChatStream(jsm, {
+  const info = await ensureChatStreamSoon(jsm, {
     replicas: opts.replicas ?? 1,
     historyPerRoom: opts.historyPerRoom ?? 1000,
     maxTextBytes: opts.maxTextBytes ?? 4096,
@@ -92,7 +92,9 @@ export async function openNatsChat(nc: NatsConnection, opts: NatsChatOptions): P
       start: withRooms.state.last_seq,
       rooms,
       log: opts.log,
-      checkMs: opts.feedCheckMs,
+      heartbeatMs: opts.feed?.heartbeatMs,
+      expiresMs: opts.feed?.expiresMs,
+      checkMs: opts.feed?.checkMs,
     });
     parts.push(feed);
     log = new NatsChatLog({

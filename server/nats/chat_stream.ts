@@ -17,6 +17,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { CHAT_STREAM, CHAT_SUBJECTS } from "./chat_subjects.ts";
+import { isNatsUnavailable } from "./connection.ts";
 
 /** How the chat stream is configured. */
 export interface ChatStreamOptions {
@@ -50,6 +51,27 @@ export function chatStreamConfig(
 }
 
 /**
+ * {@linkcode ensureChatStream}, tried again while JetStream is unavailable
+ * (a cluster that just started may still be electing its meta leader),
+ * for at most `deadlineMs`.
+ */
+export async function ensureChatStreamSoon(
+  jsm: JetStreamManager,
+  opts: ChatStreamOptions,
+  deadlineMs = 15_000,
+): Promise<StreamInfo> {
+  const end = Date.now() + deadlineMs;
+  for (let wait = 100;; wait = Math.min(1_000, wait * 2)) {
+    try {
+      return await ensureChatStream(jsm, opts);
+    } catch (e) {
+      if (!isNatsUnavailable(e) || Date.now() + wait > end) throw e;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+/**
  * Returns the chat stream's info, creating the stream if it is missing and
  * bringing the settings Parley owns (history bound, size limit, dedupe
  * window, replicas) in line if they differ. Throws a `TypeError` if the
@@ -70,7 +92,7 @@ export async function ensureChatStream(
       return await jsm.streams.add(want);
     } catch (e2) {
       // another node created it meanwhile: check that one
-      if (!(e2 instanceof JetStreamApiError)) throw e2;
+      if (!(e2 instanceof JetStreamApiError) || isNatsUnavailable(e2)) throw e2;
       info = await jsm.streams.info(CHAT_STREAM);
     }
   }
