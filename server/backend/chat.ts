@@ -208,6 +208,12 @@ export interface UserPresence {
  * gathers its entries into one shared record, written soon after a change
  * and refreshed periodically, and the entries of a node that stopped
  * refreshing expire. Reads are synchronous, from this node's merged copy.
+ * A user whose entry a node drops (its connections there closed, or the node
+ * shut down cleanly) stays in the merged view, with the rooms it had there,
+ * for a grace of a few seconds, so a client that fails over to another node
+ * is not seen to leave and rejoin; subscribers hear of the user when the
+ * grace ends. The entries of a node that stopped refreshing get no further
+ * grace.
  */
 export interface Presence {
   /** This node's name. */
