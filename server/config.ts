@@ -86,6 +86,11 @@ export interface ClusterConfig {
   creds?: string | undefined;
   /** PEM file of the CA that signed the NATS servers' certificates (turns on TLS). */
   ca?: string | undefined;
+  /**
+   * Replicas of the streams and buckets Parley creates (1–5). Default: 3 when the NATS server is
+   * part of a cluster, 1 when it runs alone.
+   */
+  replicas?: number | undefined;
 }
 
 const NATS_URL = /^(nats|tls):\/\/[^\s,/@]+:[0-9]{1,5}$/;
@@ -106,6 +111,7 @@ export const CLUSTER_SCHEMA = z.strictObject({
   token: z.string().min(1).optional(),
   creds: z.string().min(1).optional(),
   ca: z.string().min(1).optional(),
+  replicas: z.coerce.number().int().min(1).max(5).optional(),
 }).refine((c) => (c.user === undefined) === (c.password === undefined), {
   message: "user and password go together",
 }).refine((c) => [c.user, c.token, c.creds].filter((x) => x !== undefined).length <= 1, {
@@ -119,6 +125,7 @@ export function parseClusterConfig(raw: unknown): ClusterConfig {
   for (const k of ["user", "password", "token", "creds", "ca"] as const) {
     if (c[k] !== undefined) out[k] = c[k];
   }
+  if (c.replicas !== undefined) out.replicas = c.replicas;
   return out;
 }
 

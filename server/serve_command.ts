@@ -9,6 +9,8 @@ import { ParleyServer } from "./server.ts";
 import { Logger } from "./log.ts";
 import { ExecSandboxError } from "./exec/errors.ts";
 import { NatsStartError } from "./nats/errors.ts";
+import { RequestError } from "./errors.ts";
+import { CLUSTER_STRING_FLAGS, clusterOverrides, NATS_FLAGS_HELP } from "./cluster_flags.ts";
 
 const HELP = `Usage: parley serve [OPTIONS]
 
@@ -34,14 +36,13 @@ the server runs alone on the data dir, as above.
   --cluster URLS      NATS servers, comma-separated: nats://HOST:PORT[,…]
                       (tls://HOST:PORT or --nats-ca for TLS)
   --node NAME         this node's name, unique in the cluster ([a-z0-9_-])
-  --nats-user USER    NATS user name (with --nats-password)
-  --nats-password PW  NATS password (prefer the config file or a creds file)
-  --nats-creds FILE   NATS credentials file (JWT and nkey seed)
-  --nats-token TOKEN  NATS authentication token
-  --nats-ca FILE      PEM CA certificate for the NATS servers' TLS
+${NATS_FLAGS_HELP}
+  --nats-replicas N   replicas of the streams and buckets Parley creates
+                      (default 3 on a NATS cluster, 1 on a single server)
 
 Limits and feature settings are read from DIR/config.json: see docs/limits.md;
-its "cluster" section takes servers, node, user, password, creds, token, ca.
+its "cluster" section takes servers, node, user, password, creds, token, ca,
+replicas.
 TLS, certificate pinning and the permissions Parley runs with: docs/security.md.`;
 
 /** Runs the server until SIGINT/SIGTERM. */
@@ -54,13 +55,7 @@ export async function run(args: string[]): Promise<number> {
       "tls-cert",
       "tls-key",
       "log-level",
-      "cluster",
-      "node",
-      "nats-user",
-      "nats-password",
-      "nats-creds",
-      "nats-token",
-      "nats-ca",
+      ...CLUSTER_STRING_FLAGS,
     ],
     boolean: ["exec", "exec-shell", "exec-unsandboxed"],
   }, HELP);
@@ -89,15 +84,7 @@ export async function run(args: string[]): Promise<number> {
       tlsCert: f["tls-cert"] as string | undefined,
       tlsKey: f["tls-key"] as string | undefined,
       features: { exec: execOverrides },
-      cluster: {
-        servers: f.cluster,
-        node: f.node,
-        user: f["nats-user"],
-        password: f["nats-password"],
-        creds: f["nats-creds"],
-        token: f["nats-token"],
-        ca: f["nats-ca"],
-      },
+      cluster: clusterOverrides(f),
     });
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
@@ -133,15 +120,21 @@ export async function run(args: string[]): Promise<number> {
     throw e;
   }
   if ((await server.accounts.list()).length === 0) {
-    const key = await server.accounts.add("admin", { admin: true, exec: true });
-    console.log(
-      [
-        "Created the first account: admin (admin, exec rights).",
-        `Its key (shown once, keep it secret): ${key}`,
-        "Connect with:",
-        `  PARLEY_KEY=${key} parley connect parley://admin@${server.hostname}:${server.port}`,
-      ].join("\n"),
-    );
+    // Cluster nodes starting together may race for the first account: one wins, the rest skip.
+    const key = await server.accounts.add("admin", { admin: true, exec: true }).catch((e) => {
+      if (e instanceof RequestError && e.code === "exists") return undefined;
+      throw e;
+    });
+    if (key !== undefined) {
+      console.log(
+        [
+          "Created the first account: admin (admin, exec rights).",
+          `Its key (shown once, keep it secret): ${key}`,
+          "Connect with:",
+          `  PARLEY_KEY=${key} parley connect parley://admin@${server.hostname}:${server.port}`,
+        ].join("\n"),
+      );
+    }
   }
   console.log(
     `parley: listening on ${

@@ -9,6 +9,10 @@ import { parseFlags } from "../cli/flags.ts";
 import { RequestError } from "./errors.ts";
 import type { Account, Accounts } from "./backend/accounts.ts";
 import { UserStore } from "./embedded/user_store.ts";
+import { CLUSTER_STRING_FLAGS, clusterOverrides, NATS_FLAGS_HELP } from "./cluster_flags.ts";
+import { type ClusterConfig, loadConfig } from "./config.ts";
+import { Logger } from "./log.ts";
+import { NatsStartError } from "./nats/errors.ts";
 
 const HELP = `Usage: parley user add NAME [--admin] [--exec] [--data DIR]
        parley user list [--json] [--data DIR]
@@ -28,20 +32,73 @@ Options:
                 --no-exec takes it away
   --data DIR    data directory (default ./parley-data)
   --json        machine-readable output
-  -h, --help    show this help`;
+  -h, --help    show this help
+
+Cluster mode (docs/cluster.md): the accounts of a cluster live in NATS. With
+--cluster, or when DIR/config.json has a "cluster" section, the command
+changes them there, and every node sees the change at once.
+  --cluster URLS      NATS servers, comma-separated: nats://HOST:PORT[,…]
+${NATS_FLAGS_HELP}`;
+
+/** Opens the accounts a command works on: the cluster's when configured, else the data dir's. */
+async function _openAccounts(
+  dataDir: string,
+  flags: Record<string, unknown>,
+): Promise<{ store: Accounts; close(): Promise<void> }> {
+  const overrides = clusterOverrides(flags);
+  // The node name only labels this short-lived NATS connection.
+  overrides.node ??= "user-cli";
+  const config = await loadConfig({ dataDir, cluster: flags.cluster ? overrides : {} });
+  if (!config.cluster) {
+    const store = await UserStore.open(dataDir);
+    return { store, close: () => store[Symbol.asyncDispose]() };
+  }
+  return await _openClusterAccounts(config.cluster);
+}
+
+async function _openClusterAccounts(
+  cluster: ClusterConfig,
+): Promise<{ store: Accounts; close(): Promise<void> }> {
+  const log = new Logger({ level: "error" });
+  const { openNatsConnection } = await import("./nats/connection.ts");
+  const { openNatsAccounts } = await import("./nats/accounts.ts");
+  const nc = await openNatsConnection(cluster, log);
+  try {
+    const replicas = cluster.replicas ?? (nc.info?.cluster ? 3 : 1);
+    const accounts = await openNatsAccounts(nc, { node: cluster.node, replicas, log });
+    return {
+      store: accounts,
+      close: async () => {
+        await accounts.close();
+        await nc.drain().catch(() => nc.close());
+      },
+    };
+  } catch (e) {
+    await nc.close().catch(() => {});
+    throw e;
+  }
+}
 
 /** Runs a user-management subcommand. */
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
-    string: ["data"],
+    string: ["data", ...CLUSTER_STRING_FLAGS],
     boolean: ["admin", "exec", "no-admin", "no-exec", "json"],
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
   const [sub, name, ...extra] = f._.map(String);
-  await using store: Accounts & AsyncDisposable = await UserStore.open(
-    (f.data as string | undefined) ?? "./parley-data",
-  );
+  let opened: { store: Accounts; close(): Promise<void> };
+  try {
+    opened = await _openAccounts((f.data as string | undefined) ?? "./parley-data", f);
+  } catch (e) {
+    if (e instanceof NatsStartError || e instanceof TypeError) {
+      console.error(`parley user: ${e.message}`);
+      return e instanceof TypeError ? 2 : 1;
+    }
+    throw e;
+  }
+  const store = opened.store;
   try {
     if (sub === "add" && name && extra.length === 0) {
       const key = await store.add(name, { admin: Boolean(f.admin), exec: Boolean(f.exec) });
@@ -98,6 +155,8 @@ export async function run(args: string[]): Promise<number> {
       return 1;
     }
     throw e;
+  } finally {
+    await opened.close();
   }
   console.error(
     `parley user: expected add NAME, list, set NAME, rotate NAME or remove NAME\n\n${HELP}`,

@@ -14,11 +14,12 @@ import type { Backend } from "../backend/mod.ts";
 import type { ExecBackend } from "../backend/exec.ts";
 import type { ClusterConfig, ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { openEmbeddedAccounts } from "../embedded/accounts.ts";
 import { openEmbeddedChat } from "../embedded/chat.ts";
 import { localRouter, openEmbeddedExec } from "../embedded/exec.ts";
-import { openEmbeddedFiles } from "../embedded/files.ts";
+import { parseFileConfig } from "../files/file_config.ts";
+import { openNatsAccounts } from "./accounts.ts";
 import { openNatsConnection } from "./connection.ts";
+import { openNatsFiles } from "./files.ts";
 
 /** Which areas run on NATS (shared by the cluster) and which on this node's data dir. */
 export interface ClusterAreas {
@@ -32,14 +33,16 @@ export interface ClusterAreas {
 export interface NatsBackend extends Backend {
   readonly nc: NatsConnection;
   readonly node: string;
+  /** Replicas of the streams and buckets this node creates. */
+  readonly replicas: number;
   readonly areas: ClusterAreas;
 }
 
 /** What {@linkcode openNatsBackend} wires in; the defaults are the areas landed so far. */
 export const CLUSTER_AREAS: ClusterAreas = {
-  accounts: "embedded",
+  accounts: "nats",
   chat: "embedded",
-  files: "embedded",
+  files: "nats",
   exec: "local",
 };
 
@@ -83,6 +86,9 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
       if (failed) throw (failed as PromiseRejectedResult).reason;
     })();
   const areas = CLUSTER_AREAS;
+  // R3 on a NATS cluster, R1 on a lone server, unless configured.
+  const replicas = cluster.replicas ?? (nc.info?.cluster ? 3 : 1);
+  const node = cluster.node;
   try {
     const embedded = (Object.keys(areas) as (keyof ClusterAreas)[]).filter((a) =>
       areas[a] === "embedded"
@@ -94,14 +100,21 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
         { node: cluster.node, areas: embedded, dataDir: config.dataDir },
       );
     }
-    const accounts = await open(openEmbeddedAccounts(config, log));
+    const accounts = await open(openNatsAccounts(nc, { node, replicas, log }));
     const chat = await open(openEmbeddedChat(config, log));
-    const files = await open(openEmbeddedFiles(config, log));
-    const exec = await open(openLocalExec(config, cluster.node, log));
-    log.info("cluster node ready", { node: cluster.node, ...areas });
+    const files = await open(
+      openNatsFiles(nc, {
+        node,
+        replicas,
+        partialTtlHours: parseFileConfig(config.features.files).partialTtlHours,
+      }),
+    );
+    const exec = await open(openLocalExec(config, node, log));
+    log.info("cluster node ready", { node, replicas, ...areas });
     return {
       nc,
-      node: cluster.node,
+      node,
+      replicas,
       areas,
       accounts,
       chat,

@@ -1,29 +1,39 @@
 /** `parley serve --cluster`: start-up against a real nats-server, and its refusals. */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { natsAvailable, startNatsServer } from "./nats_fixture.ts";
-import { serveFlags, spawnServer } from "../helpers.ts";
+import { serveFlags } from "../helpers.ts";
+import { addClusterUser, clusterUser, connectNodes, startParleyNode } from "./cluster_helpers.ts";
 
 const available = natsAvailable();
 
 Deno.test({
-  name: "serve --cluster: connects to NATS, names the node, serves clients",
+  name: "serve --cluster: two nodes on one NATS share accounts added with parley user --cluster",
   ignore: !available,
 }, async () => {
   await using nats = await startNatsServer();
-  await using node = await spawnServer({
-    args: ["--cluster", nats.urls.join(","), "--node", "alpha", "--log-level", "info"],
-  });
-  const text = node.output.join("\n");
+  await using a = await startParleyNode(nats.urls, "alpha", ["--log-level", "info"]);
+  await using b = await startParleyNode(nats.urls, "beta");
+  const text = a.output.join("\n");
   assertStringIncludes(text, "cluster node alpha on " + nats.urls[0]);
   assertStringIncludes(text, "acknowledges writes before fsync");
   assertStringIncludes(text, 'version="2.');
-  const client = await node.connect("ada");
-  try {
-    await client.call("chat.join", { room: "lobby" });
-    const sent = await client.call("chat.send", { room: "lobby", text: "hello" }) as { id: string };
-    assert(/^[0-9]+$/.test(sent.id), JSON.stringify(sent));
-  } finally {
-    await client.close();
+  // The first node created the admin account in NATS; the second found it.
+  assertStringIncludes(text, "Created the first account: admin");
+  assert(!b.output.join("\n").includes("Created the first account"), b.output.join("\n"));
+  const key = await addClusterUser(nats.urls, "ada");
+  const list = await clusterUser(nats.urls, "list", "--json");
+  assertEquals(
+    (JSON.parse(list) as { name: string }[]).map((u) => u.name).sort(),
+    ["ada", "admin"],
+  );
+  for (const node of [a, b]) {
+    const client = await connectNodes([node], "ada", key);
+    try {
+      assertEquals(client.server.port, node.port);
+      await client.call("chat.rooms", {});
+    } finally {
+      await client.close();
+    }
   }
 });
 

@@ -1,0 +1,112 @@
+/**
+ * Parley cluster nodes as real `parley serve --cluster` processes, accounts created with
+ * `parley user add --cluster` as an operator would, and clients that list several nodes.
+ */
+import { assertEquals } from "@std/assert";
+import { join } from "@std/path";
+import { ParleyClient } from "../../client/client.ts";
+import type { ClientOptions } from "../../client/client.ts";
+import { keyBytes, ROOT, type SpawnedServer, spawnServer } from "../helpers.ts";
+
+/** A running cluster node. */
+export interface ParleyNode extends AsyncDisposable {
+  readonly name: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly output: string[];
+  readonly server: SpawnedServer;
+  /** Sends `signal` (default SIGTERM) and waits until the process exited. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** Starts `parley serve --cluster URLS --node NAME` with its own temp data dir. */
+export async function startParleyNode(
+  urls: string[],
+  name: string,
+  extraArgs: string[] = [],
+): Promise<ParleyNode> {
+  const server = await spawnServer({
+    args: ["--cluster", urls.join(","), "--node", name, ...extraArgs],
+  });
+  return {
+    name,
+    port: server.port,
+    pid: server.process.pid,
+    output: server.output,
+    server,
+    stop: (signal) => server.stop(signal),
+    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
+  };
+}
+
+/** Runs `parley user ARGS --cluster URLS`; returns stdout (must succeed). */
+export async function clusterUser(urls: string[], ...args: string[]): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-cluster-user-" });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+        "--allow-env",
+        join(ROOT, "main.ts"),
+        "user",
+        ...args,
+        "--cluster",
+        urls.join(","),
+        "--data",
+        dir,
+      ],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder();
+    assertEquals(
+      out.code,
+      0,
+      `parley user ${args.join(" ")}: ${text.decode(out.stderr)}`,
+    );
+    return text.decode(out.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Creates an account in the cluster; returns its hex key. */
+export async function addClusterUser(
+  urls: string[],
+  name: string,
+  rights: { admin?: boolean; exec?: boolean } = {},
+): Promise<string> {
+  const out = await clusterUser(
+    urls,
+    "add",
+    name,
+    "--json",
+    ...(rights.admin ? ["--admin"] : []),
+    ...(rights.exec ? ["--exec"] : []),
+  );
+  return (JSON.parse(out) as { key: string }).key;
+}
+
+/** Connects `user` to the first of `nodes` that answers, listing all of them for failover. */
+export function connectNodes(
+  nodes: { port: number }[],
+  user: string,
+  key: string,
+  options: Partial<ClientOptions> = {},
+): Promise<ParleyClient> {
+  const servers = nodes.map((n) => ({ host: "127.0.0.1", port: n.port }));
+  return ParleyClient.connect({
+    host: servers[0]!.host,
+    port: servers[0]!.port,
+    servers,
+    user,
+    key: keyBytes(key),
+    tls: false,
+    ...options,
+  });
+}
