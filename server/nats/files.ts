@@ -59,10 +59,16 @@ export async function openNatsFiles(
       storage: StorageType.File,
       num_replicas: options.replicas,
       max_msgs_per_subject: 1,
+      allow_direct: true,
       duplicate_window: 120_000_000_000,
     });
   }
-  const kv = await new Kvm(nc).create(FS_BUCKET, { replicas: options.replicas, history: 1 });
+  // No direct gets on the index: a replica may lag, and a CAS or a stat must see the last write.
+  const kv = await new Kvm(nc).create(FS_BUCKET, {
+    replicas: options.replicas,
+    history: 1,
+    allow_direct: false,
+  });
   const ctx: NatsFilesCtx = {
     js: jetstream(nc),
     jsm,

@@ -1,8 +1,8 @@
 /**
  * Reading a file of the NATS files backend: chunk `k` of a chunk set is the
- * one message on `parley.up.<gen>.<k>`, fetched with a direct stream get only
- * when the consumer of the `ReadableStream` pulls (backpressure: one chunk in
- * memory at most), starting at the chunk that holds the offset.
+ * one message on `parley.up.<gen>.<k>`, fetched with a direct get only when
+ * the consumer of the `ReadableStream` pulls (backpressure: one chunk read
+ * ahead at most), starting at the chunk that holds the offset.
  *
  * @module
  */
@@ -11,16 +11,27 @@ import type { FileEntry, FileReader } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 import { CHUNK_STREAM, chunkSubject, type IndexEntry, type NatsFilesCtx } from "./files_ctx.ts";
 
-/** Fetches chunk `index` of `gen` (`internal` when it is missing). */
+/**
+ * Fetches chunk `index` of `gen` (`internal` when it is missing): a direct get
+ * (raw bytes, answered by any replica), and from the stream leader when that
+ * finds nothing or not `length` bytes (a replica still applying a chunk just
+ * written, or the full rewrite of a resumed upload's short last chunk).
+ */
 export async function readChunk(
   ctx: NatsFilesCtx,
   gen: string,
   index: number,
+  length?: number,
 ): Promise<Uint8Array> {
+  const last_by_subj = chunkSubject(gen, index);
   try {
-    const m = await ctx.jsm.streams.getMessage(CHUNK_STREAM, {
-      last_by_subj: chunkSubject(gen, index),
-    });
+    const d = await ctx.jsm.direct.getMessage(CHUNK_STREAM, { last_by_subj });
+    if (d && (length === undefined || d.data.byteLength === length)) return d.data;
+  } catch {
+    // Direct gets unavailable (a stream made without allow_direct): ask the leader.
+  }
+  try {
+    const m = await ctx.jsm.streams.getMessage(CHUNK_STREAM, { last_by_subj });
     if (m) return m.data;
   } catch (e) {
     if (!/no message found|10037/i.test(String((e as Error).message))) throw e;
@@ -28,7 +39,11 @@ export async function readChunk(
   throw new RequestError("internal", `chunk ${index} of ${gen} is missing`);
 }
 
-/** Bytes `[offset, end)` of a chunk set of `size` bytes, pulled a chunk at a time. */
+/**
+ * Bytes `[offset, end)` of a chunk set of `size` bytes, pulled a chunk at a
+ * time with the next chunk fetched while the consumer takes this one (at
+ * most one chunk read ahead).
+ */
 export function readRange(
   ctx: NatsFilesCtx,
   gen: string,
@@ -38,6 +53,15 @@ export function readRange(
 ): ReadableStream<Uint8Array> {
   let pos = Math.max(0, Math.min(offset, size));
   const stop = Math.max(pos, Math.min(end, size));
+  type Got = { data: Uint8Array } | { error: unknown };
+  let ahead: { k: number; p: Promise<Got> } | undefined;
+  const fetch = (k: number) => ({
+    k,
+    p: readChunk(ctx, gen, k, Math.min(ctx.chunkBytes, size - k * ctx.chunkBytes)).then(
+      (data): Got => ({ data }),
+      (error: unknown): Got => ({ error }),
+    ),
+  });
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (pos >= stop) {
@@ -45,12 +69,17 @@ export function readRange(
         return;
       }
       const k = Math.floor(pos / ctx.chunkBytes);
-      const data = await readChunk(ctx, gen, k);
+      const got = await (ahead?.k === k ? ahead : fetch(k)).p;
+      ahead = (k + 1) * ctx.chunkBytes < stop ? fetch(k + 1) : undefined;
+      if ("error" in got) throw got.error;
       const from = pos - k * ctx.chunkBytes;
-      const to = Math.min(data.byteLength, stop - k * ctx.chunkBytes);
+      const to = Math.min(got.data.byteLength, stop - k * ctx.chunkBytes);
       if (to <= from) throw new RequestError("internal", "file shorter than its entry");
-      controller.enqueue(data.subarray(from, to));
+      controller.enqueue(got.data.subarray(from, to));
       pos += to - from;
+    },
+    cancel() {
+      ahead = undefined;
     },
   }, { highWaterMark: 0 });
 }
