@@ -52,7 +52,7 @@ export async function publishOnce(
         timeout: Math.max(1, Math.min(opts.attemptMs, left)),
       });
     } catch (e) {
-      if (!isNatsUnavailable(e)) throw e;
+      if (!_retryable(e)) throw e;
       last = e;
     }
     const wait = Math.min(_MAX_BACKOFF_MS, _FIRST_BACKOFF_MS * 2 ** attempt);
@@ -64,6 +64,16 @@ export async function publishOnce(
     "chat.send: the message store did not confirm the message in time; a retry with the same key stores it once",
     { cause: last ?? opts.signal.reason },
   );
+}
+
+/**
+ * Whether another attempt may succeed. nats.js reports "no responders" on a
+ * publish (the stream has no leader) as `JetStreamNotEnabled`, a class it
+ * does not export, with the no-responders error as its cause.
+ */
+function _retryable(e: unknown): boolean {
+  return isNatsUnavailable(e) ||
+    (e instanceof Error && e.name === "JetStreamNotEnabled" && isNatsUnavailable(e.cause));
 }
 
 /** Waits `ms`, or less if `signal` aborts (never rejects). */

@@ -7,86 +7,14 @@
  *
  * @module
  */
-import { assert, assertEquals, assertGreater } from "@std/assert";
+import { assertEquals, assertGreater } from "@std/assert";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { join } from "@std/path";
-import type { ChatMessage } from "../../server/backend/chat.ts";
-import { EmbeddedChatPolicy } from "../../server/embedded/chat_policy.ts";
-import { LocalPresence } from "../../server/embedded/chat_presence.ts";
-import { Logger } from "../../server/log.ts";
-import { type NatsChat, type NatsChatOptions, openNatsChat } from "../../server/nats/chat.ts";
+import { connect } from "@nats-io/transport-node";
 import { CHAT_STREAM } from "../../server/nats/chat_subjects.ts";
+import { chatNode, eventually, ids } from "./nats_chat_fixture.ts";
 import { natsAvailable, type NatsCluster, startNatsCluster } from "./nats_fixture.ts";
 
 const available = natsAvailable();
-const _QUIET = new Logger({ level: "error", sink: () => {} });
-
-/** One chat instance on its own connection, with everything its feed handed out. */
-interface _Node extends AsyncDisposable {
-  nc: NatsConnection;
-  chat: NatsChat;
-  seen: ChatMessage[];
-  /** When each message was handed out (performance.now()). */
-  at: number[];
-}
-
-async function _node(
-  urls: string[],
-  node: string,
-  dir: string,
-  extra: Partial<NatsChatOptions> = {},
-): Promise<_Node> {
-  const nc = await connect({
-    servers: urls,
-    noRandomize: true,
-    name: node,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    pingInterval: 2_000,
-    maxPingOut: 2,
-  });
-  let chat: NatsChat;
-  try {
-    chat = await openNatsChat(nc, {
-      node,
-      replicas: 3,
-      log: _QUIET,
-      openPolicy: () => EmbeddedChatPolicy.open(join(dir, `${node}.json`), _QUIET),
-      openPresence: () => Promise.resolve(Object.assign(new LocalPresence(node), { close() {} })),
-      ...extra,
-    });
-  } catch (e) {
-    await nc.close();
-    throw e;
-  }
-  const seen: ChatMessage[] = [];
-  const at: number[] = [];
-  const stop = chat.feed.subscribe((m) => {
-    seen.push(m);
-    at.push(performance.now());
-  });
-  return {
-    nc,
-    chat,
-    seen,
-    at,
-    async [Symbol.asyncDispose]() {
-      stop();
-      await chat.close();
-      await nc.close();
-    },
-  };
-}
-
-async function _eventually(ok: () => boolean, what: string, ms = 30_000): Promise<void> {
-  for (let i = 0; i < ms / 20 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
-  assert(ok(), `timed out waiting for ${what}`);
-}
-
-function _ids(msgs: readonly ChatMessage[]): number[] {
-  return msgs.map((m) => Number(m.id));
-}
 
 /** Deletes the chat stream, so the next step starts on an empty one. */
 async function _fresh(cluster: NatsCluster): Promise<void> {
@@ -105,8 +33,8 @@ Deno.test({ name: "nats chat on a 3-server cluster", ignore: !available }, async
     const urls = (first: number) => [0, 1, 2].map((k) => cluster.urls[(first + k) % 3]!);
 
     await t.step("two nodes see the same ids in the same order", async () => {
-      await using a = await _node(urls(0), "a", dir);
-      await using b = await _node(urls(1), "b", dir);
+      await using a = await chatNode(urls(0), "a", dir);
+      await using b = await chatNode(urls(1), "b", dir);
       const sent = await Promise.all(
         Array.from({ length: 60 }, (_, i) => {
           const n = i % 2 ? a : b;
@@ -117,22 +45,22 @@ Deno.test({ name: "nats chat on a 3-server cluster", ignore: !available }, async
           );
         }),
       );
-      const last = Math.max(..._ids(sent));
-      await _eventually(
+      const last = Math.max(...ids(sent));
+      await eventually(
         () => a.chat.feed.watermark() >= last && b.chat.feed.watermark() >= last,
         "both feeds",
       );
-      assertEquals(_ids(a.seen), _ids(b.seen), "the nodes' feeds differ");
+      assertEquals(ids(a.seen), ids(b.seen), "the nodes' feeds differ");
       assertEquals(a.seen, b.seen);
-      assertEquals(_ids(a.seen), _ids(sent).sort((x, y) => x - y));
+      assertEquals(ids(a.seen), ids(sent).sort((x, y) => x - y));
       assertEquals(b.chat.log.rooms(), ["r0", "r1", "r2"]);
       assertEquals(a.chat.log.epoch(), b.chat.log.epoch());
     });
 
     await t.step("an append retried with the same key is stored once", async () => {
       await _fresh(cluster);
-      await using a = await _node(urls(0), "a", dir);
-      await using b = await _node(urls(1), "b", dir);
+      await using a = await chatNode(urls(0), "a", dir);
+      await using b = await chatNode(urls(1), "b", dir);
       const first = await a.chat.log.append(
         { room: "lobby", from: "ada", text: "once", ts: 1 },
         "k-1",
@@ -153,18 +81,18 @@ Deno.test({ name: "nats chat on a 3-server cluster", ignore: !available }, async
       );
       const page = await b.chat.log.page({ room: "lobby" }, { limit: 100, budget: 1_000_000 });
       assertEquals(page.messages, [first, other]);
-      await _eventually(() => a.seen.length === 2, "the feed");
+      await eventually(() => a.seen.length === 2, "the feed");
       assertEquals(a.seen, [first, other]);
     });
 
     await t.step("the watchdog replaces a consumer that stalls", async () => {
       await _fresh(cluster);
       // heartbeats so slow that the client would not notice the lost consumer for a minute
-      await using a = await _node(urls(0), "a", dir, {
+      await using a = await chatNode(urls(0), "a", dir, {
         feed: { heartbeatMs: 30_000, expiresMs: 60_000, checkMs: 300 },
       });
       const before = await a.chat.log.append({ room: "lobby", from: "ada", text: "before", ts: 1 });
-      await _eventually(() => a.seen.length === 1, "the first message");
+      await eventually(() => a.seen.length === 1, "the first message");
       const jsm = await jetstreamManager(a.nc);
       const names: string[] = [];
       for await (const ci of jsm.consumers.list(CHAT_STREAM)) names.push(ci.name);
@@ -175,7 +103,7 @@ Deno.test({ name: "nats chat on a 3-server cluster", ignore: !available }, async
       for (let i = 0; i < 5; i++) {
         after.push(await a.chat.log.append({ room: "lobby", from: "ada", text: `a${i}`, ts: i }));
       }
-      await _eventually(() => a.seen.length === 6, "the watchdog to recover the feed", 20_000);
+      await eventually(() => a.seen.length === 6, "the watchdog to recover the feed", 20_000);
       assertEquals(a.seen, [before, ...after]);
       assertGreater(a.chat.natsFeed.stats().restarts, 0);
       console.log(
