@@ -18,9 +18,11 @@ import {
   type IndexEntry,
   type NatsFilesCtx,
   purgeGen,
+  tok,
   untok,
   type UploadRecord,
 } from "./files_ctx.ts";
+import { RequestError } from "../errors.ts";
 
 /** What a sweep did. */
 export interface SweepReport {
@@ -48,17 +50,9 @@ export async function sweepFiles(
     const r = await getJson<UploadRecord>(ctx.kv, k);
     if (!r) continue;
     const running = !!r.value.lease && r.value.lease.until > now;
-    if (!running && now - r.value.created > o.partialTtlMs) {
-      try {
-        await ctx.kv.delete(k, { previousSeq: r.rev });
-        // A lease left by a dead node still holds its reservation.
-        const reserved = r.value.lease ? -r.value.size : 0;
-        await bumpUsage(ctx, untok(k.split(".")[1]!), { partial: -r.value.partial, reserved });
-        report.expired++;
-        continue;
-      } catch {
-        // Changed meanwhile (a session began): keep it.
-      }
+    if (!running && now - r.value.created > o.partialTtlMs && await dropUpload(ctx, k, r)) {
+      report.expired++;
+      continue;
     }
     live.add(r.value.gen);
   }
@@ -87,4 +81,47 @@ async function _keys(ctx: NatsFilesCtx, filter: string): Promise<string[]> {
   const out: string[] = [];
   for await (const k of await ctx.kv.keys(filter)) out.push(k);
   return out;
+}
+
+/**
+ * Drops the upload record `key` read at `rev` (its chunks are left to the
+ * sweep) and releases what it held: its partial bytes, and the reservation of
+ * an expired lease. False when it changed meanwhile.
+ */
+export async function dropUpload(
+  ctx: NatsFilesCtx,
+  key: string,
+  r: { value: UploadRecord; rev: number },
+): Promise<boolean> {
+  try {
+    await ctx.kv.delete(key, { previousSeq: r.rev });
+  } catch {
+    return false;
+  }
+  const reserved = r.value.lease ? -r.value.size : 0;
+  await bumpUsage(ctx, untok(key.split(".")[1]!), { partial: -r.value.partial, reserved });
+  return true;
+}
+
+/**
+ * Makes room for one more upload of `user` within `max` (running or
+ * interrupted): `busy` when `max` sessions run, else the oldest interrupted
+ * uploads are dropped.
+ */
+export async function makeRoom(ctx: NatsFilesCtx, user: string, max: number): Promise<void> {
+  const prefix = `u.${tok(user)}`;
+  const idle: { key: string; r: { value: UploadRecord; rev: number } }[] = [];
+  let running = 0;
+  for (const key of await _keys(ctx, `${prefix}.*`)) {
+    const r = await getJson<UploadRecord>(ctx.kv, key);
+    if (!r) continue;
+    if (r.value.lease && r.value.lease.until > Date.now()) running++;
+    else idle.push({ key, r });
+  }
+  if (running >= max) throw new RequestError("busy", `at most ${max} uploads at once per user`);
+  idle.sort((a, b) => a.r.value.created - b.r.value.created);
+  while (running + idle.length >= max && idle.length > 0) {
+    const { key, r } = idle.shift()!;
+    await dropUpload(ctx, key, r);
+  }
 }

@@ -36,6 +36,7 @@ import {
 } from "./files_ctx.ts";
 import { readChunk } from "./files_reader.ts";
 import type { NatsIndex } from "./files_index.ts";
+import { makeRoom } from "./files_gc.ts";
 
 const _IN_FLIGHT = 8;
 
@@ -84,8 +85,12 @@ export async function beginUpload(
   }
   const key = await uploadKey(t);
   const lease = { id: newGen(), until: Date.now() + ctx.leaseMs };
-  const cur = await getJson<UploadRecord>(ctx.kv, key);
+  let cur = await getJson<UploadRecord>(ctx.kv, key);
   if (cur && _leased(cur.value)) throw new RequestError("busy", "upload running elsewhere");
+  if (!cur) {
+    await makeRoom(ctx, t.user, options.limits.maxPartials);
+    cur = await getJson<UploadRecord>(ctx.kv, key);
+  }
   const rec: UploadRecord = cur
     ? { ...cur.value, lease }
     : { parts: [...t.parts], size: t.size, gen: newGen(), partial: 0, created: Date.now(), lease };

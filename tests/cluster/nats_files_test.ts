@@ -198,3 +198,34 @@ Deno.test({
     assertEquals(await store.usage("ada"), { files: 50_000, partial: 0, reserved: 0, entries: 1 });
   },
 });
+
+Deno.test({
+  name: "nats files: at most maxPartials uploads per user, the oldest interrupted dropped first",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using n = await node(server.urls[0]!, "n1", 1);
+    const { store } = n.files;
+    const limits = { ...ROOMY, maxPartials: 2 };
+    const t = (i: number) => ({ ...target(10_000, `m${i}`), parts: [`m${i}`] });
+    for (const i of [1, 2]) {
+      await using up = await store.beginUpload(t(i), { offset: 0, limits, hashGate: direct });
+      await up.write(bytesOf(1000 * i));
+    }
+    assertEquals((await store.usage("ada")).partial, 3000);
+    await using third = await store.beginUpload(t(3), { offset: 0, limits, hashGate: direct });
+    assertEquals((await store.usage("ada")).partial, 2000);
+    assertEquals((await store.uploadOffset(t(1), limits)).offset, 0);
+    assertEquals((await store.uploadOffset(t(2), limits)).offset, 2000);
+    await using _second = await store.beginUpload(t(2), {
+      offset: 2000,
+      limits,
+      hashGate: direct,
+    });
+    await rejectsWith(
+      "busy",
+      () => store.beginUpload(t(4), { offset: 0, limits, hashGate: direct }),
+    );
+    await third.close();
+  },
+});
