@@ -14,10 +14,13 @@ import type { Backend } from "../backend/mod.ts";
 import type { ExecBackend } from "../backend/exec.ts";
 import type { ClusterConfig, ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { openEmbeddedChat } from "../embedded/chat.ts";
+import { parseChatConfig } from "../chat/chat_config.ts";
 import { localRouter, openEmbeddedExec } from "../embedded/exec.ts";
 import { parseFileConfig } from "../files/file_config.ts";
 import { openNatsAccounts } from "./accounts.ts";
+import { openNatsChat } from "./chat.ts";
+import { openNatsChatPolicy } from "./chat_policy.ts";
+import { openNatsPresence } from "./chat_presence.ts";
 import { openNatsConnection } from "./connection.ts";
 import { openNatsFiles } from "./files.ts";
 
@@ -41,7 +44,7 @@ export interface NatsBackend extends Backend {
 /** What {@linkcode openNatsBackend} wires in; the defaults are the areas landed so far. */
 export const CLUSTER_AREAS: ClusterAreas = {
   accounts: "nats",
-  chat: "embedded",
+  chat: "nats",
   files: "nats",
   exec: "local",
 };
@@ -101,7 +104,21 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
       );
     }
     const accounts = await open(openNatsAccounts(nc, { node, replicas, log }));
-    const chat = await open(openEmbeddedChat(config, log));
+    const chatConfig = parseChatConfig(config.features.chat);
+    const exec = await open(openLocalExec(config, node, log));
+    const execOn = (await exec.router.list())[0]?.exec ?? false;
+    const chat = await open(
+      openNatsChat(nc, {
+        node,
+        replicas,
+        historyPerRoom: chatConfig.historyPerRoom,
+        dmHistory: chatConfig.dmHistoryPerUser,
+        maxTextBytes: chatConfig.maxTextBytes,
+        log,
+        openPolicy: (c) => openNatsChatPolicy(c, { node, replicas, log }),
+        openPresence: (c) => openNatsPresence(c, { node, replicas, log, info: { exec: execOn } }),
+      }),
+    );
     const files = await open(
       openNatsFiles(nc, {
         node,
@@ -109,7 +126,6 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
         partialTtlHours: parseFileConfig(config.features.files).partialTtlHours,
       }),
     );
-    const exec = await open(openLocalExec(config, node, log));
     log.info("cluster node ready", { node, replicas, ...areas });
     return {
       nc,

@@ -19,15 +19,28 @@ export interface ParleyNode extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `parley serve --cluster URLS --node NAME` with its own temp data dir. */
+/**
+ * Starts `parley serve --cluster URLS --node NAME` with its own temp data dir (removed on dispose);
+ * `config` becomes its config.json (e.g. `{chat: {ratePerSecond: 1000}}` for load tests).
+ */
 export async function startParleyNode(
   urls: string[],
   name: string,
   extraArgs: string[] = [],
+  config?: Record<string, unknown>,
 ): Promise<ParleyNode> {
-  const server = await spawnServer({
-    args: ["--cluster", urls.join(","), "--node", name, ...extraArgs],
-  });
+  const dataDir = await Deno.makeTempDir({ prefix: `parley-node-${name}-` });
+  if (config) await Deno.writeTextFile(join(dataDir, "config.json"), JSON.stringify(config));
+  let server: SpawnedServer;
+  try {
+    server = await spawnServer({
+      dataDir,
+      args: ["--cluster", urls.join(","), "--node", name, ...extraArgs],
+    });
+  } catch (e) {
+    await Deno.remove(dataDir, { recursive: true });
+    throw e;
+  }
   return {
     name,
     port: server.port,
@@ -35,7 +48,10 @@ export async function startParleyNode(
     output: server.output,
     server,
     stop: (signal) => server.stop(signal),
-    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
+    [Symbol.asyncDispose]: async () => {
+      await server[Symbol.asyncDispose]();
+      await Deno.remove(dataDir, { recursive: true });
+    },
   };
 }
 
