@@ -48,7 +48,9 @@ export async function openNatsFiles(
   nc: NatsConnection,
   options: NatsFilesOptions,
 ): Promise<NatsFiles> {
-  const jsm = await jetstreamManager(nc);
+  // Timeouts above a raft election (4–9 s on 2.9, CLUSTER.md §6.4).
+  const jsm = await jetstreamManager(nc, { timeout: 20_000 });
+  const js = jetstream(nc, { timeout: 20_000 });
   try {
     await jsm.streams.info(CHUNK_STREAM);
   } catch {
@@ -64,13 +66,13 @@ export async function openNatsFiles(
     });
   }
   // No direct gets on the index: a replica may lag, and a CAS or a stat must see the last write.
-  const kv = await new Kvm(nc).create(FS_BUCKET, {
+  const kv = await new Kvm(js).create(FS_BUCKET, {
     replicas: options.replicas,
     history: 1,
     allow_direct: false,
   });
   const ctx: NatsFilesCtx = {
-    js: jetstream(nc),
+    js,
     jsm,
     kv,
     node: options.node,

@@ -13,7 +13,7 @@
  */
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { FileLimits } from "../backend/files.ts";
+import type { FileLimits, UploadTarget } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 
 /** Stream holding upload chunks, one subject per chunk, one message per subject. */
@@ -181,4 +181,18 @@ export async function storedBytes(ctx: NatsFilesCtx, gen: string): Promise<numbe
     last_by_subj: chunkSubject(gen, n - 1),
   });
   return (n - 1) * ctx.chunkBytes + (last?.data.byteLength ?? 0);
+}
+
+/** The record key of an upload. */
+export async function uploadKey(t: UploadTarget): Promise<string> {
+  const raw = JSON.stringify([t.user, t.parts, t.size, t.id]);
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(raw)));
+  return `u.${tok(t.user)}.${
+    Array.from(d.subarray(0, 16), (x) => x.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+/** Whether a session of the upload `r` runs now (its lease holds). */
+export function leased(r: UploadRecord): boolean {
+  return !!r.lease && r.lease.until > Date.now();
 }

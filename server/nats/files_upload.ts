@@ -26,12 +26,13 @@ import {
   chunkSubject,
   getJson,
   isConflict,
+  leased,
   type NatsFilesCtx,
   newGen,
   purgeGen,
   readUsage,
   storedBytes,
-  tok,
+  uploadKey,
   type UploadRecord,
 } from "./files_ctx.ts";
 import { readChunk } from "./files_reader.ts";
@@ -39,15 +40,6 @@ import type { NatsIndex } from "./files_index.ts";
 import { makeRoom } from "./files_gc.ts";
 
 const _IN_FLIGHT = 8;
-
-/** The record key of an upload. */
-export async function uploadKey(t: UploadTarget): Promise<string> {
-  const raw = JSON.stringify([t.user, t.parts, t.size, t.id]);
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(raw)));
-  return `u.${tok(t.user)}.${
-    Array.from(d.subarray(0, 16), (x) => x.toString(16).padStart(2, "0")).join("")
-  }`;
-}
 
 /** Refuses early what a begin would refuse; the stored bytes and whether a session runs. */
 export async function uploadOffset(
@@ -61,16 +53,12 @@ export async function uploadOffset(
   }
   const rec = await getJson<UploadRecord>(ctx.kv, await uploadKey(t));
   const u = await readUsage(ctx, t.user);
-  const held = rec && !_leased(rec.value) ? rec.value.partial : 0;
+  const held = rec && !leased(rec.value) ? rec.value.partial : 0;
   if (u.files + u.partial + u.reserved - held + t.size > limits.quotaBytes) {
     throw new RequestError("quota", "quota exceeded");
   }
   if (!rec) return { offset: 0, busy: false };
-  return { offset: await storedBytes(ctx, rec.value.gen), busy: _leased(rec.value) };
-}
-
-function _leased(r: UploadRecord): boolean {
-  return !!r.lease && r.lease.until > Date.now();
+  return { offset: await storedBytes(ctx, rec.value.gen), busy: leased(rec.value) };
 }
 
 /** Takes the lease of `t`'s upload (creating its record) and opens a session at `options.offset`. */
@@ -86,7 +74,7 @@ export async function beginUpload(
   const key = await uploadKey(t);
   const lease = { id: newGen(), until: Date.now() + ctx.leaseMs };
   let cur = await getJson<UploadRecord>(ctx.kv, key);
-  if (cur && _leased(cur.value)) throw new RequestError("busy", "upload running elsewhere");
+  if (cur && leased(cur.value)) throw new RequestError("busy", "upload running elsewhere");
   if (!cur) {
     await makeRoom(ctx, t.user, options.limits.maxPartials);
     cur = await getJson<UploadRecord>(ctx.kv, key);
