@@ -12,6 +12,8 @@ import type { ChatBackend, ChatPolicy, Presence } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import { NatsChatFeed } from "./chat_feed.ts";
 import { NatsChatLog } from "./chat_log.ts";
+import { openNatsChatPolicy } from "./chat_policy.ts";
+import { openNatsPresence } from "./chat_presence.ts";
 import { ensureChatStreamSoon } from "./chat_stream.ts";
 import { CHAT_STREAM, ROOM_SUBJECTS, roomOfSubject } from "./chat_subjects.ts";
 
@@ -27,9 +29,9 @@ export interface NatsChatOptions {
   /** Messages kept per room (and per direct-message pair; default 1000). */
   historyPerRoom?: number | undefined;
   /**
-   * Direct messages kept per user (default 1000). The stream bounds every
-   * subject alike, so a pair of users keeps `historyPerRoom`; this one only
-   * reaches the policy and presence parts.
+   * Direct messages kept per user. Not enforced in cluster mode: a 2.9
+   * stream has one per-subject bound, so each pair of users keeps
+   * `historyPerRoom` messages (CLUSTER.md §8).
    */
   dmHistory?: number | undefined;
   /** Largest message text in UTF-8 bytes (default 4096); sizes the stream's message limit. */
@@ -43,9 +45,9 @@ export interface NatsChatOptions {
   /** The feed's consumer heartbeat, pull expiry and watchdog period (ms; 1000, 4000, 2000). */
   feed?: { heartbeatMs?: number; expiresMs?: number; checkMs?: number } | undefined;
   log?: Logger | undefined;
-  /** Opens the moderation state (default: the KV-backed cluster policy). */
+  /** Opens the moderation state (default: {@linkcode openNatsChatPolicy} on the bucket `parley_chat`). */
   openPolicy?: ((nc: NatsConnection) => Promise<Closable<ChatPolicy>>) | undefined;
-  /** Opens presence (default: the KV-backed cluster presence). */
+  /** Opens presence (default: {@linkcode openNatsPresence} on the bucket `parley_presence`). */
   openPresence?: ((nc: NatsConnection) => Promise<Closable<Presence>>) | undefined;
 }
 
@@ -107,16 +109,21 @@ export async function openNatsChat(nc: NatsConnection, opts: NatsChatOptions): P
       appendDeadlineMs: opts.appendDeadlineMs ?? 18_000,
       attemptMs: opts.attemptMs ?? 5_000,
     });
-    if (!opts.openPolicy || !opts.openPresence) {
-      throw new TypeError("openNatsChat: the cluster policy and presence are not available yet");
-    }
-    const policy = await opts.openPolicy(nc);
+    const policy = await (opts.openPolicy ?? ((c) => openNatsChatPolicy(c, _kvOptions(opts))))(nc);
     parts.push(policy);
-    const presence = await opts.openPresence(nc);
+    const presence = await (opts.openPresence ??
+      ((c) => openNatsPresence(c, { ..._kvOptions(opts), ttlMs: opts.presenceTtlMs ?? 30_000 })))(
+        nc,
+      );
     parts.push(presence);
     return { log, feed, natsFeed: feed, policy, presence, close, [Symbol.asyncDispose]: close };
   } catch (e) {
     await close().catch(() => {});
     throw e;
   }
+}
+
+/** The options the policy and presence buckets share, without undefined fields. */
+function _kvOptions(opts: NatsChatOptions): { node: string; replicas: number; log?: Logger } {
+  return { node: opts.node, replicas: opts.replicas ?? 1, ...(opts.log ? { log: opts.log } : {}) };
 }

@@ -6,9 +6,6 @@
  * @module
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { join } from "@std/path";
-import { EmbeddedChatPolicy } from "../../server/embedded/chat_policy.ts";
-import { LocalPresence } from "../../server/embedded/chat_presence.ts";
 import { Logger } from "../../server/log.ts";
 import { type NatsChat, openNatsChat } from "../../server/nats/chat.ts";
 import { natsAvailable, startNatsServer } from "../cluster/nats_fixture.ts";
@@ -16,7 +13,6 @@ import { type ChatStoreOptions, runChatContract } from "./chat_contract.ts";
 
 async function _store(options: ChatStoreOptions = {}) {
   const server = await startNatsServer();
-  const dir = await Deno.makeTempDir({ prefix: "parley-chat-nats-" });
   const log = new Logger({ level: "error", sink: () => {} });
   const open = new Set<{ chat: NatsChat; nc: NatsConnection }>();
   const closeOne = async (o: { chat: NatsChat; nc: NatsConnection }) => {
@@ -34,9 +30,6 @@ async function _store(options: ChatStoreOptions = {}) {
           historyPerRoom: options.historyPerRoom,
           dmHistory: options.dmHistoryPerUser,
           log,
-          openPolicy: () => EmbeddedChatPolicy.open(join(dir, "state.json"), log),
-          openPresence: () =>
-            Promise.resolve(Object.assign(new LocalPresence("n1"), { close() {} })),
         });
       } catch (e) {
         await nc.close();
@@ -55,7 +48,6 @@ async function _store(options: ChatStoreOptions = {}) {
     async [Symbol.asyncDispose]() {
       await Promise.allSettled([...open].map(closeOne));
       await server.close();
-      await Deno.remove(dir, { recursive: true });
     },
   };
 }

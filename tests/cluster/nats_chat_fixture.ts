@@ -6,10 +6,7 @@
  */
 import { assert } from "@std/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { join } from "@std/path";
 import type { ChatMessage } from "../../server/backend/chat.ts";
-import { EmbeddedChatPolicy } from "../../server/embedded/chat_policy.ts";
-import { LocalPresence } from "../../server/embedded/chat_presence.ts";
 import { Logger } from "../../server/log.ts";
 import { type NatsChat, type NatsChatOptions, openNatsChat } from "../../server/nats/chat.ts";
 
@@ -24,10 +21,13 @@ export interface ChatNode extends AsyncDisposable {
   at: number[];
 }
 
+/**
+ * Opens the cluster chat as node `node` on its own connection to `urls`
+ * (tried in that order), with R3 parts, recording its feed.
+ */
 export async function chatNode(
   urls: string[],
   node: string,
-  dir: string,
   extra: Partial<NatsChatOptions> = {},
 ): Promise<ChatNode> {
   const nc = await connect({
@@ -45,8 +45,6 @@ export async function chatNode(
       node,
       replicas: 3,
       log: _QUIET,
-      openPolicy: () => EmbeddedChatPolicy.open(join(dir, `${node}.json`), _QUIET),
-      openPresence: () => Promise.resolve(Object.assign(new LocalPresence(node), { close() {} })),
       ...extra,
     });
   } catch (e) {
