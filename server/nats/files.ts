@@ -5,7 +5,8 @@
  * in the KV bucket `parley_fs`: the path index (the atomic visibility point
  * of an upload), usage counters, upload records and shares (see
  * `files_ctx.ts` for the keys). Any node resumes any upload and reads any
- * file; quotas hold across nodes through CAS on the usage counter.
+ * file; quotas hold across nodes through CAS on the usage counter. The node
+ * holding the sweep lease collects garbage periodically (`files_sweeper.ts`).
  *
  * @module
  */
@@ -20,6 +21,8 @@ import { natsShares } from "./files_shares.ts";
 import { beginUpload, uploadOffset } from "./files_upload.ts";
 import { sweepFiles, type SweepReport } from "./files_gc.ts";
 import { RequestError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { startSweeper } from "./files_sweeper.ts";
 
 /** Options of {@linkcode openNatsFiles}. */
 export interface NatsFilesOptions {
@@ -33,13 +36,17 @@ export interface NatsFilesOptions {
   leaseMs?: number;
   /** Interrupted uploads older than this are dropped by a sweep (default 24 h). */
   partialTtlHours?: number;
+  /** Sweep every this many ms on the node holding the sweep lease (default 10 min; 0: never). */
+  sweepEveryMs?: number;
+  /** Where sweep failures go. */
+  log?: Logger;
 }
 
 /** An open NATS files backend. */
 export interface NatsFiles extends FilesBackend {
   /** One GC sweep (see `files_gc.ts`); `graceMs` defaults to 10 minutes. */
   sweep(o?: { graceMs?: number; now?: number }): Promise<SweepReport>;
-  /** Leaves the connection open (the caller owns it). */
+  /** Stops the periodic sweep; leaves the connection open (the caller owns it). */
   close(): Promise<void>;
 }
 
@@ -103,15 +110,20 @@ export async function openNatsFiles(
     beginUpload: (target, o) => beginUpload(ctx, index, target, o),
   };
   const ttlMs = (options.partialTtlHours ?? 24) * 3_600_000;
+  const sweep = (o: { graceMs?: number; now?: number } = {}) =>
+    sweepFiles(ctx, {
+      graceMs: o.graceMs ?? 600_000,
+      partialTtlMs: ttlMs,
+      ...(o.now ? { now: o.now } : {}),
+    });
+  const everyMs = options.sweepEveryMs ?? 600_000;
+  const sweeper = everyMs > 0
+    ? startSweeper(ctx, { everyMs, sweep: () => sweep(), log: options.log })
+    : undefined;
   return {
     store,
     shares: natsShares(ctx, index),
-    sweep: (o = {}) =>
-      sweepFiles(ctx, {
-        graceMs: o.graceMs ?? 600_000,
-        partialTtlMs: ttlMs,
-        ...(o.now ? { now: o.now } : {}),
-      }),
-    close: () => Promise.resolve(),
+    sweep,
+    close: async () => await sweeper?.close(),
   };
 }

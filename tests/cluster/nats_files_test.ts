@@ -3,9 +3,11 @@
  * cluster with R3, each connected to a different server: a file put through
  * one is read byte-exact through the other, an upload interrupted on one
  * (closed, or its node gone) resumes on the other, and one quota holds across
- * both. Plus the GC sweep on one server. Skipped when nats-server is missing.
+ * both. Plus, on one server: the GC sweep, the periodic sweeper under its
+ * lease and the per-user upload count. Skipped when nats-server is missing.
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { HashGate, UploadTarget } from "../../server/backend/files.ts";
 import { type NatsFiles, openNatsFiles } from "../../server/nats/files.ts";
@@ -33,9 +35,20 @@ interface Node extends AsyncDisposable {
   files: NatsFiles;
 }
 
-async function node(url: string, name: string, replicas: number, leaseMs?: number): Promise<Node> {
+async function node(
+  url: string,
+  name: string,
+  replicas: number,
+  leaseMs?: number,
+  sweepEveryMs = 0,
+): Promise<Node> {
   const nc = await connectTo([url]);
-  const files = await openNatsFiles(nc, { node: name, replicas, ...(leaseMs ? { leaseMs } : {}) });
+  const files = await openNatsFiles(nc, {
+    node: name,
+    replicas,
+    sweepEveryMs,
+    ...(leaseMs ? { leaseMs } : {}),
+  });
   return {
     nc,
     files,
@@ -227,5 +240,27 @@ Deno.test({
       () => store.beginUpload(t(4), { offset: 0, limits, hashGate: direct }),
     );
     await third.close();
+  },
+});
+
+Deno.test({
+  name: "nats files: one node at a time sweeps periodically, under the sweep lease",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using a = await node(server.urls[0]!, "a", 1, undefined, 50);
+    await using b = await node(server.urls[0]!, "b", 1, undefined, 50);
+    await upload(a.files.store, "ada", ["f"], bytesOf(1000, 1));
+    await upload(b.files.store, "ada", ["f"], bytesOf(1000, 2), { overwrite: true });
+    const kv = await new Kvm(a.nc).open("parley_fs");
+    let marks: string[] = [];
+    for (let i = 0; i < 100 && marks.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      marks = [];
+      for await (const k of await kv.keys("gc.*")) marks.push(k);
+    }
+    assertEquals(marks.length, 1);
+    const holder = (await kv.get("lease.gc"))?.json<{ node: string }>().node;
+    assert(holder === "a" || holder === "b", String(holder));
   },
 });
