@@ -5,9 +5,10 @@
  * set (`gc.<gen>` = when first seen) and purges it only when a later sweep,
  * `graceMs` on, still finds it unreferenced — an upload finishing or a
  * directory move racing one sweep cannot lose bytes, and readers of a
- * replaced version keep a grace period. One node should sweep at a time (a
- * lease key in KV would elect it; not done here: two sweepers are safe, only
- * wasteful).
+ * replaced version keep a grace period. Two sweepers are safe, only wasteful;
+ * `files_sweeper.ts` runs one at a time under a lease. A session whose lease
+ * expired (its node died) is settled like a closed one: its reservation ends,
+ * its stored bytes count as partial.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import {
   type IndexEntry,
   type NatsFilesCtx,
   purgeGen,
+  storedBytes,
   tok,
   untok,
   type UploadRecord,
@@ -32,6 +34,8 @@ export interface SweepReport {
   marked: number;
   /** Stale upload records dropped. */
   expired: number;
+  /** Uploads of dead sessions whose reservation became partial bytes. */
+  settled: number;
 }
 
 /** One sweep; `now` and the durations in ms. */
@@ -40,7 +44,7 @@ export async function sweepFiles(
   o: { graceMs: number; partialTtlMs: number; now?: number },
 ): Promise<SweepReport> {
   const now = o.now ?? Date.now();
-  const report: SweepReport = { purged: 0, marked: 0, expired: 0 };
+  const report: SweepReport = { purged: 0, marked: 0, expired: 0, settled: 0 };
   const live = new Set<string>();
   for await (const k of await ctx.kv.keys("h.>")) {
     const e = await getJson<IndexEntry>(ctx.kv, k);
@@ -54,6 +58,7 @@ export async function sweepFiles(
       report.expired++;
       continue;
     }
+    if (!running && r.value.lease && await _settleDead(ctx, k, r)) report.settled++;
     live.add(r.value.gen);
   }
   const si = await ctx.jsm.streams.info(CHUNK_STREAM, { subjects_filter: "parley.up.>" });
@@ -75,6 +80,24 @@ export async function sweepFiles(
     }
   }
   return report;
+}
+
+/** A session whose lease expired (its node died): its reservation becomes the bytes it stored. */
+async function _settleDead(
+  ctx: NatsFilesCtx,
+  key: string,
+  r: { value: UploadRecord; rev: number },
+): Promise<boolean> {
+  const stored = await storedBytes(ctx, r.value.gen);
+  const next: UploadRecord = { ...r.value, partial: stored };
+  delete next.lease;
+  try {
+    await ctx.kv.update(key, JSON.stringify(next), r.rev);
+  } catch {
+    return false;
+  }
+  await bumpUsage(ctx, untok(key.split(".")[1]!), { reserved: -r.value.size, partial: stored });
+  return true;
 }
 
 async function _keys(ctx: NatsFilesCtx, filter: string): Promise<string[]> {

@@ -264,3 +264,27 @@ Deno.test({
     assert(holder === "a" || holder === "b", String(holder));
   },
 });
+
+Deno.test({
+  name:
+    "nats files: a sweep settles the upload of a dead node: reservation off, stored bytes partial",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using a = await node(server.urls[0]!, "a", 1, 200);
+    await using b = await node(server.urls[0]!, "b", 1, 200);
+    const t = target(2 * 1024 * 1024, "dead");
+    const up = await a.files.store.beginUpload(t, { offset: 0, limits: ROOMY, hashGate: direct });
+    await up.write(bytesOf(600 * 1024));
+    await a.nc.close();
+    assertEquals((await b.files.store.usage("ada")).reserved, t.size);
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals((await b.files.sweep()).settled, 1);
+    assertEquals(await b.files.store.usage("ada"), {
+      files: 0,
+      partial: 512 * 1024,
+      reserved: 0,
+      entries: 0,
+    });
+  },
+});
