@@ -175,8 +175,11 @@ export class NatsIndex {
         throw new RequestError("bad_request", "cannot move a directory into itself");
       }
       const tree = src.value.t === "d" ? await this.keys(user, from, true) : [];
-      const depth = Math.max(0, ...tree.map((k) => k.split(".").length - 2 - from.length));
-      if (dest.length + depth > MAX_DEPTH || _bytes(dest) > NATS_MAX_PATH_BYTES) {
+      const below = tree.map((k) => k.split(".").slice(2 + from.length).map(untok));
+      const tooFar = (rest: string[]) =>
+        dest.length + rest.length > MAX_DEPTH ||
+        _bytes([...dest, ...rest]) > NATS_MAX_PATH_BYTES;
+      if (tooFar([]) || below.some(tooFar)) {
         throw new RequestError("bad_request", "path too long or too deep at the new place");
       }
       await this.parentDir(user, dest);

@@ -288,3 +288,21 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "nats files: moving a directory checks the depth of its whole tree at the new place",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using n = await node(server.urls[0]!, "n1", 1);
+    const { store } = n.files;
+    const deep = Array.from({ length: 62 }, (_, i) => `d${i}`);
+    await store.mkdir("ada", deep, { parents: true, limits: ROOMY });
+    await store.mkdir("ada", ["a", "b", "c"], { parents: true, limits: ROOMY });
+    await rejectsWith("bad_request", () => store.rename("ada", ["a"], deep, { overwrite: false }));
+    await store.rmdir("ada", ["a", "b", "c"]);
+    assertEquals(await store.rename("ada", ["a"], deep, { overwrite: false }), [...deep, "a"]);
+    assertEquals((await store.stat("ada", [...deep, "a", "b"]))?.type, "dir");
+    assertEquals((await store.usage("ada")).entries, 64);
+  },
+});
