@@ -23,7 +23,6 @@ import { decodeHex } from "@std/encoding/hex";
 import { createHash, randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import {
   type Account,
   type AccountChange,
@@ -35,7 +34,8 @@ import {
 import { RequestError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { KvMirror } from "./kv_mirror.ts";
-import { decodeKeyToken, encodeKeyToken } from "./kv_watch.ts";
+import { withNats } from "./connection.ts";
+import { decodeKeyToken, encodeKeyToken, openBucket } from "./kv_watch.ts";
 
 /** The accounts bucket. */
 export const USERS_BUCKET = "parley_users";
@@ -80,7 +80,7 @@ export async function openNatsAccounts(
 ): Promise<NatsAccounts> {
   const bucket = options.bucket ?? USERS_BUCKET;
   const js = jetstream(nc);
-  const kv = await new Kvm(js).create(bucket, {
+  const kv = await openBucket(js, bucket, {
     history: 1,
     replicas: options.replicas ?? 1,
     storage: "file",
@@ -112,11 +112,12 @@ export async function openNatsAccounts(
     name: string,
     fn: (u: _Stored) => _Stored,
   ): Promise<_Entry> => {
-    const out = await mirror.change(encodeKeyToken(name), (cur) => {
-      if (!cur) throw _notFound(name);
-      const stored = fn(cur.stored);
-      return { stored, account: _public(stored) };
-    });
+    const out = await withNats("accounts", () =>
+      mirror.change(encodeKeyToken(name), (cur) => {
+        if (!cur) throw _notFound(name);
+        const stored = fn(cur.stored);
+        return { stored, account: _public(stored) };
+      }));
     if (!out) throw _notFound(name);
     return out;
   };
@@ -132,13 +133,13 @@ export async function openNatsAccounts(
   return {
     async get(name) {
       if (!validUserName(name)) return undefined;
-      return (await mirror.read(encodeKeyToken(name)))?.value?.account;
+      return (await withNats("accounts", () => mirror.read(encodeKeyToken(name))))?.value?.account;
     },
     peek(name) {
       return mirror.get(encodeKeyToken(name))?.value?.account;
     },
     async list() {
-      await mirror.sync();
+      await withNats("accounts", () => mirror.sync());
       return [...mirror.values()].map(([, e]) => e.account)
         .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
     },
@@ -157,10 +158,11 @@ export async function openNatsAccounts(
         exec: rights.exec ?? false,
         created: new Date().toISOString(),
       };
-      await mirror.change(encodeKeyToken(name), (cur) => {
-        if (cur) throw new RequestError("exists", `user ${name} already exists`);
-        return { stored, account: _public(stored) };
-      });
+      await withNats("accounts", () =>
+        mirror.change(encodeKeyToken(name), (cur) => {
+          if (cur) throw new RequestError("exists", `user ${name} already exists`);
+          return { stored, account: _public(stored) };
+        }));
       return key;
     },
     async setRights(name, rights) {
@@ -180,14 +182,15 @@ export async function openNatsAccounts(
     },
     async remove(name) {
       if (!validUserName(name)) throw _notFound(name);
-      await mirror.change(encodeKeyToken(name), (cur) => {
-        if (!cur) throw _notFound(name);
-        return undefined;
-      });
+      await withNats("accounts", () =>
+        mirror.change(encodeKeyToken(name), (cur) => {
+          if (!cur) throw _notFound(name);
+          return undefined;
+        }));
     },
     async keyFor(name): Promise<LoginKey | undefined> {
       if (!validUserName(name)) return undefined;
-      const e = (await mirror.read(encodeKeyToken(name)))?.value;
+      const e = (await withNats("login", () => mirror.read(encodeKeyToken(name))))?.value;
       return e ? { account: e.account, key: decodeHex(e.stored.key) } : undefined;
     },
     subscribe(listener) {

@@ -21,11 +21,11 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import type { Ban, ChatPolicy, Mute, PolicyChange } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import { KvMirror, UNCHANGED } from "./kv_mirror.ts";
-import { decodeKeyToken, encodeKeyToken } from "./kv_watch.ts";
+import { withNats } from "./connection.ts";
+import { decodeKeyToken, encodeKeyToken, openBucket } from "./kv_watch.ts";
 
 /** The chat state bucket. */
 export const CHAT_BUCKET = "parley_chat";
@@ -57,7 +57,7 @@ export async function openNatsChatPolicy(
 ): Promise<NatsChatPolicy> {
   const bucket = options.bucket ?? CHAT_BUCKET;
   const js = jetstream(nc);
-  const kv = await new Kvm(js).create(bucket, {
+  const kv = await openBucket(js, bucket, {
     history: 1,
     replicas: options.replicas ?? 1,
     storage: "file",
@@ -151,37 +151,40 @@ export async function openNatsChatPolicy(
         return p?.[0] === "ban" ? [p[1]] : [];
       }).sort(),
     async setBan(user, ban) {
-      await mirror.change(
-        `ban.${encodeKeyToken(user)}`,
-        () =>
-          ban &&
-          {
-            by: ban.by,
-            ...(ban.reason !== undefined ? { reason: ban.reason } : {}),
-            ts: Date.now(),
-          },
-      );
+      await withNats("ban", () =>
+        mirror.change(
+          `ban.${encodeKeyToken(user)}`,
+          () =>
+            ban &&
+            {
+              by: ban.by,
+              ...(ban.reason !== undefined ? { reason: ban.reason } : {}),
+              ts: Date.now(),
+            },
+        ));
     },
     mutedUntil(user, now = Date.now()) {
       const m = get<Mute>("mute", user);
       return m && m.until > now ? m.until : undefined;
     },
     async setMute(user, mute) {
-      await mirror.change(
-        `mute.${encodeKeyToken(user)}`,
-        () => mute && { by: mute.by, until: mute.until },
-      );
+      await withNats("mute", () =>
+        mirror.change(
+          `mute.${encodeKeyToken(user)}`,
+          () => mute && { by: mute.by, until: mute.until },
+        ));
     },
     ignores: (user) => get<string[]>("ignore", user) ?? [],
     ignoring: (user, other) => get<string[]>("ignore", user)?.includes(other) ?? false,
     async setIgnore(user, other, on) {
-      await mirror.change(`ignore.${encodeKeyToken(user)}`, (cur) => {
-        const set = new Set(Array.isArray(cur) ? cur : []);
-        if (on === set.has(other)) return UNCHANGED;
-        if (on) set.add(other);
-        else set.delete(other);
-        return set.size ? [...set].sort() : undefined;
-      });
+      await withNats("ignore", () =>
+        mirror.change(`ignore.${encodeKeyToken(user)}`, (cur) => {
+          const set = new Set(Array.isArray(cur) ? cur : []);
+          if (on === set.has(other)) return UNCHANGED;
+          if (on) set.add(other);
+          else set.delete(other);
+          return set.size ? [...set].sort() : undefined;
+        }));
     },
     delivered,
     markDelivered(user, id) {

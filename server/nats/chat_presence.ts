@@ -27,10 +27,16 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { Presence, PresenceEntry, UserPresence } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
-import { type BucketWatch, decodeKeyToken, encodeKeyToken, watchBucket } from "./kv_watch.ts";
+import {
+  type BucketWatch,
+  decodeKeyToken,
+  encodeKeyToken,
+  openBucket,
+  watchBucket,
+} from "./kv_watch.ts";
 
 /** The presence bucket. */
 export const PRESENCE_BUCKET = "parley_presence";
@@ -139,7 +145,7 @@ class _NatsPresence implements NatsPresence {
 
   async start(): Promise<void> {
     const js = jetstream(this.#nc);
-    this.#kv = await new Kvm(js).create(this.#bucket, {
+    this.#kv = await openBucket(js, this.#bucket, {
       history: 1,
       replicas: this.#opts.replicas ?? 1,
       storage: "memory",

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { type KV, Kvm, type KvOptions } from "@nats-io/kv";
 import {
   type ConsumerMessages,
   DeliverPolicy,
@@ -25,6 +26,7 @@ import {
   type JetStreamClient,
   type JsMsg,
 } from "@nats-io/jetstream";
+import { isNatsUnavailable } from "./connection.ts";
 
 /** One entry as the watch hands it out. */
 export interface WatchedEntry {
@@ -199,6 +201,28 @@ export function decodeKeyToken(token: string): string {
     }
   }
   return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/**
+ * Opens bucket `bucket`, creating it with `opts` when absent (an existing
+ * bucket keeps its settings). Retries while JetStream is not answering (a
+ * cluster electing its leaders just after start) until `deadlineMs`.
+ */
+export async function openBucket(
+  js: JetStreamClient,
+  bucket: string,
+  opts: Partial<KvOptions>,
+  deadlineMs = 15_000,
+): Promise<KV> {
+  const end = Date.now() + deadlineMs;
+  for (let wait = 100;; wait = Math.min(1000, wait * 2)) {
+    try {
+      return await new Kvm(js).create(bucket, opts);
+    } catch (e) {
+      if (!isNatsUnavailable(e) || Date.now() + wait > end) throw e;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
 }
 
 /** Whether `e` is JetStream refusing a write because the key's revision moved on. */

@@ -12,7 +12,14 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { PolicyChange } from "../../server/backend/chat.ts";
 import { openNatsChatPolicy } from "../../server/nats/chat_policy.ts";
 import { type NatsPresence, openNatsPresence } from "../../server/nats/chat_presence.ts";
-import { natsAvailable, type NatsCluster, startNatsServer } from "./nats_fixture.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { openNatsAccounts } from "../../server/nats/accounts.ts";
+import {
+  natsAvailable,
+  type NatsCluster,
+  startNatsCluster,
+  startNatsServer,
+} from "./nats_fixture.ts";
 
 const available = natsAvailable();
 
@@ -253,5 +260,48 @@ Deno.test({
   } finally {
     stop();
     await b.close();
+  }
+});
+
+Deno.test({
+  name:
+    "nats policy, accounts and presence on a 3-server cluster: R3 buckets, nodes on different servers",
+  ignore: !available,
+}, async () => {
+  await using cluster = await startNatsCluster();
+  const conns: NatsConnection[] = await Promise.all(
+    cluster.urls.map((url) => connect({ servers: url })),
+  );
+  try {
+    const [nc1, , nc3] = conns as [NatsConnection, NatsConnection, NatsConnection];
+    await using p1 = await openNatsChatPolicy(nc1, { node: "n1", replicas: 3 });
+    await using p3 = await openNatsChatPolicy(nc3, { node: "n3", replicas: 3 });
+    await using a1 = await openNatsAccounts(nc1, { node: "n1", replicas: 3 });
+    await using a3 = await openNatsAccounts(nc3, { node: "n3", replicas: 3 });
+    await using r1 = await openNatsPresence(nc1, { node: "n1", replicas: 3, ttlMs: _TTL_MS });
+    await using r3 = await openNatsPresence(nc3, { node: "n3", replicas: 3, ttlMs: _TTL_MS });
+    const jsm = await jetstreamManager(nc1);
+    for (const stream of ["KV_parley_chat", "KV_parley_users", "KV_parley_presence"]) {
+      assertEquals((await jsm.streams.info(stream)).config.num_replicas, 3, stream);
+    }
+    const seen: PolicyChange[] = [];
+    const stop = p3.subscribe((c) => seen.push(c));
+    try {
+      const t0 = performance.now();
+      await p1.setBan("mallory", { by: "admin" });
+      await _eventually(() => seen.length > 0, "the ban through server 3");
+      console.log(
+        `R3: ban seen by a node on another server after ${(performance.now() - t0).toFixed(1)} ms`,
+      );
+    } finally {
+      stop();
+    }
+    await a1.add("ada");
+    assertEquals((await a3.get("ada"))?.name, "ada", "get through another server");
+    await _eventually(() => a3.peek("ada") !== undefined, "the account on node 3");
+    r1.set({ user: "ada", rooms: ["lobby"], connections: 1, lastActivity: 1 });
+    await _eventually(() => r3.isIn("ada", "lobby"), "ada's presence on node 3");
+  } finally {
+    await Promise.allSettled(conns.map((nc) => nc.close()));
   }
 });
