@@ -42,7 +42,7 @@ export interface NatsChatOptions {
   appendDeadlineMs?: number | undefined;
   /** Most one publish attempt waits for its ack (ms, default 5000). */
   attemptMs?: number | undefined;
-  /** The feed's consumer heartbeat, pull expiry and watchdog period (ms; 1000, 4000, 2000). */
+  /** The feed's consumer heartbeat, pull expiry and watchdog period (ms; 1000, 4000, 500). */
   feed?: { heartbeatMs?: number; expiresMs?: number; checkMs?: number } | undefined;
   log?: Logger | undefined;
   /** Opens the moderation state (default: {@linkcode openNatsChatPolicy} on the bucket `parley_chat`). */

@@ -35,7 +35,11 @@ export interface NatsChatFeedOptions {
   heartbeatMs?: number | undefined;
   /** How long one pull waits (ms, default 4000). */
   expiresMs?: number | undefined;
-  /** Watchdog period (ms, default 2000). */
+  /**
+   * Watchdog period (ms, default 500): a feed behind what is known to exist
+   * that did not move for two periods is restarted; the stream's last
+   * sequence is asked for every fourth period.
+   */
   checkMs?: number | undefined;
 }
 
@@ -49,6 +53,8 @@ export interface FeedStats {
 }
 
 type _State = "running" | "stalled" | "closed";
+/** The watchdog asks the stream for its last sequence every this many checks. */
+const _INFO_EVERY = 4;
 type _Options = Omit<NatsChatFeedOptions, "heartbeatMs" | "expiresMs" | "checkMs"> & {
   heartbeatMs: number;
   expiresMs: number;
@@ -70,6 +76,8 @@ export class NatsChatFeed implements ChatFeed {
   #lastW: number;
   #still = 0;
   #restarts = 0;
+  #ticks = 0;
+  #asking = false;
   #cleanups = new Set<Promise<unknown>>();
 
   private constructor(o: NatsChatFeedOptions) {
@@ -77,7 +85,7 @@ export class NatsChatFeed implements ChatFeed {
       ...o,
       heartbeatMs: o.heartbeatMs ?? 1_000,
       expiresMs: o.expiresMs ?? 4_000,
-      checkMs: o.checkMs ?? 2_000,
+      checkMs: o.checkMs ?? 500,
     };
     this.#w = this.#known = this.#lastW = o.start;
   }
@@ -212,13 +220,16 @@ export class NatsChatFeed implements ChatFeed {
 
   /** @neverRejects */
   async #check(): Promise<void> {
-    try {
-      const info = await this.#o.jsm.streams.info(CHAT_STREAM);
-      this.noteStored(info.state.last_seq);
-    } catch {
-      // no leader right now: this node's own acks still say what exists
+    if (this.#ticks++ % _INFO_EVERY === 0 && !this.#asking) {
+      // not awaited: without a stream leader this waits for a timeout, and the
+      // lag check below must not wait with it (this node's acks still count)
+      this.#asking = true;
+      this.#cleanup(
+        this.#o.jsm.streams.info(CHAT_STREAM)
+          .then((info) => this.noteStored(info.state.last_seq))
+          .finally(() => this.#asking = false),
+      );
     }
-    if (this.#state === "closed") return;
     const stuck = this.#w < this.#known && this.#w === this.#lastW;
     this.#still = stuck ? this.#still + 1 : 0;
     this.#lastW = this.#w;
