@@ -130,9 +130,11 @@ export async function watchBucket(
       const seq = (await lastSeq()).last_seq;
       if (processed >= seq) return;
       let timer: ReturnType<typeof setTimeout> | undefined;
+      const waiter = { seq, resolve: () => {} };
       try {
         await new Promise<void>((resolve, reject) => {
-          waiters.push({ seq, resolve });
+          waiter.resolve = resolve;
+          waiters.push(waiter);
           timer = setTimeout(
             () => reject(new Error(`watch of ${bucket} is behind: ${processed} < ${seq}`)),
             timeoutMs,
@@ -140,7 +142,7 @@ export async function watchBucket(
         });
       } finally {
         clearTimeout(timer);
-        waiters = waiters.filter((w) => w.seq !== seq || processed < seq);
+        waiters = waiters.filter((w) => w !== waiter);
       }
     },
     async close() {
