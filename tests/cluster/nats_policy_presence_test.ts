@@ -305,3 +305,42 @@ Deno.test({
     await Promise.allSettled(conns.map((nc) => nc.close()));
   }
 });
+
+Deno.test({
+  name: "nats chat policy: a node's watch resumes after its nats-server restarts",
+  ignore: !available,
+}, async () => {
+  await using nats = await _nats();
+  const opts = { maxReconnectAttempts: -1, reconnectTimeWait: 250 };
+  const nc1 = await connect({ servers: nats.server.urls, ...opts });
+  const nc2 = await connect({ servers: nats.server.urls, ...opts });
+  try {
+    await using p1 = await openNatsChatPolicy(nc1, { node: "n1" });
+    await using p2 = await openNatsChatPolicy(nc2, { node: "n2" });
+    await p1.setBan("before", { by: "admin" });
+    await _eventually(() => p2.ban("before") !== undefined, "the first ban on node 2");
+    await nats.server.servers[0]!.restart();
+    const t0 = performance.now();
+    // Writes are refused until the client has reconnected: retry, bounded.
+    for (let i = 0; i < 200; i++) {
+      try {
+        await p1.setBan("after", { by: "admin" });
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const stored = performance.now() - t0;
+    await _eventually(() => p2.ban("after") !== undefined, "a ban after the restart", 30_000);
+    const seen = performance.now() - t0;
+    console.log(
+      `server restart: a ban stored after ${stored.toFixed(0)} ms, on node 2 after ${
+        seen.toFixed(0)
+      } ms`,
+    );
+    assertEquals(p2.bans(), ["after", "before"]);
+  } finally {
+    await nc1.close();
+    await nc2.close();
+  }
+});
