@@ -132,7 +132,7 @@ export class NatsIndex {
       if ((await this.keys(user, parts, false)).length > 0) {
         throw new RequestError("bad_request", "directory not empty");
       }
-      await this.ctx.kv.delete(indexKey(user, parts), { previousSeq: d.rev });
+      await this.#cas(() => this.ctx.kv.delete(indexKey(user, parts), { previousSeq: d.rev }));
       await bumpUsage(this.ctx, user, { entries: -1 });
     });
   }
@@ -141,10 +141,20 @@ export class NatsIndex {
     return this.turn(user, async () => {
       const f = await this.#need(user, parts);
       if (f.value.t !== "f") throw new RequestError("bad_request", "not a file");
-      await this.ctx.kv.delete(indexKey(user, parts), { previousSeq: f.rev });
+      await this.#cas(() => this.ctx.kv.delete(indexKey(user, parts), { previousSeq: f.rev }));
       await bumpUsage(this.ctx, user, { files: -f.value.size, entries: -1 });
       return f.value.size;
     });
+  }
+
+  /** Runs a CAS write; a conflict (another node changed the entry) is `busy`: retry. */
+  async #cas(write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (e) {
+      if (isConflict(e)) throw new RequestError("busy", "changed meanwhile on another node; retry");
+      throw e;
+    }
   }
 
   async #need(user: string, parts: readonly string[]): Promise<Got> {

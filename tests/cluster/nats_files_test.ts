@@ -126,3 +126,51 @@ Deno.test({
     await upload(a.files.store, "ada", ["more"], bytesOf(300, 2), { limits });
   },
 });
+
+// Ignored: on nats-server 2.9.10 with R3, concurrent KV updates at the same expected revision
+// can both succeed (measured: 400 acknowledged CAS increments from 4 writers on 2 servers left
+// the counter at 167), so the CAS usage counter loses deltas under cross-node contention. Missing:
+// usage as an append-only delta log judged by stream order instead of KV CAS.
+Deno.test({
+  name: "nats files: usage is exact after concurrent changes through two nodes",
+  ignore: true,
+  async fn() {
+    const [cluster, a, b] = await twoNodes();
+    await using _c = cluster;
+    await using _a = a;
+    await using _b = b;
+    await a.files.store.mkdir("ada", ["c"], { parents: false, limits: ROOMY });
+    const jobs: Promise<unknown>[] = [];
+    for (let i = 0; i < 16; i++) {
+      const s = i % 2 ? a.files.store : b.files.store;
+      jobs.push(upload(s, "ada", ["c", `f${i}`], bytesOf(1000 + i, i)));
+      jobs.push(s.mkdir("ada", ["c", `d${i}`], { parents: false, limits: ROOMY }));
+    }
+    await Promise.all(jobs);
+    const more: Promise<unknown>[] = [];
+    for (let i = 0; i < 16; i++) {
+      const s = i % 2 ? b.files.store : a.files.store;
+      if (i % 3 === 0) more.push(s.remove("ada", ["c", `f${i}`]));
+      else if (i % 3 === 1) {
+        more.push(s.rename("ada", ["c", `f${i}`], ["c", `d${i}`], { overwrite: false }));
+      } else more.push(upload(s, "ada", ["c", `f${i}`], bytesOf(7, i), { overwrite: true }));
+    }
+    await Promise.all(more);
+    let bytes = 0;
+    let entries = 0;
+    const walk = async (parts: string[]) => {
+      for await (const e of b.files.store.list("ada", parts)) {
+        entries++;
+        bytes += e.size;
+        if (e.type === "dir") await walk([...parts, e.name]);
+      }
+    };
+    await walk([]);
+    assertEquals(await a.files.store.usage("ada"), {
+      files: bytes,
+      partial: 0,
+      reserved: 0,
+      entries,
+    });
+  },
+});
