@@ -1,12 +1,12 @@
 /**
  * The files backend on NATS JetStream (`openNatsFiles`): bytes as chunk sets
  * in the stream `PARLEY_FS_CHUNKS` (one 512 KiB chunk per subject
- * `parley.up.<gen>.<index>`, one message per subject), and everything else
- * in the KV bucket `parley_fs`: the path index (the atomic visibility point
- * of an upload), usage counters, upload records and shares (see
- * `files_ctx.ts` for the keys). Any node resumes any upload and reads any
- * file; quotas hold across nodes through CAS on the usage counter. The node
- * holding the sweep lease collects garbage periodically (`files_sweeper.ts`).
+ * `parley.up.<gen>.<index>`, one message per subject); the path index (the
+ * atomic visibility point of an upload), upload records and shares in the KV
+ * bucket `parley_fs` (see `files_ctx.ts` for the keys); usage as a log of
+ * deltas in `PARLEY_FS_USAGE` (`files_usage.ts`). Any node resumes any upload
+ * and reads any file; quotas hold across nodes. The node holding the sweep
+ * lease collects garbage periodically (`files_sweeper.ts`).
  *
  * @module
  */
@@ -14,7 +14,8 @@ import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FilesBackend, FileStore } from "../backend/files.ts";
-import { CHUNK_BYTES, CHUNK_STREAM, FS_BUCKET, type NatsFilesCtx, readUsage } from "./files_ctx.ts";
+import { CHUNK_BYTES, CHUNK_STREAM, FS_BUCKET, type NatsFilesCtx } from "./files_ctx.ts";
+import { readUsage, USAGE_STREAM } from "./files_usage.ts";
 import { NATS_MAX_PATH_BYTES, NatsIndex } from "./files_index.ts";
 import { openReader } from "./files_reader.ts";
 import { natsShares } from "./files_shares.ts";
@@ -70,6 +71,18 @@ export async function openNatsFiles(
       max_msgs_per_subject: 1,
       allow_direct: true,
       duplicate_window: 120_000_000_000,
+    });
+  }
+  try {
+    await jsm.streams.info(USAGE_STREAM);
+  } catch {
+    await jsm.streams.add({
+      name: USAGE_STREAM,
+      subjects: ["parley.usage.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: options.replicas,
+      allow_direct: true,
     });
   }
   // No direct gets on the index: a replica may lag, and a CAS or a stat must see the last write.

@@ -1,11 +1,10 @@
 /**
  * What the NATS files modules share: the chunk stream, the `parley_fs` KV
  * bucket, key encoding (path components as base64url tokens, CLUSTER.md
- * §6.12) and the per-user usage counter updated with CAS.
+ * §6.12); usage lives in `files_usage.ts`.
  *
  * Keys of `parley_fs`:
  * - `h.<user>.<component>…` → {@linkcode IndexEntry} (the path index);
- * - `q.<user>` → {@linkcode Usage} (the user's numbers);
  * - `u.<user>.<uploadKey>` → {@linkcode UploadRecord} (an upload kept for resuming);
  * - `s.<id>` → a share record; `gc.<gen>` → when a sweep first saw a chunk set unreferenced.
  *
@@ -13,8 +12,7 @@
  */
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { FileLimits, UploadTarget } from "../backend/files.ts";
-import { RequestError } from "../errors.ts";
+import type { UploadTarget } from "../backend/files.ts";
 
 /** Stream holding upload chunks, one subject per chunk, one message per subject. */
 export const CHUNK_STREAM = "PARLEY_FS_CHUNKS";
@@ -22,8 +20,6 @@ export const CHUNK_STREAM = "PARLEY_FS_CHUNKS";
 export const FS_BUCKET = "parley_fs";
 /** Chunk size: chunk + headers stay under the default `max_payload` of 1 MiB. */
 export const CHUNK_BYTES = 512 * 1024;
-/** Bounded retries of a CAS loop. */
-const CAS_TRIES = 200;
 
 /** An entry of the path index. */
 export interface IndexEntry {
@@ -114,52 +110,6 @@ export async function getJson<T>(
 export function isConflict(e: unknown): boolean {
   const m = String((e as Error)?.message ?? e);
   return /wrong last sequence|key exists|10071/i.test(m);
-}
-
-/**
- * Applies `delta` to `user`'s usage with CAS, checking `limits` when given
- * (only growth is refused: `quota` for bytes, `quota` for entries too).
- */
-export async function bumpUsage(
-  ctx: NatsFilesCtx,
-  user: string,
-  delta: Partial<Usage>,
-  limits?: FileLimits,
-): Promise<Usage> {
-  const key = `q.${tok(user)}`;
-  for (let i = 0; i < CAS_TRIES; i++) {
-    const cur = await getJson<Usage>(ctx.kv, key);
-    const u = cur?.value ?? { files: 0, partial: 0, reserved: 0, entries: 0 };
-    const next: Usage = {
-      files: u.files + (delta.files ?? 0),
-      partial: u.partial + (delta.partial ?? 0),
-      reserved: u.reserved + (delta.reserved ?? 0),
-      entries: u.entries + (delta.entries ?? 0),
-    };
-    if (limits) {
-      const bytes = next.files + next.partial + next.reserved;
-      if (bytes > u.files + u.partial + u.reserved && bytes > limits.quotaBytes) {
-        throw new RequestError("quota", "quota exceeded");
-      }
-      if ((delta.entries ?? 0) > 0 && next.entries > limits.maxEntries) {
-        throw new RequestError("quota", "too many entries");
-      }
-    }
-    try {
-      if (cur) await ctx.kv.update(key, JSON.stringify(next), cur.rev);
-      else await ctx.kv.create(key, JSON.stringify(next));
-      return next;
-    } catch (e) {
-      if (!isConflict(e)) throw e;
-    }
-  }
-  throw new RequestError("busy", "usage counter contended");
-}
-
-/** The user's usage now. */
-export async function readUsage(ctx: NatsFilesCtx, user: string): Promise<Usage> {
-  return (await getJson<Usage>(ctx.kv, `q.${tok(user)}`))?.value ??
-    { files: 0, partial: 0, reserved: 0, entries: 0 };
 }
 
 /** Purges every chunk of `gen`. */

@@ -13,7 +13,6 @@
  * @module
  */
 import {
-  bumpUsage,
   CHUNK_STREAM,
   getJson,
   type IndexEntry,
@@ -24,6 +23,7 @@ import {
   untok,
   type UploadRecord,
 } from "./files_ctx.ts";
+import { bumpUsage } from "./files_usage.ts";
 import { RequestError } from "../errors.ts";
 
 /** What a sweep did. */

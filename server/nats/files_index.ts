@@ -3,10 +3,13 @@
  * (`h.<user>.<component>…`, directories as explicit entries), listed by key
  * prefix with server-side subject filtering. Every change to one user's home
  * runs in that user's turn on this node and with CAS on the keys it touches
- * (create, or update/delete at the read revision), its accounting applied
- * with CAS on the usage counter. Moving a directory rewrites the keys of its
- * tree one by one: a crash in the middle leaves both names of part of the
- * tree (the files' bytes are shared, never copied).
+ * (create, or update/delete at the read revision), its accounting appended to
+ * the usage log (`files_usage.ts`). Caveat: on nats-server 2.9.10 at R3 two
+ * CAS writes at one revision can both succeed, so two nodes creating the same
+ * path at the same instant may both "win" (the last write stays). Moving a
+ * directory rewrites the keys of its tree one by one: a crash in the middle
+ * leaves both names of part of the tree (the files' bytes are shared, never
+ * copied).
  *
  * @module
  */
@@ -14,7 +17,6 @@ import type { FileEntry, FileLimits, UploadTarget } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 import { MAX_DEPTH } from "../files/remote_path.ts";
 import {
-  bumpUsage,
   getJson,
   type IndexEntry,
   indexKey,
@@ -23,6 +25,7 @@ import {
   newGen,
   untok,
 } from "./files_ctx.ts";
+import { bumpUsage } from "./files_usage.ts";
 
 /** Longest path this backend allows (KV keys stay under the control-line limit). */
 export const NATS_MAX_PATH_BYTES = 2048;

@@ -22,7 +22,6 @@ import type {
 } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
 import {
-  bumpUsage,
   chunkSubject,
   getJson,
   isConflict,
@@ -30,11 +29,11 @@ import {
   type NatsFilesCtx,
   newGen,
   purgeGen,
-  readUsage,
   storedBytes,
   uploadKey,
   type UploadRecord,
 } from "./files_ctx.ts";
+import { bumpUsage, readUsage } from "./files_usage.ts";
 import { readChunk } from "./files_reader.ts";
 import type { NatsIndex } from "./files_index.ts";
 import { makeRoom } from "./files_gc.ts";
