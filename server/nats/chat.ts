@@ -90,7 +90,7 @@ export async function openNatsChat(nc: NatsConnection, opts: NatsChatOptions): P
   try {
     const feed = await NatsChatFeed.open({
       js,
-      jsm,
+      jsm: await jetstreamManager(nc, { timeout: 1_000, checkAPI: false }),
       start: withRooms.state.last_seq,
       rooms,
       log: opts.log,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
 import { RequestError } from "../errors.ts";
 import { isNatsUnavailable } from "./connection.ts";
 
@@ -52,6 +52,15 @@ export async function publishOnce(
         timeout: Math.max(1, Math.min(opts.attemptMs, left)),
       });
     } catch (e) {
+      if (_tooLarge(e)) {
+        throw new RequestError(
+          "too_large",
+          "chat.send: the message is over the stream's size limit",
+          {
+            cause: e,
+          },
+        );
+      }
       if (!_retryable(e)) throw e;
       last = e;
     }
@@ -74,6 +83,10 @@ export async function publishOnce(
 function _retryable(e: unknown): boolean {
   return isNatsUnavailable(e) ||
     (e instanceof Error && e.name === "JetStreamNotEnabled" && isNatsUnavailable(e.cause));
+}
+
+function _tooLarge(e: unknown): boolean {
+  return e instanceof JetStreamApiError && /message size exceeds/i.test(e.message);
 }
 
 /** Waits `ms`, or less if `signal` aborts (never rejects). */

@@ -25,6 +25,10 @@ import { CHAT_STREAM, CHAT_SUBJECTS, decodeMessage } from "./chat_subjects.ts";
 /** How the feed reads and watches the stream. */
 export interface NatsChatFeedOptions {
   js: JetStreamClient;
+  /**
+   * For the watchdog's stream info and consumer deletes: give it a short
+   * timeout (about 1 s), so `close` does not wait long while NATS is away.
+   */
   jsm: JetStreamManager;
   /** The watermark to start from: the stream's last sequence at start. */
   start: number;
@@ -154,7 +158,7 @@ export class NatsChatFeed implements ChatFeed {
       opt_start_seq: this.#w + 1,
     });
     if (gen !== this.#gen || this.#state === "closed") {
-      this.#cleanup(c.delete());
+      this.#deleteConsumer(c);
       return;
     }
     // nothing above W exists: sequences below what was known are gone (deleted), not missing
@@ -200,7 +204,13 @@ export class NatsChatFeed implements ChatFeed {
     this.#consumer = undefined;
     if (!c) return;
     c.iter.stop();
-    this.#cleanup(c.c.delete());
+    this.#deleteConsumer(c.c);
+  }
+
+  #deleteConsumer(c: Consumer): void {
+    this.#cleanup(
+      c.info(true).then((ci) => this.#o.jsm.consumers.delete(CHAT_STREAM, ci.name)),
+    );
   }
 
   #cleanup(p: Promise<unknown>): void {

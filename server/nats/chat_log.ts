@@ -20,6 +20,7 @@ import type {
   NewMessage,
 } from "../backend/chat.ts";
 import { publishOnce } from "./chat_append.ts";
+import { withNats } from "./connection.ts";
 import { readPage } from "./chat_history.ts";
 import {
   CHAT_STREAM,
@@ -65,6 +66,9 @@ export class NatsChatLog implements ChatLog {
   }
 
   async append(msg: NewMessage, key?: string): Promise<ChatMessage> {
+    if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key)) {
+      throw new RangeError("an append key is 1 to 128 printable ASCII characters");
+    }
     const subject = subjectOf(msg);
     const msgID = key === undefined
       ? `n:${encodeToken(this.#deps.node)}:${nuid.next()}`
@@ -79,29 +83,30 @@ export class NatsChatLog implements ChatLog {
     if (msg.room !== undefined) this.#deps.rooms.add(msg.room);
     if (pa.duplicate) {
       // a retry: answer with what the first attempt stored
-      const first = await this.#direct(pa.seq);
+      const first = await this.#direct(pa.seq).catch(() => undefined);
       if (first) return first;
     }
     return { id: String(pa.seq), ...msg };
   }
 
   page(where: ChatWhere, q: HistoryQuery): Promise<HistoryPage> {
-    return readPage(this.#deps, where, q);
+    return withNats("chat.history", () => readPage(this.#deps, where, q));
   }
 
   async get(id: string, user: string): Promise<ChatMessage | undefined> {
     if (!/^\d{1,16}$/.test(id) || Number(id) < 1) return undefined;
-    const msg = await this.#direct(Number(id));
+    const msg = await withNats("chat.get", () => this.#direct(Number(id)));
     if (!msg) return undefined;
     return msg.room !== undefined || msg.to === user || msg.from === user ? msg : undefined;
   }
 
   async gap(room: string, after: number): Promise<boolean> {
     const subject = roomSubject(room);
-    const [info, first] = await Promise.all([
-      this.#deps.jsm.streams.info(CHAT_STREAM, { subjects_filter: subject }),
-      this.#deps.jsm.direct.getMessage(CHAT_STREAM, { next_by_subj: subject, seq: 1 }),
-    ]);
+    const [info, first] = await withNats("chat.join", () =>
+      Promise.all([
+        this.#deps.jsm.streams.info(CHAT_STREAM, { subjects_filter: subject }),
+        this.#deps.jsm.direct.getMessage(CHAT_STREAM, { next_by_subj: subject, seq: 1 }),
+      ]));
     const kept = info.state.subjects?.[subject] ?? 0;
     const bound = info.config.max_msgs_per_subject;
     return !!first && bound > 0 && kept >= bound && first.seq > after + 1;

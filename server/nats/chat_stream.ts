@@ -16,6 +16,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
+import { MAX_MESSAGE_JSON } from "../chat/chat_pager.ts";
 import { CHAT_STREAM, CHAT_SUBJECTS } from "./chat_subjects.ts";
 import { isNatsUnavailable } from "./connection.ts";
 
@@ -25,7 +26,10 @@ export interface ChatStreamOptions {
   replicas: number;
   /** Messages kept per subject: per room, and per direct-message pair. */
   historyPerRoom: number;
-  /** Largest message text in UTF-8 bytes; a stored message may take 8 KiB more. */
+  /**
+   * Largest message text in UTF-8 bytes; a stored message may take 8 KiB
+   * more, and never less than the chat feature's own cap on a stored message.
+   */
   maxTextBytes: number;
 }
 
@@ -46,7 +50,7 @@ export function chatStreamConfig(
     discard: DiscardPolicy.Old,
     duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000,
     allow_direct: true,
-    max_msg_size: opts.maxTextBytes + 8 * 1024,
+    max_msg_size: Math.max(opts.maxTextBytes + 8 * 1024, MAX_MESSAGE_JSON + 1024),
   };
 }
 
