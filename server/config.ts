@@ -91,6 +91,12 @@ export interface ClusterConfig {
    * part of a cluster, 1 when it runs alone.
    */
   replicas?: number | undefined;
+  /**
+   * How long a node's presence record lasts without a refresh (ms, default 30 000): a node that
+   * dies takes its users out of `who` within this plus a sixth. Only the node that creates the
+   * presence bucket sets it; later nodes take the bucket's.
+   */
+  presenceTtlMs?: number | undefined;
 }
 
 const NATS_URL = /^(nats|tls):\/\/[^\s,/@]+:[0-9]{1,5}$/;
@@ -112,6 +118,7 @@ export const CLUSTER_SCHEMA = z.strictObject({
   creds: z.string().min(1).optional(),
   ca: z.string().min(1).optional(),
   replicas: z.coerce.number().int().min(1).max(5).optional(),
+  presenceTtlMs: z.number().int().min(1000).max(3_600_000).optional(),
 }).refine((c) => (c.user === undefined) === (c.password === undefined), {
   message: "user and password go together",
 }).refine((c) => [c.user, c.token, c.creds].filter((x) => x !== undefined).length <= 1, {
@@ -126,6 +133,7 @@ export function parseClusterConfig(raw: unknown): ClusterConfig {
     if (c[k] !== undefined) out[k] = c[k];
   }
   if (c.replicas !== undefined) out.replicas = c.replicas;
+  if (c.presenceTtlMs !== undefined) out.presenceTtlMs = c.presenceTtlMs;
   return out;
 }
 

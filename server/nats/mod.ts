@@ -116,7 +116,14 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
         maxTextBytes: chatConfig.maxTextBytes,
         log,
         openPolicy: (c) => openNatsChatPolicy(c, { node, replicas, log }),
-        openPresence: (c) => openNatsPresence(c, { node, replicas, log, info: { exec: execOn } }),
+        openPresence: (c) =>
+          openNatsPresence(c, {
+            node,
+            replicas,
+            log,
+            info: { exec: execOn },
+            ...(cluster.presenceTtlMs ? { ttlMs: cluster.presenceTtlMs } : {}),
+          }),
       }),
     );
     const files = await open(
