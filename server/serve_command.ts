@@ -42,7 +42,7 @@ ${NATS_FLAGS_HELP}
 
 Limits and feature settings are read from DIR/config.json: see docs/limits.md;
 its "cluster" section takes servers, node, user, password, creds, token, ca,
-replicas.
+replicas and presenceTtlMs.
 TLS, certificate pinning and the permissions Parley runs with: docs/security.md.`;
 
 /** Runs the server until SIGINT/SIGTERM. */

@@ -72,6 +72,10 @@ export async function natsConnectionOptions(
   } else if (cluster.token !== undefined) {
     opts.token = cluster.token;
   }
+  if (cluster.servers.some((u) => u.startsWith("tls://"))) {
+    // tls:// asks for TLS even without a CA file (the system's CAs then apply).
+    opts.tls = {};
+  }
   if (cluster.ca !== undefined) {
     // Read here so a bad path fails at start with a clear message, not inside the transport.
     await readFile(cluster.ca);

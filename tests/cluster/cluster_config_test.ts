@@ -90,6 +90,9 @@ Deno.test("nats connection options: reconnect forever, fast pings, credentials, 
   assert(c.authenticator !== undefined && c.user === undefined);
   const t = await natsConnectionOptions({ servers: ["nats://h:1"], node: "a", token: "s" }, read);
   assertEquals(t.token, "s");
+  assertEquals(t.tls, undefined);
+  const tls = await natsConnectionOptions({ servers: ["tls://h:1"], node: "a" }, read);
+  assertEquals(tls.tls, {});
   await assertRejects(() =>
     natsConnectionOptions({ servers: ["nats://h:1"], node: "a", ca: "/missing" }, read)
   );
