@@ -92,6 +92,7 @@ export async function openNatsChat(nc: NatsConnection, opts: NatsChatOptions): P
       js,
       jsm: await jetstreamManager(nc, { timeout: 1_000, checkAPI: false }),
       start: withRooms.state.last_seq,
+      created: info.created,
       rooms,
       log: opts.log,
       heartbeatMs: opts.feed?.heartbeatMs,

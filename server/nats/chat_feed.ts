@@ -1,13 +1,10 @@
 /**
  * The cluster {@linkcode ChatFeed} (CLUSTER.md §3.5): one ordered consumer
  * per node over every chat subject, started just above the watermark `W`,
- * hands each stored message to subscribers once, in sequence order. An
- * ordered consumer recreates itself after missed heartbeats (1 s here), but
- * after a stream leader dies it can stall for much longer, so a watchdog
- * compares `W`, every {@linkcode NatsChatFeedOptions.checkMs}, with the
- * highest sequence known to exist (this node's acks and the stream's last
- * sequence): when `W` lags and has not moved for two checks, or the
- * consumer ended, it replaces the consumer with a fresh one from `W + 1`.
+ * hands each stored message to subscribers once, in sequence order. The
+ * consumer recreates itself after missed heartbeats (1 s here); a
+ * {@linkcode FeedWatchdog} replaces it when it stalls for longer, as it can
+ * after a stream leader dies.
  *
  * @module
  */
@@ -21,6 +18,7 @@ import {
 import type { ChatFeed, ChatMessage } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import { CHAT_STREAM, CHAT_SUBJECTS, decodeMessage } from "./chat_subjects.ts";
+import { FeedWatchdog } from "./chat_watchdog.ts";
 
 /** How the feed reads and watches the stream. */
 export interface NatsChatFeedOptions {
@@ -34,6 +32,8 @@ export interface NatsChatFeedOptions {
   start: number;
   /** Rooms with stored history; the feed adds every room it sees. */
   rooms: Set<string>;
+  /** The stream's creation time at start: another one means the stream was recreated. */
+  created?: string | undefined;
   log?: Logger | undefined;
   /** The consumer's idle heartbeat (ms, default 1000). */
   heartbeatMs?: number | undefined;
@@ -57,8 +57,6 @@ export interface FeedStats {
 }
 
 type _State = "running" | "stalled" | "closed";
-/** The watchdog asks the stream for its last sequence every this many checks. */
-const _INFO_EVERY = 4;
 type _Options = Omit<NatsChatFeedOptions, "heartbeatMs" | "expiresMs" | "checkMs"> & {
   heartbeatMs: number;
   expiresMs: number;
@@ -69,19 +67,14 @@ type _Options = Omit<NatsChatFeedOptions, "heartbeatMs" | "expiresMs" | "checkMs
 export class NatsChatFeed implements ChatFeed {
   #o: _Options;
   #w: number;
-  #known: number;
+  #watch: FeedWatchdog;
   #subs = new Set<(msg: ChatMessage) => void>();
   #state: _State = "running";
   /** Bumped for every consumer, so a replaced consumer's loop hands out nothing more. */
   #gen = 0;
   #consumer: { c: Consumer; iter: ConsumerMessages; loop: Promise<void> } | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #checking: Promise<void> | undefined;
-  #lastW: number;
-  #still = 0;
   #restarts = 0;
-  #ticks = 0;
-  #asking = false;
+  #failing = false;
   #cleanups = new Set<Promise<unknown>>();
 
   private constructor(o: NatsChatFeedOptions) {
@@ -91,14 +84,19 @@ export class NatsChatFeed implements ChatFeed {
       expiresMs: o.expiresMs ?? 4_000,
       checkMs: o.checkMs ?? 500,
     };
-    this.#w = this.#known = this.#lastW = o.start;
+    this.#w = o.start;
+    this.#watch = new FeedWatchdog({
+      watermark: () => this.#w,
+      ended: () => this.#state === "stalled",
+      restart: () => this.restart(),
+    }, { jsm: o.jsm, start: o.start, created: o.created, checkMs: this.#o.checkMs, log: o.log });
   }
 
   /** Starts a feed at `opts.start` with its consumer and watchdog running. */
   static async open(opts: NatsChatFeedOptions): Promise<NatsChatFeed> {
     const feed = new NatsChatFeed(opts);
     await feed.#startConsumer();
-    feed.#schedule();
+    feed.#watch.start();
     return feed;
   }
 
@@ -114,11 +112,11 @@ export class NatsChatFeed implements ChatFeed {
 
   /** Records that `seq` exists (an acknowledged append): the watchdog expects the feed to reach it. */
   noteStored(seq: number): void {
-    if (seq > this.#known) this.#known = seq;
+    this.#watch.noteStored(seq);
   }
 
   stats(): FeedStats {
-    return { watermark: this.#w, known: this.#known, restarts: this.#restarts };
+    return { watermark: this.#w, known: this.#watch.known, restarts: this.#restarts };
   }
 
   /**
@@ -131,10 +129,15 @@ export class NatsChatFeed implements ChatFeed {
     this.#restarts++;
     try {
       await this.#startConsumer();
+      this.#failing = false;
     } catch (e) {
       if ((this.#state as _State) === "closed") return;
       this.#state = "stalled";
-      this.#o.log?.warn("chat feed: consumer not recreated, retrying", { error: String(e) });
+      // once per outage, not at every check
+      if (!this.#failing) {
+        this.#o.log?.warn("chat feed: consumer not recreated, retrying", { error: String(e) });
+      }
+      this.#failing = true;
     }
   }
 
@@ -142,8 +145,7 @@ export class NatsChatFeed implements ChatFeed {
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    clearTimeout(this.#timer);
-    await this.#checking;
+    await this.#watch.close();
     const c = this.#consumer;
     this.#dropConsumer();
     await c?.loop;
@@ -162,12 +164,19 @@ export class NatsChatFeed implements ChatFeed {
       return;
     }
     // nothing above W exists: sequences below what was known are gone (deleted), not missing
-    if ((await c.info(true)).num_pending === 0 && this.#known > this.#w) this.#w = this.#known;
-    const iter = await c.consume({
-      max_messages: 256,
-      expires: this.#o.expiresMs,
-      idle_heartbeat: this.#o.heartbeatMs,
-    });
+    const known = this.#watch.known;
+    if ((await c.info(true)).num_pending === 0 && known > this.#w) this.#w = known;
+    let iter: ConsumerMessages;
+    try {
+      iter = await c.consume({
+        max_messages: 256,
+        expires: this.#o.expiresMs,
+        idle_heartbeat: this.#o.heartbeatMs,
+      });
+    } catch (e) {
+      this.#deleteConsumer(c);
+      throw e;
+    }
     this.#consumer = { c, iter, loop: this.#run(gen, iter) };
     this.#state = "running";
   }
@@ -216,40 +225,5 @@ export class NatsChatFeed implements ChatFeed {
   #cleanup(p: Promise<unknown>): void {
     const q = p.catch(() => false).finally(() => this.#cleanups.delete(q));
     this.#cleanups.add(q);
-  }
-
-  #schedule(): void {
-    if (this.#state === "closed") return;
-    this.#timer = setTimeout(() => {
-      this.#checking = this.#check().finally(() => {
-        this.#checking = undefined;
-        this.#schedule();
-      });
-    }, this.#o.checkMs);
-  }
-
-  /** @neverRejects */
-  async #check(): Promise<void> {
-    if (this.#ticks++ % _INFO_EVERY === 0 && !this.#asking) {
-      // not awaited: without a stream leader this waits for a timeout, and the
-      // lag check below must not wait with it (this node's acks still count)
-      this.#asking = true;
-      this.#cleanup(
-        this.#o.jsm.streams.info(CHAT_STREAM)
-          .then((info) => this.noteStored(info.state.last_seq))
-          .finally(() => this.#asking = false),
-      );
-    }
-    const stuck = this.#w < this.#known && this.#w === this.#lastW;
-    this.#still = stuck ? this.#still + 1 : 0;
-    this.#lastW = this.#w;
-    if (this.#state === "stalled" || this.#still >= 2) {
-      this.#o.log?.warn("chat feed stalled, recreating its consumer", {
-        watermark: this.#w,
-        known: this.#known,
-      });
-      this.#still = 0;
-      await this.restart();
-    }
   }
 }
