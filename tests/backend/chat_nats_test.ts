@@ -161,3 +161,60 @@ Deno.test({
     "subjects",
   );
 });
+
+Deno.test({
+  name:
+    "nats chat log: paging back and forth through a long history, with a filter, returns every message once",
+  ignore: _ignore,
+}, async () => {
+  await using s = await _single();
+  const log = s.chat.log;
+  const sent = [];
+  for (let i = 0; i < 2400; i += 100) {
+    sent.push(
+      ...await Promise.all(Array.from({ length: 100 }, (_, k) => {
+        const n = i + k;
+        return log.append(
+          n % 4 === 0 ? { room: "a", from: "ada", text: `${n}`, ts: n } : n % 4 === 1
+            ? {
+              to: n % 8 === 1 ? "bob" : "ada",
+              from: n % 8 === 1 ? "ada" : "bob",
+              text: `${n}`,
+              ts: n,
+            }
+            : { room: "b", from: "bob", text: `${n}`, ts: n },
+        );
+      })),
+    );
+  }
+  const even = (m: { text: string }) => Number(m.text) % 8 < 4;
+  const cases = [
+    { where: { room: "a" }, keep: undefined },
+    { where: { room: "a" }, keep: even },
+    { where: { dm: "bob" }, keep: undefined },
+    { where: { dm: "bob" }, keep: even },
+  ];
+  for (const { where, keep } of cases) {
+    const want = sent.filter((m) =>
+      ("room" in where ? m.room === where.room : m.to !== undefined) && (!keep || keep(m))
+    ).map((m) => m.id);
+    const back: string[] = [];
+    let before: number | undefined;
+    for (let i = 0; i < 1000; i++) {
+      const p = await log.page(where, { limit: 37, budget: 1_000_000, before, keep });
+      back.unshift(...p.messages.map((m) => m.id));
+      if (!p.more) break;
+      before = Number(p.before);
+    }
+    assertEquals(back, want, `paging back through ${JSON.stringify(where)}`);
+    const fwd: string[] = [];
+    let after = 0;
+    for (let i = 0; i < 1000; i++) {
+      const p = await log.page(where, { limit: 41, budget: 2_000, after, keep });
+      fwd.push(...p.messages.map((m) => m.id));
+      if (!p.more) break;
+      after = Number(p.after);
+    }
+    assertEquals(fwd, want, `paging forward through ${JSON.stringify(where)}`);
+  }
+});
