@@ -131,6 +131,7 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
         node,
         replicas,
         partialTtlHours: parseFileConfig(config.features.files).partialTtlHours,
+        log,
       }),
     );
     log.info("cluster node ready", { node, replicas, ...areas });
