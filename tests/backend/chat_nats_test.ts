@@ -216,5 +216,8 @@ Deno.test({
       after = Number(p.after);
     }
     assertEquals(fwd, want, `paging forward through ${JSON.stringify(where)}`);
+    // one read of more than one pull
+    const whole = await log.page(where, { limit: 1000, budget: 10_000_000, after: 0, keep });
+    assertEquals(whole.messages.map((m) => m.id), want);
   }
 });
