@@ -14,7 +14,13 @@
  *
  * @module
  */
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import {
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type MsgRequest,
+  type StoredMsg,
+} from "@nats-io/jetstream";
 import type { ChatMessage, ChatWhere, HistoryPage, HistoryQuery } from "../backend/chat.ts";
 import { jsonBytes, pageOf } from "../chat/chat_pager.ts";
 import { CHAT_STREAM, decodeMessage, filtersOf } from "./chat_subjects.ts";
@@ -122,14 +128,28 @@ export async function readRange(
   }
 }
 
+/**
+ * One stored message, asked of the stream's leader. Not a direct get: with
+ * `allow_direct` any replica answers those, and a lagging one would miss
+ * messages below the watermark (a join's history must hold them all).
+ * nats-server 2.9 takes `next_by_subj` here too, though the client's type
+ * for this call lists only `seq` and `last_by_subj`.
+ */
+export function leaderGet(
+  jsm: JetStreamManager,
+  query: MsgRequest | { next_by_subj: string; seq: number },
+): Promise<StoredMsg | null> {
+  return jsm.streams.getMessage(CHAT_STREAM, query as MsgRequest);
+}
+
 /** The first and last kept sequence on `filter` (both 0 when it holds nothing). */
 async function _ends(
   jsm: JetStreamManager,
   filter: string,
 ): Promise<{ first: number; last: number }> {
   const [first, last] = await Promise.all([
-    jsm.direct.getMessage(CHAT_STREAM, { next_by_subj: filter, seq: 1 }),
-    jsm.direct.getMessage(CHAT_STREAM, { last_by_subj: filter }),
+    leaderGet(jsm, { next_by_subj: filter, seq: 1 }),
+    leaderGet(jsm, { last_by_subj: filter }),
   ]);
   return first && last ? { first: first.seq, last: last.seq } : { first: Infinity, last: 0 };
 }

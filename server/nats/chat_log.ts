@@ -21,7 +21,7 @@ import type {
 } from "../backend/chat.ts";
 import { publishOnce } from "./chat_append.ts";
 import { withNats } from "./connection.ts";
-import { readPage } from "./chat_history.ts";
+import { leaderGet, readPage } from "./chat_history.ts";
 import {
   CHAT_STREAM,
   decodeMessage,
@@ -83,7 +83,7 @@ export class NatsChatLog implements ChatLog {
     if (msg.room !== undefined) this.#deps.rooms.add(msg.room);
     if (pa.duplicate) {
       // a retry: answer with what the first attempt stored
-      const first = await this.#direct(pa.seq).catch(() => undefined);
+      const first = await this.#load(pa.seq).catch(() => undefined);
       if (first) return first;
     }
     return { id: String(pa.seq), ...msg };
@@ -95,7 +95,7 @@ export class NatsChatLog implements ChatLog {
 
   async get(id: string, user: string): Promise<ChatMessage | undefined> {
     if (!/^\d{1,16}$/.test(id) || Number(id) < 1) return undefined;
-    const msg = await withNats("chat.get", () => this.#direct(Number(id)));
+    const msg = await withNats("chat.get", () => this.#load(Number(id)));
     if (!msg) return undefined;
     return msg.room !== undefined || msg.to === user || msg.from === user ? msg : undefined;
   }
@@ -105,7 +105,7 @@ export class NatsChatLog implements ChatLog {
     const [info, first] = await withNats("chat.join", () =>
       Promise.all([
         this.#deps.jsm.streams.info(CHAT_STREAM, { subjects_filter: subject }),
-        this.#deps.jsm.direct.getMessage(CHAT_STREAM, { next_by_subj: subject, seq: 1 }),
+        leaderGet(this.#deps.jsm, { next_by_subj: subject, seq: 1 }),
       ]));
     const kept = info.state.subjects?.[subject] ?? 0;
     const bound = info.config.max_msgs_per_subject;
@@ -125,8 +125,8 @@ export class NatsChatLog implements ChatLog {
     this.#closed.abort(new Error("the chat log is closed"));
   }
 
-  async #direct(seq: number): Promise<ChatMessage | undefined> {
-    const m = await this.#deps.jsm.direct.getMessage(CHAT_STREAM, { seq });
+  async #load(seq: number): Promise<ChatMessage | undefined> {
+    const m = await leaderGet(this.#deps.jsm, { seq });
     return m ? decodeMessage(m.seq, m.subject, m.data) : undefined;
   }
 }
