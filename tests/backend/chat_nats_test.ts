@@ -65,6 +65,11 @@ if (natsAvailable()) runChatContract("nats", _store);
 
 const _ignore = !natsAvailable();
 
+async function _eventually(ok: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1_000 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert(ok(), `timed out waiting for ${what}`);
+}
+
 /** The cluster chat on a fresh single server, with `extra` options. */
 async function _single(extra: Partial<NatsChatOptions> = {}) {
   const server = await startNatsServer();
@@ -111,7 +116,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "nats chat log: with NATS gone an append fails with unavailable at its deadline, and so does a page",
+    "nats chat log: with NATS gone an append fails with unavailable at its deadline, and so does a page; both work once NATS is back",
   ignore: _ignore,
 }, async () => {
   await using s = await _single({ appendDeadlineMs: 1_500, attemptMs: 500 });
@@ -129,6 +134,14 @@ Deno.test({
     RequestError,
   );
   assertEquals(p.code, "unavailable");
+  await s.server.servers[0]!.restart();
+  const again = await s.chat.log.append(
+    { room: "lobby", from: "ada", text: "again", ts: 3 },
+    "key-1",
+  );
+  const page = await s.chat.log.page({ room: "lobby" }, { limit: 10, budget: 100_000 });
+  assertEquals(page.messages.map((m) => m.text), ["before", "again"]);
+  await _eventually(() => s.chat.feed.watermark() >= Number(again.id), "the feed after the outage");
 });
 
 Deno.test({
