@@ -8,8 +8,14 @@
  */
 import { decodeHex } from "@std/encoding/hex";
 import { basename, dirname, join } from "@std/path";
-import { createHash, randomBytes } from "node:crypto";
 import { RequestError } from "../errors.ts";
+import {
+  type AccountEntry,
+  accountNotFound,
+  newAccountKey,
+  publicAccount,
+  type StoredAccount,
+} from "../backend/account_record.ts";
 import {
   type Account,
   type AccountChange,
@@ -18,21 +24,6 @@ import {
   type Rights,
   validUserName,
 } from "../backend/accounts.ts";
-
-/** One account as stored in `users.json`. `key` is the hex-encoded 32-byte secret. */
-interface _Stored {
-  name: string;
-  key: string;
-  admin: boolean;
-  exec: boolean;
-  created: string;
-}
-
-/** A stored record and the public view handed out for it (kept while the record is unchanged). */
-interface _Entry {
-  stored: _Stored;
-  account: Account;
-}
 
 /** Options for {@linkcode UserStore.watch}. */
 export interface WatchOptions {
@@ -56,7 +47,7 @@ export interface WatchOptions {
 export class UserStore implements Accounts, AsyncDisposable {
   readonly path: string;
   #lockPath: string;
-  #entries = new Map<string, _Entry>();
+  #entries = new Map<string, AccountEntry>();
   /** Identity of the file last read: inode, size and mtime (the file is replaced on each save). */
   #stamp = "";
   #queue: Promise<unknown> = Promise.resolve();
@@ -191,7 +182,7 @@ export class UserStore implements Accounts, AsyncDisposable {
     }
     return this.#write((users) => {
       if (users.has(name)) throw new RequestError("exists", `user ${name} already exists`);
-      const key = _newKey();
+      const key = newAccountKey();
       users.set(name, {
         name,
         key,
@@ -217,13 +208,13 @@ export class UserStore implements Accounts, AsyncDisposable {
     });
     // Read your write: the entry was installed before #write resolved.
     const account = this.#entries.get(name)?.account;
-    if (!account) throw _notFound(name);
+    if (!account) throw accountNotFound(name);
     return account;
   }
 
   rotate(name: string): Promise<string> {
     return this.#write((users) => {
-      const key = _newKey();
+      const key = newAccountKey();
       users.set(name, { ..._existing(users, name), key });
       return key;
     });
@@ -240,7 +231,7 @@ export class UserStore implements Accounts, AsyncDisposable {
    * Applies `fn` to the accounts as they are on disk, under the lock that
    * every process takes to change them, and saves the result.
    */
-  #write<T>(fn: (users: Map<string, _Stored>) => T): Promise<T> {
+  #write<T>(fn: (users: Map<string, StoredAccount>) => T): Promise<T> {
     return this.#serial(async () => {
       const lock = await Deno.open(this.#lockPath, {
         read: true,
@@ -277,7 +268,7 @@ export class UserStore implements Accounts, AsyncDisposable {
     }
     if (stamp === this.#stamp && !force) return;
     const text = await Deno.readTextFile(this.path);
-    const parsed = JSON.parse(text) as { users?: _Stored[] };
+    const parsed = JSON.parse(text) as { users?: StoredAccount[] };
     this.#install(new Map((parsed.users ?? []).map((u) => [u.name, u])), stamp);
   }
 
@@ -286,7 +277,7 @@ export class UserStore implements Accounts, AsyncDisposable {
     return `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
   }
 
-  async #save(users: Map<string, _Stored>): Promise<void> {
+  async #save(users: Map<string, StoredAccount>): Promise<void> {
     const tmp = `${this.path}.${crypto.randomUUID()}.tmp`;
     const body = JSON.stringify({ users: [...users.values()] }, null, 2) + "\n";
     const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
@@ -305,9 +296,9 @@ export class UserStore implements Accounts, AsyncDisposable {
   }
 
   /** Takes `users` as the current state and tells subscribers what changed. */
-  #install(users: Map<string, _Stored>, stamp: string): void {
+  #install(users: Map<string, StoredAccount>, stamp: string): void {
     const before = this.#entries;
-    const after = new Map<string, _Entry>();
+    const after = new Map<string, AccountEntry>();
     const changed: AccountChange[] = [];
     for (const [name, stored] of users) {
       const old = before.get(name);
@@ -315,7 +306,7 @@ export class UserStore implements Accounts, AsyncDisposable {
         after.set(name, old);
         continue;
       }
-      const entry = { stored, account: _public(stored) };
+      const entry = { stored, account: publicAccount(stored) };
       after.set(name, entry);
       changed.push({ name, account: entry.account });
     }
@@ -336,35 +327,12 @@ export class UserStore implements Accounts, AsyncDisposable {
   }
 }
 
-function _existing(users: Map<string, _Stored>, name: string): _Stored {
+function _existing(users: Map<string, StoredAccount>, name: string): StoredAccount {
   const u = users.get(name);
-  if (!u) throw _notFound(name);
+  if (!u) throw accountNotFound(name);
   return u;
 }
 
-function _notFound(name: string): RequestError {
-  return new RequestError("not_found", `no user named ${name}`);
-}
-
-function _same(a: _Stored, b: _Stored): boolean {
+function _same(a: StoredAccount, b: StoredAccount): boolean {
   return a.key === b.key && a.admin === b.admin && a.exec === b.exec && a.created === b.created;
-}
-
-function _public(u: _Stored): Account {
-  return Object.freeze({
-    name: u.name,
-    admin: Boolean(u.admin),
-    exec: Boolean(u.exec),
-    created: u.created,
-    keyId: _keyId(u.key),
-  });
-}
-
-/** A short, one-way name for a key: changes with the key, reveals nothing of it. */
-function _keyId(hexKey: string): string {
-  return createHash("sha256").update("parley key id\0").update(hexKey).digest("hex").slice(0, 16);
-}
-
-function _newKey(): string {
-  return randomBytes(32).toString("hex");
 }

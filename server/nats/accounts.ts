@@ -20,11 +20,9 @@
  * @module
  */
 import { decodeHex } from "@std/encoding/hex";
-import { createHash, randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import {
-  type Account,
   type AccountChange,
   type Accounts,
   type LoginKey,
@@ -32,6 +30,13 @@ import {
   validUserName,
 } from "../backend/accounts.ts";
 import { RequestError } from "../errors.ts";
+import {
+  type AccountEntry,
+  accountNotFound,
+  newAccountKey,
+  publicAccount,
+  type StoredAccount,
+} from "../backend/account_record.ts";
 import type { Logger } from "../log.ts";
 import { KvMirror } from "./kv_mirror.ts";
 import { withNats } from "./connection.ts";
@@ -50,21 +55,6 @@ export interface NatsAccountsOptions {
   bucket?: string;
   /** Where watch troubles and unreadable records are reported. */
   log?: Logger;
-}
-
-/** One account as stored. */
-interface _Stored {
-  name: string;
-  key: string;
-  admin: boolean;
-  exec: boolean;
-  created: string;
-}
-
-/** A stored record and the public view handed out for it. */
-interface _Entry {
-  stored: _Stored;
-  account: Account;
 }
 
 /** The NATS accounts, plus `close` (stops the watch; the connection stays open). */
@@ -89,10 +79,10 @@ export async function openNatsAccounts(
     allow_direct: false,
   });
   const listeners = new Set<(change: AccountChange) => void>();
-  const mirror = await KvMirror.open<_Entry>(js, kv, bucket, {
+  const mirror = await KvMirror.open<AccountEntry>(js, kv, bucket, {
     decode: (_key, v) => {
       const stored = _checkStored(v);
-      return { stored, account: _public(stored) };
+      return { stored, account: publicAccount(stored) };
     },
     encode: (e) => e.stored,
     onChange: (key, _before, after) => {
@@ -110,15 +100,15 @@ export async function openNatsAccounts(
 
   const change = async (
     name: string,
-    fn: (u: _Stored) => _Stored,
-  ): Promise<_Entry> => {
+    fn: (u: StoredAccount) => StoredAccount,
+  ): Promise<AccountEntry> => {
     const out = await withNats("accounts", () =>
       mirror.change(encodeKeyToken(name), (cur) => {
-        if (!cur) throw _notFound(name);
+        if (!cur) throw accountNotFound(name);
         const stored = fn(cur.stored);
-        return { stored, account: _public(stored) };
+        return { stored, account: publicAccount(stored) };
       }));
-    if (!out) throw _notFound(name);
+    if (!out) throw accountNotFound(name);
     return out;
   };
 
@@ -150,8 +140,8 @@ export async function openNatsAccounts(
           `invalid user name ${JSON.stringify(name)}: use 1-32 of a-z 0-9 _ . - (lower case)`,
         );
       }
-      const key = _newKey();
-      const stored: _Stored = {
+      const key = newAccountKey();
+      const stored: StoredAccount = {
         name,
         key,
         admin: rights.admin ?? false,
@@ -161,12 +151,12 @@ export async function openNatsAccounts(
       await withNats("accounts", () =>
         mirror.change(encodeKeyToken(name), (cur) => {
           if (cur) throw new RequestError("exists", `user ${name} already exists`);
-          return { stored, account: _public(stored) };
+          return { stored, account: publicAccount(stored) };
         }));
       return key;
     },
     async setRights(name, rights) {
-      if (!validUserName(name)) throw _notFound(name);
+      if (!validUserName(name)) throw accountNotFound(name);
       const e = await change(name, (u) => ({
         ...u,
         admin: rights.admin ?? u.admin,
@@ -175,16 +165,16 @@ export async function openNatsAccounts(
       return e.account;
     },
     async rotate(name) {
-      if (!validUserName(name)) throw _notFound(name);
-      const key = _newKey();
+      if (!validUserName(name)) throw accountNotFound(name);
+      const key = newAccountKey();
       await change(name, (u) => ({ ...u, key }));
       return key;
     },
     async remove(name) {
-      if (!validUserName(name)) throw _notFound(name);
+      if (!validUserName(name)) throw accountNotFound(name);
       await withNats("accounts", () =>
         mirror.change(encodeKeyToken(name), (cur) => {
-          if (!cur) throw _notFound(name);
+          if (!cur) throw accountNotFound(name);
           return undefined;
         }));
     },
@@ -203,12 +193,8 @@ export async function openNatsAccounts(
   };
 }
 
-function _notFound(name: string): RequestError {
-  return new RequestError("not_found", `no user named ${name}`);
-}
-
-function _checkStored(v: unknown): _Stored {
-  const u = v as Partial<_Stored> | null;
+function _checkStored(v: unknown): StoredAccount {
+  const u = v as Partial<StoredAccount> | null;
   if (
     !u || typeof u !== "object" || typeof u.name !== "string" || !validUserName(u.name) ||
     typeof u.key !== "string" || !/^[0-9a-f]{64}$/.test(u.key) || typeof u.created !== "string"
@@ -222,23 +208,4 @@ function _checkStored(v: unknown): _Stored {
     exec: u.exec === true,
     created: u.created,
   };
-}
-
-function _public(u: _Stored): Account {
-  return Object.freeze({
-    name: u.name,
-    admin: u.admin,
-    exec: u.exec,
-    created: u.created,
-    keyId: _keyId(u.key),
-  });
-}
-
-/** A short, one-way name for a key (as the embedded store derives it). */
-function _keyId(hexKey: string): string {
-  return createHash("sha256").update("parley key id\0").update(hexKey).digest("hex").slice(0, 16);
-}
-
-function _newKey(): string {
-  return randomBytes(32).toString("hex");
 }
