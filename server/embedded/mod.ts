@@ -5,6 +5,7 @@
  * @module
  */
 import type { Backend } from "../backend/mod.ts";
+import { BackendParts, type Closable } from "../backend/parts.ts";
 import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { openEmbeddedAccounts } from "./accounts.ts";
@@ -14,20 +15,9 @@ import { openEmbeddedFiles } from "./files.ts";
 
 /** Opens (creating as needed) the embedded backend for `config.dataDir`. */
 export async function openEmbeddedBackend(config: ServerConfig, log: Logger): Promise<Backend> {
-  const parts: { close(): Promise<void> }[] = [];
-  const open = async <T extends { close(): Promise<void> }>(p: Promise<T>): Promise<T> => {
-    const part = await p;
-    parts.push(part);
-    return part;
-  };
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    closing ??= (async () => {
-      // Last opened, first closed; every part is closed even when one fails.
-      const results = await Promise.allSettled(parts.reverse().map((p) => p.close()));
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-    })();
+  const parts = new BackendParts();
+  const open = <T extends Closable>(p: Promise<T>): Promise<T> => parts.open(p);
+  const close = (): Promise<void> => parts.close();
   try {
     const accounts = await open(openEmbeddedAccounts(config, log));
     const chat = await open(openEmbeddedChat(config, log));

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { BackendParts, type Closable } from "../backend/parts.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Backend } from "../backend/mod.ts";
 import type { ExecBackend } from "../backend/exec.ts";
@@ -73,21 +74,10 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
   const cluster: ClusterConfig | undefined = config.cluster;
   if (!cluster) throw new TypeError("openNatsBackend needs a cluster section");
   const nc = await openNatsConnection(cluster, log);
-  const parts: { close(): Promise<void> }[] = [];
-  const open = async <T extends { close(): Promise<void> }>(p: Promise<T>): Promise<T> => {
-    const part = await p;
-    parts.push(part);
-    return part;
-  };
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    closing ??= (async () => {
-      // Last opened, first closed; the connection after every part, drained.
-      const results = await Promise.allSettled(parts.reverse().map((p) => p.close()));
-      await nc.drain().catch(() => nc.close());
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-    })();
+  const parts = new BackendParts();
+  const open = <T extends Closable>(p: Promise<T>): Promise<T> => parts.open(p);
+  // The connection is drained after every part is closed.
+  const close = (): Promise<void> => parts.close(() => nc.drain().catch(() => nc.close()));
   const areas = CLUSTER_AREAS;
   // R3 on a NATS cluster, R1 on a lone server, unless configured.
   const replicas = cluster.replicas ?? (nc.info?.cluster ? 3 : 1);
