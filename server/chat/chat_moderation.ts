@@ -27,15 +27,6 @@ export class ChatModeration {
     this.#stop = deps.policy.subscribe((c) => this.#changed(c));
   }
 
-  /** Closes a new connection of a banned user; returns whether it did. */
-  refuse(ctx: ClientContext): boolean {
-    const ban = this.#policy.ban(ctx.user.name);
-    if (!ban) return false;
-    this.#log.info("banned user refused", { user: ctx.user.name });
-    this.#close(ctx, `you are banned from this server${_why(ban.reason)}`);
-    return true;
-  }
-
   /** Banned user names. */
   bans(): string[] {
     return this.#policy.bans();

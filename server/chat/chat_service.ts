@@ -99,9 +99,12 @@ export class ChatService {
     return (await this.#accounts.get(user)) !== undefined;
   }
 
-  /** Shows a new connection online; refuses a banned user's connection. */
+  /**
+   * Shows a new connection online. A banned user never gets here: the
+   * feature's `admit` hook refuses them at login and before every request.
+   */
   login(ctx: ClientContext): void {
-    if (!this.moderation.refuse(ctx)) this.#members.conn(ctx);
+    this.#members.conn(ctx);
   }
 
   /** Removes a closed connection from its rooms and tells the rooms. */
@@ -212,7 +215,6 @@ export class ChatService {
   async send(c: ChatConn, req: SendRequest): Promise<ChatMessage> {
     const from = c.ctx.user.name;
     const policy = this.#backend.policy;
-    if (policy.ban(from)) throw new RequestError("forbidden", "you are banned");
     const until = policy.mutedUntil(from);
     if (until !== undefined) {
       const min = Math.ceil((until - Date.now()) / 60_000);
