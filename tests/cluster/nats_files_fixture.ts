@@ -44,12 +44,21 @@ export async function node(
   };
 }
 
-/** A 3-server cluster and two nodes on different servers. */
-export async function twoNodes(leaseMs?: number): Promise<[NatsCluster, Node, Node]> {
-  const cluster = await startNatsCluster();
-  const a = await node(cluster.servers[0]!.url, "a", 3, leaseMs);
-  const b = await node(cluster.servers[1]!.url, "b", 3, leaseMs);
-  return [cluster, a, b];
+/** A 3-server cluster and two nodes on different servers; disposing it closes b, a, then the cluster. */
+export interface TwoNodes extends AsyncDisposable {
+  readonly cluster: NatsCluster;
+  readonly a: Node;
+  readonly b: Node;
+}
+
+/** Starts {@linkcode TwoNodes}; what started is closed again if a later step fails. */
+export async function twoNodes(leaseMs?: number): Promise<TwoNodes> {
+  await using stack = new AsyncDisposableStack();
+  const cluster = stack.use(await startNatsCluster());
+  const a = stack.use(await node(cluster.servers[0]!.url, "a", 3, leaseMs));
+  const b = stack.use(await node(cluster.servers[1]!.url, "b", 3, leaseMs));
+  const owned = stack.move();
+  return { cluster, a, b, [Symbol.asyncDispose]: () => owned.disposeAsync() };
 }
 
 /** An upload of `size` bytes to ada's `big.bin`, keyed by `tag`. */

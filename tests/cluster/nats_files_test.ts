@@ -23,10 +23,8 @@ Deno.test({
   name: "nats files: put through one node, read byte-exact through another (R3)",
   ignore: !available,
   async fn() {
-    const [cluster, a, b] = await twoNodes();
-    await using _c = cluster;
-    await using _a = a;
-    await using _b = b;
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     const data = bytesOf(3 * 1024 * 1024 + 12_345, 7);
     await upload(a.files.store, "ada", ["big.bin"], data);
     await using r = await b.files.store.open("ada", ["big.bin"]);
@@ -40,10 +38,8 @@ Deno.test({
   name: "nats files: an upload interrupted on one node resumes on another from its offset",
   ignore: !available,
   async fn() {
-    const [cluster, a, b] = await twoNodes(800);
-    await using _c = cluster;
-    await using _a = a;
-    await using _b = b;
+    await using nodes = await twoNodes(800);
+    const { a, b } = nodes;
     const data = bytesOf(2 * 1024 * 1024 + 99, 5);
     const sha256 = await sha256Hex(data);
     // A client drops: the session closes, the bytes stay.
@@ -99,10 +95,8 @@ Deno.test({
   name: "nats files: one quota holds across nodes",
   ignore: !available,
   async fn() {
-    const [cluster, a, b] = await twoNodes();
-    await using _c = cluster;
-    await using _a = a;
-    await using _b = b;
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     const limits = { ...ROOMY, quotaBytes: 1000 };
     const t = (i: number) => ({ ...target(600, `q${i}`), parts: [`q${i}`] });
     const begun = await Promise.allSettled([
@@ -132,10 +126,8 @@ Deno.test({
   name: "nats files: usage is exact after concurrent changes through two nodes",
   ignore: !available,
   async fn() {
-    const [cluster, a, b] = await twoNodes();
-    await using _c = cluster;
-    await using _a = a;
-    await using _b = b;
+    await using nodes = await twoNodes();
+    const { a, b } = nodes;
     await a.files.store.mkdir("ada", ["c"], { parents: false, limits: ROOMY });
     const jobs: Promise<unknown>[] = [];
     for (let i = 0; i < 16; i++) {
