@@ -4,26 +4,17 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import type { ChatMessage } from "../../protocol/chat_message.ts";
-import { ChatClient } from "../../client/chat/chat_client.ts";
-import type { ParleyClient } from "../../client/client.ts";
+import { waitFor } from "../chat/chat_helpers.ts";
 import { natsAvailable, startNatsCluster } from "./nats_fixture.ts";
 import {
   addClusterUser,
-  connectNodes,
+  chatOnNodes,
+  type NodeChat,
   type ParleyNode,
   startParleyNode,
 } from "./cluster_helpers.ts";
 
 const available = natsAvailable();
-
-/** Waits (bounded) until `ok()` holds. */
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A chat client that records every message it is handed, in order. */
 async function chatOn(
@@ -31,25 +22,13 @@ async function chatOn(
   user: string,
   key: string,
   reconnect = false,
-): Promise<
-  { client: ParleyClient; chat: ChatClient; msgs: ChatMessage[]; close(): Promise<void> }
-> {
-  const client = await connectNodes(nodes, user, key, { reconnect, backoffMs: 20 });
-  const msgs: ChatMessage[] = [];
-  const chat = await ChatClient.start(client);
-  msgs.push(...chat.recent());
-  chat.onEvent((e) => {
+): Promise<NodeChat & { msgs: ChatMessage[] }> {
+  const on = await chatOnNodes(nodes, user, key, { reconnect, backoffMs: 20 });
+  const msgs: ChatMessage[] = [...on.chat.recent()];
+  on.chat.onEvent((e) => {
     if (e.kind === "msg") msgs.push(e.msg);
   });
-  return {
-    client,
-    chat,
-    msgs,
-    close: async () => {
-      chat.close();
-      await client.close();
-    },
-  };
+  return { ...on, msgs };
 }
 
 Deno.test({
@@ -77,9 +56,9 @@ Deno.test({
         sent.push((await bob.chat.send({ room: "lobby" }, `from b ${i}`)).id);
       }
       const ids = (m: ChatMessage[]) => m.filter((x) => x.room === "lobby").map((x) => x.id);
-      await until(
-        "both see all",
+      await waitFor(
         () => sent.every((id) => ids(ada.msgs).includes(id) && ids(bob.msgs).includes(id)),
+        "both see all",
       );
       // Same ids, same order, on both nodes.
       assertEquals(
@@ -102,13 +81,13 @@ Deno.test({
     const bob = await chatOn([b], "bob", keys.bob!);
     try {
       const dm = await ada.chat.send({ to: "bob" }, "psst");
-      await until("bob gets the DM", () => bob.msgs.some((m) => m.id === dm.id));
+      await waitFor(() => bob.msgs.some((m) => m.id === dm.id), "bob gets the DM");
       assertEquals(bob.msgs.find((m) => m.id === dm.id)?.from, "ada");
       // carol is offline: the DM waits in the stream; she logs in on the other node.
       const off = await ada.chat.send({ to: "carol" }, "while you were out");
       const carol1 = await chatOn([b], "carol", keys.carol!);
       try {
-        await until("carol's inbox", () => carol1.msgs.some((m) => m.id === off.id));
+        await waitFor(() => carol1.msgs.some((m) => m.id === off.id), "carol's inbox");
         assertEquals(carol1.msgs.filter((m) => m.id === off.id).length, 1);
       } finally {
         await carol1.close();
@@ -144,7 +123,7 @@ Deno.test({
         }
       })();
       sender.catch(() => {}); // awaited below; a failure is reported there
-      await until("traffic", () => acked.length >= 50);
+      await waitFor(() => acked.length >= 50, "traffic");
       const reopened = new Promise<number>((resolve) => {
         const off = dave.client.onState((s) => {
           if (s === "open") {
@@ -157,11 +136,11 @@ Deno.test({
       const idsAtKill = acked.length;
       await a.stop("SIGKILL");
       const openAt = await reopened;
-      await until("more traffic", () => acked.length >= idsAtKill + 100);
+      await waitFor(() => acked.length >= idsAtKill + 100, "more traffic");
       sending = false;
       await sender;
       const last = acked[acked.length - 1]!;
-      await until("reader caught up", () => dave.msgs.some((m) => m.id === last), 15_000);
+      await waitFor(() => dave.msgs.some((m) => m.id === last), "reader caught up", 15_000);
       const seen = dave.msgs.filter((m) => m.room === "load").map((m) => m.id);
       assertEquals(new Set(seen).size, seen.length, "duplicates");
       assertEquals(seen.map(Number), [...seen.map(Number)].sort((x, y) => x - y), "order");

@@ -4,6 +4,7 @@
  */
 import { assertEquals } from "@std/assert";
 import { join } from "@std/path";
+import { ChatClient } from "../../client/chat/chat_client.ts";
 import { ParleyClient } from "../../client/client.ts";
 import type { ClientOptions } from "../../client/client.ts";
 import { keyBytes, ROOT, type SpawnedServer, spawnServer } from "../helpers.ts";
@@ -125,4 +126,37 @@ export function connectNodes(
     tls: false,
     ...options,
   });
+}
+
+/** A chat client on cluster nodes and the connection under it. */
+export interface NodeChat {
+  readonly client: ParleyClient;
+  readonly chat: ChatClient;
+  /** Stops the chat client, then closes the connection. */
+  close(): Promise<void>;
+}
+
+/** {@linkcode connectNodes}, then starts a chat client on that connection. */
+export async function chatOnNodes(
+  nodes: { port: number }[],
+  user: string,
+  key: string,
+  options: Partial<ClientOptions> = {},
+): Promise<NodeChat> {
+  const client = await connectNodes(nodes, user, key, options);
+  let chat: ChatClient;
+  try {
+    chat = await ChatClient.start(client);
+  } catch (e) {
+    await client.close();
+    throw e;
+  }
+  return {
+    client,
+    chat,
+    close: async () => {
+      chat.close();
+      await client.close();
+    },
+  };
 }

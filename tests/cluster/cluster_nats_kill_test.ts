@@ -7,10 +7,11 @@ import { assert, assertEquals } from "@std/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { ChatMessage } from "../../protocol/chat_message.ts";
-import { ChatClient } from "../../client/chat/chat_client.ts";
+import { waitFor } from "../chat/chat_helpers.ts";
 import { natsAvailable, startNatsCluster } from "./nats_fixture.ts";
 import {
   addClusterUser,
+  chatOnNodes,
   connectNodes,
   type ParleyNode,
   startParleyNode,
@@ -18,30 +19,14 @@ import {
 
 const available = natsAvailable();
 
-async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function reader(node: ParleyNode, user: string, key: string) {
-  const client = await connectNodes([node], user, key);
-  const chat = await ChatClient.start(client);
+  const on = await chatOnNodes([node], user, key);
   const msgs: ChatMessage[] = [];
-  chat.onEvent((e) => {
+  on.chat.onEvent((e) => {
     if (e.kind === "msg" && e.msg.room === "load") msgs.push(e.msg);
   });
-  await chat.join("load");
-  return {
-    chat,
-    msgs,
-    close: async () => {
-      chat.close();
-      await client.close();
-    },
-  };
+  await on.chat.join("load");
+  return { ...on, msgs };
 }
 
 Deno.test({
@@ -76,7 +61,7 @@ Deno.test({
       }
     })();
     loop.catch(() => {}); // awaited below
-    await until("traffic", () => acked.length >= 50, 10_000);
+    await waitFor(() => acked.length >= 50, "traffic", 10_000);
     const jsm = await jetstreamManager(admin);
     const leader = (await jsm.streams.info("PARLEY_MSG")).cluster?.leader;
     const victim = nats.servers.find((s) => s.name === leader);
@@ -84,16 +69,16 @@ Deno.test({
     const killedAt = performance.now();
     const before = acked.length;
     await victim.kill("SIGKILL");
-    await until("sends after the kill", () => acked.length >= before + 100, 30_000);
+    await waitFor(() => acked.length >= before + 100, "sends after the kill", 30_000);
     await victim.restart();
     const afterRestart = acked.length;
-    await until("sends after the restart", () => acked.length >= afterRestart + 50, 30_000);
+    await waitFor(() => acked.length >= afterRestart + 50, "sends after the restart", 30_000);
     sending = false;
     await loop;
     const ids = acked.map((x) => x.id);
     const last = ids[ids.length - 1]!;
     for (const r of [onA, onB]) {
-      await until("readers caught up", () => r.msgs.some((m) => m.id === last), 20_000);
+      await waitFor(() => r.msgs.some((m) => m.id === last), "readers caught up", 20_000);
       const seen = r.msgs.map((m) => m.id).filter((id) => Number(id) >= Number(ids[0]));
       assertEquals(seen, ids, "a reader's ids differ from the acknowledged sends");
     }

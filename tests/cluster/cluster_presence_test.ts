@@ -4,12 +4,12 @@
  * within the grace is never seen leaving.
  */
 import { assert } from "@std/assert";
-import { ChatClient } from "../../client/chat/chat_client.ts";
+import type { ChatClient } from "../../client/chat/chat_client.ts";
 import type { ChatEvent } from "../../client/chat/chat_types.ts";
 import { natsAvailable, startNatsServer } from "./nats_fixture.ts";
 import {
   addClusterUser,
-  connectNodes,
+  chatOnNodes,
   type ParleyNode,
   startParleyNode,
 } from "./cluster_helpers.ts";
@@ -18,20 +18,11 @@ const available = natsAvailable();
 const TTL_MS = 3000;
 
 async function chatOn(nodes: ParleyNode[], user: string, key: string, reconnect = false) {
-  const client = await connectNodes(nodes, user, key, { reconnect, backoffMs: 20 });
-  const chat = await ChatClient.start(client);
+  const on = await chatOnNodes(nodes, user, key, { reconnect, backoffMs: 20 });
   const events: ChatEvent[] = [];
-  chat.onEvent((e) => events.push(e));
-  await chat.join("lobby");
-  return {
-    client,
-    chat,
-    events,
-    close: async () => {
-      chat.close();
-      await client.close();
-    },
-  };
+  on.chat.onEvent((e) => events.push(e));
+  await on.chat.join("lobby");
+  return { ...on, events };
 }
 
 async function whoIn(chat: ChatClient): Promise<string[]> {
