@@ -30,7 +30,19 @@ export interface UserCommandResult {
 }
 
 /** Runs `parley user ARGS --data DIR` as its own process, as an operator would. */
-export async function runParleyUser(
+export function runParleyUser(
+  dataDir: string,
+  ...args: string[]
+): Promise<UserCommandResult> {
+  return runParleyUserAllowing([], dataDir, ...args);
+}
+
+/**
+ * {@linkcode runParleyUser} with more permissions than reading and writing DIR
+ * (e.g. `--allow-net` and `--allow-env` for `--cluster`).
+ */
+export async function runParleyUserAllowing(
+  allow: string[],
   dataDir: string,
   ...args: string[]
 ): Promise<UserCommandResult> {
@@ -39,6 +51,7 @@ export async function runParleyUser(
       "run",
       `--allow-read=${dataDir}`,
       `--allow-write=${dataDir}`,
+      ...allow,
       join(ROOT, "main.ts"),
       "user",
       ...args,

@@ -7,7 +7,7 @@ import { join } from "@std/path";
 import { ChatClient } from "../../client/chat/chat_client.ts";
 import { ParleyClient } from "../../client/client.ts";
 import type { ClientOptions } from "../../client/client.ts";
-import { keyBytes, ROOT, type SpawnedServer, spawnServer } from "../helpers.ts";
+import { keyBytes, runParleyUserAllowing, type SpawnedServer, spawnServer } from "../helpers.ts";
 
 /** A running cluster node. */
 export interface ParleyNode extends AsyncDisposable {
@@ -60,33 +60,19 @@ export async function startParleyNode(
 export async function clusterUser(urls: string[], ...args: string[]): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "parley-cluster-user-" });
   try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        `--allow-read=${dir}`,
-        `--allow-write=${dir}`,
-        "--allow-env",
-        join(ROOT, "main.ts"),
-        "user",
-        ...args,
-        "--cluster",
-        urls.join(","),
-        "--data",
-        dir,
-      ],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder();
+    const out = await runParleyUserAllowing(
+      ["--allow-net", "--allow-env"],
+      dir,
+      ...args,
+      "--cluster",
+      urls.join(","),
+    );
     assertEquals(
       out.code,
       0,
-      `parley user ${args.join(" ")}: ${text.decode(out.stderr)}`,
+      `parley user ${args.join(" ")}: ${out.stderr}`,
     );
-    return text.decode(out.stdout);
+    return out.stdout;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
