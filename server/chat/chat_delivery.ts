@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { encodeEvent } from "../../protocol/session.ts";
+import { type EncodedEvent, encodeEvent } from "../../protocol/session.ts";
 import type { ChatMessage, ChatPolicy } from "../backend/chat.ts";
 import type { ClientDirectory } from "../feature.ts";
 import type { ChatConn, ChatMembers } from "./chat_members.ts";
@@ -32,8 +32,8 @@ export class ChatDelivery {
 
   /** Delivers one message from the feed. */
   deliver(msg: ChatMessage): void {
+    let ev: EncodedEvent | undefined;
     if (msg.room !== undefined) {
-      let ev: ReturnType<typeof encodeEvent> | undefined;
       for (const m of this.#members.in(msg.room)) {
         if (this.#policy.ignoring(m.ctx.user.name, msg.from)) continue;
         const held = m.holding.get(msg.room);
@@ -47,13 +47,15 @@ export class ChatDelivery {
     let reached = false;
     if (!this.#policy.ignoring(to, from)) {
       for (const ctx of this.#clients.byUser(to)) {
-        ctx.session.emit(CHAT_MSG, msg);
+        ctx.session.emitEncoded(ev ??= encodeEvent(CHAT_MSG, msg));
         if (this.#members.peek(ctx)?.listening) reached = true;
       }
     }
     if (reached) this.#policy.markDelivered(to, Number(msg.id));
     if (to === from) return;
-    for (const ctx of this.#clients.byUser(from)) ctx.session.emit(CHAT_MSG, msg);
+    for (const ctx of this.#clients.byUser(from)) {
+      ctx.session.emitEncoded(ev ??= encodeEvent(CHAT_MSG, msg));
+    }
   }
 
   /** Holds `room`'s live messages for `c` until {@linkcode ChatDelivery.release}. */
