@@ -40,7 +40,7 @@ import {
 import type { Logger } from "../log.ts";
 import { KvMirror } from "./kv_mirror.ts";
 import { withNats } from "./connection.ts";
-import { decodeKeyToken, encodeKeyToken, openBucket } from "./kv_watch.ts";
+import { decodeKeyToken, encodeKeyToken, openRecordBucket } from "./kv_watch.ts";
 
 /** The accounts bucket. */
 export const USERS_BUCKET = "parley_users";
@@ -70,14 +70,7 @@ export async function openNatsAccounts(
 ): Promise<NatsAccounts> {
   const bucket = options.bucket ?? USERS_BUCKET;
   const js = jetstream(nc);
-  const kv = await openBucket(js, bucket, {
-    history: 1,
-    replicas: options.replicas ?? 1,
-    storage: "file",
-    // Reads go to the stream's leader: a replica may answer a direct get
-    // before it has applied a change that another node completed.
-    allow_direct: false,
-  });
+  const kv = await openRecordBucket(js, bucket, options.replicas);
   const listeners = new Set<(change: AccountChange) => void>();
   const mirror = await KvMirror.open<AccountEntry>(js, kv, bucket, {
     decode: (_key, v) => {

@@ -25,7 +25,7 @@ import type { Ban, ChatPolicy, Mute, PolicyChange } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import { KvMirror, UNCHANGED } from "./kv_mirror.ts";
 import { withNats } from "./connection.ts";
-import { decodeKeyToken, encodeKeyToken, openBucket } from "./kv_watch.ts";
+import { decodeKeyToken, encodeKeyToken, openRecordBucket } from "./kv_watch.ts";
 
 /** The chat state bucket. */
 export const CHAT_BUCKET = "parley_chat";
@@ -57,12 +57,7 @@ export async function openNatsChatPolicy(
 ): Promise<NatsChatPolicy> {
   const bucket = options.bucket ?? CHAT_BUCKET;
   const js = jetstream(nc);
-  const kv = await openBucket(js, bucket, {
-    history: 1,
-    replicas: options.replicas ?? 1,
-    storage: "file",
-    allow_direct: false,
-  });
+  const kv = await openRecordBucket(js, bucket, options.replicas);
   const subs = new Set<(change: PolicyChange) => void>();
   /** The highest mark raised here, per user: the local floor, whatever became of its write. */
   const raised = new Map<string, number>();

@@ -227,6 +227,25 @@ export async function openBucket(
   }
 }
 
+/**
+ * Opens a durable record bucket (file storage, history 1, `replicas`
+ * copies) with {@linkcode openBucket}. Reads go to the stream's leader: a
+ * replica may answer a direct get before it has applied a change that
+ * another node completed.
+ */
+export function openRecordBucket(
+  js: JetStreamClient,
+  bucket: string,
+  replicas = 1,
+): Promise<KV> {
+  return openBucket(js, bucket, {
+    history: 1,
+    replicas,
+    storage: "file",
+    allow_direct: false,
+  });
+}
+
 /** Whether `e` is JetStream refusing a write because the key's revision moved on. */
 export function isWrongLastSequence(e: unknown): boolean {
   return e instanceof JetStreamApiError &&
