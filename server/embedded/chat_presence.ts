@@ -5,13 +5,14 @@
  * @module
  */
 import type { Presence, PresenceEntry, UserPresence } from "../backend/chat.ts";
+import { RoomIndex } from "../backend/presence_rooms.ts";
 
 /** Who is online in this process. */
 export class LocalPresence implements Presence {
   readonly node: string;
   #users = new Map<string, PresenceEntry>();
   /** Per room: the users in it. */
-  #rooms = new Map<string, Set<string>>();
+  #rooms = new RoomIndex();
   #subs = new Set<(user: string) => void>();
 
   constructor(node = "local") {
@@ -20,21 +21,13 @@ export class LocalPresence implements Presence {
 
   set(entry: PresenceEntry): void {
     const old = this.#users.get(entry.user);
-    for (const room of old?.rooms ?? []) {
-      const set = this.#rooms.get(room);
-      set?.delete(entry.user);
-      if (set?.size === 0) this.#rooms.delete(room);
-    }
     if (entry.connections <= 0) {
       this.#users.delete(entry.user);
+      this.#rooms.move(entry.user, old?.rooms ?? [], []);
     } else {
       const copy = { ...entry, rooms: [...entry.rooms] };
       this.#users.set(entry.user, copy);
-      for (const room of copy.rooms) {
-        let set = this.#rooms.get(room);
-        if (!set) this.#rooms.set(room, set = new Set());
-        set.add(entry.user);
-      }
+      this.#rooms.move(entry.user, old?.rooms ?? [], copy.rooms);
     }
     const moved = !old || entry.connections <= 0 || old.connections !== entry.connections ||
       old.rooms.join("\n") !== entry.rooms.join("\n");
@@ -51,15 +44,15 @@ export class LocalPresence implements Presence {
   }
 
   usersIn(room: string): string[] {
-    return [...(this.#rooms.get(room) ?? [])].sort();
+    return this.#rooms.usersIn(room);
   }
 
   isIn(user: string, room: string): boolean {
-    return this.#rooms.get(room)?.has(user) ?? false;
+    return this.#rooms.isIn(user, room);
   }
 
   rooms(): string[] {
-    return [...this.#rooms.keys()];
+    return this.#rooms.rooms();
   }
 
   subscribe(fn: (user: string) => void): () => void {

@@ -28,6 +28,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import { RoomIndex } from "../backend/presence_rooms.ts";
 import type { Presence, PresenceEntry, UserPresence } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -123,7 +124,7 @@ class _NatsPresence implements NatsPresence {
   /** Per user, per node: an entry that node stopped listing, kept for the grace. */
   #ghosts = new Map<string, Map<string, _Ghost>>();
   #merged = new Map<string, UserPresence>();
-  #rooms = new Map<string, Set<string>>();
+  #rooms = new RoomIndex();
   #subs = new Set<(user: string) => void>();
   #debounce: ReturnType<typeof setTimeout> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -189,15 +190,15 @@ class _NatsPresence implements NatsPresence {
   }
 
   usersIn(room: string): string[] {
-    return [...(this.#rooms.get(room) ?? [])].sort();
+    return this.#rooms.usersIn(room);
   }
 
   isIn(user: string, room: string): boolean {
-    return this.#rooms.get(room)?.has(user) ?? false;
+    return this.#rooms.isIn(user, room);
   }
 
   rooms(): string[] {
-    return [...this.#rooms.keys()];
+    return this.#rooms.rooms();
   }
 
   subscribe(fn: (user: string) => void): () => void {
@@ -327,21 +328,9 @@ class _NatsPresence implements NatsPresence {
         lastActivity: Math.max(...all.map((e) => e.lastActivity)),
       };
     }
-    for (const room of old?.rooms ?? []) {
-      const set = this.#rooms.get(room);
-      set?.delete(user);
-      if (set?.size === 0) this.#rooms.delete(room);
-    }
-    if (next) {
-      this.#merged.set(user, next);
-      for (const room of next.rooms) {
-        let set = this.#rooms.get(room);
-        if (!set) this.#rooms.set(room, set = new Set());
-        set.add(user);
-      }
-    } else {
-      this.#merged.delete(user);
-    }
+    this.#rooms.move(user, old?.rooms ?? [], next?.rooms ?? []);
+    if (next) this.#merged.set(user, next);
+    else this.#merged.delete(user);
     const moved = !old !== !next || old?.connections !== next?.connections ||
       old?.rooms.join("\n") !== next?.rooms.join("\n");
     if (moved) {
