@@ -9,6 +9,7 @@ import { ParleyServer } from "./server.ts";
 import { Logger } from "./log.ts";
 import { ExecSandboxError } from "./exec/errors.ts";
 import { NatsStartError } from "./nats/errors.ts";
+import { DataDirBusyError } from "./embedded/data_dir_lock.ts";
 import { RequestError } from "./errors.ts";
 import { CLUSTER_STRING_FLAGS, clusterOverrides, NATS_FLAGS_HELP } from "./cluster_flags.ts";
 
@@ -109,7 +110,9 @@ export async function run(args: string[]): Promise<number> {
   try {
     server = await ParleyServer.start(config, { log });
   } catch (e) {
-    if (e instanceof ExecSandboxError || e instanceof NatsStartError) {
+    if (
+      e instanceof ExecSandboxError || e instanceof NatsStartError || e instanceof DataDirBusyError
+    ) {
       console.error(`parley serve: ${e.message}`);
       return 1;
     }
