@@ -9,8 +9,12 @@ import { quantile } from "./stats.ts";
 
 /** One pub/sub system under test. */
 export interface FanoutSystem {
-  /** Connects `n` receivers; `onMessage` gets each delivered payload. */
-  receivers(n: number, onMessage: (payload: string) => void): Promise<void>;
+  /**
+   * Connects `n` receivers; `onMessage` gets each delivered payload, and the
+   * group of the receiver that got it when the system has groups (e.g. the
+   * node a receiver is connected to).
+   */
+  receivers(n: number, onMessage: (payload: string, group?: string) => void): Promise<void>;
   /** Connects the sender. */
   sender(): Promise<void>;
   /** Publishes one payload (may resolve when accepted, not delivered). */
@@ -27,6 +31,8 @@ export interface FanoutResult {
   p50: number;
   /** 99th percentile latency (ms) at the fixed rate. */
   p99: number;
+  /** p50 and p99 (ms) per receiver group, when the system reports groups. */
+  groups: Record<string, { p50: number; p99: number }>;
 }
 
 /** Runs burst and fixed-rate phases against `system`. */
@@ -38,12 +44,18 @@ export async function runFanout(
   let target = 0;
   let onTarget: (() => void) | undefined;
   const latencies: number[] = [];
+  const byGroup = new Map<string, number[]>();
   let measuring = false;
-  await system.receivers(options.receivers, (payload) => {
+  await system.receivers(options.receivers, (payload, group) => {
     delivered++;
     if (measuring) {
-      const sent = Number(payload.split(" ", 2)[1]);
-      latencies.push(performance.now() - sent);
+      const ms = performance.now() - Number(payload.split(" ", 2)[1]);
+      latencies.push(ms);
+      if (group !== undefined) {
+        const list = byGroup.get(group) ?? [];
+        if (list.length === 0) byGroup.set(group, list);
+        list.push(ms);
+      }
     }
     if (delivered === target) onTarget?.();
   });
@@ -81,5 +93,12 @@ export async function runFanout(
   await waitFor(count * options.receivers, 60_000);
   measuring = false;
   await system.close();
-  return { deliveriesPerSec, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  const groups: FanoutResult["groups"] = {};
+  for (const [g, ms] of byGroup) groups[g] = { p50: quantile(ms, 0.5), p99: quantile(ms, 0.99) };
+  return {
+    deliveriesPerSec,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    groups,
+  };
 }

@@ -1,12 +1,13 @@
 /**
  * The scenario list, in the order of DESIGN.md §9 (transfers first, with the
- * raw-throughput context row after them).
+ * raw-throughput context row after them), then the cluster rows.
  *
  * @module
  */
 import type { Scenario } from "../lib/context.ts";
 import { execRttScenario } from "../exec_rtt.ts";
 import { chatUnderUploadScenario } from "./chat_under_upload.ts";
+import { clusterScenario } from "./cluster.ts";
 import { downloadScenario } from "./download.ts";
 import { fanoutScenario } from "./fanout.ts";
 import { handshakeScenario } from "./handshake.ts";
@@ -24,4 +25,5 @@ export const SCENARIOS: Scenario[] = [
   idleScenario,
   execRttScenario,
   handshakeScenario,
+  clusterScenario,
 ];
