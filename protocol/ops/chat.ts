@@ -51,12 +51,24 @@ export type ChatErrorCode = "too_many_rooms" | "disk_full";
 /** The arguments a client sends for chat operation `Op`. */
 export type ChatArgs<Op extends keyof typeof CHAT_ARGS> = z.input<(typeof CHAT_ARGS)[Op]>;
 
+/**
+ * Idempotency keys of `chat.send`: 1–64 printable ASCII characters (no
+ * space). Keys belong to the sending user; the same key within the
+ * server's dedupe window stores the message once.
+ */
+export const SEND_KEY: RegExp = /^[\x21-\x7e]{1,64}$/;
+
 /** A page of messages (`chat.history`, `chat.inbox`). */
 export interface ChatPage {
   messages: ChatMessage[];
   more: boolean;
   after?: string;
   before?: string;
+  /**
+   * The id space the ids belong to (`chat.history` only). Another value than
+   * before means the server's message store was recreated: old ids are void.
+   */
+  epoch?: string;
 }
 
 /** Reply of `chat.join`. */
@@ -68,12 +80,16 @@ export interface ChatJoinReply {
   after?: string;
   /** Set when messages the client asked for are gone. */
   gap?: boolean;
+  /** The id space of `after` and of the ids in `history` (see {@linkcode ChatPage.epoch}). */
+  epoch?: string;
 }
 
 /** Reply of `chat.send`. */
 export interface ChatSendReply {
   id: string;
   ts: number;
+  /** Set when a message with the same `key` was stored already: `id` and `ts` are that message's. */
+  dup?: true;
 }
 
 /** Reply of `chat.get`. */

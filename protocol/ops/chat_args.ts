@@ -22,6 +22,7 @@ import {
   CHAT_TIME,
   CHAT_WHO,
   ROOM_NAME,
+  SEND_KEY,
   USER_NAME,
 } from "./chat.ts";
 
@@ -55,6 +56,8 @@ export const CHAT_ARGS = {
     text: z.string().max(1_000_000).refine((t) => !t.includes("\0"), "no NUL characters"),
     me: z.boolean().optional(),
     file: FILE_REF.optional(),
+    key: z.string().regex(SEND_KEY, "key is 1-64 printable ASCII characters, no spaces")
+      .optional(),
   }).strict().refine(
     (a) => !(a.room !== undefined && a.to !== undefined),
     "give room or to, not both",

@@ -34,6 +34,13 @@ export type { ChatMessage };
 /** A message to store: everything but the id, which the log assigns. */
 export type NewMessage = Omit<ChatMessage, "id">;
 
+/**
+ * What {@linkcode ChatLog.append} resolves with: the stored message, and
+ * `duplicate` when an earlier append with the same key stored it. The
+ * flag is never stored or delivered.
+ */
+export type Appended = ChatMessage & { readonly duplicate?: true };
+
 /** Whose history to read: one room, or one user's direct messages (sent and received). */
 export type ChatWhere = { readonly room: string } | { readonly dm: string };
 
@@ -78,13 +85,15 @@ export interface ChatLog {
    * only one copy could be written, append rejects and the recipient's
    * history may still show it).
    *
-   * `key`, when given, makes a retry safe: appends from the same sender with
-   * the same key within the log's dedupe window (cluster: the stream's `duplicate_window`, 2
-   * minutes) store the message once and resolve with the message stored
-   * first. A log without such a window (embedded, where an append is never
-   * retried across a failover) may ignore it.
+   * `key` (1–64 printable ASCII characters), when given, makes a retry
+   * safe: appends from the same sender with the same key within the log's
+   * dedupe window store the message once; the later ones resolve with the
+   * message stored first, marked `duplicate`. Keys are per sender: the same
+   * key from two users stores two messages. Windows: cluster, the stream's
+   * `duplicate_window` (2 minutes); embedded, 2 minutes and the sender's
+   * last 256 keys, in memory (a restart forgets them).
    */
-  append(msg: NewMessage, key?: string): Promise<ChatMessage>;
+  append(msg: NewMessage, key?: string): Promise<Appended>;
   /**
    * A page of one room's or one user's direct-message history, cut by
    * {@linkcode HistoryQuery}. Holds every durable message of the window
@@ -222,13 +231,22 @@ export interface Presence {
   set(entry: PresenceEntry): void;
   /** Every online user, merged across nodes, sorted by name. */
   online(): UserPresence[];
+  /** One user's merged presence, if online (or kept for the grace) on any node. */
+  get(user: string): UserPresence | undefined;
   /** Names of users in `room` on any node, sorted. */
   usersIn(room: string): string[];
   /** Whether `user` is in `room` on any node. */
   isIn(user: string, room: string): boolean;
   /** Rooms somebody is in, on any node. */
   rooms(): string[];
-  /** Calls `fn` with the user whose presence changed. Returns a function that stops the calls. */
+  /**
+   * Calls `fn` with the user whose merged presence changed (online or not,
+   * connections, rooms), synchronously when a `set` here changes it. The
+   * chat feature announces joins and leaves from these changes, so they are
+   * the cluster's: a user is shown joining a room when no node had them in
+   * it, and leaving when no node has them in it any more (after the grace).
+   * Returns a function that stops the calls.
+   */
   subscribe(fn: (user: string) => void): () => void;
 }
 

@@ -115,8 +115,11 @@ export class ChatMembers {
     return n === 0;
   }
 
-  /** Removes `c` from `room`; returns whether its user is no longer in it here. */
-  remove(c: ChatConn, room: string): boolean {
+  /**
+   * Removes `c` from `room`; returns whether its user is no longer in it
+   * here. `publish: false` leaves presence to a later `publish` or `drop`.
+   */
+  remove(c: ChatConn, room: string, publish = true): boolean {
     if (!c.rooms.delete(room)) return false;
     const set = this.#rooms.get(room);
     set?.delete(c);
@@ -130,7 +133,7 @@ export class ChatMembers {
     }
     mine?.delete(room);
     if (mine?.size === 0) this.#userRooms.delete(user);
-    this.publish(user);
+    if (publish) this.publish(user);
     return true;
   }
 

@@ -60,7 +60,7 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
       ...a,
       room: a.to === undefined ? a.room ?? cfg.defaultRoom : undefined,
     });
-    return { id: msg.id, ts: msg.ts };
+    return { id: msg.id, ts: msg.ts, ...(msg.duplicate ? { dup: true } : {}) };
   });
 
   registry.registerParsed(ops.CHAT_HISTORY, CHAT_ARGS[ops.CHAT_HISTORY], (ctx, a) => {

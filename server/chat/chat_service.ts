@@ -9,6 +9,13 @@
  * own other connections included — gets it from the feed, which hands out
  * messages in id order, so every client sees a room in id order.
  *
+ * Joins and leaves are announced from presence, not from this node's
+ * members: `chat.joined` when the user was in the room on no node before,
+ * `chat.left` when they are in it on no node any more. Embedded (one node)
+ * that is at once; in a cluster a user whose connections close stays
+ * present for the presence grace, so a client that fails over to another
+ * node is neither shown leaving nor joining again.
+ *
  * Fan-out never waits for a client: `Session.emit` only queues, and a
  * session whose queue grows past its bound is closed (the client recovers
  * by message id when it reconnects).
@@ -17,7 +24,7 @@
  */
 import { encodeEvent } from "../../protocol/session.ts";
 import type { Accounts } from "../backend/accounts.ts";
-import type { ChatBackend, HistoryPage } from "../backend/chat.ts";
+import type { Appended, ChatBackend, HistoryPage } from "../backend/chat.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { ClientDirectory } from "../feature.ts";
@@ -41,6 +48,8 @@ export interface SendRequest {
   text: string;
   me?: boolean | undefined;
   file?: FileRef | undefined;
+  /** Idempotency key: a retry with the same key stores the message once. */
+  key?: string | undefined;
 }
 
 /** Room for the `more` flag and a cursor (`after`/`before` with a 20-digit id or a name). */
@@ -61,6 +70,10 @@ export class ChatService {
   #delivery: ChatDelivery;
   #flood: FloodControl;
   #stop: (() => void)[] = [];
+  /** Per user: the rooms presence showed them in when last told (any node). */
+  #present = new Map<string, Set<string>>();
+  /** Why a user's connections here left a room (`user\nroom`), for the `chat.left` it causes. */
+  #why = new Map<string, Record<string, unknown>>();
 
   constructor(deps: {
     config: ChatConfig;
@@ -87,6 +100,8 @@ export class ChatService {
       log: deps.log,
     });
     this.#stop.push(deps.backend.feed.subscribe((m) => this.#delivery.deliver(m)));
+    for (const u of deps.backend.presence.online()) this.#present.set(u.name, new Set(u.rooms));
+    this.#stop.push(deps.backend.presence.subscribe((user) => this.#presenceChanged(user)));
   }
 
   /** The chat state of a connection (created on first use). */
@@ -107,13 +122,25 @@ export class ChatService {
     this.#members.conn(ctx);
   }
 
-  /** Removes a closed connection from its rooms and tells the rooms. */
+  /**
+   * Removes a closed connection from its rooms; presence then tells the
+   * rooms (in a cluster, after the grace if this was the user's last
+   * connection here).
+   */
   logout(ctx: ClientContext): void {
     const c = this.#members.peek(ctx);
     if (!c) return;
-    for (const room of [...c.rooms]) this.#removeMember(c, room, { quit: true });
-    this.#members.drop(c);
-    this.#flood.forget(ctx.user.name);
+    const user = ctx.user.name;
+    const rooms = [...c.rooms];
+    for (const room of rooms) this.#why.set(`${user}\n${room}`, { quit: true });
+    try {
+      // one presence change for the whole connection: its rooms and its count together
+      for (const room of rooms) this.#members.remove(c, room, false);
+      this.#members.drop(c);
+    } finally {
+      for (const room of rooms) this.#why.delete(`${user}\n${room}`);
+    }
+    this.#flood.forget(user);
   }
 
   /** All room names, sorted: rooms with history or members. */
@@ -154,7 +181,8 @@ export class ChatService {
       // synchronous: caps are checked and the member added in one step
       this.#checkCaps(c, room);
       if (!this.#roomExists(room)) this.#flood.mayCreate(user, this.roomNames().length);
-      if (this.#members.add(c, room)) this.#toRoom(room, CHAT_JOINED, { room, user }, c);
+      // presence announces the join (chat.joined) if the user was in the room on no node
+      this.#members.add(c, room);
     }
     this.#delivery.hold(c, room);
     try {
@@ -162,7 +190,8 @@ export class ChatService {
       const users = fitList(this.usersIn(room), USERS_BUDGET);
       const keep = this.visibleTo(user);
       const head = { room, users: users.items, ...(users.more ? { usersMore: true } : {}) };
-      const budget = REPLY_BUDGET - jsonBytes(head) - CURSOR_BYTES - 12;
+      // 12: gap and more; 80: the epoch
+      const budget = REPLY_BUDGET - jsonBytes(head) - CURSOR_BYTES - 92;
       const [gap, page] = await Promise.all([
         q.after !== undefined && this.#backend.log.gap(room, q.after),
         this.#backend.log.page({ room }, {
@@ -174,7 +203,13 @@ export class ChatService {
         }),
       ]);
       const { messages, ...rest } = page;
-      return { ...head, ...(gap ? { gap: true } : {}), history: messages, ...rest };
+      return {
+        ...head,
+        ...(gap ? { gap: true } : {}),
+        history: messages,
+        ...rest,
+        epoch: this.#backend.log.epoch(),
+      };
     } finally {
       this.#delivery.release(c, room);
     }
@@ -212,7 +247,7 @@ export class ChatService {
   }
 
   /** Checks rights and limits, and stores a message; resolves once it is durable. */
-  async send(c: ChatConn, req: SendRequest): Promise<ChatMessage> {
+  async send(c: ChatConn, req: SendRequest): Promise<Appended> {
     const from = c.ctx.user.name;
     const policy = this.#backend.policy;
     const until = policy.mutedUntil(from);
@@ -258,7 +293,7 @@ export class ChatService {
       this.#flood.mayCreate(from, this.roomNames().length);
     }
     try {
-      return await this.#backend.log.append(msg);
+      return await this.#backend.log.append(msg, req.key);
     } catch (e) {
       const cause = (e as Error)?.cause ?? e;
       this.#log.error("chat message not stored", {
@@ -269,17 +304,22 @@ export class ChatService {
     }
   }
 
-  /** A page of a room's or of the user's direct-message history, without ignored users. */
-  history(
+  /**
+   * A page of a room's or of the user's direct-message history, without
+   * ignored users, with the log's epoch.
+   */
+  async history(
     user: string,
     where: { room: string } | { dm: true },
     q: { after?: number | undefined; before?: number | undefined; limit: number },
-  ): Promise<HistoryPage> {
-    return this.#backend.log.page("room" in where ? where : { dm: user }, {
+  ): Promise<HistoryPage & { epoch: string }> {
+    const epoch = this.#backend.log.epoch();
+    const page = await this.#backend.log.page("room" in where ? where : { dm: user }, {
       ...q,
-      budget: REPLY_BUDGET - CURSOR_BYTES,
+      budget: REPLY_BUDGET - CURSOR_BYTES - 80,
       keep: this.visibleTo(user),
     });
+    return { ...page, epoch };
   }
 
   /** The message `id` if `user` may see it; otherwise `not_found`. */
@@ -356,17 +396,44 @@ export class ChatService {
     this.#delivery.close();
   }
 
-  #removeMember(c: ChatConn, room: string, extra: Record<string, unknown>): void {
-    const user = c.ctx.user.name;
-    if (this.#members.remove(c, room)) {
-      this.#toRoom(room, CHAT_LEFT, { room, user, ...extra }, undefined);
+  /** Removes `c` from `room`; presence announces the leave, with `why`, if it changes. */
+  #removeMember(c: ChatConn, room: string, why: Record<string, unknown>): void {
+    const key = `${c.ctx.user.name}\n${room}`;
+    this.#why.set(key, why);
+    try {
+      this.#members.remove(c, room);
+    } finally {
+      this.#why.delete(key);
     }
   }
 
-  #toRoom(room: string, ev: string, data: unknown, except: ChatConn | undefined): void {
-    const encoded = encodeEvent(ev, data);
+  /**
+   * Presence says `user` changed somewhere: tells this node's members of
+   * each room the user entered (`chat.joined`) or is now in on no node
+   * (`chat.left`). The reason of a leave is known where it happened; on
+   * other nodes a leave of a user who is offline everywhere says `quit`.
+   */
+  #presenceChanged(user: string): void {
+    const now = this.#backend.presence.get(user);
+    const before = this.#present.get(user);
+    const after = new Set(now?.rooms ?? []);
+    if (after.size > 0) this.#present.set(user, after);
+    else this.#present.delete(user);
+    for (const room of after) {
+      if (!before?.has(room)) this.#toRoom(room, CHAT_JOINED, { room, user }, user);
+    }
+    for (const room of before ?? []) {
+      if (after.has(room)) continue;
+      const why = this.#why.get(`${user}\n${room}`) ?? (now ? {} : { quit: true });
+      this.#toRoom(room, CHAT_LEFT, { room, user, ...why }, user);
+    }
+  }
+
+  /** Sends an event to this node's members of `room`, except `user`'s own connections. */
+  #toRoom(room: string, ev: string, data: unknown, user: string): void {
+    let encoded: ReturnType<typeof encodeEvent> | undefined;
     for (const m of this.#members.in(room)) {
-      if (m !== except) m.ctx.session.emitEncoded(encoded);
+      if (m.ctx.user.name !== user) m.ctx.session.emitEncoded(encoded ??= encodeEvent(ev, data));
     }
   }
 }

@@ -67,7 +67,8 @@ async function _epoch(path: string): Promise<string> {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  const epoch = String(Date.now());
+  // time and randomness: two data dirs made in the same millisecond still differ
+  const epoch = `${Date.now()}-${crypto.randomUUID().slice(0, 8)}`;
   const tmp = `${path}.tmp`;
   await Deno.writeTextFile(tmp, `${epoch}\n`, { mode: 0o600 });
   await Deno.rename(tmp, path);

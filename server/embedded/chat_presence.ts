@@ -43,6 +43,16 @@ export class LocalPresence implements Presence {
     })).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  get(user: string): UserPresence | undefined {
+    const e = this.#users.get(user);
+    return e && {
+      name: e.user,
+      rooms: [...e.rooms].sort(),
+      connections: e.connections,
+      lastActivity: e.lastActivity,
+    };
+  }
+
   usersIn(room: string): string[] {
     return this.#rooms.usersIn(room);
   }

@@ -12,6 +12,7 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { nuid } from "@nats-io/transport-node";
 import type {
+  Appended,
   ChatLog,
   ChatMessage,
   ChatWhere,
@@ -65,9 +66,9 @@ export class NatsChatLog implements ChatLog {
     return this.#epoch;
   }
 
-  async append(msg: NewMessage, key?: string): Promise<ChatMessage> {
-    if (key !== undefined && !/^[\x21-\x7e]{1,128}$/.test(key)) {
-      throw new RangeError("an append key is 1 to 128 printable ASCII characters");
+  async append(msg: NewMessage, key?: string): Promise<Appended> {
+    if (key !== undefined && !/^[\x21-\x7e]{1,64}$/.test(key)) {
+      throw new RangeError("an append key is 1 to 64 printable ASCII characters");
     }
     const subject = subjectOf(msg);
     const msgID = key === undefined
@@ -84,7 +85,7 @@ export class NatsChatLog implements ChatLog {
     if (pa.duplicate) {
       // a retry: answer with what the first attempt stored
       const first = await this.#load(pa.seq).catch(() => undefined);
-      if (first) return first;
+      return { ...(first ?? { id: String(pa.seq), ...msg }), duplicate: true };
     }
     return { id: String(pa.seq), ...msg };
   }

@@ -189,6 +189,11 @@ class _NatsPresence implements NatsPresence {
       .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
+  get(user: string): UserPresence | undefined {
+    const u = this.#merged.get(user);
+    return u && { ...u, rooms: [...u.rooms] };
+  }
+
   usersIn(room: string): string[] {
     return this.#rooms.usersIn(room);
   }
