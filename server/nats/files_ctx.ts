@@ -6,7 +6,11 @@
  * Keys of `parley_fs`:
  * - `h.<user>.<component>…` → {@linkcode IndexEntry} (the path index);
  * - `u.<user>.<uploadKey>` → {@linkcode UploadRecord} (an upload kept for resuming);
- * - `s.<id>` → a share record; `gc.<gen>` → when a sweep first saw a chunk set unreferenced.
+ * - `c.<sha256>` → the chunk set holding that content (`files_content.ts`);
+ * - `s.<id>` → a share record; `gc.<gen>` → when a sweep first saw a chunk set unreferenced;
+ * - `lease.gc` → the sweep lease (`files_sweeper.ts`).
+ *
+ * Contended keys are written with `files_cas.ts` (KV CAS is not atomic at R3 on 2.9.10).
  *
  * @module
  */
@@ -26,10 +30,20 @@ export interface IndexEntry {
   t: "f" | "d";
   size: number;
   mtime: number;
-  /** Version: the chunk set (`gen`) of a file, a random id for a directory. */
+  /**
+   * Version: unique per write of a file (kept by a rename), a random id for a
+   * directory. Entries written before content addressing name their chunk set here.
+   */
   v: string;
   /** SHA-256 of a file. */
   sha256?: string;
+  /** The chunk set holding a file's bytes, shared by every entry of the same content. */
+  g?: string;
+}
+
+/** The chunk set a file entry reads. */
+export function entryGen(e: IndexEntry): string {
+  return e.g ?? e.v;
 }
 
 /** A user's numbers as stored. */

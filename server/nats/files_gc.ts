@@ -1,19 +1,27 @@
 /**
- * Garbage collection of the NATS files backend: chunk sets that no index
- * entry and no upload record names, and upload records left longer than the
- * partial TTL without a running session. A sweep marks an unreferenced chunk
- * set (`gc.<gen>` = when first seen) and purges it only when a later sweep,
+ * Garbage collection of the NATS files backend, a mark-and-sweep: chunk sets
+ * that no index entry and no upload record names (references are derived by
+ * scanning, never counted), and upload records left longer than the partial
+ * TTL without a running session. A sweep marks an unreferenced chunk set
+ * (`gc.<gen>` = when first seen, and the revision of its content record if it
+ * is the stored copy of a content) and purges it only when a later sweep,
  * `graceMs` on, still finds it unreferenced — an upload finishing or a
  * directory move racing one sweep cannot lose bytes, and readers of a
- * replaced version keep a grace period. Two sweepers are safe, only wasteful;
+ * replaced version keep a grace period. The stored copy of a content is freed
+ * only if its content record still has the marked revision (no upload adopted
+ * it since) and the sweep deletes that record with CAS first
+ * (`files_content.ts`). The chunks of an upload in progress are named by its
+ * record, so never freed. Two sweepers are safe, only wasteful;
  * `files_sweeper.ts` runs one at a time under a lease. A session whose lease
  * expired (its node died) is settled like a closed one: its reservation ends,
- * its stored bytes count as partial.
+ * its stored bytes count as partial. Each sweep also compacts the usage log
+ * (`compactUsage`).
  *
  * @module
  */
 import {
   CHUNK_STREAM,
+  entryGen,
   getJson,
   type IndexEntry,
   type NatsFilesCtx,
@@ -23,8 +31,10 @@ import {
   untok,
   type UploadRecord,
 } from "./files_ctx.ts";
-import { bumpUsage } from "./files_usage.ts";
+import { bumpUsage, compactUsage } from "./files_usage.ts";
 import { RequestError } from "../errors.ts";
+import { casJson, casWrite } from "./files_cas.ts";
+import type { ContentRecord } from "./files_content.ts";
 
 /** What a sweep did. */
 export interface SweepReport {
@@ -36,6 +46,15 @@ export interface SweepReport {
   expired: number;
   /** Uploads of dead sessions whose reservation became partial bytes. */
   settled: number;
+  /** Users whose usage log was compacted. */
+  compacted: number;
+}
+
+/** What `gc.<gen>` holds (a bare number: `at`, from before content records). */
+interface Mark {
+  at: number;
+  /** Revision of the content record naming this chunk set, when one did. */
+  rev?: number;
 }
 
 /** One sweep; `now` and the durations in ms. */
@@ -44,11 +63,11 @@ export async function sweepFiles(
   o: { graceMs: number; partialTtlMs: number; now?: number },
 ): Promise<SweepReport> {
   const now = o.now ?? Date.now();
-  const report: SweepReport = { purged: 0, marked: 0, expired: 0, settled: 0 };
+  const report: SweepReport = { purged: 0, marked: 0, expired: 0, settled: 0, compacted: 0 };
   const live = new Set<string>();
   for await (const k of await ctx.kv.keys("h.>")) {
     const e = await getJson<IndexEntry>(ctx.kv, k);
-    if (e?.value.t === "f") live.add(e.value.v);
+    if (e?.value.t === "f") live.add(entryGen(e.value));
   }
   for await (const k of await ctx.kv.keys("u.>")) {
     const r = await getJson<UploadRecord>(ctx.kv, k);
@@ -61,24 +80,42 @@ export async function sweepFiles(
     if (!running && r.value.lease && await _settleDead(ctx, k, r)) report.settled++;
     live.add(r.value.gen);
   }
+  // Read after the scans above: an upload adopting a content rewrites its record before it
+  // writes its index entry, so either the scan saw the entry or this read sees the new revision.
+  const contents = new Map<string, { key: string; rev: number }>();
+  for (const k of await _keys(ctx, "c.*")) {
+    const c = await getJson<ContentRecord>(ctx.kv, k);
+    if (c) contents.set(c.value.gen, { key: k, rev: c.rev });
+  }
   const si = await ctx.jsm.streams.info(CHUNK_STREAM, { subjects_filter: "parley.up.>" });
   const gens = new Set(Object.keys(si.state.subjects ?? {}).map((s) => s.split(".")[2]!));
   for (const k of await _keys(ctx, "gc.*")) {
     const gen = k.slice(3);
     if (live.has(gen) || !gens.has(gen)) await ctx.kv.delete(k);
   }
+  // A content record whose bytes are gone (an earlier sweep stopped half way) is dropped.
+  for (const [gen, c] of contents) {
+    if (!gens.has(gen) && !live.has(gen)) await casWrite(ctx, c.key, null, c.rev);
+  }
   for (const gen of gens) {
     if (live.has(gen)) continue;
-    const mark = await getJson<number>(ctx.kv, `gc.${gen}`);
-    if (!mark) {
-      await ctx.kv.put(`gc.${gen}`, JSON.stringify(now));
+    const content = contents.get(gen);
+    const got = await getJson<Mark | number>(ctx.kv, `gc.${gen}`);
+    const mark = typeof got?.value === "number" ? { at: got.value } : got?.value;
+    if (!mark || mark.rev !== content?.rev) {
+      // First seen unreferenced, or its content was adopted since the mark: (re)start the grace.
+      const next: Mark = content ? { at: now, rev: content.rev } : { at: now };
+      await ctx.kv.put(`gc.${gen}`, JSON.stringify(next));
       report.marked++;
-    } else if (now - mark.value >= o.graceMs) {
+    } else if (now - mark.at >= o.graceMs) {
+      // The content record goes first, with CAS: an upload adopting it now wins or loses whole.
+      if (content && await casWrite(ctx, content.key, null, content.rev) === undefined) continue;
       await purgeGen(ctx, gen);
       await ctx.kv.delete(`gc.${gen}`);
       report.purged++;
     }
   }
+  report.compacted = await compactUsage(ctx);
   return report;
 }
 
@@ -91,11 +128,7 @@ async function _settleDead(
   const stored = await storedBytes(ctx, r.value.gen);
   const next: UploadRecord = { ...r.value, partial: stored };
   delete next.lease;
-  try {
-    await ctx.kv.update(key, JSON.stringify(next), r.rev);
-  } catch {
-    return false;
-  }
+  if (await casJson(ctx, key, next, r.rev) === undefined) return false;
   await bumpUsage(ctx, untok(key.split(".")[1]!), { reserved: -r.value.size, partial: stored });
   return true;
 }
@@ -116,11 +149,7 @@ export async function dropUpload(
   key: string,
   r: { value: UploadRecord; rev: number },
 ): Promise<boolean> {
-  try {
-    await ctx.kv.delete(key, { previousSeq: r.rev });
-  } catch {
-    return false;
-  }
+  if (await casWrite(ctx, key, null, r.rev) === undefined) return false;
   const reserved = r.value.lease ? -r.value.size : 0;
   await bumpUsage(ctx, untok(key.split(".")[1]!), { partial: -r.value.partial, reserved });
   return true;

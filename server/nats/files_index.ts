@@ -3,13 +3,14 @@
  * (`h.<user>.<component>…`, directories as explicit entries), listed by key
  * prefix with server-side subject filtering. Every change to one user's home
  * runs in that user's turn on this node and with CAS on the keys it touches
- * (create, or update/delete at the read revision), its accounting appended to
- * the usage log (`files_usage.ts`). Caveat: on nats-server 2.9.10 at R3 two
- * CAS writes at one revision can both succeed, so two nodes creating the same
- * path at the same instant may both "win" (the last write stays). Moving a
- * directory rewrites the keys of its tree one by one: a crash in the middle
- * leaves both names of part of the tree (the files' bytes are shared, never
- * copied).
+ * (`files_cas.ts`: create, or update/delete at the read revision, atomic at R3
+ * on 2.9.10 too), its accounting appended to the usage log
+ * (`files_usage.ts`): two nodes creating the same path at the same instant
+ * get one winner, the other `exists`. A file entry names the chunk set of its
+ * content (`g`, shared by every path with that content, `files_content.ts`).
+ * Moving a directory rewrites the keys of its tree one by one: a crash in the
+ * middle leaves both names of part of the tree (the files' bytes are shared,
+ * never copied).
  *
  * @module
  */
@@ -20,11 +21,11 @@ import {
   getJson,
   type IndexEntry,
   indexKey,
-  isConflict,
   type NatsFilesCtx,
   newGen,
   untok,
 } from "./files_ctx.ts";
+import { casJson, casWrite, readKey } from "./files_cas.ts";
 import { bumpUsage } from "./files_usage.ts";
 
 /** Longest path this backend allows (KV keys stay under the control-line limit). */
@@ -98,16 +99,21 @@ export class NatsIndex {
   /** Creates one directory (`okIfDir`: no error when it is one already). */
   async #mkOne(user: string, parts: readonly string[], limits: FileLimits, okIfDir: boolean) {
     const entry: IndexEntry = { t: "d", size: 0, mtime: Date.now(), v: `d-${newGen()}` };
-    await bumpUsage(this.ctx, user, { entries: 1 }, limits);
-    try {
-      await this.ctx.kv.create(indexKey(user, parts), JSON.stringify(entry));
-    } catch (e) {
-      await bumpUsage(this.ctx, user, { entries: -1 });
-      if (!isConflict(e)) throw e;
-      const ex = await this.get(user, parts);
-      if (ex?.value.t === "d" && okIfDir) return;
-      throw new RequestError(ex?.value.t === "f" ? "bad_request" : "exists", "entry exists");
+    const key = indexKey(user, parts);
+    let ex = await readKey<IndexEntry>(this.ctx, key);
+    if (!ex.value) {
+      await bumpUsage(this.ctx, user, { entries: 1 }, limits);
+      let ok: number | undefined;
+      try {
+        ok = await casJson(this.ctx, key, entry, ex.rev);
+      } finally {
+        if (ok === undefined) await bumpUsage(this.ctx, user, { entries: -1 });
+      }
+      if (ok !== undefined) return;
+      ex = await readKey<IndexEntry>(this.ctx, key);
     }
+    if (ex.value?.t === "d" && okIfDir) return;
+    throw new RequestError(ex.value?.t === "f" ? "bad_request" : "exists", "entry exists");
   }
 
   /** Creates missing directories along `parts` (no turn taken). */
@@ -135,7 +141,7 @@ export class NatsIndex {
       if ((await this.keys(user, parts, false)).length > 0) {
         throw new RequestError("bad_request", "directory not empty");
       }
-      await this.#cas(() => this.ctx.kv.delete(indexKey(user, parts), { previousSeq: d.rev }));
+      await this.#cas(indexKey(user, parts), null, d.rev);
       await bumpUsage(this.ctx, user, { entries: -1 });
     });
   }
@@ -144,20 +150,17 @@ export class NatsIndex {
     return this.turn(user, async () => {
       const f = await this.#need(user, parts);
       if (f.value.t !== "f") throw new RequestError("bad_request", "not a file");
-      await this.#cas(() => this.ctx.kv.delete(indexKey(user, parts), { previousSeq: f.rev }));
+      await this.#cas(indexKey(user, parts), null, f.rev);
       await bumpUsage(this.ctx, user, { files: -f.value.size, entries: -1 });
       return f.value.size;
     });
   }
 
-  /** Runs a CAS write; a conflict (another node changed the entry) is `busy`: retry. */
-  async #cas(write: () => Promise<unknown>): Promise<void> {
-    try {
-      await write();
-    } catch (e) {
-      if (isConflict(e)) throw new RequestError("busy", "changed meanwhile on another node; retry");
-      throw e;
-    }
+  /** A CAS write; a conflict (another node changed the entry) is `busy`: retry. */
+  async #cas(key: string, value: string | null, rev: number): Promise<number> {
+    const n = await casWrite(this.ctx, key, value, rev);
+    if (n === undefined) throw new RequestError("busy", "changed meanwhile on another node; retry");
+    return n;
   }
 
   async #need(user: string, parts: readonly string[]): Promise<Got> {
@@ -196,20 +199,15 @@ export class NatsIndex {
         throw new RequestError("bad_request", "path too long or too deep at the new place");
       }
       await this.parentDir(user, dest);
-      const dst = await this.get(user, dest);
-      if (dst && dst.value.v === src.value.v) return dest;
-      if (dst && (!o.overwrite || dst.value.t === "d" || src.value.t === "d")) {
+      const destKey = indexKey(user, dest);
+      const got = await readKey<IndexEntry>(this.ctx, destKey);
+      const dst = got.value;
+      if (dst && dst.v === src.value.v) return dest;
+      if (dst && (!o.overwrite || dst.t === "d" || src.value.t === "d")) {
         throw new RequestError("exists", "target exists");
       }
-      const destKey = indexKey(user, dest);
-      const body = JSON.stringify(src.value);
-      try {
-        if (dst) await this.ctx.kv.update(destKey, body, dst.rev);
-        else await this.ctx.kv.create(destKey, body);
-      } catch (e) {
-        if (isConflict(e)) throw new RequestError("exists", "target changed meanwhile");
-        throw e;
-      }
+      const written = await casJson(this.ctx, destKey, src.value, got.rev);
+      if (written === undefined) throw new RequestError("exists", "target changed meanwhile");
       const fromKey = indexKey(user, from);
       for (const k of tree) {
         const e = await this.ctx.kv.get(k);
@@ -217,14 +215,23 @@ export class NatsIndex {
           await this.ctx.kv.put(destKey + k.slice(fromKey.length), e.value);
         }
       }
+      if (await casWrite(this.ctx, fromKey, null, src.rev) === undefined) {
+        // The source changed on another node meanwhile: take the new name back (a file; a
+        // directory's tree was copied and stays under both names, as after a crash).
+        const back = dst ? JSON.stringify(dst) : null;
+        if (src.value.t === "f") await casWrite(this.ctx, destKey, back, written);
+        throw new RequestError("busy", "changed meanwhile on another node; retry");
+      }
       for (const k of tree.reverse()) await this.ctx.kv.delete(k);
-      await this.ctx.kv.delete(fromKey, { previousSeq: src.rev });
-      if (dst) await bumpUsage(this.ctx, user, { files: -dst.value.size, entries: -1 });
+      if (dst) await bumpUsage(this.ctx, user, { files: -dst.size, entries: -1 });
       return dest;
     });
   }
 
-  /** Makes a finished upload visible: the atomic step; its reservation becomes file bytes. */
+  /**
+   * Makes a finished upload visible: the atomic step; its reservation becomes
+   * file bytes. `gen` is the chunk set holding the content.
+   */
   publishFile(
     t: UploadTarget,
     f: { gen: string; sha256: string },
@@ -237,25 +244,29 @@ export class NatsIndex {
         t: "f",
         size: t.size,
         mtime: Date.now(),
-        v: f.gen,
+        v: `f-${newGen()}`,
         sha256: f.sha256,
+        g: f.gen,
       };
       const key = indexKey(t.user, t.parts);
-      const cur = await this.get(t.user, t.parts);
+      const got = await readKey<IndexEntry>(this.ctx, key);
+      const cur = got.value;
       if (cur && !t.overwrite) throw new RequestError("exists", "file exists");
-      if (cur?.value.t === "d") throw new RequestError("bad_request", "a directory is there");
+      if (cur?.t === "d") throw new RequestError("bad_request", "a directory is there");
       if (!cur) await bumpUsage(this.ctx, t.user, { entries: 1 }, limits);
+      let ok: number | undefined;
       try {
-        if (cur) await this.ctx.kv.update(key, JSON.stringify(entry), cur.rev);
-        else await this.ctx.kv.create(key, JSON.stringify(entry));
-      } catch (e) {
-        if (!cur) await bumpUsage(this.ctx, t.user, { entries: -1 });
-        if (isConflict(e)) throw new RequestError("exists", "file appeared meanwhile");
-        throw e;
+        ok = await casJson(this.ctx, key, entry, got.rev);
+      } finally {
+        if (ok === undefined && !cur) await bumpUsage(this.ctx, t.user, { entries: -1 });
+      }
+      if (ok === undefined) {
+        if (!t.overwrite) throw new RequestError("exists", "file appeared meanwhile");
+        throw new RequestError("busy", "changed meanwhile on another node; retry");
       }
       await bumpUsage(this.ctx, t.user, {
         reserved: -t.size,
-        files: t.size - (cur?.value.size ?? 0),
+        files: t.size - (cur?.size ?? 0),
       });
     });
   }

@@ -9,7 +9,13 @@
 import { createHash } from "node:crypto";
 import type { FileEntry, FileReader } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
-import { CHUNK_STREAM, chunkSubject, type IndexEntry, type NatsFilesCtx } from "./files_ctx.ts";
+import {
+  CHUNK_STREAM,
+  chunkSubject,
+  entryGen,
+  type IndexEntry,
+  type NatsFilesCtx,
+} from "./files_ctx.ts";
 
 /**
  * Fetches chunk `index` of `gen` (`internal` when it is missing): a direct get
@@ -84,7 +90,7 @@ export function readRange(
   }, { highWaterMark: 0 });
 }
 
-/** A reader of one version of a file (the chunk set named in its index entry). */
+/** A reader of one version of a file (the chunk set its index entry names). */
 export function openReader(ctx: NatsFilesCtx, name: string, e: IndexEntry): FileReader {
   const entry: FileEntry = { name, type: "file", size: e.size, mtime: e.mtime, version: e.v };
   let known = e.sha256;
@@ -94,11 +100,11 @@ export function openReader(ctx: NatsFilesCtx, name: string, e: IndexEntry): File
       return known;
     },
     read(offset = 0, end = e.size) {
-      return readRange(ctx, e.v, e.size, offset, end);
+      return readRange(ctx, entryGen(e), e.size, offset, end);
     },
     async sha256() {
       const h = createHash("sha256");
-      for await (const c of readRange(ctx, e.v, e.size, 0, e.size)) h.update(c);
+      for await (const c of readRange(ctx, entryGen(e), e.size, 0, e.size)) h.update(c);
       return h.digest("hex");
     },
     remember(sha256: string) {

@@ -1,13 +1,15 @@
 /**
  * Runs the files GC sweep (`files_gc.ts`) every `everyMs` on the node that
- * holds the sweep lease `lease.gc` in `parley_fs` (taken with CAS, held for
+ * holds the sweep lease `lease.gc` in `parley_fs` (taken with CAS that holds at
+ * R3, `files_cas.ts`, held for
  * twice the interval and renewed by each sweep): one sweeper in the cluster
  * at a time, another node takes over when the holder stops renewing.
  *
  * @module
  */
 import type { Logger } from "../log.ts";
-import { getJson, isConflict, type NatsFilesCtx } from "./files_ctx.ts";
+import type { NatsFilesCtx } from "./files_ctx.ts";
+import { casJson, readKey } from "./files_cas.ts";
 
 /** A running sweeper. */
 export interface Sweeper {
@@ -22,18 +24,11 @@ interface Lease {
 
 /** Takes or renews the sweep lease for this node; false when another node holds it. */
 export async function takeSweepLease(ctx: NatsFilesCtx, holdMs: number): Promise<boolean> {
-  const cur = await getJson<Lease>(ctx.kv, "lease.gc");
+  const cur = await readKey<Lease>(ctx, "lease.gc");
   const now = Date.now();
-  if (cur && cur.value.node !== ctx.node && cur.value.until > now) return false;
-  const next = JSON.stringify({ node: ctx.node, until: now + holdMs });
-  try {
-    if (cur) await ctx.kv.update("lease.gc", next, cur.rev);
-    else await ctx.kv.create("lease.gc", next);
-    return true;
-  } catch (e) {
-    if (isConflict(e)) return false;
-    throw e;
-  }
+  if (cur.value && cur.value.node !== ctx.node && cur.value.until > now) return false;
+  return await casJson(ctx, "lease.gc", { node: ctx.node, until: now + holdMs }, cur.rev) !==
+    undefined;
 }
 
 /** Starts sweeping every `everyMs` while this node holds the lease. */

@@ -6,9 +6,11 @@
  * retried chunk is stored once; closing without finishing stores the tail as
  * a short last chunk, which a resume reads back and rewrites full (the stream
  * keeps one message per subject). One session per key runs at once: a lease
- * in the record, taken with CAS, renewed by writes (30 s by default); a
- * session that takes over an expired lease releases the dead session's
- * reservation.
+ * in the record, taken with CAS (`files_cas.ts`: of sessions racing for one
+ * key on any nodes exactly one begins), renewed by writes (30 s by default);
+ * a session that takes over an expired lease releases the dead session's
+ * reservation. A finished upload whose content is already stored references
+ * that copy and drops its own (`files_content.ts`).
  *
  * @module
  */
@@ -24,7 +26,6 @@ import { RequestError } from "../errors.ts";
 import {
   chunkSubject,
   getJson,
-  isConflict,
   leased,
   type NatsFilesCtx,
   newGen,
@@ -37,6 +38,8 @@ import { bumpUsage, readUsage } from "./files_usage.ts";
 import { readChunk } from "./files_reader.ts";
 import type { NatsIndex } from "./files_index.ts";
 import { makeRoom } from "./files_gc.ts";
+import { casJson, readKey } from "./files_cas.ts";
+import { adoptContent } from "./files_content.ts";
 
 const _IN_FLIGHT = 8;
 
@@ -72,14 +75,15 @@ export async function beginUpload(
   }
   const key = await uploadKey(t);
   const lease = { id: newGen(), until: Date.now() + ctx.leaseMs };
-  let cur = await getJson<UploadRecord>(ctx.kv, key);
-  if (cur && leased(cur.value)) throw new RequestError("busy", "upload running elsewhere");
-  if (!cur) {
+  let read = await readKey<UploadRecord>(ctx, key);
+  if (read.value && leased(read.value)) throw new RequestError("busy", "upload running elsewhere");
+  if (!read.value) {
     await makeRoom(ctx, t.user, options.limits.maxPartials);
-    cur = await getJson<UploadRecord>(ctx.kv, key);
+    read = await readKey<UploadRecord>(ctx, key);
   }
+  const cur = read.value;
   const rec: UploadRecord = cur
-    ? { ...cur.value, lease }
+    ? { ...cur, lease }
     : { parts: [...t.parts], size: t.size, gen: newGen(), partial: 0, created: Date.now(), lease };
   // A restart from 0 writes a new chunk set; the old one is left to the GC sweep.
   if (cur && options.offset === 0) rec.gen = newGen();
@@ -89,7 +93,7 @@ export async function beginUpload(
   }
   // Reserve the whole size; the bytes held as partial become part of the reservation. An
   // expired lease (its node died) still holds a reservation: whoever drops the lease releases it.
-  const stale = cur?.value.lease ? t.size : 0;
+  const stale = cur?.lease ? t.size : 0;
   await bumpUsage(
     ctx,
     t.user,
@@ -98,14 +102,15 @@ export async function beginUpload(
   );
   const held = rec.partial;
   rec.partial = 0;
+  let won: number | undefined;
   try {
-    if (cur) await ctx.kv.update(key, JSON.stringify(rec), cur.rev);
-    else await ctx.kv.create(key, JSON.stringify(rec));
-  } catch (e) {
-    await bumpUsage(ctx, t.user, { reserved: stale - t.size, partial: held });
-    if (isConflict(e)) throw new RequestError("busy", "upload running elsewhere");
-    throw e;
+    won = await casJson(ctx, key, rec, read.rev);
+  } finally {
+    if (won === undefined) {
+      await bumpUsage(ctx, t.user, { reserved: stale - t.size, partial: held });
+    }
   }
+  if (won === undefined) throw new RequestError("busy", "upload running elsewhere");
   const s = new NatsUpload(ctx, index, t, key, rec, options.limits);
   try {
     await s.start(options.offset, options.hashGate);
@@ -204,7 +209,9 @@ class NatsUpload implements UploadSession {
       throw new RequestError("busy", "upload lease lost");
     }
     this.rec.lease = { id: this.rec.lease!.id, until: Date.now() + this.ctx.leaseMs };
-    await this.ctx.kv.update(this.key, JSON.stringify(this.rec), cur.rev);
+    if (await casJson(this.ctx, this.key, this.rec, cur.rev) === undefined) {
+      throw new RequestError("busy", "upload lease lost");
+    }
     this.#renewed = Date.now();
   }
 
@@ -220,10 +227,14 @@ class NatsUpload implements UploadSession {
       await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size });
       throw new RequestError("checksum", "SHA-256 mismatch: upload discarded");
     }
+    // One stored copy per content: reference the copy there is, if any.
+    const gen = await adoptContent(this.ctx, sha256, this.t.size, this.rec.gen);
     // The index entry is the visibility point; the reservation becomes file bytes.
-    await this.index.publishFile(this.t, { gen: this.rec.gen, sha256 }, this.limits);
+    await this.index.publishFile(this.t, { gen, sha256 }, this.limits);
     this.#done = true;
     await this.ctx.kv.delete(this.key);
+    // This upload's chunks were never named by anything else.
+    if (gen !== this.rec.gen) await purgeGen(this.ctx, this.rec.gen);
     return { sha256 };
   }
 
@@ -239,8 +250,9 @@ class NatsUpload implements UploadSession {
       if (cur && cur.value.lease?.id === this.rec.lease?.id) {
         const next: UploadRecord = { ...cur.value, partial: stored };
         delete next.lease;
-        await this.ctx.kv.update(this.key, JSON.stringify(next), cur.rev);
-        await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size, partial: stored });
+        if (await casJson(this.ctx, this.key, next, cur.rev) !== undefined) {
+          await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size, partial: stored });
+        }
       }
       // Otherwise the lease was taken over or expired, and whoever dropped it released the
       // reservation.

@@ -10,38 +10,97 @@
  * (`quota`). A refusal may be spurious under contention (it counts a racing
  * reservation that is refused too), never an overrun.
  *
- * The log grows with every change and is read whole by `usage`: compaction
- * (a snapshot with the sequence it covers, older deltas purged) is left to do.
+ * Compaction ({@linkcode compactUsage}, run by the GC sweep): a user's sum up
+ * to the last delta S is published as a snapshot on `parley.usage.<user>.s`
+ * (`{base: S, …totals}`, with CAS on the snapshot subject, `files_cas.ts`, so
+ * two compactions cannot replace a newer snapshot by an older one), and only
+ * once that is acknowledged (stored by a majority) are the deltas up to S
+ * purged. Deltas appended meanwhile have sequences above S and stay. A sum
+ * starts from the snapshot and reads the deltas after its base; it reads the
+ * snapshot again at the end and starts over when a compaction moved it
+ * meanwhile (the deltas it was reading may have been purged). A change whose
+ * delta is already inside a snapshot judges its limit by that snapshot (a
+ * later point of the log: still never an overrun).
  *
  * @module
  */
 import type { FileLimits } from "../backend/files.ts";
 import { RequestError } from "../errors.ts";
-import { type NatsFilesCtx, tok, type Usage } from "./files_ctx.ts";
+import { type NatsFilesCtx, tok, untok, type Usage } from "./files_ctx.ts";
+import { casPublish } from "./files_cas.ts";
 
 /** Stream of usage deltas. */
 export const USAGE_STREAM = "PARLEY_FS_USAGE";
 const _LAG_TRIES = 2000;
+const _SUM_TRIES = 8;
+/** A user's log is compacted by a sweep once it holds this many deltas. */
+export const COMPACT_AT = 32;
 
 const _zero = (): Usage => ({ files: 0, partial: 0, reserved: 0, entries: 0 });
 
+interface Snapshot extends Usage {
+  /** The last delta sequence the totals include. */
+  base: number;
+}
+
+/** The user's last snapshot and its own sequence (from the stream leader). */
+async function _snapshot(
+  ctx: NatsFilesCtx,
+  subject: string,
+): Promise<{ seq: number; snap: Snapshot | undefined }> {
+  try {
+    const m = await ctx.jsm.streams.getMessage(USAGE_STREAM, { last_by_subj: `${subject}.s` });
+    return m ? { seq: m.seq, snap: m.json<Snapshot>() } : { seq: 0, snap: undefined };
+  } catch (e) {
+    if (/no message found|10037/i.test(String((e as Error).message))) {
+      return { seq: 0, snap: undefined };
+    }
+    throw e;
+  }
+}
+
 /**
  * The sum of `user`'s deltas with sequence ≤ `upTo` (default: the last one,
- * asked of the stream leader). Deltas are read by direct gets from any
- * replica; one that lags is asked again until it has every delta up to
- * `upTo`, so the sum never misses one.
+ * asked of the stream leader), or of everything in the snapshot when that
+ * already covers `upTo`. Deltas are read by direct gets from any replica; one
+ * that lags is asked again until it has every delta up to `upTo`, so the sum
+ * never misses one.
  */
 export async function sumUsage(ctx: NatsFilesCtx, user: string, upTo?: number): Promise<Usage> {
   const subject = `parley.usage.${tok(user)}`;
+  for (let i = 0; i < _SUM_TRIES; i++) {
+    const { seq, snap } = await _snapshot(ctx, subject);
+    const u = await _sumAfter(ctx, subject, { seq, snap }, upTo);
+    if (u && (await _snapshot(ctx, subject)).seq === seq) return u;
+  }
+  throw new RequestError("unavailable", "usage log changing too fast; retry");
+}
+
+/** Snapshot + deltas after it up to `upTo`; undefined when a compaction moved the snapshot. */
+async function _sumAfter(
+  ctx: NatsFilesCtx,
+  subject: string,
+  from: { seq: number; snap: Snapshot | undefined },
+  upTo: number | undefined,
+): Promise<Usage | undefined> {
+  const snap = from.snap;
   const end = upTo ?? await _lastSeq(ctx, subject);
   const u = _zero();
-  let seq = 1;
+  if (snap) {
+    u.files = snap.files;
+    u.partial = snap.partial;
+    u.reserved = snap.reserved;
+    u.entries = snap.entries;
+  }
+  let seq = (snap?.base ?? 0) + 1;
   let lagged = 0;
   while (seq <= end) {
     const m = await ctx.jsm.direct.getMessage(USAGE_STREAM, { seq, next_by_subj: subject });
     if (!m || m.seq > end) {
-      // A replica that has not applied everything up to `end` yet.
+      // A replica that has not applied everything up to `end` yet, or the deltas were purged
+      // by a compaction since the snapshot was read.
       if (++lagged > _LAG_TRIES) throw new RequestError("unavailable", "usage log lagging");
+      if (lagged % 20 === 0 && (await _snapshot(ctx, subject)).seq !== from.seq) return undefined;
       await new Promise((r) => setTimeout(r, 5));
       continue;
     }
@@ -95,4 +154,36 @@ export async function bumpUsage(
 /** The user's usage now. */
 export function readUsage(ctx: NatsFilesCtx, user: string): Promise<Usage> {
   return sumUsage(ctx, user);
+}
+
+/**
+ * Compacts the log of every user with at least `minDeltas` deltas: snapshot,
+ * then purge the deltas it covers. Resolves with the number of users compacted.
+ */
+export async function compactUsage(ctx: NatsFilesCtx, minDeltas = COMPACT_AT): Promise<number> {
+  const si = await ctx.jsm.streams.info(USAGE_STREAM, { subjects_filter: "parley.usage.*" });
+  let done = 0;
+  for (const [subject, count] of Object.entries(si.state.subjects ?? {})) {
+    if (count < minDeltas) continue;
+    if (await compactUser(ctx, untok(subject.split(".")[2]!))) done++;
+  }
+  return done;
+}
+
+/** Compacts one user's log; false when another compaction got there first. */
+export async function compactUser(ctx: NatsFilesCtx, user: string): Promise<boolean> {
+  const subject = `parley.usage.${tok(user)}`;
+  const end = await _lastSeq(ctx, subject);
+  const prev = await _snapshot(ctx, subject);
+  if (end === 0 || end <= (prev.snap?.base ?? 0)) return false;
+  const u = await _sumAfter(ctx, subject, prev, end);
+  if (!u) return false;
+  const snap: Snapshot = { base: end, ...u };
+  // The snapshot is durable (acknowledged by a majority) before any delta it covers is purged.
+  if (await casPublish(ctx, `${subject}.s`, JSON.stringify(snap), prev.seq) === undefined) {
+    return false;
+  }
+  await ctx.jsm.streams.purge(USAGE_STREAM, { filter: subject, seq: end + 1 });
+  await ctx.jsm.streams.purge(USAGE_STREAM, { filter: `${subject}.s`, keep: 1 });
+  return true;
 }
