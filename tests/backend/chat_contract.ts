@@ -334,6 +334,66 @@ export function runChatContract(name: string, factory: ChatStoreFactory): void {
     }
   });
 
+  test("an append key stores a message once per sender, answers retries with the first message, and is the sender's own", async () => {
+    await using store = await factory();
+    await using chat = await store.open();
+    const fed: ChatMessage[] = [];
+    const stop = chat.feed.subscribe((m) => fed.push(m));
+    try {
+      const first = await chat.log.append(_room("lobby", "hello"), "key-1");
+      assertEquals(first.duplicate, undefined, "a first append was marked duplicate");
+      const retry = await chat.log.append({ ..._room("lobby", "hello again"), ts: 1 }, "key-1");
+      assertEquals(retry.duplicate, true);
+      assertEquals({ ...retry, duplicate: undefined }, { ...first, duplicate: undefined });
+      // the same key from another user is another message: keys cannot collide across users
+      const bobs = await chat.log.append(_room("lobby", "bob's", "bob"), "key-1");
+      assertEquals(bobs.duplicate, undefined);
+      assertGreater(Number(bobs.id), Number(first.id));
+      // concurrent appends with one key store one message
+      const racing = await Promise.all(
+        Array.from(
+          { length: 5 },
+          (_, i) => chat.log.append(_dm("ada", "bob", `race ${i}`), "key-2"),
+        ),
+      );
+      assertEquals(new Set(racing.map((m) => m.id)).size, 1, "one key stored several messages");
+      assertEquals(racing.filter((m) => !m.duplicate).length <= 1, true);
+      const plain = await chat.log.append(_room("lobby", "no key"));
+      await _eventually(
+        () => fed.some((m) => m.id === plain.id),
+        "the feed to reach the last append",
+      );
+      assertEquals(
+        fed.map((m) => m.text),
+        ["hello", "bob's", racing[0]!.text, "no key"],
+        "the feed handed out a retried message again",
+      );
+      assertEquals((await _everything(chat, { room: "lobby" })).map((m) => m.text), [
+        "hello",
+        "bob's",
+        "no key",
+      ]);
+      assertEquals((await _everything(chat, { dm: "bob" })).length, 1);
+    } finally {
+      stop();
+    }
+  });
+
+  test("the epoch is a short name, the same on every reopen, and another for another store", async () => {
+    await using one = await factory();
+    await using two = await factory();
+    let a: string;
+    {
+      await using chat = await one.open();
+      a = chat.log.epoch();
+    }
+    await using again = await one.open();
+    await using other = await two.open();
+    assert(/^[0-9a-z-]{1,64}$/.test(a), `epoch ${a}`);
+    assertEquals(again.log.epoch(), a);
+    assert(other.log.epoch() !== a, "two stores share an epoch");
+  });
+
   test("presence merges entries, lists rooms and users, and tells subscribers who changed", async () => {
     await using store = await factory();
     await using chat = await store.open();
@@ -349,6 +409,13 @@ export function runChatContract(name: string, factory: ChatStoreFactory): void {
         { name: "bob", rooms: ["dev", "lobby"], connections: 2, lastActivity: 2000 },
       ]);
       assertEquals(pr.usersIn("lobby"), ["ada", "bob"]);
+      assertEquals(pr.get("bob"), {
+        name: "bob",
+        rooms: ["dev", "lobby"],
+        connections: 2,
+        lastActivity: 2000,
+      });
+      assertEquals(pr.get("nobody"), undefined);
       assertEquals([pr.isIn("ada", "dev"), pr.isIn("bob", "dev")], [false, true]);
       assertEquals(pr.rooms().sort(), ["dev", "lobby"]);
       pr.set({ user: "bob", rooms: ["dev"], connections: 1, lastActivity: 3000 });

@@ -246,7 +246,7 @@ class _GatedLog implements ChatLog {
   }
 
   epoch = (): string => this.#inner.epoch();
-  append: ChatLog["append"] = (m) => this.#inner.append(m);
+  append: ChatLog["append"] = (m, key) => this.#inner.append(m, key);
   get: ChatLog["get"] = (id, user) => this.#inner.get(id, user);
   gap: ChatLog["gap"] = (room, after) => this.#inner.gap(room, after);
   rooms = (): string[] => this.#inner.rooms();
