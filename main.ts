@@ -21,6 +21,10 @@ const _COMMANDS: Record<string, _Entry> = {
     summary: "manage accounts (add, list, set, rotate, remove)",
     load: () => import("./server/user_command.ts"),
   },
+  cluster: {
+    summary: "cluster tools: import a single server's data into a NATS cluster",
+    load: () => import("./server/cluster_command.ts"),
+  },
   connect: {
     summary: "open the interactive chat/file/exec REPL",
     load: () => import("./client/connect_command.ts"),
@@ -68,6 +72,10 @@ const _COMMANDS: Record<string, _Entry> = {
   ping: {
     summary: "check a server and measure round trips",
     load: () => import("./client/ping_command.ts"),
+  },
+  "known-servers": {
+    summary: "list or forget the server certificates this client trusts",
+    load: () => import("./client/known_servers_command.ts"),
   },
 };
 
