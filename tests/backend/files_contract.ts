@@ -368,6 +368,35 @@ export function filesContract(name: string, open: FilesFixtureFactory): void {
     assertEquals(await store.usage("ada"), { files: bytes, partial: 0, reserved: 0, entries });
   });
 
+  test("the same content at two paths: each owner pays, removing one keeps the other", async (f) => {
+    const { store } = f.backend;
+    const data = bytesOf(600_000, 11);
+    await upload(store, "ada", ["one.bin"], data);
+    await upload(store, "ada", ["two.bin"], data);
+    await upload(store, "bob", ["three.bin"], data);
+    const one = await store.stat("ada", ["one.bin"]);
+    const two = await store.stat("ada", ["two.bin"]);
+    assertNotEquals(one?.version, two?.version);
+    assertEquals(await store.usage("ada"), {
+      files: 1_200_000,
+      partial: 0,
+      reserved: 0,
+      entries: 2,
+    });
+    assertEquals((await store.usage("bob")).files, 600_000);
+    assertEquals(await store.remove("ada", ["one.bin"]), 600_000);
+    assertEquals(await _read(store, "ada", ["two.bin"]), data);
+    assertEquals(await store.remove("ada", ["two.bin"]), 600_000);
+    assertEquals(await _read(store, "bob", ["three.bin"]), data);
+    assertEquals(await store.usage("ada"), { files: 0, partial: 0, reserved: 0, entries: 0 });
+    // Other content to the same path, then the first content again: each read is its own.
+    await upload(store, "bob", ["three.bin"], bytesOf(1000, 12), { overwrite: true });
+    await upload(store, "ada", ["again.bin"], data);
+    const reopened = (await f.reopen()).store;
+    assertEquals(await _read(reopened, "ada", ["again.bin"]), data);
+    assertEquals(await _read(reopened, "bob", ["three.bin"]), bytesOf(1000, 12));
+  });
+
   test("shares resolve, repeat for the same file, and are bounded per owner", async (f) => {
     const { store, shares } = f.backend;
     const share = async (name: string, seed: number) => {

@@ -1,13 +1,22 @@
 /**
  * The NATS files backend on one server: the GC sweep, the periodic sweeper
- * under its lease, dead sessions settled, the per-user upload count and
- * directory moves checked over the whole tree. Skipped when nats-server is
+ * under its lease, dead sessions settled, the per-user upload count,
+ * directory moves checked over the whole tree, one stored copy per content
+ * and usage log compaction. Skipped when nats-server is
  * missing.
  */
 import { assert, assertEquals } from "@std/assert";
 import { Kvm } from "@nats-io/kv";
-import { bytesOf, collect, rejectsWith, ROOMY, upload } from "../backend/files_contract.ts";
-import { direct, node, target } from "./nats_files_fixture.ts";
+import { jetstreamManager } from "@nats-io/jetstream";
+import {
+  bytesOf,
+  collect,
+  rejectsWith,
+  ROOMY,
+  sha256Hex,
+  upload,
+} from "../backend/files_contract.ts";
+import { direct, type Node, node, target } from "./nats_files_fixture.ts";
 import { natsAvailable, startNatsServer } from "./nats_fixture.ts";
 
 const available = natsAvailable();
@@ -137,5 +146,108 @@ Deno.test({
     assertEquals(await store.rename("ada", ["a"], deep, { overwrite: false }), [...deep, "a"]);
     assertEquals((await store.stat("ada", [...deep, "a", "b"]))?.type, "dir");
     assertEquals((await store.usage("ada")).entries, 64);
+  },
+});
+
+/** Chunk sets stored now (distinct `parley.up.<gen>` prefixes) and the content records. */
+async function stored(n: Node): Promise<{ gens: number; contents: string[] }> {
+  const jsm = await jetstreamManager(n.nc);
+  const si = await jsm.streams.info("PARLEY_FS_CHUNKS", { subjects_filter: "parley.up.>" });
+  const gens = new Set(Object.keys(si.state.subjects ?? {}).map((s) => s.split(".")[2]));
+  const kv = await new Kvm(n.nc).open("parley_fs");
+  const contents: string[] = [];
+  for await (const k of await kv.keys("c.*")) contents.push(k);
+  return { gens: gens.size, contents };
+}
+
+Deno.test({
+  name: "nats files: one stored copy per content, kept while any path names it, then swept",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using n = await node(server.urls[0]!, "n1", 1);
+    const { store } = n.files;
+    const data = bytesOf(1_300_000, 21);
+    const sha = await sha256Hex(data);
+    await upload(store, "ada", ["x"], data);
+    await upload(store, "ada", ["y"], data);
+    await upload(store, "bob", ["z"], data);
+    assertEquals(await stored(n), { gens: 1, contents: [`c.${sha}`] });
+    assertEquals((await store.usage("ada")).files, 2 * data.byteLength);
+    await store.remove("ada", ["x"]);
+    await store.remove("ada", ["y"]);
+    for (let i = 0; i < 2; i++) assertEquals((await n.files.sweep({ graceMs: 0 })).purged, 0);
+    assertEquals(await collect((await store.open("bob", ["z"])).read()), data);
+    await store.remove("bob", ["z"]);
+    assertEquals((await n.files.sweep({ graceMs: 0 })).marked, 1);
+    assertEquals((await n.files.sweep({ graceMs: 0 })).purged, 1);
+    assertEquals(await stored(n), { gens: 0, contents: [] });
+    // Stored again from nothing.
+    await upload(store, "ada", ["x"], data);
+    assertEquals(await collect((await store.open("ada", ["x"])).read()), data);
+    assertEquals(await stored(n), { gens: 1, contents: [`c.${sha}`] });
+  },
+});
+
+Deno.test({
+  name: "nats files: content a sweep marked unreferenced and an upload then adopted is not freed",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using n = await node(server.urls[0]!, "n1", 1);
+    const { store } = n.files;
+    const data = bytesOf(700_000, 22);
+    await upload(store, "ada", ["a"], data);
+    await store.remove("ada", ["a"]);
+    assertEquals((await n.files.sweep({ graceMs: 0 })).marked, 1);
+    // The same content arrives between the sweep that marked it and the one that would free it.
+    await upload(store, "bob", ["b"], data);
+    const next = await n.files.sweep({ graceMs: 0 });
+    assertEquals(next.purged, 0);
+    assertEquals(await collect((await store.open("bob", ["b"])).read()), data);
+    assertEquals((await stored(n)).gens, 1);
+  },
+});
+
+Deno.test({
+  name: "nats files: usage log compaction keeps usage exact, also with changes racing it",
+  ignore: !available,
+  async fn() {
+    await using server = await startNatsServer();
+    await using a = await node(server.urls[0]!, "a", 1);
+    await using b = await node(server.urls[0]!, "b", 1);
+    const jsm = await jetstreamManager(a.nc);
+    const messages = async () => (await jsm.streams.info("PARLEY_FS_USAGE")).state.messages;
+    await a.files.store.mkdir("ada", ["d"], { parents: false, limits: ROOMY });
+    for (let i = 0; i < 12; i++) {
+      await upload(a.files.store, "ada", ["d", `f${i}`], bytesOf(900 + i, i));
+    }
+    for (let i = 0; i < 12; i += 3) await a.files.store.remove("ada", ["d", `f${i}`]);
+    const before = await messages();
+    assert(before > 40, String(before));
+    // Changes through node b while node a compacts.
+    const racing = (async () => {
+      for (let i = 0; i < 6; i++) {
+        await upload(b.files.store, "ada", ["d", `g${i}`], bytesOf(500 + i, 40 + i));
+      }
+      await b.files.store.remove("ada", ["d", "f1"]);
+    })();
+    const report = await a.files.sweep();
+    await racing;
+    assertEquals(report.compacted, 1);
+    assert(await messages() < before, `${await messages()} messages, ${before} before`);
+    // A second compaction over the deltas appended meanwhile.
+    await b.files.sweep();
+    let files = 0;
+    let entries = 0;
+    for await (const e of b.files.store.list("ada", ["d"])) {
+      files += e.size;
+      entries++;
+    }
+    const want = { files, partial: 0, reserved: 0, entries: entries + 1 };
+    assertEquals(await a.files.store.usage("ada"), want);
+    assertEquals(await b.files.store.usage("ada"), want);
+    await upload(a.files.store, "ada", ["d", "last"], bytesOf(10, 9));
+    assertEquals((await b.files.store.usage("ada")).files, files + 10);
   },
 });
