@@ -8,6 +8,17 @@
  * no gaps and no duplicates. Server replies are cut to fit one frame; the
  * client follows `more` pages wherever it needs the whole set.
  *
+ * Ids are numbered within an epoch, which join and history replies name.
+ * When the server reports another epoch than before (its message store was
+ * recreated and ids started over), the client forgets its last-seen ids and
+ * fetches recent history instead of asking for ids after a stale one.
+ *
+ * Every send carries a random idempotency key. When the connection is lost
+ * before the reply (the node died, or the store was unavailable), the send
+ * is repeated with the same key once the client has reconnected, on
+ * whichever node it reached: the server stores the message once and the
+ * reply is that message's id ({@linkcode ChatClient.send}).
+ *
  * @example
  * ```ts ignore
  * const client = await ParleyClient.connect({ ...creds, reconnect: true });
@@ -20,6 +31,7 @@
  * @module
  */
 import type { ParleyClient } from "../client.ts";
+import { RemoteError } from "../../protocol/errors.ts";
 import type { ChatEvent, ChatFile, ChatMessage, ChatTarget } from "./chat_types.ts";
 import {
   CHAT_GET,
@@ -50,6 +62,13 @@ import {
 } from "../../protocol/ops/chat.ts";
 
 const _SEEN_CAP = 5000;
+/**
+ * How long a send is repeated across reconnects (ms). Below the servers'
+ * dedupe window (2 minutes), so a repeat never stores a second copy.
+ */
+const _SEND_RETRY_MS = 60_000;
+/** Most attempts of one send. */
+const _SEND_ATTEMPTS = 8;
 const _RECENT_CAP = 2000;
 const _DM = "@";
 
@@ -92,6 +111,8 @@ export class ChatClient {
   #listeners = new Set<(e: ChatEvent) => void>();
   #off: (() => void)[] = [];
   #closed = false;
+  /** The id epoch of the server's replies so far (undefined before the first). */
+  #epoch: string | undefined;
 
   private constructor(client: ParleyClient) {
     this.client = client;
@@ -152,18 +173,51 @@ export class ChatClient {
     await this.client.call(CHAT_LEAVE, { room });
   }
 
-  /** Sends a message; resolves with its id once the server stored it. */
+  /** The id epoch the server named last (undefined before a join or history reply). */
+  get epoch(): string | undefined {
+    return this.#epoch;
+  }
+
+  /**
+   * Sends a message; resolves with its id once the server stored it.
+   *
+   * The request carries `options.key` or a random key. If the connection is
+   * lost before the reply, or the server answers `unavailable`, and the
+   * client reconnects, the request is repeated with the same key (for up to
+   * a minute): the message is stored once, and `dup: true` in the reply says
+   * an earlier attempt had stored it. Any other error rejects at once.
+   */
   async send(
     target: ChatTarget,
     text: string,
-    options: { me?: boolean; file?: ChatFile } = {},
+    options: { me?: boolean; file?: ChatFile; key?: string } = {},
   ): Promise<ChatSendReply> {
-    return await this.client.call(CHAT_SEND, {
+    const args = {
       ...target,
       text,
       ...(options.me ? { me: true } : {}),
       ...(options.file ? { file: { ...options.file } } : {}),
-    }) as ChatSendReply;
+      key: options.key ?? crypto.randomUUID(),
+    };
+    const deadline = Date.now() + _SEND_RETRY_MS;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.client.call(CHAT_SEND, args) as ChatSendReply;
+      } catch (e) {
+        if (!this.#mayResend(e) || attempt >= _SEND_ATTEMPTS) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+        if (!(await _openBefore(this.client, deadline))) throw e;
+      }
+    }
+  }
+
+  /** Whether a send that failed with `e` may have been lost with the connection. */
+  #mayResend(e: unknown): boolean {
+    if (this.#closed || !this.client.options.reconnect || this.client.state === "closed") {
+      return false;
+    }
+    // a reply from the server is final, except "try again"; anything else lost the request
+    return !(e instanceof RemoteError) || e.code === "unavailable";
   }
 
   /** Fetches a message by id (recent cache first, then the server). */
@@ -298,15 +352,44 @@ export class ChatClient {
     });
   }
 
+  /**
+   * Notes the epoch of a reply. Another one than before voids every
+   * last-seen id (they belong to the old id space) and returns true.
+   */
+  #noteEpoch(epoch: string | undefined): boolean {
+    if (epoch === undefined || epoch === this.#epoch) return false;
+    const was = this.#epoch;
+    this.#epoch = epoch;
+    if (was === undefined) return false;
+    for (const t of this.#tracks.values()) {
+      t.last = 0;
+      t.seen.clear();
+    }
+    this.#recent.clear();
+    this.#emit({
+      kind: "notice",
+      text: "the server's message store was reset and message ids started over; " +
+        "showing recent history again",
+    });
+    return true;
+  }
+
   async #syncRoom(room: string): Promise<JoinResult> {
     const t = this.#track(room);
     t.syncing++;
     const delivered: ChatMessage[] = [];
     try {
-      const r = await this.client.call(CHAT_JOIN, {
-        room,
-        ...(t.last > 0 ? { after: t.last } : {}),
-      }) as ChatJoinReply;
+      let r: ChatJoinReply | undefined;
+      for (let i = 0; i < 2 && !r; i++) {
+        const after = t.last;
+        r = await this.client.call(CHAT_JOIN, {
+          room,
+          ...(after > 0 ? { after } : {}),
+        }) as ChatJoinReply;
+        // ids after a cursor of another epoch mean nothing: ask again without one
+        if (this.#noteEpoch(r.epoch) && after > 0) r = undefined;
+      }
+      if (!r) throw new Error(`the server's message ids changed twice while joining #${room}`);
       t.users = new Set(r.users);
       if (r.gap) {
         this.#emit({
@@ -345,6 +428,8 @@ export class ChatClient {
             after,
             limit: 1000,
           }) as ChatPage;
+          // another epoch: the cursor was void; the inbox below has what is undelivered
+          if (this.#noteEpoch(h.epoch)) break;
           for (const m of _byId(h.messages)) this.#accept(t, m, true);
           after = h.more ? h.after ?? h.messages.at(-1)?.id : undefined;
         }
@@ -387,6 +472,22 @@ export class ChatClient {
         // a failing listener must not stop delivery to the others
       }
     }
+  }
+}
+
+/**
+ * Waits until `client` is open again, at most until `deadline` (ms since the
+ * epoch). False when the deadline passed or the client closed.
+ */
+async function _openBefore(client: ParleyClient, deadline: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([client.waitOpen().then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
