@@ -18,7 +18,15 @@
  */
 import type { Json } from "../../protocol/messages.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
-import { EXEC_RUN, EXEC_SIGNAL, EXEC_STDERR, type ExecRunReply } from "../../protocol/ops/exec.ts";
+import {
+  EXEC_NODES,
+  EXEC_RUN,
+  EXEC_SIGNAL,
+  EXEC_STDERR,
+  type ExecNodeInfo,
+  type ExecNodesReply,
+  type ExecRunReply,
+} from "../../protocol/ops/exec.ts";
 
 /** What to run. Exactly one of `argv` and `shell`. */
 export interface ExecRequest {
@@ -30,6 +38,8 @@ export interface ExecRequest {
   cwd?: string;
   /** Timeout in ms (the server's default when absent). */
   timeoutMs?: number;
+  /** The cluster node to run on (the node connected to when absent). */
+  node?: string;
 }
 
 /** How a remote command ended. */
@@ -78,6 +88,7 @@ export class RemoteExec {
     if (request.shell !== undefined) args.shell = request.shell;
     if (request.cwd !== undefined) args.cwd = request.cwd;
     if (request.timeoutMs !== undefined) args.timeoutMs = request.timeoutMs;
+    if (request.node !== undefined) args.node = request.node;
     let run: ReturnType<StreamOpener["open"]>;
     try {
       run = client.open(EXEC_RUN, args);
@@ -142,4 +153,20 @@ export class RemoteExec {
     for (const s of [o, e, er]) if (s.status === "rejected") throw s.reason;
     return r.value as ExecResult;
   }
+}
+
+/** The nodes a run may name (`exec.nodes`), the connected one first. */
+export async function listExecNodes(client: Pick<StreamOpener, "call">): Promise<ExecNodeInfo[]> {
+  const reply = await client.call(EXEC_NODES, {}) as ExecNodesReply;
+  return reply.nodes;
+}
+
+/** One line per node, for `/nodes` and `parley exec --list-nodes`. */
+export function formatExecNodes(nodes: readonly ExecNodeInfo[]): string[] {
+  const width = Math.max(4, ...nodes.map((n) => n.name.length));
+  return nodes.map((n) =>
+    `${n.name.padEnd(width)}  ${n.exec ? "runs commands" : "no exec      "}${
+      n.self ? "  (connected)" : ""
+    }`.trimEnd()
+  );
 }

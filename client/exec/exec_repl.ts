@@ -3,12 +3,13 @@
  * the server and streams its output live above the prompt. While it runs,
  * Ctrl-C sends SIGINT to the remote command instead of leaving the REPL, and
  * lines typed go to its stdin (an empty input, Ctrl-D, sends end of input).
+ * `/exec @NODE CMD…` runs it on another cluster node; `/nodes` lists them.
  *
  * @module
  */
 import { red } from "@std/fmt/colors";
 import { parseExecLine } from "./exec_line.ts";
-import { RemoteExec } from "./exec_remote.ts";
+import { formatExecNodes, listExecNodes, RemoteExec } from "./exec_remote.ts";
 import type { ReplCommand, ReplContext } from "../repl_command.ts";
 
 /** Turns byte chunks into whole lines for `print`, keeping a partial last line. */
@@ -35,9 +36,21 @@ class _LinePrinter {
   }
 }
 
+const _USAGE = "usage: /exec [@NODE] CMD [ARGS…]  (or !CMD)";
+
 async function _exec(ctx: ReplContext, line: string): Promise<void> {
-  if (!line.trim()) throw new Error("usage: /exec CMD [ARGS…]  (or !CMD)");
-  const parsed = parseExecLine(line);
+  let node: string | undefined;
+  const at = /^\s*@(\S*)\s*(.*)$/s.exec(line);
+  if (at) {
+    if (!at[1]) throw new Error(`${_USAGE}; name the node after @ (/nodes lists them)`);
+    node = at[1];
+    line = at[2]!;
+  }
+  if (!line.trim()) throw new Error(_USAGE);
+  const parsed = {
+    ...parseExecLine(line),
+    ...(node !== undefined && node !== "local" ? { node } : {}),
+  };
   const out = new _LinePrinter((l) => ctx.print(l));
   const err = new _LinePrinter((l) => ctx.print(ctx.color ? red(l) : l));
   const enc = new TextEncoder();
@@ -76,8 +89,17 @@ export const EXEC_REPL_COMMANDS: ReplCommand[] = [
   {
     name: "exec",
     aliases: ["!"],
-    usage: "/exec CMD [ARGS…]   (or !CMD [ARGS…])",
-    summary: "run a command on the server; Ctrl-C interrupts it, typed lines go to its stdin",
+    usage: "/exec [@NODE] CMD [ARGS…]   (or !CMD [ARGS…])",
+    summary: "run a command on the server (or on cluster node NODE); Ctrl-C interrupts it, " +
+      "typed lines go to its stdin",
     run: (ctx, args, rest) => _exec(ctx, rest.trim() ? rest : args.join(" ")),
+  },
+  {
+    name: "nodes",
+    usage: "/nodes",
+    summary: "list the cluster nodes and whether they run commands (for /exec @NODE)",
+    run: async (ctx) => {
+      for (const l of formatExecNodes(await listExecNodes(ctx.client))) ctx.print(l);
+    },
   },
 ];

@@ -17,6 +17,9 @@ export const EXEC_STDERR = "exec.stderr";
 /** Sends a signal to a running command. */
 export const EXEC_SIGNAL = "exec.signal";
 
+/** Lists the nodes that can be named in `exec.run` (`node`), this one included. */
+export const EXEC_NODES = "exec.nodes";
+
 /** Pattern for the client-chosen run token. */
 export const TOKEN_PATTERN: RegExp = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -56,4 +59,19 @@ export interface ExecRunReply {
 /** Reply of `exec.stderr`: the bytes of stderr sent. */
 export interface ExecStderrReply {
   bytes: number;
+}
+
+/** One node in the reply of `exec.nodes`. */
+export interface ExecNodeInfo {
+  /** Its name, as `exec.run` takes it in `node`. */
+  name: string;
+  /** Whether it runs commands (started with `--exec`). */
+  exec: boolean;
+  /** Whether it is the node this connection is on. */
+  self: boolean;
+}
+
+/** Reply of `exec.nodes`: the nodes known, this one first. */
+export interface ExecNodesReply {
+  nodes: ExecNodeInfo[];
 }

@@ -7,7 +7,14 @@
  * @module
  */
 import { z } from "zod";
-import { EXEC_RUN, EXEC_SIGNAL, EXEC_SIGNALS, EXEC_STDERR, TOKEN_PATTERN } from "./exec.ts";
+import {
+  EXEC_NODES,
+  EXEC_RUN,
+  EXEC_SIGNAL,
+  EXEC_SIGNALS,
+  EXEC_STDERR,
+  TOKEN_PATTERN,
+} from "./exec.ts";
 
 const _NO_NUL = (s: string) => !s.includes("\0");
 const _TOKEN = z.string().regex(TOKEN_PATTERN, "8–64 of A-Z a-z 0-9 _ -");
@@ -20,7 +27,10 @@ export const EXEC_ARGS = {
     shell: z.string().min(1).refine(_NO_NUL, "contains NUL").optional(),
     cwd: z.string().max(4096).refine(_NO_NUL, "contains NUL").optional(),
     timeoutMs: z.number().int().min(1).optional(),
+    /** The node to run on (cluster mode); this node when absent. */
+    node: z.string().min(1).max(256).refine(_NO_NUL, "contains NUL").optional(),
   }).strict(),
+  [EXEC_NODES]: z.object({}),
   [EXEC_STDERR]: z.object({ token: _TOKEN }),
   [EXEC_SIGNAL]: z.object({ token: _TOKEN, signal: z.enum(EXEC_SIGNALS) }),
 } as const;

@@ -70,6 +70,14 @@ export interface ExecPlan {
   timeoutMs: number;
   /** Resource caps. */
   caps: ExecCaps;
+  /**
+   * Set for a run routed to another node: what the client asked for, which
+   * that node checks against its own policy (allow-list, shell mode,
+   * timeout limit; `env` and `caps` are its own), and where the request
+   * came from, for its audit line. `timeoutMs` is absent when the client
+   * named none (that node's default applies).
+   */
+  routed?: { addr: string; timeoutMs?: number };
 }
 
 /** How a run ended. */
@@ -191,6 +199,10 @@ export interface ExecAuditEntry {
   refused?: string;
   /** Refused requests of this user not logged (rate limit) since its previous entry. */
   suppressed?: number;
+  /** The node that ran it, when not the node writing the entry (a routed run, front side). */
+  node?: string;
+  /** The node the client is connected to, when not the node writing the entry (a routed run). */
+  via?: string;
 }
 
 /** Where runs and refusals are recorded. */

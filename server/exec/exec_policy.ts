@@ -57,10 +57,17 @@ export interface PlannedRun {
   argv: string[];
 }
 
-/** Applies the policy to a validated request by `user`. */
+/** What {@linkcode planRun} reads of a request. */
+export type RunRequest = Pick<RunArgs, "argv" | "shell" | "cwd" | "timeoutMs">;
+
+/**
+ * Applies the policy to a validated request by `user`. The node that runs
+ * a routed request applies it again with its own settings
+ * (`server/nats/exec_service.ts`).
+ */
 export function planRun(
   settings: ExecSettings,
-  request: { user: string; args: RunArgs },
+  request: { user: string; args: RunRequest },
 ): PlannedRun {
   const { args, user } = request;
   let command: ExecPlan["command"];
@@ -94,7 +101,43 @@ export function planRun(
   };
 }
 
-function _checkCommand(settings: ExecSettings, cmd: string): void {
+/**
+ * Plans a request for another node (cluster mode): only what does not
+ * depend on a node's settings is checked here — the command's form and the
+ * cwd. The node that runs it applies its own allow-list, shell mode and
+ * timeout limit, environment and caps ({@linkcode ExecPlan.routed}).
+ */
+export function planRouted(
+  settings: ExecSettings,
+  request: { user: string; addr: string; args: RunRequest },
+): PlannedRun {
+  const { args, user, addr } = request;
+  let command: ExecPlan["command"];
+  let argv: string[];
+  if (args.shell !== undefined) {
+    command = { shell: args.shell };
+    argv = ["sh", "-c", args.shell];
+  } else {
+    argv = args.argv!;
+    _checkForm(argv[0]!);
+    command = { argv };
+  }
+  const cwd = checkWorkDir(args.cwd ?? "");
+  return {
+    plan: {
+      user,
+      command,
+      cwd,
+      env: {},
+      timeoutMs: args.timeoutMs ?? settings.defaultTimeoutMs,
+      caps: execCaps(settings),
+      routed: { addr, ...(args.timeoutMs !== undefined ? { timeoutMs: args.timeoutMs } : {}) },
+    },
+    argv,
+  };
+}
+
+function _checkForm(cmd: string): void {
   if (cmd === "") throw new RequestError("bad_request", "the command name is empty");
   if (!isAbsolute(cmd) && cmd.includes("/")) {
     throw new RequestError(
@@ -102,6 +145,10 @@ function _checkCommand(settings: ExecSettings, cmd: string): void {
       `command ${JSON.stringify(cmd)} is a relative path; use a bare name or an absolute path`,
     );
   }
+}
+
+function _checkCommand(settings: ExecSettings, cmd: string): void {
+  _checkForm(cmd);
   if (settings.shell) return;
   if (!settings.allow.includes(cmd)) {
     throw new RequestError(

@@ -10,13 +10,21 @@
  *   carries stdin (client → server) and stdout (server → client); its reply
  *   is `{code, signal, timedOut, durationMs}`.
  * - `exec.signal {token, signal}` signals a run's process group.
+ * - `exec.nodes {}` lists the nodes a run may name (`exec.run {node}`):
+ *   `{nodes: [{name, exec, self}]}`, this node first; any user may ask.
  *
  * @module
  */
 import type { MuxStream } from "../../protocol/mux_stream.ts";
-import { EXEC_RUN, EXEC_SIGNAL, EXEC_STDERR } from "../../protocol/ops/exec.ts";
+import {
+  EXEC_NODES,
+  EXEC_RUN,
+  EXEC_SIGNAL,
+  EXEC_STDERR,
+  type ExecNodesReply,
+} from "../../protocol/ops/exec.ts";
 import { EXEC_ARGS } from "../../protocol/ops/exec_args.ts";
-import type { ExecRun } from "../backend/exec.ts";
+import type { ExecRouter, ExecRun } from "../backend/exec.ts";
 import type { Backend } from "../backend/mod.ts";
 import { ConnectionState } from "../connection_state.ts";
 import type { ClientContext } from "../context.ts";
@@ -45,8 +53,8 @@ export function createExecFeature(
   deps: Pick<FeatureDeps, "config"> & { backend: Pick<Backend, "exec"> },
 ): Promise<Feature> {
   const settings = parseExecSettings(deps.config);
-  if (!settings.enabled) return Promise.resolve(_disabledFeature(settings));
   const backend = deps.backend.exec;
+  if (!settings.enabled) return Promise.resolve(_disabledFeature(settings, backend.router));
   const tables = new ConnectionState<RunTable>(() => new RunTable());
   const active = new Set<Promise<unknown>>();
   const live = new Set<ExecRun>();
@@ -89,6 +97,7 @@ export function createExecFeature(
         await run.signal(signal);
         return {};
       });
+      _registerNodes(reg, backend.router);
     },
     onLogout(ctx: ClientContext) {
       const runs = tables.peek(ctx);
@@ -110,7 +119,16 @@ export function createExecFeature(
   });
 }
 
-function _disabledFeature(settings: ExecSettings): Feature {
+/** `exec.nodes`: the router's nodes, for any logged-in user. */
+function _registerNodes(reg: Parameters<Feature["register"]>[0], router: ExecRouter): void {
+  reg.register(EXEC_NODES, async (_ctx, args): Promise<ExecNodesReply> => {
+    parseArgs(EXEC_NODES, EXEC_ARGS[EXEC_NODES], args);
+    const nodes = await router.list();
+    return { nodes: nodes.map((n) => ({ name: n.name, exec: n.exec, self: n.local })) };
+  });
+}
+
+function _disabledFeature(settings: ExecSettings, router: ExecRouter): Feature {
   const refuse = (ctx: ClientContext) => {
     checkAllowed(settings, ctx.user);
     return Promise.reject(new RequestError("internal", "exec is not available"));
@@ -121,6 +139,7 @@ function _disabledFeature(settings: ExecSettings): Feature {
       for (const op of [EXEC_STDERR, EXEC_RUN, EXEC_SIGNAL]) {
         reg.register(op, (ctx) => Promise.resolve().then(() => refuse(ctx)));
       }
+      _registerNodes(reg, router);
     },
   };
 }

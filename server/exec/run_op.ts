@@ -15,7 +15,7 @@ import { RequestError } from "../errors.ts";
 import { parseArgs } from "../parse_args.ts";
 import { compactArgv, REFUSED_ARGV_BYTES, RUN_ARGV_BYTES } from "./audit_argv.ts";
 import type { ExecSettings } from "./exec_config.ts";
-import { checkAllowed, parseRunArgs, planRun } from "./exec_policy.ts";
+import { checkAllowed, parseRunArgs, planRouted, planRun } from "./exec_policy.ts";
 import type { RunTable } from "./run_table.ts";
 import { wireRun } from "./run_streams.ts";
 
@@ -45,6 +45,8 @@ export async function runOp(
   const { token } = parseArgs(EXEC_RUN, EXEC_TOKEN_ARGS, raw);
   let argvForAudit: readonly string[] | null = null;
   let counted = false;
+  // Set for a run routed to another node: the front node's entries name it.
+  let remote: { node: string } | Record<never, never> = {};
   try {
     if (state.closing()) throw new RequestError("closed", "the server is shutting down");
     checkAllowed(settings, ctx.user);
@@ -59,12 +61,18 @@ export async function runOp(
     }
     state.perUser.set(ctx.user.name, n + 1);
     counted = true;
-    const { plan, argv } = planRun(settings, { user: ctx.user.name, args });
+    const local = backend.router.local;
+    // `local` always names the node the client is connected to.
+    const node = args.node === undefined || args.node === "local" ? local : args.node;
+    if (node !== local) remote = { node };
+    const { plan, argv } = node === local
+      ? planRun(settings, { user: ctx.user.name, args })
+      : planRouted(settings, { user: ctx.user.name, addr: ctx.addr, args });
     argvForAudit = argv;
     const slot = await runs.claim(token);
     let run: ExecRun;
     try {
-      run = await backend.router.open(backend.router.local, plan);
+      run = await backend.router.open(node, plan);
     } catch (e) {
       slot.reject(e as Error);
       throw e;
@@ -86,6 +94,7 @@ export async function runOp(
         signal: out.signal,
         timedOut: out.timedOut,
         ...(out.killed ? { killed: out.killed } : {}),
+        ...remote,
       });
       return {
         code: out.code,
@@ -110,6 +119,7 @@ export async function runOp(
         code: null,
         signal: null,
         refused: e.code,
+        ...remote,
       }).catch(() => {});
     }
     throw e;

@@ -4,25 +4,24 @@
  * implementation of this node's data dir, and start-up says so loudly: such an area is *not*
  * shared between nodes.
  *
- * Exec runs on this node only: the embedded runner with a router that lists this node under its
- * cluster name. Routing a run to another node over NATS is a later step (docs/cluster.md).
+ * Exec runs on the node the client names: this node's embedded runner for itself, another node's
+ * over core NATS (`exec.ts`; docs/cluster.md "Exec in a cluster"). The node list is presence's.
  *
  * @module
  */
 import { BackendParts, type Closable } from "../backend/parts.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Backend } from "../backend/mod.ts";
-import type { ExecBackend } from "../backend/exec.ts";
 import type { ClusterConfig, ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { parseChatConfig } from "../chat/chat_config.ts";
-import { localRouter, openEmbeddedExec } from "../embedded/exec.ts";
 import { parseFileConfig } from "../files/file_config.ts";
 import { openNatsAccounts } from "./accounts.ts";
 import { openNatsChat } from "./chat.ts";
 import { openNatsChatPolicy } from "./chat_policy.ts";
-import { openNatsPresence } from "./chat_presence.ts";
+import { type NatsPresence, openNatsPresence } from "./chat_presence.ts";
 import { openNatsConnection } from "./connection.ts";
+import { openNatsExec } from "./exec.ts";
 import { openNatsFiles } from "./files.ts";
 
 /** Which areas run on NATS (shared by the cluster) and which on this node's data dir. */
@@ -30,7 +29,7 @@ export interface ClusterAreas {
   accounts: "nats" | "embedded";
   chat: "nats" | "embedded";
   files: "nats" | "embedded";
-  exec: "local";
+  exec: "nats";
 }
 
 /** The cluster backend, with its NATS connection (for diagnostics and tests). */
@@ -47,24 +46,8 @@ export const CLUSTER_AREAS: ClusterAreas = {
   accounts: "nats",
   chat: "nats",
   files: "nats",
-  exec: "local",
+  exec: "nats",
 };
-
-/** Exec on this node only, listed under its cluster name. */
-async function openLocalExec(
-  config: ServerConfig,
-  node: string,
-  log: Logger,
-): Promise<ExecBackend & { close(): Promise<void> }> {
-  const exec = await openEmbeddedExec(config, log);
-  const [self] = await exec.router.list();
-  return {
-    runner: exec.runner,
-    audit: exec.audit,
-    router: localRouter(exec.runner, self?.exec ?? false, node),
-    close: () => exec.close(),
-  };
-}
 
 /**
  * Connects this node to the NATS cluster of `config.cluster` and opens every backend on it.
@@ -95,8 +78,12 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
     }
     const accounts = await open(openNatsAccounts(nc, { node, replicas, log }));
     const chatConfig = parseChatConfig(config.features.chat);
-    const exec = await open(openLocalExec(config, node, log));
-    const execOn = (await exec.router.list())[0]?.exec ?? false;
+    // Exec lists the nodes presence knows; presence opens with chat, below.
+    let presence: NatsPresence | undefined;
+    const exec = await open(
+      openNatsExec(nc, config, { node, log, nodes: () => presence?.nodes() ?? [] }),
+    );
+    const execOn = exec.enabled;
     const chat = await open(
       openNatsChat(nc, {
         node,
@@ -106,8 +93,8 @@ export async function openNatsBackend(config: ServerConfig, log: Logger): Promis
         maxTextBytes: chatConfig.maxTextBytes,
         log,
         openPolicy: (c) => openNatsChatPolicy(c, { node, replicas, log }),
-        openPresence: (c) =>
-          openNatsPresence(c, {
+        openPresence: async (c) =>
+          presence = await openNatsPresence(c, {
             node,
             replicas,
             log,
