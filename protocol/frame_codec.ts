@@ -207,6 +207,13 @@ export function parseHeader(bytes: Uint8Array, maxBody: number): RawHeader {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ProtocolError("bad_header", "header must be a JSON object");
   }
+  const dup = duplicateKey(text);
+  if (dup !== undefined) {
+    throw new ProtocolError(
+      "bad_header",
+      `header repeats the key ${JSON.stringify(dup).slice(0, 80)} in one object`,
+    );
+  }
   const header = value as Record<string, unknown>;
   if (typeof header.t !== "string" || header.t.length === 0) {
     throw new ProtocolError("bad_header", "header field t must be a non-empty string");
@@ -224,4 +231,49 @@ export function parseHeader(bytes: Uint8Array, maxBody: number): RawHeader {
     }
   }
   return header as RawHeader;
+}
+
+/**
+ * The first key that appears twice in one object of `text`, or undefined.
+ * `text` must be valid JSON (it was parsed already). Keys are compared after
+ * unescaping, so `"a"` and `"\u0061"` are the same key (PROTOCOL.md §2).
+ */
+export function duplicateKey(text: string): string | undefined {
+  // One entry per open object or array: the keys seen so far (null for an
+  // array) and whether the next string is a key.
+  const keys: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // "
+      const start = i + 1;
+      let escaped = false;
+      for (i = start; text.charCodeAt(i) !== 0x22; i++) {
+        if (text.charCodeAt(i) === 0x5c) { // backslash
+          escaped = true;
+          i++;
+        }
+      }
+      if (expectKey) {
+        const raw = text.slice(start, i);
+        const key = escaped ? JSON.parse(`"${raw}"`) as string : raw;
+        const seen = keys[keys.length - 1]!;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+    } else if (c === 0x7b) { // {
+      keys.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b) { // [
+      keys.push(null);
+      expectKey = false;
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      keys.pop();
+      expectKey = false;
+    } else if (c === 0x2c) { // ,
+      expectKey = keys[keys.length - 1] != null;
+    }
+  }
+  return undefined;
 }

@@ -9,6 +9,10 @@
 import { ProtocolError } from "./errors.ts";
 import type { RawHeader } from "./frame_codec.ts";
 import { PROTOCOL_VERSION } from "./limits.ts";
+import { fitsCodePoints } from "./text.ts";
+
+/** Smallest body limit a client may ask for in `hello.maxBody` (PROTOCOL.md §9). */
+export const MIN_MAX_BODY = 1024;
 
 /** Fields shared by JSON-object payloads. */
 export type Json = Record<string, unknown>;
@@ -123,7 +127,9 @@ function _uint(h: RawHeader, f: string): number {
 }
 function _str(h: RawHeader, f: string, max = 4096): string {
   const v = h[f];
-  if (typeof v !== "string" || v.length > max) _bad(h.t, f, `a string of at most ${max} chars`);
+  if (typeof v !== "string" || !fitsCodePoints(v, max)) {
+    _bad(h.t, f, `a string of at most ${max} characters (code points)`);
+  }
   return v;
 }
 function _optBool(h: RawHeader, f: string): void {
@@ -225,7 +231,9 @@ export function validateHandshake(h: RawHeader, nonceBytes: number): HandshakeHe
       _version(h);
       _str(h, "user", 64);
       _hex(h, "nonce", nonceBytes);
-      if (h.maxBody !== undefined) _uint(h, "maxBody");
+      if (h.maxBody !== undefined && _uint(h, "maxBody") < MIN_MAX_BODY) {
+        _bad(h.t, "maxBody", `at least ${MIN_MAX_BODY} (bytes)`);
+      }
       if (h.win !== undefined) _win(h);
       break;
     case "challenge":

@@ -56,6 +56,7 @@ export class MuxStream {
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
   #failed = Promise.withResolvers<Error>();
+  #resetByPeer: { code: string; msg: string } | undefined;
 
   constructor(
     host: StreamHost,
@@ -96,6 +97,11 @@ export class MuxStream {
    */
   get failed(): Promise<Error> {
     return this.#failed.promise;
+  }
+
+  /** The peer's `rst` (code and message) when the peer reset this stream. */
+  get resetByPeer(): { code: string; msg: string } | undefined {
+    return this.#resetByPeer;
   }
 
   /** Reads the next chunk; null at the peer's end of data. Rejects on reset. */
@@ -214,6 +220,7 @@ export class MuxStream {
 
   /** @internal the peer reset the stream. */
   remoteReset(code: string, msg: string): void {
+    if (!this.#error) this.#resetByPeer = { code, msg };
     this.fail(new RemoteError(code, msg || `stream reset by peer (${code})`));
   }
 

@@ -16,6 +16,7 @@ import { type Header, type Json, type ReqHeader, validateHeader } from "./messag
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
 import { type FrameReader, type Transport, writeAll } from "./transport.ts";
 import { DEFAULT_CHUNK, MAX_WINDOW } from "./limits.ts";
+import { truncateCodePoints } from "./text.ts";
 
 /** A request received from the peer. */
 export interface IncomingRequest {
@@ -133,6 +134,8 @@ export class Session implements StreamHost {
   #nextStreamId: number;
   #peerLastStreamId = 0;
   #pendingReqs = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  /** Ids of the peer's requests we have not answered yet (§5.1: unique while outstanding). */
+  #peerReqs = new Set<number>();
   #streams = new Map<number, MuxStream>();
   #peerStreamCount = 0;
   #connRecvWindow: number;
@@ -300,7 +303,8 @@ export class Session implements StreamHost {
     this.#state = "closing";
     this.#closeError = error;
     if (error instanceof ProtocolError) {
-      this.#control.push(encodeHeader({ t: "error", code: error.code, msg: error.message }, 0));
+      const msg = truncateCodePoints(error.message, 4096);
+      this.#control.push(encodeHeader({ t: "error", code: error.code, msg }, 0));
       this.#wakeWriter();
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -347,7 +351,7 @@ export class Session implements StreamHost {
       this.#streams.delete(stream.id);
       if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
     }
-    this.#sendControl({ t: "rst", s: stream.id, code, msg: msg.slice(0, 1000) });
+    this.#sendControl({ t: "rst", s: stream.id, code, msg: truncateCodePoints(msg, 1000) });
   }
 
   // --- reading --------------------------------------------------------------
@@ -399,7 +403,8 @@ export class Session implements StreamHost {
         return;
       case "rst": {
         const s = this.#streams.get(h.s);
-        if (!s) return; // already gone on our side: nothing to abort
+        // Gone or never opened (§5.4): nothing to abort, and no state to keep.
+        if (!s) return;
         this.#streams.delete(h.s);
         if (h.s % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
         this.#connConsumed(s.buffered);
@@ -455,6 +460,7 @@ export class Session implements StreamHost {
       for (const s of this.#streams.values()) if (s.sendable) this.wake(s);
     } else {
       const stream = this.#streams.get(id);
+      // Gone or never opened (§5.4): no credit is kept for a stream not open.
       if (!stream) return;
       if (stream.sendCredit + n > MAX_WINDOW) {
         throw new ProtocolError("flow_control", `window overflow on stream ${id}`);
@@ -466,6 +472,12 @@ export class Session implements StreamHost {
   }
 
   #onReq(h: ReqHeader, body: Uint8Array): void {
+    if (this.#peerReqs.has(h.id)) {
+      throw new ProtocolError(
+        "bad_header",
+        `request id ${h.id} is already in use by a request not yet answered`,
+      );
+    }
     let stream: MuxStream | undefined;
     if (h.s !== undefined) {
       const peerParity = this.#o.role === "client" ? 0 : 1;
@@ -500,12 +512,20 @@ export class Session implements StreamHost {
     } else if (body.byteLength > 0) {
       throw new ProtocolError("bad_header", "a request without a stream cannot carry a body");
     }
+    this.#peerReqs.add(h.id);
     const handler = this.#o.onRequest;
     const run = handler
       ? handler({ id: h.id, op: h.op, args: h.args, stream })
       : Promise.reject(new ProtocolError("unknown_op", `no handler for ${h.op}`, { fatal: false }));
     run.then(
       (data) => {
+        this.#peerReqs.delete(h.id);
+        const reset = stream?.resetByPeer;
+        if (reset) {
+          // Uniform whatever the operation managed to do (§6.2): the requester gave up.
+          this.#sendControl(_cancelled(h.id, stream!.id, reset));
+          return;
+        }
         try {
           this.#sendControl({ t: "res", id: h.id, ok: true, data: data ?? null });
         } catch (e) {
@@ -519,6 +539,12 @@ export class Session implements StreamHost {
         stream?.discardIncoming();
       },
       (e: unknown) => {
+        this.#peerReqs.delete(h.id);
+        const reset = stream?.resetByPeer;
+        if (reset) {
+          this.#sendControl(_cancelled(h.id, stream!.id, reset));
+          return;
+        }
         const { code, msg } = this.#sendError(h.id, e);
         stream?.reset(code, msg);
       },
@@ -528,7 +554,7 @@ export class Session implements StreamHost {
   #sendError(id: number, e: unknown): { code: string; msg: string } {
     const known = e instanceof ProtocolError || e instanceof RemoteError;
     const code = known ? e.code : "internal";
-    const msg = known ? e.message.slice(0, 2000) : "internal error";
+    const msg = known ? truncateCodePoints(e.message, 2000) : "internal error";
     this.#sendControl({ t: "res", id, ok: false, code, msg });
     return { code, msg };
   }
@@ -724,6 +750,7 @@ export class Session implements StreamHost {
     const err = this.#closeError ?? new ProtocolError("closed", "session closed");
     for (const p of this.#pendingReqs.values()) p.reject(err);
     this.#pendingReqs.clear();
+    this.#peerReqs.clear();
     for (const s of this.#streams.values()) s.fail(err);
     this.#streams.clear();
     this.#bulk = [];
@@ -739,4 +766,15 @@ export class Session implements StreamHost {
     for (const r of queued) r();
     this.#resolveClosed(this.#closeError);
   }
+}
+
+/** The reply to a request whose stream the requester reset before the reply (§6.2). */
+function _cancelled(id: number, s: number, reset: { code: string }): OutHeader {
+  return {
+    t: "res",
+    id,
+    ok: false,
+    code: "cancel",
+    msg: `the requester reset stream ${s} (${truncateCodePoints(reset.code, 64)})`,
+  };
 }
