@@ -26,7 +26,8 @@ export interface SourceHistory {
 /** Pages a whole history (oldest first). */
 async function _all(chat: ChatBackend, where: ChatWhere): Promise<ChatMessage[]> {
   const out: ChatMessage[] = [];
-  let after: number | undefined;
+  // From the start, paging forward (without `after` a page holds the newest messages).
+  let after = 0;
   for (let i = 0; i < 1_000_000; i++) {
     const page = await chat.log.page(where, { after, limit: 1000, budget: 64 * 1048576 });
     out.push(...page.messages);
@@ -111,7 +112,7 @@ export async function appendMessages(c: MessagesCopy): Promise<number> {
       );
     }
     appended++;
-    if (Date.now() - last >= 2_000) {
+    if ((i + 1) % 1000 === 0 || Date.now() - last >= 2_000) {
       last = Date.now();
       c.progress(`messages: ${i + 1}/${c.messages.length}`);
     }

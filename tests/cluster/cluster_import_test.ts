@@ -11,6 +11,9 @@ import { createHash } from "node:crypto";
 import type { ClientOptions, ParleyClient } from "../../client/client.ts";
 import type { ChatMessage } from "../../protocol/chat_message.ts";
 import { RemoteError } from "../../protocol/errors.ts";
+import { openEmbeddedBackend } from "../../server/embedded/mod.ts";
+import { loadConfig } from "../../server/config.ts";
+import { Logger } from "../../server/log.ts";
 import { parleyUser, ROOT, spawnServer } from "../helpers.ts";
 import { readAll } from "../protocol/protocol_fixture.ts";
 import { natsAvailable, startNatsCluster } from "./nats_fixture.ts";
@@ -241,3 +244,119 @@ Deno.test({
     await Deno.remove(otherDir, { recursive: true });
   }
 });
+
+/** Starts `parley cluster ARGS`; resolves when a line matches `until` (the process still runs). */
+async function startClusterCommand(until: RegExp, ...args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--config",
+      join(ROOT, "deno.json"),
+      join(ROOT, "main.ts"),
+      "cluster",
+      ...args,
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines: string[] = [];
+  let matched = false;
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  try {
+    while (!matched) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, i));
+        if (until.test(buf.slice(0, i))) matched = true;
+        buf = buf.slice(i + 1);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return { child, lines, matched };
+}
+
+Deno.test({
+  name: "cluster import: killed in the middle of the messages, a second run continues where " +
+    "the first stopped: every message once, in order",
+  ignore: !available,
+}, async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "parley-import-resume-" });
+  try {
+    const total = 6000;
+    const config = { chat: { historyPerRoom: 10_000 } };
+    await Deno.writeTextFile(join(dataDir, "config.json"), JSON.stringify(config));
+    const key = await parleyUserKey(dataDir, "ada");
+    {
+      // The data dir, written through the embedded backend (as a server would).
+      await using backend = await openEmbeddedBackend(
+        await loadConfig({ dataDir }),
+        new Logger({ level: "error" }),
+      );
+      for (let i = 0; i < total; i++) {
+        await backend.chat.log.append({
+          room: i % 3 ? "lobby" : "dev",
+          from: "ada",
+          text: `message ${i}`,
+          ts: 1_700_000_000_000 + i,
+        });
+      }
+    }
+    await using nats = await startNatsCluster();
+    const urls = nats.urls.join(",");
+    const first = await startClusterCommand(
+      /^messages: \d+\//,
+      "import",
+      "--data",
+      dataDir,
+      "--cluster",
+      urls,
+    );
+    first.child.kill("SIGKILL");
+    await first.child.stdout.cancel().catch(() => {});
+    const status = await first.child.status;
+    assert(first.matched, `the import ended before its first progress line:\n${first.lines}`);
+    assertEquals(status.signal, "SIGKILL");
+
+    const second = await clusterCommand("import", "--data", dataDir, "--cluster", urls);
+    assertEquals(second.code, 0, second.out);
+    assertStringIncludes(second.out, "continuing the import started on");
+    assertMatch(second.out, new RegExp(`messages: ${total} in place \\((\\d+) appended now\\)`));
+    const appended = Number(/\((\d+) appended now\)/.exec(second.out)![1]);
+    assert(appended > 0 && appended < total, second.out);
+
+    await using node = await startParleyNode(nats.urls, "a", [], config);
+    const ada = await connectNodes([node], "ada", key);
+    try {
+      const lobby = await history(ada, { room: "lobby" });
+      const dev = await history(ada, { room: "dev" });
+      const want = (room: string) =>
+        Array.from({ length: total }, (_, i) => i)
+          .filter((i) => (i % 3 ? "lobby" : "dev") === room).map((i) => `message ${i}`);
+      assertEquals(lobby.map((m) => m.text), want("lobby"));
+      assertEquals(dev.map((m) => m.text), want("dev"));
+      const ids = [...lobby, ...dev].map((m) => Number(m.id)).sort((a, b) => a - b);
+      assertEquals(ids, Array.from({ length: total }, (_, i) => i + 1));
+    } finally {
+      await ada.close();
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+/** Adds an account to a data dir with `parley user add`; returns its key. */
+async function parleyUserKey(dataDir: string, name: string): Promise<string> {
+  return (JSON.parse(await parleyUser(dataDir, "add", name, "--json")) as { key: string }).key;
+}
