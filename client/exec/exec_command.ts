@@ -15,9 +15,10 @@ import {
 } from "../cli_util.ts";
 import { CredentialError, resolveCredentials } from "../credentials.ts";
 import { ParleyClient } from "../client.ts";
-import { type ExecRequest, RemoteExec } from "./exec_remote.ts";
+import { type ExecRequest, formatExecNodes, listExecNodes, RemoteExec } from "./exec_remote.ts";
 
 const HELP = `Usage: parley exec [OPTIONS] [--] CMD [ARGS…]
+       parley exec --list-nodes
 
 Runs CMD with ARGS on the server (each argument passed literally, no shell),
 streams its output and exits with its exit code (128+N when signal N ended it).
@@ -29,8 +30,10 @@ Options:
   --shell          send CMD ARGS… joined by spaces as one shell line
                    (only on servers started with --exec-shell)
   -n, --no-stdin   do not forward stdin (the command reads end of input)
-  --node NAME      node to run on (cluster mode; without a cluster only the
-                   node you connect to can run commands)
+  --node NAME      cluster node to run on; its own allow-list, sandbox and
+                   limits apply, output streams back through the node you
+                   connect to (default and \`local\`: the node you connect to)
+  --list-nodes     list the nodes and whether they run commands, then exit
   -h, --help       show this help
 
 Exit status: the command's, or 255 when it could not be run (connection,
@@ -41,6 +44,7 @@ Examples:
   parley exec -- uname -a
   parley exec -- wc -c < big.log
   parley exec --timeout 5 -- sleep 10; echo "exit $?"
+  parley exec --node build-2 -- uname -n
 
 ${CLIENT_FLAGS_HELP}`;
 
@@ -56,13 +60,14 @@ async function _writeAll(w: Deno.FsFile | typeof Deno.stdout, bytes: Uint8Array)
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
     string: [...CLIENT_STRING_FLAGS, "cwd", "timeout", "node"],
-    boolean: ["tls", "shell", "no-stdin"],
+    boolean: ["tls", "shell", "no-stdin", "list-nodes"],
     alias: { n: "no-stdin" },
     stopEarly: true,
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
   const command = [...f._.map(String), ...((f["--"] as string[] | undefined) ?? [])];
+  if (f["list-nodes"]) return await _listNodes(f);
   if (command.length === 0) {
     console.error(`parley exec: name a command to run\n\n${HELP}`);
     return 2;
@@ -81,16 +86,24 @@ export async function run(args: string[]): Promise<number> {
     const creds = await resolveCredentials(credentialInput(f));
     if (f.node !== undefined) {
       const node = String(f.node);
-      if (node !== "local" && node !== creds.host) {
-        console.error(
-          `parley exec: node ${JSON.stringify(node)} is not available: this server is not part ` +
-            `of a cluster, so only the node you connect to (${creds.host}) can run commands`,
-        );
-        return 2;
-      }
+      // `local` and the host connected to name the node connected to: nothing to route.
+      if (node !== "local" && node !== creds.host) request.node = node;
     }
     await using client = await ParleyClient.connect(creds);
     return await _runRemote(client, request, !f["no-stdin"]);
+  } catch (e) {
+    const code = reportError(e);
+    return e instanceof CredentialError ? code : EXEC_FAILURE;
+  }
+}
+
+/** `parley exec --list-nodes`. */
+async function _listNodes(f: Parameters<typeof credentialInput>[0]): Promise<number> {
+  try {
+    const creds = await resolveCredentials(credentialInput(f));
+    await using client = await ParleyClient.connect(creds);
+    for (const line of formatExecNodes(await listExecNodes(client))) console.log(line);
+    return 0;
   } catch (e) {
     const code = reportError(e);
     return e instanceof CredentialError ? code : EXEC_FAILURE;

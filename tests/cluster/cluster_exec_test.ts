@@ -150,7 +150,7 @@ Deno.test({
   await using nats = await startNatsCluster();
   await using a = await startExecNode(nats.urls, "a", true);
   await using b = await startExecNode(nats.urls, "b", true);
-  await using c = await startExecNode(nats.urls, "c", false);
+  await using _c = await startExecNode(nats.urls, "c", false);
   const key = await addClusterUser(nats.urls, "ada", { exec: true });
   const client = await connect(a, "ada", key);
   let frontKilled = false;
@@ -313,6 +313,63 @@ Deno.test({
         assertEquals(typeof (await client.call("exec.nodes", {})), "object");
       },
     );
+
+    await t.step("a signal reaches the command on b; its timeout is b's to enforce", async () => {
+      const m = sleepMarker();
+      let out = "";
+      let trapped!: () => void;
+      const ready = new Promise<void>((r) => (trapped = r));
+      const run = RemoteExec.start(client, {
+        node: "b",
+        argv: ["sh", "-c", `trap 'echo caught; exit 3' TERM; echo ready; sleep ${m} & wait`],
+      }, {
+        stdout: (chunk) => {
+          out += new TextDecoder().decode(chunk);
+          if (out.includes("ready")) trapped();
+        },
+        stderr: () => {},
+      });
+      run.endInput();
+      await ready;
+      await run.signal("SIGTERM");
+      const result = await run.done;
+      assertEquals(out, "ready\ncaught\n");
+      assertEquals(result.code, 3);
+      assertEquals(await waitGoneWith(m), []);
+      const slow = await collect(client, { node: "b", argv: ["sleep", "30"], timeoutMs: 300 });
+      assertEquals(slow.result.timedOut, true);
+    });
+
+    await t.step("the running node killed with SIGKILL: the run fails with a reason", async () => {
+      await using d = await startExecNode(nats.urls, "d", true);
+      await waitFor("d in exec.nodes", async () => {
+        const r = await client.call("exec.nodes", {}) as ExecNodesReply;
+        return r.nodes.some((n) => n.name === "d") ? true : undefined;
+      });
+      let err = "";
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const marker = sleepMarker();
+      const run = RemoteExec.start(client, {
+        node: "d",
+        argv: ["sh", "-c", `echo started; sleep ${marker}`],
+      }, {
+        stdout: () => started(),
+        stderr: (chunk) => {
+          err += new TextDecoder().decode(chunk);
+        },
+      });
+      try {
+        await running;
+        await d.server.stop("SIGKILL");
+        const result = await run.done;
+        assertEquals(result.code, 255);
+        assertStringIncludes(err, "lost contact with node d");
+      } finally {
+        // Unsandboxed, nothing takes the orphaned command down with d: end it here.
+        for (const pid of await liveWith(marker)) Deno.kill(pid, "SIGKILL");
+      }
+    });
 
     await t.step("a killed with SIGKILL mid-run: b kills the command's process group", async () => {
       const marker = sleepMarker();
