@@ -25,11 +25,14 @@ import {
   SEND_KEY,
   USER_NAME,
 } from "./chat.ts";
+import { fitsCodePoints, fitsUtf8 } from "../text.ts";
 
 /** Schema of a file reference in a message. */
 export const FILE_REF = z.object({
-  path: z.string().min(1).max(4096).refine((p) => !p.includes("\0"), "no NUL bytes"),
-  name: z.string().min(1).max(255).refine((p) => !/[\0\n\r]/.test(p), "no control characters"),
+  path: z.string().min(1).refine((p) => fitsUtf8(p, 4096), "at most 4096 UTF-8 bytes")
+    .refine((p) => !p.includes("\0"), "no NUL bytes"),
+  name: z.string().min(1).refine((p) => fitsUtf8(p, 255), "at most 255 UTF-8 bytes")
+    .refine((p) => !/[\0\n\r]/.test(p), "no control characters"),
   size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex characters"),
 }).strict();
@@ -42,7 +45,8 @@ const _USER = z.string().regex(USER_NAME, "not a valid user name");
 const _ID = z.union([z.string().regex(/^\d{1,20}$/), z.number().int().min(0)])
   .transform((v) => Number(v));
 const _LIMIT = z.number().int().min(1).max(1000);
-const _REASON = z.string().max(500).optional();
+const _REASON = z.string().refine((r) => fitsCodePoints(r, 500), "at most 500 characters")
+  .optional();
 
 /** Argument schema of each chat operation. */
 export const CHAT_ARGS = {
@@ -72,7 +76,9 @@ export const CHAT_ARGS = {
   [CHAT_INBOX]: z.object({ limit: _LIMIT.optional() }).strict(),
   [CHAT_GET]: z.object({ id: _ID }).strict(),
   [CHAT_WHO]: z.object({ room: _ROOM.optional(), after: _USER.optional() }).strict(),
-  [CHAT_TIME]: z.object({ format: z.string().max(200).optional() }).strict(),
+  [CHAT_TIME]: z.object({
+    format: z.string().refine((f) => fitsCodePoints(f, 200), "at most 200 characters").optional(),
+  }).strict(),
   [CHAT_IGNORE]: z.object({ user: _USER.optional(), off: z.boolean().optional() }).strict(),
   [CHAT_KICK]: z.object({ user: _USER, room: _ROOM, reason: _REASON }).strict(),
   [CHAT_BAN]: z.object({ user: _USER, reason: _REASON, off: z.boolean().optional() }).strict(),

@@ -7,6 +7,7 @@
  * @module
  */
 import { z } from "zod";
+import { fitsUtf8 } from "../text.ts";
 import {
   EXEC_NODES,
   EXEC_RUN,
@@ -25,7 +26,8 @@ export const EXEC_ARGS = {
     token: _TOKEN,
     argv: z.array(z.string().refine(_NO_NUL, "contains NUL")).min(1).max(4096).optional(),
     shell: z.string().min(1).refine(_NO_NUL, "contains NUL").optional(),
-    cwd: z.string().max(4096).refine(_NO_NUL, "contains NUL").optional(),
+    cwd: z.string().refine((c) => fitsUtf8(c, 4096), "at most 4096 UTF-8 bytes")
+      .refine(_NO_NUL, "contains NUL").optional(),
     timeoutMs: z.number().int().min(1).optional(),
     /** The node to run on (cluster mode); this node when absent. */
     node: z.string().min(1).max(256).refine(_NO_NUL, "contains NUL").optional(),
