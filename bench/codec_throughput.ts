@@ -16,7 +16,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { FrameMac } from "../protocol/auth.ts";
+import { FrameMac, verifierOf } from "../protocol/auth.ts";
 import { encodeHeader } from "../protocol/frame_codec.ts";
 import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
 import { DEFAULT_CHUNK, MAC_LENGTH } from "../protocol/limits.ts";
@@ -131,7 +131,7 @@ async function receiveCodec(conn: Deno.Conn, total: number): Promise<Result> {
 }
 
 async function receiveSession(conn: Deno.Conn, total: number): Promise<Result> {
-  const link = await serverHandshake(conn, { keyFor: () => KEY });
+  const link = await serverHandshake(conn, { verifierFor: () => verifierOf(KEY) });
   let done!: (r: Result) => void;
   const finished = new Promise<Result>((r) => (done = r));
   const session = new Session({

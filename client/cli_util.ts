@@ -12,6 +12,9 @@ import { CredentialError, type CredentialInput } from "./credentials.ts";
 /** Options understood by every client command. */
 export const CLIENT_STRING_FLAGS = ["server", "user", "key", "ca", "pin"] as const;
 
+/** Switches understood by every client command. */
+export const CLIENT_BOOLEAN_FLAGS = ["tls", "plain", "accept-new"] as const;
+
 /** Help text for the shared client flags. */
 export const CLIENT_FLAGS_HELP = [
   "Connection (flags, then env, then the config file):",
@@ -20,8 +23,14 @@ export const CLIENT_FLAGS_HELP = [
   "                                     in order, and the client fails over to the next",
   "  --user NAME                        account name (env PARLEY_USER)",
   "  --key HEX                          account key (env PARLEY_KEY; prefer the env or config file)",
-  "  --tls, --ca FILE                   use TLS, trusting the CA certificate in FILE",
-  "  --pin sha256:HEX                   use TLS and accept only this server certificate (env PARLEY_PIN)",
+  "  --pin sha256:HEX                   accept only this server certificate (env PARLEY_PIN)",
+  "  --accept-new                       trust a server met for the first time and remember it",
+  "  --ca FILE                          trust server certificates signed by the CA in FILE",
+  "  --plain                            no TLS (only for a server run with --plain; also",
+  "                                     parley+plain://HOST:PORT)",
+  "Connections use TLS. A server's certificate is trusted on first use (asked on a terminal;",
+  "otherwise give --pin or --accept-new) and must match from then on: known_servers in the",
+  "config dir; `parley known-servers` lists and forgets entries.",
 ].join("\n");
 
 /** The credential inputs given by the shared connection flags (`url` overrides `--server`). */
@@ -31,6 +40,8 @@ export function credentialInput(f: Flags, url?: string): CredentialInput {
     user: f.user as string | undefined,
     key: f.key as string | undefined,
     tls: f.tls ? true : undefined,
+    plain: f.plain ? true : undefined,
+    acceptNew: f["accept-new"] ? true : undefined,
     caFile: f.ca as string | undefined,
     pin: f.pin as string | undefined,
   };

@@ -19,6 +19,7 @@ import type { MuxStream } from "../protocol/mux_stream.ts";
 import { Session } from "../protocol/session.ts";
 import type { Transport } from "../protocol/transport.ts";
 import type { Credentials } from "./credentials.ts";
+import { KnownServers } from "./known_servers.ts";
 import { dialTls } from "./tls_connect.ts";
 
 /** Connection state as seen by the application. */
@@ -36,6 +37,11 @@ export interface ClientOptions extends Credentials {
   timeoutMs?: number;
   /** Name the server certificate must carry (default: `host`). */
   tlsHostname?: string;
+  /**
+   * The pin of each node of a server list (each cluster node has its own
+   * certificate); undefined falls back to `pin`, then to the known servers.
+   */
+  pinFor?: (host: string, port: number) => string | undefined;
 }
 
 type _Listener = (data: unknown) => void;
@@ -179,14 +185,21 @@ export class ParleyClient {
   async #dial(server: { host: string; port: number }): Promise<Session> {
     const o = { ...this.options, host: server.host, port: server.port };
     let conn: Transport;
-    if (o.tls || o.pin !== undefined) {
-      conn = await dialTls({
+    let channelBinding: Uint8Array | undefined;
+    if (o.tls) {
+      // Each node of a cluster has its own certificate: trust is per host:port.
+      const known = o.knownServers === undefined ? undefined : new KnownServers(o.knownServers);
+      const dialed = await dialTls({
         host: o.host,
         port: o.port,
         caCerts: o.caCerts,
-        pin: o.pin,
+        pin: o.pinFor?.(o.host, o.port) ?? o.pin,
         serverName: o.tlsHostname,
+        trust: known &&
+          ((fp) => known.check(o.host, o.port, fp, { acceptNew: o.acceptNew, ask: o.askNew })),
       });
+      conn = dialed.transport;
+      channelBinding = dialed.channelBinding;
     } else {
       const tcp = await Deno.connect({ hostname: o.host, port: o.port });
       tcp.setNoDelay(true);
@@ -197,6 +210,7 @@ export class ParleyClient {
         user: o.user,
         key: o.key,
         timeoutMs: o.timeoutMs ?? 10_000,
+        ...(channelBinding ? { channelBinding } : {}),
       });
       return new Session({
         ...link,

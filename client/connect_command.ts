@@ -8,6 +8,7 @@ import { formatMessage } from "./chat/chat_format.ts";
 import { chatReplCommands } from "./chat/chat_repl.ts";
 import { parseFlags } from "../cli/flags.ts";
 import {
+  CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
@@ -41,7 +42,7 @@ ${CLIENT_FLAGS_HELP}`;
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
     string: [...CLIENT_STRING_FLAGS, "room"],
-    boolean: ["tls", "no-history"],
+    boolean: [...CLIENT_BOOLEAN_FLAGS, "no-history"],
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;

@@ -4,13 +4,18 @@
  * cluster's nodes, tried in order), then `PARLEY_SERVER`,
  * `PARLEY_USER`, `PARLEY_KEY`, then the config file
  * (`$XDG_CONFIG_HOME/parley/config.json` or `~/.config/parley/config.json`,
- * which must not be readable by others). TLS: `parleys://` or `--tls`, a CA
- * file (`--ca`, config `ca`) and a certificate pin (`PARLEY_PIN`, config `pin`).
+ * which must not be readable by others). TLS is the default: the server's
+ * certificate is checked by a CA file (`--ca`, config `ca`), a pin
+ * (`--pin`, `PARLEY_PIN`, config `pin`), or else trusted on first use and
+ * remembered in `known_servers` beside the config file (./known_servers.ts).
+ * Plaintext only when asked for: `--plain`, config `plain`, or a
+ * `parley+plain://` address.
  *
  * @module
  */
 import { decodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
+import { askOnTerminal } from "./known_servers.ts";
 import { parsePin } from "./tls_connect.ts";
 
 /** One server address. */
@@ -31,7 +36,17 @@ export interface Credentials {
   servers?: ServerAddress[];
   user: string;
   key: Uint8Array;
+  /** TLS (the default) or plaintext (false: only when asked for). */
   tls: boolean;
+  /**
+   * The known-servers file: a certificate neither a CA nor the pin vouches
+   * for is trusted on first use and must match from then on.
+   */
+  knownServers?: string;
+  /** Record a server met for the first time without asking (`--accept-new`). */
+  acceptNew?: boolean;
+  /** Asks the user about a server met for the first time (set on a terminal). */
+  askNew?: (hostPort: string, fingerprint: string) => Promise<boolean>;
   /** PEM CA certificate(s) to trust for TLS, if any. */
   caCerts?: string[];
   /**
@@ -47,6 +62,10 @@ export interface CredentialInput {
   user?: string | undefined;
   key?: string | undefined;
   tls?: boolean | undefined;
+  /** Plaintext (`--plain`). */
+  plain?: boolean | undefined;
+  /** `--accept-new`: record a server met for the first time. */
+  acceptNew?: boolean | undefined;
   caFile?: string | undefined;
   /** Certificate pin `sha256:<hex>`; also env `PARLEY_PIN` or config key `pin`. */
   pin?: string | undefined;
@@ -60,19 +79,35 @@ export class CredentialError extends Error {
   }
 }
 
-/** Path of the client config file. */
-export function configPath(): string | undefined {
+/** The client config dir (`$XDG_CONFIG_HOME/parley` or `~/.config/parley`). */
+export function configDir(): string | undefined {
   const xdg = Deno.env.get("XDG_CONFIG_HOME");
-  if (xdg) return join(xdg, "parley", "config.json");
+  if (xdg) return join(xdg, "parley");
   const home = Deno.env.get("HOME");
-  return home ? join(home, ".config", "parley", "config.json") : undefined;
+  return home ? join(home, ".config", "parley") : undefined;
 }
 
-/** Parses `parley://[user@]host[:port]` (or `parleys://` for TLS, or bare `host:port`). */
+/** Path of the client config file. */
+export function configPath(): string | undefined {
+  const dir = configDir();
+  return dir ? join(dir, "config.json") : undefined;
+}
+
+/** Path of the known-servers file. */
+export function knownServersPath(): string | undefined {
+  const dir = configDir();
+  return dir ? join(dir, "known_servers") : undefined;
+}
+
+/**
+ * Parses `parley://[user@]host[:port]` (TLS; also `parleys://` or a bare
+ * `host:port`) or `parley+plain://…` (plaintext).
+ */
 export function parseServerUrl(
   text: string,
 ): { user?: string; host: string; port: number; tls: boolean } {
-  const m = /^(?:(parleys?):\/\/)?(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(text);
+  const m = /^(?:(parleys?|parley\+plain):\/\/)?(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/
+    .exec(text);
   if (!m) {
     throw new CredentialError(
       `cannot read server address ${JSON.stringify(text)}; use parley://user@host:port`,
@@ -85,7 +120,7 @@ export function parseServerUrl(
     ...(m[2] ? { user: decodeURIComponent(m[2]) } : {}),
     host,
     port,
-    tls: m[1] === "parleys",
+    tls: m[1] !== "parley+plain",
   };
 }
 
@@ -105,20 +140,15 @@ export function parseServerList(
   if (users.size > 1) {
     throw new CredentialError(`the server list names several users: ${[...users].join(", ")}`);
   }
-  const schemes = new Set(
-    parts.flatMap((p) => {
-      const m = /^(parleys?):\/\//.exec(p);
-      return m ? [m[1]] : [];
-    }),
-  );
-  if (schemes.size > 1) {
-    throw new CredentialError("the server list mixes parley:// and parleys://");
+  const modes = new Set(parsed.map((p) => p.tls));
+  if (modes.size > 1) {
+    throw new CredentialError("the server list mixes parley+plain:// with TLS addresses");
   }
   const [user] = users;
   return {
     ...(user === undefined ? {} : { user }),
     servers: parsed.map(({ host, port }) => ({ host, port })),
-    tls: schemes.has("parleys"),
+    tls: parsed[0]!.tls,
   };
 }
 
@@ -171,23 +201,32 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
   }
   const caFile = input.caFile ?? (cfg.ca as string | undefined);
   const pinText = input.pin ?? Deno.env.get("PARLEY_PIN") ?? (cfg.pin as string | undefined);
+  const plain = input.plain === true || !url.tls ||
+    (input.plain === undefined && cfg.plain === true);
+  if (plain && input.tls) throw new CredentialError("--tls and --plain contradict each other");
+  if (plain && (pinText || caFile) && (input.pin !== undefined || input.caFile !== undefined)) {
+    throw new CredentialError("--pin and --ca need TLS; drop --plain (TLS is the default)");
+  }
   const creds: Credentials = {
     host: url.host,
     port: url.port,
     user,
     key: _parseKey(keyText),
-    tls: input.tls ?? (url.tls || cfg.tls === true),
+    tls: !plain,
   };
   if (list.servers.length > 1) creds.servers = list.servers;
-  if (pinText) {
+  if (pinText && !plain) {
     try {
       creds.pin = parsePin(pinText);
     } catch (e) {
       throw new CredentialError((e as Error).message);
     }
-    creds.tls = true; // a pin only makes sense over TLS
   }
-  if (caFile) {
+  const known = knownServersPath();
+  if (known) creds.knownServers = known;
+  if (input.acceptNew) creds.acceptNew = true;
+  if (Deno.stdin.isTerminal() && Deno.stderr.isTerminal()) creds.askNew = askOnTerminal;
+  if (caFile && !plain) {
     try {
       creds.caCerts = [await Deno.readTextFile(caFile)];
     } catch (e) {

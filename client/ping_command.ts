@@ -5,6 +5,7 @@
  */
 import { parseFlags } from "../cli/flags.ts";
 import {
+  CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
@@ -27,7 +28,7 @@ ${CLIENT_FLAGS_HELP}`;
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(
     args,
-    { string: [...CLIENT_STRING_FLAGS, "count"], boolean: ["tls"] },
+    { string: [...CLIENT_STRING_FLAGS, "count"], boolean: [...CLIENT_BOOLEAN_FLAGS] },
     HELP,
   );
   if ("exitCode" in parsed) return parsed.exitCode;

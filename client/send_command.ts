@@ -6,6 +6,7 @@
  */
 import { parseFlags } from "../cli/flags.ts";
 import {
+  CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
@@ -36,7 +37,7 @@ ${CLIENT_FLAGS_HELP}`;
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
     string: [...CLIENT_STRING_FLAGS],
-    boolean: ["tls", "me"],
+    boolean: [...CLIENT_BOOLEAN_FLAGS, "me"],
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;

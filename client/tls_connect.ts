@@ -1,17 +1,17 @@
 /**
- * TLS dialling for the client: verification against the system roots or a
- * given CA file, or certificate pinning.
- *
- * Deno's own `connectTls` has no hook to see the peer certificate, so a pinned
- * connection goes through `node:tls`: the TLS handshake runs without CA
- * checks, then the SHA-256 of the server certificate's DER bytes must equal
- * the pin before a single Parley byte is sent. The handshake itself proves
- * the server holds that certificate's private key, so a pin is as strong as
- * a CA check and needs no CA at all (self-signed certificates work).
+ * TLS dialling for the client. Every connection goes through `node:tls`,
+ * which shows the peer certificate (Deno's own `connectTls` does not): its
+ * SHA-256 is the channel binding of the login proofs (PROTOCOL.md §4.3) and
+ * the fingerprint the server is trusted by. The certificate is accepted when
+ * a CA given with `--ca` vouches for it, when it matches a pin
+ * (`--pin`/`PARLEY_PIN`), or else when the `trust` callback accepts its
+ * fingerprint (trust on first use, ./known_servers.ts). The TLS handshake
+ * proves the server holds the certificate's private key, so a fingerprint
+ * check is as strong as a CA check for a certificate one has seen before.
  *
  * @example
  * ```ts ignore
- * const transport = await dialTls({ host: "127.0.0.1", port: 7878, pin: "sha256:49db…" });
+ * const { transport, channelBinding } = await dialTls({ host: "127.0.0.1", port: 7878, pin: "sha256:49db…" });
  * ```
  *
  * @module
@@ -30,6 +30,32 @@ export interface TlsDialOptions {
   pin?: string | undefined;
   /** Name to verify in the certificate (default: `host`). */
   serverName?: string | undefined;
+  /**
+   * Decides on a certificate that neither a CA nor a pin vouches for, by its
+   * fingerprint; throws to refuse. Without it such a certificate is refused.
+   */
+  trust?: ((fingerprint: string) => Promise<void>) | undefined;
+}
+
+/** A TLS connection and what the login binds to. */
+export interface TlsDialed {
+  transport: Transport;
+  /** SHA-256 of the server certificate's DER bytes as received. */
+  channelBinding: Uint8Array;
+  /** `sha256:<hex>` of the same. */
+  fingerprint: string;
+}
+
+/** The TLS handshake failed before any certificate was seen (e.g. a plaintext server). */
+export class TlsHandshakeError extends Error {
+  constructor(host: string, port: number, cause: Error) {
+    super(
+      `TLS with ${host}:${port} failed (${cause.message}); if that server runs with ` +
+        "--plain, connect with --plain (or a parley+plain:// address)",
+      { cause },
+    );
+    this.name = "TlsHandshakeError";
+  }
 }
 
 /** The server certificate did not match the pin. */
@@ -68,32 +94,32 @@ export function fingerprint(der: Uint8Array): string {
   return `sha256:${createHash("sha256").update(der).digest("hex")}`;
 }
 
-/** Connects with TLS and returns a transport for the Parley handshake. */
-export async function dialTls(options: TlsDialOptions): Promise<Transport> {
-  if (options.pin === undefined) {
-    const conn = await Deno.connectTls({
-      hostname: options.host,
-      port: options.port,
-      ...(options.caCerts ? { caCerts: options.caCerts } : {}),
-    });
-    try {
-      await conn.handshake(); // certificate errors surface here, not mid-handshake
-    } catch (e) {
-      conn.close();
-      throw e;
-    }
-    return conn;
-  }
-  const pin = parsePin(options.pin);
+/** Connects with TLS, checks the server certificate, and returns a transport for the handshake. */
+export async function dialTls(options: TlsDialOptions): Promise<TlsDialed> {
+  const pin = options.pin === undefined ? undefined : parsePin(options.pin);
   const socket = await _nodeTls(options);
-  const cert = socket.getPeerCertificate(false);
-  const actual = cert?.raw ? fingerprint(new Uint8Array(cert.raw)) : "none";
-  if (actual !== pin) {
+  try {
+    const cert = socket.getPeerCertificate(false);
+    if (!cert?.raw) throw new Error(`${options.host}:${options.port} presented no certificate`);
+    const der = new Uint8Array(cert.raw);
+    const channelBinding = new Uint8Array(createHash("sha256").update(der).digest());
+    const actual = fingerprint(der);
+    if (pin !== undefined && actual !== pin) throw new PinMismatchError(pin, actual);
+    if (pin === undefined && options.caCerts === undefined) {
+      if (!options.trust) {
+        throw new Error(
+          `cannot check the certificate of ${options.host}:${options.port} (${actual}): ` +
+            "give --pin, --ca or a known-servers file",
+        );
+      }
+      await options.trust(actual);
+    }
+    socket.setNoDelay(true);
+    return { transport: new NodeSocketTransport(socket), channelBinding, fingerprint: actual };
+  } catch (e) {
     socket.destroy();
-    throw new PinMismatchError(pin, actual);
+    throw e;
   }
-  socket.setNoDelay(true);
-  return new NodeSocketTransport(socket);
 }
 
 function _isIp(host: string): boolean {
@@ -107,14 +133,22 @@ function _nodeTls(options: TlsDialOptions): Promise<TLSSocket> {
       host: options.host,
       port: options.port,
       ...(_isIp(name) ? {} : { servername: name }),
-      // With a pin the certificate is checked by fingerprint; a CA, if also
-      // given, must vouch for it as well.
+      // Without a CA the certificate is checked by fingerprint (pin or trust);
+      // a CA, when given, must vouch for it (name included).
       rejectUnauthorized: options.caCerts !== undefined,
       ...(options.caCerts ? { ca: options.caCerts } : {}),
     });
     const fail = (e: Error) => {
       socket.destroy();
-      reject(e);
+      const code = String((e as { code?: unknown }).code ?? "");
+      if (code === "ECONNREFUSED" || e instanceof Deno.errors.ConnectionRefused) {
+        // Reported like a refused plain connection ("is the server running?").
+        reject(new Deno.errors.ConnectionRefused(e.message));
+      } else if (/CERT|SELF_SIGNED|HOSTNAME|ALTNAME|ERR_TLS/.test(code)) {
+        reject(e);
+      } else {
+        reject(new TlsHandshakeError(options.host, options.port, e));
+      }
     };
     socket.once("error", fail);
     socket.once("secureConnect", () => {

@@ -1,20 +1,21 @@
 /**
- * Handshake cryptography (PROTOCOL.md §4): proofs, session keys and the
+ * Handshake cryptography (PROTOCOL.md §4): verifiers, proofs bound to the
+ * channel, session keys and the
  * per-frame MAC. Pure functions over bytes; no I/O.
  *
  * @example
  * ```ts
- * import { computeProof, verifyProof } from "./auth.ts";
+ * import { clientProof, NO_CHANNEL_BINDING, verifierOf, verifyClientProof } from "./auth.ts";
  * const key = new Uint8Array(32), cn = new Uint8Array(32), sn = new Uint8Array(32).fill(1);
- * const proof = computeProof({ key, role: "client", version: 1, user: "ada", clientNonce: cn, serverNonce: sn });
- * if (!verifyProof(proof, { key, role: "client", version: 1, user: "ada", clientNonce: cn, serverNonce: sn })) {
+ * const input = { version: 2, user: "ada", clientNonce: cn, serverNonce: sn, channelBinding: NO_CHANNEL_BINDING };
+ * if (!verifyClientProof(clientProof(key, input), verifierOf(key), input)) {
  *   throw new Error("proof should verify");
  * }
  * ```
  *
  * @module
  */
-import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import { ProtocolError } from "./errors.ts";
 import { MAC_LENGTH } from "./limits.ts";
 import { HmacSha256 } from "./hmac_sha256.ts";
@@ -27,12 +28,26 @@ const _encoder = new TextEncoder();
 /** Which side of the connection speaks. */
 export type Role = "client" | "server";
 
-/** Inputs bound into a handshake proof. */
-export interface ProofInput {
-  /** The user's 32-byte key. */
-  key: Uint8Array;
-  /** Who produces the proof. */
-  role: Role;
+/** Length of a channel binding: the SHA-256 of the server certificate's DER bytes. */
+export const CHANNEL_BINDING_LENGTH = 32;
+
+/** The channel binding of a plaintext connection: 32 zero bytes. */
+export const NO_CHANNEL_BINDING: Uint8Array = new Uint8Array(CHANNEL_BINDING_LENGTH);
+
+/**
+ * What the server stores for a user instead of the key (PROTOCOL.md §4.3):
+ * `StoredKey = SHA-256(ClientKey)` and `ServerKey`. Neither reveals the key,
+ * and neither is a login: a client proof needs `ClientKey` itself.
+ */
+export interface Verifier {
+  /** SHA-256 of the client key (32 bytes). */
+  storedKey: Uint8Array;
+  /** The server key (32 bytes), with which the server proves itself. */
+  serverKey: Uint8Array;
+}
+
+/** Inputs bound into both proofs of one handshake. */
+export interface AuthInput {
   /** Protocol version agreed in the hello. */
   version: number;
   /** User name as sent in the hello. */
@@ -41,28 +56,51 @@ export interface ProofInput {
   clientNonce: Uint8Array;
   /** The server's 32-byte nonce. */
   serverNonce: Uint8Array;
+  /**
+   * SHA-256 of the server certificate (DER) as this side sees it, or
+   * {@linkcode NO_CHANNEL_BINDING} on a plaintext connection.
+   */
+  channelBinding: Uint8Array;
 }
 
-/** Role bytes: ASCII "C" for the client, "S" for the server. */
-export const ROLE_BYTE: Record<Role, number> = { client: 0x43, server: 0x53 };
+function _hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const h = createHmac("sha256", key);
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+/** `ClientKey = HMAC(key, "parley client key")`. */
+export function clientKeyOf(key: Uint8Array): Uint8Array {
+  return _hmac(key, _encoder.encode("parley client key"));
+}
+
+/** `StoredKey = SHA-256(ClientKey)` and `ServerKey = HMAC(key, "parley server key")`. */
+export function verifierOf(key: Uint8Array): Verifier {
+  return {
+    storedKey: new Uint8Array(createHash("sha256").update(clientKeyOf(key)).digest()),
+    serverKey: _hmac(key, _encoder.encode("parley server key")),
+  };
+}
 
 /**
- * The exact bytes a proof's HMAC covers:
- * `"parley-auth" 0x00 | u8 version | u8 role | u16be len(user) | user | cn | sn`.
+ * The exact bytes both proofs cover:
+ * `"parley-auth" 0x00 | u8 version | u16be len(user) | user | cn | sn | cb`.
  */
-export function proofMessage(input: Omit<ProofInput, "key">): Uint8Array {
+export function authMessage(input: AuthInput): Uint8Array {
   const label = _encoder.encode("parley-auth\0");
   const user = _encoder.encode(input.user);
   if (user.byteLength > 0xffff) throw new RangeError("user name too long");
+  if (input.channelBinding.byteLength !== CHANNEL_BINDING_LENGTH) {
+    throw new RangeError("a channel binding is 32 bytes");
+  }
   const out = new Uint8Array(
-    label.byteLength + 4 + user.byteLength + input.clientNonce.byteLength +
-      input.serverNonce.byteLength,
+    label.byteLength + 3 + user.byteLength + input.clientNonce.byteLength +
+      input.serverNonce.byteLength + CHANNEL_BINDING_LENGTH,
   );
   let off = 0;
   out.set(label, off);
   off += label.byteLength;
   out[off++] = input.version & 0xff;
-  out[off++] = ROLE_BYTE[input.role];
   out[off++] = user.byteLength >> 8;
   out[off++] = user.byteLength & 0xff;
   out.set(user, off);
@@ -70,18 +108,52 @@ export function proofMessage(input: Omit<ProofInput, "key">): Uint8Array {
   out.set(input.clientNonce, off);
   off += input.clientNonce.byteLength;
   out.set(input.serverNonce, off);
+  off += input.serverNonce.byteLength;
+  out.set(input.channelBinding, off);
   return out;
 }
 
-/** HMAC-SHA256(key, proofMessage(input)). */
-export function computeProof(input: ProofInput): Uint8Array {
-  return new Uint8Array(createHmac("sha256", input.key).update(proofMessage(input)).digest());
+function _xor(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength);
+  for (let i = 0; i < a.byteLength; i++) out[i] = a[i]! ^ b[i]!;
+  return out;
 }
 
-/** Checks a proof in constant time. */
-export function verifyProof(proof: Uint8Array, input: ProofInput): boolean {
-  const expected = computeProof(input);
-  return proof.byteLength === expected.byteLength && timingSafeEqual(proof, expected);
+/** `ClientProof = ClientKey XOR HMAC(StoredKey, AuthMessage)`, computed by the client from its key. */
+export function clientProof(key: Uint8Array, input: AuthInput): Uint8Array {
+  const clientKey = clientKeyOf(key);
+  const storedKey = new Uint8Array(createHash("sha256").update(clientKey).digest());
+  return _xor(clientKey, _hmac(storedKey, authMessage(input)));
+}
+
+/**
+ * Checks a client proof against a verifier in constant time. Returns the
+ * client key it carries when `SHA-256(ClientKey) = StoredKey`, else undefined.
+ */
+export function verifyClientProof(
+  proof: Uint8Array,
+  verifier: Verifier,
+  input: AuthInput,
+): Uint8Array | undefined {
+  if (proof.byteLength !== 32) return undefined;
+  const clientKey = _xor(proof, _hmac(verifier.storedKey, authMessage(input)));
+  const stored = new Uint8Array(createHash("sha256").update(clientKey).digest());
+  return timingSafeEqual(stored, verifier.storedKey) ? clientKey : undefined;
+}
+
+/** `ServerSignature = HMAC(ServerKey, AuthMessage)`. */
+export function serverSignature(serverKey: Uint8Array, input: AuthInput): Uint8Array {
+  return _hmac(serverKey, authMessage(input));
+}
+
+/** Checks the server's signature in constant time (the client knows the key, hence ServerKey). */
+export function verifyServerSignature(
+  signature: Uint8Array,
+  key: Uint8Array,
+  input: AuthInput,
+): boolean {
+  const expected = serverSignature(verifierOf(key).serverKey, input);
+  return signature.byteLength === expected.byteLength && timingSafeEqual(signature, expected);
 }
 
 /** Per-direction session keys. */
@@ -93,11 +165,13 @@ export interface SessionKeys {
 }
 
 /**
- * HKDF-SHA256 with ikm = user key, salt = cn | sn and
- * info = `"parley-c2s" 0x00 user` (or `"parley-s2c"`), 32 bytes each.
+ * HKDF-SHA256 with ikm = ClientKey, salt = cn | sn and
+ * info = `"parley-c2s" 0x00 user` (or `"parley-s2c"`), 32 bytes each. The
+ * server learns ClientKey from a valid client proof, so both sides can
+ * derive these without the server storing the key.
  */
 export function deriveSessionKeys(
-  key: Uint8Array,
+  clientKey: Uint8Array,
   user: string,
   clientNonce: Uint8Array,
   serverNonce: Uint8Array,
@@ -106,7 +180,7 @@ export function deriveSessionKeys(
   salt.set(clientNonce, 0);
   salt.set(serverNonce, clientNonce.byteLength);
   const derive = (label: string) =>
-    new Uint8Array(hkdfSync("sha256", key, salt, _encoder.encode(`${label}\0${user}`), 32));
+    new Uint8Array(hkdfSync("sha256", clientKey, salt, _encoder.encode(`${label}\0${user}`), 32));
   return { clientToServer: derive("parley-c2s"), serverToClient: derive("parley-s2c") };
 }
 

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts ignore
- * const link = await clientHandshake(conn, { user: "ada", key });
+ * const link = await clientHandshake(conn, { user: "ada", key, channelBinding: certHash });
  * const session = new Session({ ...link, onEvent: console.log });
  * ```
  *
@@ -13,7 +13,19 @@
  */
 import { decodeHex, encodeHex } from "@std/encoding/hex";
 import { randomBytes } from "node:crypto";
-import { computeProof, deriveSessionKeys, FrameMac, verifyProof } from "./auth.ts";
+import {
+  type AuthInput,
+  clientKeyOf,
+  clientProof,
+  deriveSessionKeys,
+  FrameMac,
+  NO_CHANNEL_BINDING,
+  serverSignature,
+  type Verifier,
+  verifierOf,
+  verifyClientProof,
+  verifyServerSignature,
+} from "./auth.ts";
 import { encodeFrame, type OutHeader, type RawHeader } from "./frame_codec.ts";
 import { ProtocolError, RemoteError } from "./errors.ts";
 import {
@@ -45,7 +57,11 @@ export type AuthenticatedLink =
     | "peerWindow"
     | "maxStreams"
   >
-  & { user: string };
+  & {
+    user: string;
+    /** Whether the proofs were bound to a TLS certificate (and the frame MAC is off). */
+    channelBound: boolean;
+  };
 
 /** Options for {@linkcode clientHandshake}. */
 export interface ClientHandshakeOptions {
@@ -62,17 +78,17 @@ export interface ClientHandshakeOptions {
   /** Fixed nonce, for test vectors only. */
   nonce?: Uint8Array;
   /**
-   * Accept a server that switches the frame MAC off (`welcome.mac = false`).
-   * The welcome's parameters are not covered by the server's proof, so only
-   * allow this when the transport itself is authenticated (TLS). Default false.
+   * SHA-256 of the server certificate's DER bytes as the client received it
+   * over TLS; absent on a plaintext connection. It is bound into both proofs,
+   * and the frame MAC is off exactly when it is given.
    */
-  allowNoMac?: boolean;
+  channelBinding?: Uint8Array;
 }
 
 /** Options for {@linkcode serverHandshake}. */
 export interface ServerHandshakeOptions {
-  /** Looks up a user's key; undefined for an unknown user. */
-  keyFor: (user: string) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** Looks up a user's verifier; undefined for an unknown user. */
+  verifierFor: (user: string) => Verifier | undefined | Promise<Verifier | undefined>;
   /** Called with the user name before the proof is checked; may throw (e.g. rate limiting). */
   admit?: (user: string) => void;
   /** Deadline for the whole handshake in ms. Default 10 000. */
@@ -85,6 +101,12 @@ export interface ServerHandshakeOptions {
   maxStreams?: number;
   /** Fixed nonce, for test vectors only. */
   nonce?: Uint8Array;
+  /**
+   * SHA-256 of the DER bytes of the certificate this server presents over
+   * TLS; absent on a plaintext listener. Bound into both proofs; the frame MAC
+   * is off exactly when it is given.
+   */
+  channelBinding?: Uint8Array;
 }
 
 async function _withDeadline<T>(transport: Transport, ms: number, work: Promise<T>): Promise<T> {
@@ -148,43 +170,53 @@ export function clientHandshake(
     await writeAll(transport, encodeFrame(hello));
     const ch = await _expect(reader, "challenge") as { nonce: string };
     const sn = decodeHex(ch.nonce);
-    const base = {
-      key: options.key,
+    const tls = options.channelBinding !== undefined;
+    const input: AuthInput = {
       version: PROTOCOL_VERSION,
       user: options.user,
       clientNonce: cn,
       serverNonce: sn,
+      channelBinding: options.channelBinding ?? NO_CHANNEL_BINDING,
     };
-    const proof = computeProof({ ...base, role: "client" });
+    const proof = clientProof(options.key, input);
     await writeAll(transport, encodeFrame({ t: "auth", proof: encodeHex(proof) }));
     const w = await _expect(reader, "welcome") as WelcomeHeader;
-    if (!verifyProof(decodeHex(w.proof), { ...base, role: "server" })) {
+    if (!verifyServerSignature(decodeHex(w.proof), options.key, input)) {
       throw new ProtocolError("auth_failed", "the server could not prove it knows your key");
     }
     if (w.maxBody > maxBody || w.maxBody < 1024) {
       throw new ProtocolError("bad_header", `server chose an unusable body limit ${w.maxBody}`);
     }
-    if (!w.mac && options.allowNoMac !== true) {
-      throw new ProtocolError(
-        "auth_failed",
-        "the server turned frame authentication off, which is only allowed over TLS",
-      );
+    // The MAC is on exactly when the proofs are not bound to a certificate.
+    if (w.mac === tls) {
+      throw tls
+        ? new ProtocolError("bad_header", "the server asked for frame MACs on a TLS connection")
+        : new ProtocolError(
+          "auth_failed",
+          "the server turned frame authentication off on a plaintext connection",
+        );
     }
-    const keys = deriveSessionKeys(options.key, options.user, cn, sn);
     reader.decoder.maxBody = w.maxBody;
-    if (w.mac) reader.decoder.tagLength = MAC_LENGTH;
-    return {
+    const link: AuthenticatedLink = {
       role: "client",
       user: options.user,
+      channelBound: tls,
       transport,
       reader,
-      sendMac: w.mac ? new FrameMac(keys.clientToServer) : undefined,
-      recvMac: w.mac ? new FrameMac(keys.serverToClient) : undefined,
+      sendMac: undefined,
+      recvMac: undefined,
       maxBody: w.maxBody,
       localWindow: window,
       peerWindow: w.win,
       maxStreams: w.maxStreams,
     };
+    if (!tls) {
+      const keys = deriveSessionKeys(clientKeyOf(options.key), options.user, cn, sn);
+      reader.decoder.tagLength = MAC_LENGTH;
+      link.sendMac = new FrameMac(keys.clientToServer);
+      link.recvMac = new FrameMac(keys.serverToClient);
+    }
+    return link;
   };
   return _withDeadline(transport, options.timeoutMs ?? 10_000, run());
 }
@@ -214,44 +246,54 @@ export function serverHandshake(
       encodeFrame({ t: "challenge", v: PROTOCOL_VERSION, nonce: encodeHex(sn) }),
     );
     const auth = await _expect(reader, "auth") as { proof: string };
-    // An unknown user is checked against a random key, so both failures look alike.
-    const key = (await options.keyFor(hello.user)) ?? new Uint8Array(randomBytes(KEY_LENGTH));
-    const base = {
-      key,
+    // An unknown user is checked against a random verifier, so both failures look alike.
+    const verifier = (await options.verifierFor(hello.user)) ??
+      verifierOf(new Uint8Array(randomBytes(KEY_LENGTH)));
+    const tls = options.channelBinding !== undefined;
+    const input: AuthInput = {
       version: PROTOCOL_VERSION,
       user: hello.user,
       clientNonce: cn,
       serverNonce: sn,
+      channelBinding: options.channelBinding ?? NO_CHANNEL_BINDING,
     };
-    if (!verifyProof(decodeHex(auth.proof), { ...base, role: "client" })) {
+    const clientKey = verifyClientProof(decodeHex(auth.proof), verifier, input);
+    if (clientKey === undefined) {
       throw new ProtocolError("auth_failed", "authentication failed: unknown user or wrong key");
     }
     const maxBody = Math.max(1024, Math.min(ourMaxBody, hello.maxBody ?? DEFAULT_MAX_BODY));
     const peerWindow = hello.win ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
     const welcome: WelcomeHeader & OutHeader = {
       t: "welcome",
-      proof: encodeHex(computeProof({ ...base, role: "server" })),
+      proof: encodeHex(serverSignature(verifier.serverKey, input)),
       maxBody,
       win: window,
       maxStreams,
-      mac: true,
+      mac: !tls,
     };
     await writeAll(transport, encodeFrame(welcome));
-    const keys = deriveSessionKeys(key, hello.user, cn, sn);
     reader.decoder.maxBody = maxBody;
-    reader.decoder.tagLength = MAC_LENGTH;
-    return {
+    const link: AuthenticatedLink = {
       role: "server",
       user: hello.user,
+      channelBound: tls,
       transport,
       reader,
-      sendMac: new FrameMac(keys.serverToClient),
-      recvMac: new FrameMac(keys.clientToServer),
+      sendMac: undefined,
+      recvMac: undefined,
       maxBody,
       localWindow: window,
       peerWindow,
       maxStreams,
     };
+    if (!tls) {
+      // The proof carried ClientKey: the session keys need no stored key.
+      const keys = deriveSessionKeys(clientKey, hello.user, cn, sn);
+      reader.decoder.tagLength = MAC_LENGTH;
+      link.sendMac = new FrameMac(keys.serverToClient);
+      link.recvMac = new FrameMac(keys.clientToServer);
+    }
+    return link;
   };
   return _withDeadline(
     transport,

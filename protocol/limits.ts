@@ -5,7 +5,7 @@
  */
 
 /** The protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Largest header accepted, in bytes (64 KiB). Not negotiable. */
 export const MAX_HEADER = 64 * 1024;

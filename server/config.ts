@@ -64,6 +64,11 @@ export interface ServerConfig {
   dataDir: string;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  /**
+   * Serve plaintext (`serve --plain`) instead of TLS. Without `tlsCert` the
+   * server makes its own certificate in the data dir (./tls_identity.ts).
+   */
+  plain: boolean;
   limits: Limits;
   /** Raw feature sections, validated by each feature. */
   features: Record<string, unknown>;
@@ -224,6 +229,7 @@ export interface ConfigOverrides {
   dataDir?: string | undefined;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
+  plain?: boolean | undefined;
   limits?: Partial<Limits>;
   features?: Record<string, unknown>;
   /** Keys of the `cluster` section given on the command line (`--cluster`, `--node`, …). */
@@ -272,6 +278,7 @@ export async function loadConfig(overrides: ConfigOverrides = {}): Promise<Serve
     dataDir,
     tlsCert: overrides.tlsCert ?? (file.tlsCert as string | undefined),
     tlsKey: overrides.tlsKey ?? (file.tlsKey as string | undefined),
+    plain: overrides.plain ?? (file.plain === true),
     limits: { ...DEFAULT_LIMITS, ...fileLimits, ...overrideLimits },
     features,
   };

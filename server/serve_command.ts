@@ -16,14 +16,18 @@ import { CLUSTER_STRING_FLAGS, clusterOverrides, NATS_FLAGS_HELP } from "./clust
 const HELP = `Usage: parley serve [OPTIONS]
 
 Runs a Parley server. With no options: data in ./parley-data, listening on
-127.0.0.1:7878; on first start an admin account is created and its key printed.
+127.0.0.1:7878 with TLS; on first start an admin account is created and its
+key printed, and a certificate is made in the data dir (its fingerprint,
+sha256:…, is printed at every start: clients check it on first contact).
 
 Options:
   --port N            TCP port (default 7878; 0 picks a free one)
   --host ADDR         address to listen on (default 127.0.0.1)
   --data DIR          data directory (default ./parley-data)
-  --tls-cert FILE     PEM certificate; with --tls-key serves TLS (parleys://)
-  --tls-key FILE      PEM private key
+  --tls-cert FILE     PEM certificate to serve instead of the data dir's own
+  --tls-key FILE      its PEM private key
+  --plain             no TLS: plaintext with a per-frame MAC (clients must ask
+                      for it too: --plain or parley+plain://)
   --exec              enable remote exec (see README "Remote exec")
   --exec-shell        allow any shell line for users with the exec right
   --exec-unsandboxed  run exec commands without the bubblewrap sandbox (unsafe:
@@ -58,7 +62,7 @@ export async function run(args: string[]): Promise<number> {
       "log-level",
       ...CLUSTER_STRING_FLAGS,
     ],
-    boolean: ["exec", "exec-shell", "exec-unsandboxed"],
+    boolean: ["exec", "exec-shell", "exec-unsandboxed", "plain"],
   }, HELP);
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
@@ -84,6 +88,7 @@ export async function run(args: string[]): Promise<number> {
       dataDir: f.data as string | undefined,
       tlsCert: f["tls-cert"] as string | undefined,
       tlsKey: f["tls-key"] as string | undefined,
+      plain: f.plain ? true : undefined,
       features: { exec: execOverrides },
       cluster: clusterOverrides(f),
     });
@@ -94,6 +99,10 @@ export async function run(args: string[]): Promise<number> {
   }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     console.error("parley serve: --tls-cert and --tls-key go together");
+    return 2;
+  }
+  if (config.plain && config.tlsCert) {
+    console.error("parley serve: --plain and --tls-cert contradict each other");
     return 2;
   }
   const log = new Logger({ level: level as "info" });
@@ -116,12 +125,17 @@ export async function run(args: string[]): Promise<number> {
       console.error(`parley serve: ${e.message}`);
       return 1;
     }
-    if (e instanceof TypeError && e.message.startsWith("invalid ")) {
+    if (
+      e instanceof TypeError &&
+      (e.message.startsWith("invalid ") || e.message.startsWith("cannot read"))
+    ) {
       console.error(`parley serve: ${e.message}`);
       return 2;
     }
     throw e;
   }
+  const scheme = server.tls ? "parley" : "parley+plain";
+  const address = `${scheme}://${_urlHost(server.hostname)}:${server.port}`;
   if ((await server.accounts.list()).length === 0) {
     // Cluster nodes starting together may race for the first account: one wins, the rest skip.
     const key = await server.accounts.add("admin", { admin: true, exec: true }).catch((e) => {
@@ -134,20 +148,29 @@ export async function run(args: string[]): Promise<number> {
           "Created the first account: admin (admin, exec rights).",
           `Its key (shown once, keep it secret): ${key}`,
           "Connect with:",
-          `  PARLEY_KEY=${key} parley connect parley://admin@${server.hostname}:${server.port}`,
+          `  PARLEY_KEY=${key} parley connect ${address.replace("://", "://admin@")}`,
         ].join("\n"),
       );
     }
   }
   console.log(
-    `parley: listening on ${
-      server.tls ? "parleys" : "parley"
-    }://${server.hostname}:${server.port} (${
+    `parley: listening on ${address} (${
       config.cluster
         ? `cluster node ${config.cluster.node} on ${config.cluster.servers.join(",")}`
         : `data in ${config.dataDir}`
     })`,
   );
+  if (server.fingerprint) {
+    console.log(
+      `parley: certificate ${server.fingerprint} (clients are shown it on first connect)`,
+    );
+  } else if (!_loopback(server.hostname)) {
+    console.error(
+      `parley: WARNING: serving plaintext on ${server.hostname}: anyone on the network can read ` +
+        "names, messages, files and commands (frames are authenticated, not encrypted); " +
+        "drop --plain to serve TLS",
+    );
+  }
   const stop = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) {
       Deno.addSignalListener(sig, () => resolve(sig));
@@ -157,4 +180,12 @@ export async function run(args: string[]): Promise<number> {
   log.info("shutting down", { signal: sig });
   await server.close();
   return 0;
+}
+
+function _loopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
+function _urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
 }

@@ -27,6 +27,7 @@ import { createFeatures } from "./features.ts";
 import type { Backend } from "./backend/mod.ts";
 import type { Account, AccountChange, Accounts } from "./backend/accounts.ts";
 import { openEmbeddedBackend } from "./embedded/mod.ts";
+import { ensureTlsIdentity, readTlsIdentity, type TlsIdentity } from "./tls_identity.ts";
 
 /** Lifecycle of a server. */
 export type ServerState = "running" | "closing" | "closed";
@@ -49,6 +50,8 @@ export class ParleyServer implements ClientDirectory {
   /** Requests in flight and receive credit, per user across connections. */
   readonly budgets: UserBudgets;
   #listener: Deno.Listener;
+  /** The certificate served, or undefined for a plaintext listener. */
+  #identity: TlsIdentity | undefined;
   #features: Feature[] = [];
   #backend: Backend;
   #state: ServerState = "running";
@@ -72,9 +75,11 @@ export class ParleyServer implements ClientDirectory {
     config: ServerConfig,
     backend: Backend,
     listener: Deno.Listener,
+    identity: TlsIdentity | undefined,
     log: Logger,
   ) {
     this.config = config;
+    this.#identity = identity;
     this.#backend = backend;
     this.accounts = backend.accounts;
     this.#listener = listener;
@@ -104,20 +109,27 @@ export class ParleyServer implements ClientDirectory {
       ? await (await import("./nats/mod.ts")).openNatsBackend(config, log)
       : await openEmbeddedBackend(config, log);
     let listener: Deno.Listener;
+    let identity: TlsIdentity | undefined;
     try {
-      listener = config.tlsCert && config.tlsKey
+      // TLS unless asked for plaintext: the given certificate, or our own.
+      if (!config.plain) {
+        identity = config.tlsCert && config.tlsKey
+          ? await readTlsIdentity(config.tlsCert, config.tlsKey)
+          : await ensureTlsIdentity(config.dataDir);
+      }
+      listener = identity
         ? Deno.listenTls({
           hostname: config.hostname,
           port: config.port,
-          cert: await Deno.readTextFile(config.tlsCert),
-          key: await Deno.readTextFile(config.tlsKey),
+          cert: identity.certPem,
+          key: identity.keyPem,
         })
         : Deno.listen({ hostname: config.hostname, port: config.port });
     } catch (e) {
       await backend.close();
       throw e;
     }
-    const server = new ParleyServer(config, backend, listener, log);
+    const server = new ParleyServer(config, backend, listener, identity, log);
     try {
       const deps = { backend, clients: server, log };
       server.#features = options.features
@@ -145,7 +157,12 @@ export class ParleyServer implements ClientDirectory {
 
   /** Whether the listener speaks TLS. */
   get tls(): boolean {
-    return Boolean(this.config.tlsCert && this.config.tlsKey);
+    return this.#identity !== undefined;
+  }
+
+  /** `sha256:<hex>` of the certificate served (what clients pin), or undefined on plaintext. */
+  get fingerprint(): string | undefined {
+    return this.#identity?.fingerprint;
   }
 
   /** Number of sockets open, authenticated or not. */
@@ -352,11 +369,13 @@ export class ParleyServer implements ClientDirectory {
       let link;
       try {
         link = await serverHandshake(conn, {
-          keyFor: async (user) => {
-            const login = await this.accounts.keyFor(user);
+          verifierFor: async (user) => {
+            const login = await this.accounts.verifierFor(user);
             proven = login?.account;
-            return login?.key;
+            return login?.verifier;
           },
+          // The proofs cover our certificate: a relay presenting another fails.
+          ...(this.#identity ? { channelBinding: this.#identity.hash } : {}),
           admit: (user) => {
             attemptedUser = user;
             attempt = this.#limiter.admit(host, user);

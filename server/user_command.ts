@@ -79,6 +79,28 @@ async function _openClusterAccounts(
   }
 }
 
+/**
+ * The fingerprint clients see from the server on this data dir: its own
+ * certificate (made now if the server never ran), or `--tls-cert`'s from
+ * config.json; undefined for a plaintext or cluster setup (each node has its own).
+ */
+async function _fingerprint(
+  dataDir: string,
+  flags: Record<string, unknown>,
+): Promise<string | undefined> {
+  try {
+    const config = await loadConfig({ dataDir });
+    if (config.plain || config.cluster || flags.cluster) return undefined;
+    const tls = await import("./tls_identity.ts");
+    const id = config.tlsCert && config.tlsKey
+      ? await tls.readTlsIdentity(config.tlsCert, config.tlsKey)
+      : await tls.ensureTlsIdentity(dataDir);
+    return id.fingerprint;
+  } catch {
+    return undefined; // the key matters more; the server prints its fingerprint at start
+  }
+}
+
 /** Runs a user-management subcommand. */
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
@@ -105,6 +127,12 @@ export async function run(args: string[]): Promise<number> {
       if (f.json) console.log(JSON.stringify({ name, key }));
       else {
         console.log(`Created user ${name}. Key (shown once, keep it secret):\n${key}`);
+        const fp = await _fingerprint((f.data as string | undefined) ?? "./parley-data", f);
+        if (fp) {
+          console.log(
+            `The server's certificate (the user checks it on first connect, or passes --pin):\n${fp}`,
+          );
+        }
       }
       return 0;
     }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { verifierOf } from "../protocol/auth.ts";
 import { assertRejects } from "@std/assert";
 import { clientHandshake, serverHandshake } from "../protocol/handshake.ts";
 import { RemoteError } from "../protocol/errors.ts";
@@ -74,7 +75,7 @@ export function hostFeature(feature: Feature, options: HostOptions = {}): Featur
       const [c, s] = memoryPipe();
       const [clientLink, serverLink] = await Promise.all([
         clientHandshake(c, { user: account.name, key: TEST_KEY, timeoutMs: 5000 }),
-        serverHandshake(s, { keyFor: () => TEST_KEY, timeoutMs: 5000 }),
+        serverHandshake(s, { verifierFor: () => verifierOf(TEST_KEY), timeoutMs: 5000 }),
       ]);
       const ctx: ClientContext = {
         connId: ++connId,

@@ -3,6 +3,12 @@
  * real `parley serve` subprocess), accounts and connected clients.
  * Everything returned is disposable with `await using`.
  *
+ * A `parley serve` subprocess runs as users run it: TLS with its own
+ * certificate; its `clientOptions`/`clientEnv` pin that certificate. An
+ * in-process server speaks plaintext (with the frame MAC) unless
+ * `plain: false` is given, because many tests read and forge raw frames on
+ * its socket; `clientOptions` fits either.
+ *
  * @module
  */
 import { assertEquals } from "@std/assert";
@@ -74,11 +80,37 @@ export async function parleyUser(dataDir: string, ...args: string[]): Promise<st
   return out.stdout;
 }
 
+/** How a client reaches a server: TLS pinned to its certificate, or plaintext. */
+export type TransportOptions = { tls: true; pin: string } | { tls: false };
+
+/** The transport options for a server with `fingerprint` (undefined: plaintext). */
+export function transportFor(fingerprint: string | undefined): TransportOptions {
+  return fingerprint === undefined ? { tls: false } : { tls: true, pin: fingerprint };
+}
+
+/** Environment for a `parley` client process: the pin, or nothing for plaintext (use {@linkcode TestServer.url}). */
+export function clientEnvFor(fingerprint: string | undefined): Record<string, string> {
+  return fingerprint === undefined ? {} : { PARLEY_PIN: fingerprint };
+}
+
+/** `parley://USER@127.0.0.1:PORT`, or `parley+plain://…` for a plaintext server. */
+export function serverUrl(user: string, port: number, fingerprint: string | undefined): string {
+  return `${fingerprint === undefined ? "parley+plain" : "parley"}://${user}@127.0.0.1:${port}`;
+}
+
 /** An in-process server with helpers. */
 export interface TestServer extends AsyncDisposable {
   server: ParleyServer;
   port: number;
   dataDir: string;
+  /** `sha256:…` of the certificate served, or undefined for plaintext. */
+  fingerprint: string | undefined;
+  /** Client options that reach this server (TLS pinned, or plaintext). */
+  clientOptions: TransportOptions;
+  /** Environment a `parley` client process needs besides its URL (the pin). */
+  clientEnv: Record<string, string>;
+  /** The address a `parley` client process uses for `user`. */
+  url(user: string): string;
   /** Creates an account and returns its hex key. */
   addUser(name: string, rights?: { admin?: boolean; exec?: boolean }): Promise<string>;
   /** Creates the account if needed and connects a client for it. */
@@ -91,7 +123,13 @@ export async function startTestServer(
   options: StartOptions = {},
 ): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? await Deno.makeTempDir({ prefix: "parley-test-" });
-  const config = await loadConfig({ hostname: "127.0.0.1", port: 0, ...overrides, dataDir });
+  const config = await loadConfig({
+    hostname: "127.0.0.1",
+    port: 0,
+    ...overrides,
+    plain: overrides.plain ?? overrides.tlsCert === undefined,
+    dataDir,
+  });
   const server = await ParleyServer.start(config, {
     log: new Logger({ level: "error" }),
     ...options,
@@ -103,10 +141,15 @@ export async function startTestServer(
     keys.set(name, key);
     return key;
   };
+  const fingerprint = server.fingerprint;
   return {
     server,
     port: server.port,
     dataDir,
+    fingerprint,
+    clientOptions: transportFor(fingerprint),
+    clientEnv: clientEnvFor(fingerprint),
+    url: (user) => serverUrl(user, server.port, fingerprint),
     addUser,
     async connect(name, options = {}) {
       const key = keys.get(name) ?? await addUser(name);
@@ -115,7 +158,7 @@ export async function startTestServer(
         port: server.port,
         user: name,
         key: keyBytes(key),
-        tls: false,
+        ...transportFor(fingerprint),
         ...options,
       });
       clients.push(client);
@@ -147,6 +190,14 @@ export interface SpawnedServer extends AsyncDisposable {
   process: Deno.ChildProcess;
   port: number;
   dataDir: string;
+  /** `sha256:…` of the certificate it serves (as it printed it), or undefined with `--plain`. */
+  fingerprint: string | undefined;
+  /** Client options that reach it (TLS pinned, or plaintext). */
+  clientOptions: TransportOptions;
+  /** Environment a `parley` client process needs besides its URL (the pin). */
+  clientEnv: Record<string, string>;
+  /** The address a `parley` client process uses for `user`. */
+  url(user: string): string;
   /** Output lines seen so far (stdout and stderr). */
   output: string[];
   /** Creates an account directly in the data dir; returns the hex key. */
@@ -161,7 +212,10 @@ export interface SpawnedServer extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `parley serve --port 0` as a real process and waits until it listens. */
+/**
+ * Starts `parley serve --port 0` as a real process and waits until it
+ * listens (and, with TLS, has printed its certificate's fingerprint).
+ */
 export async function spawnServer(
   options: {
     dataDir?: string;
@@ -190,8 +244,11 @@ export async function spawnServer(
   });
   const process = cmd.spawn();
   const output: string[] = [];
-  let resolvePort!: (p: number) => void;
-  const portP = new Promise<number>((r) => (resolvePort = r));
+  let resolvePort!: (p: { port: number; fingerprint: string | undefined }) => void;
+  const portP = new Promise<{ port: number; fingerprint: string | undefined }>((
+    r,
+  ) => (resolvePort = r));
+  let listenPort: number | undefined;
   const pump = async (s: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoderStream();
     let buf = "";
@@ -202,15 +259,20 @@ export async function spawnServer(
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         output.push(line);
-        const m = /listening on parleys?:\/\/[^\s]+:(\d+)/.exec(line);
-        if (m) resolvePort(Number(m[1]));
+        // TLS: "listening on parley://…:PORT", then "certificate sha256:…".
+        const m = /listening on (parleys?|parley\+plain):\/\/[^\s]+:(\d+)/.exec(line);
+        if (m && m[1] === "parley+plain") {
+          resolvePort({ port: Number(m[2]), fingerprint: undefined });
+        } else if (m) listenPort = Number(m[2]);
+        const c = /^parley: certificate (sha256:[0-9a-f]{64})/.exec(line);
+        if (c && listenPort !== undefined) resolvePort({ port: listenPort, fingerprint: c[1] });
       }
     }
   };
   const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
   const status = process.status;
   let startTimer: ReturnType<typeof setTimeout> | undefined;
-  const port = await Promise.race([
+  const { port, fingerprint } = await Promise.race([
     portP,
     status.then((s) => {
       throw new Error(`server exited early (${s.code}):\n${output.join("\n")}`);
@@ -238,6 +300,10 @@ export async function spawnServer(
     process,
     port,
     dataDir,
+    fingerprint,
+    clientOptions: transportFor(fingerprint),
+    clientEnv: clientEnvFor(fingerprint),
+    url: (user) => serverUrl(user, port, fingerprint),
     output,
     async addUser(name, rights = {}) {
       return await (await UserStore.open(dataDir)).add(name, rights);
@@ -249,7 +315,7 @@ export async function spawnServer(
         port,
         user: name,
         key: keyBytes(key),
-        tls: false,
+        ...transportFor(fingerprint),
         ...clientOptions,
       });
     },

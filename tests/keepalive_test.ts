@@ -20,7 +20,8 @@ async function serverWithIdle(idleTimeoutMs: number): Promise<SpawnedServer> {
     join(dataDir, "config.json"),
     JSON.stringify({ limits: { idleTimeoutMs } }),
   );
-  const server = await spawnServer({ dataDir });
+  // Plaintext: the raw client reads and answers frames on the socket itself.
+  const server = await spawnServer({ dataDir, args: ["--plain"] });
   return {
     ...server,
     async [Symbol.asyncDispose]() {

@@ -71,17 +71,18 @@ Deno.test("a server and a client run with exactly the compile flags: login and r
   }).spawn();
   const stderr = server.stderr.pipeTo(new WritableStream());
   try {
-    // Read the first-start banner: the admin key and the port.
+    // Read the first-start banner: the admin key, the port and the certificate.
     let text = "";
     const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    while (!/listening on parley:\/\/[^\s]+:(\d+)/.test(text)) {
+    while (!/certificate sha256:[0-9a-f]{64}/.test(text)) {
       const { value, done } = await reader.read();
       if (done) throw new Error(`server exited:\n${text}`);
       text += value;
     }
     const key = /keep it secret\): ([0-9a-f]{64})/.exec(text)?.[1];
     const port = /listening on parley:\/\/[^\s]+:(\d+)/.exec(text)?.[1];
-    assert(key && port, text);
+    const pin = /certificate (sha256:[0-9a-f]{64})/.exec(text)?.[1];
+    assert(key && port && pin, text);
     const drain = (async () => {
       while (!(await reader.read()).done);
     })();
@@ -89,7 +90,7 @@ Deno.test("a server and a client run with exactly the compile flags: login and r
     const cfg = join(configDir, "config.json");
     await Deno.writeTextFile(
       cfg,
-      JSON.stringify({ server: `parley://admin@127.0.0.1:${port}`, key }),
+      JSON.stringify({ server: `parley://admin@127.0.0.1:${port}`, key, pin }),
       { mode: 0o600 },
     );
     await Deno.chmod(cfg, 0o600);

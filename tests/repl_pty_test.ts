@@ -27,7 +27,7 @@ function connect(
     "--allow-env",
     join(ROOT, "main.ts"),
     "connect",
-    `parley://${user}@127.0.0.1:${port}`,
+    `parley+plain://${user}@127.0.0.1:${port}`,
     ...(options.extra ?? []),
   ];
   const quoted = parley.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");

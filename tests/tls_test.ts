@@ -220,7 +220,8 @@ Deno.test("parley serve --tls-cert/--tls-key and parley ping with --ca or PARLEY
     args: ["--tls-cert", files.cert, "--tls-key", files.key],
   });
   try {
-    assert(proc.output.some((l) => l.includes("parleys://")), proc.output.join("\n"));
+    // The given certificate is served, and its fingerprint printed at start.
+    assertEquals(proc.fingerprint, files.pin, proc.output.join("\n"));
     const key = await proc.addUser("ada");
     const ping = async (extra: string[], env: Record<string, string>) => {
       const out = await new Deno.Command(Deno.execPath(), {

@@ -8,6 +8,7 @@
  */
 import { parseFlags } from "../../cli/flags.ts";
 import {
+  CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
@@ -60,7 +61,7 @@ async function _writeAll(w: Deno.FsFile | typeof Deno.stdout, bytes: Uint8Array)
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
     string: [...CLIENT_STRING_FLAGS, "cwd", "timeout", "node"],
-    boolean: ["tls", "shell", "no-stdin", "list-nodes"],
+    boolean: [...CLIENT_BOOLEAN_FLAGS, "shell", "no-stdin", "list-nodes"],
     alias: { n: "no-stdin" },
     stopEarly: true,
   }, HELP);

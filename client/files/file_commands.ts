@@ -9,7 +9,12 @@ import { basename, join } from "@std/path";
 import type { Command } from "../../main.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { type Flags, parseFlags } from "../../cli/flags.ts";
-import { CLIENT_FLAGS_HELP, CLIENT_STRING_FLAGS, credentialInput } from "../cli_util.ts";
+import {
+  CLIENT_BOOLEAN_FLAGS,
+  CLIENT_FLAGS_HELP,
+  CLIENT_STRING_FLAGS,
+  credentialInput,
+} from "../cli_util.ts";
 import { ParleyClient } from "../client.ts";
 import { resolveCredentials } from "../credentials.ts";
 import { EXIT, EXIT_HELP, exitCodeFor } from "./file_exit_codes.ts";
@@ -64,7 +69,7 @@ function _command(spec: _Spec): Command {
     async run(args: string[]): Promise<number> {
       const parsed = parseFlags(args, {
         string: [...CLIENT_STRING_FLAGS, ...(spec.strings ?? [])],
-        boolean: ["tls", "json", ...(spec.booleans ?? [])],
+        boolean: [...CLIENT_BOOLEAN_FLAGS, "json", ...(spec.booleans ?? [])],
         alias: spec.alias ?? {},
       }, help);
       if ("exitCode" in parsed) return parsed.exitCode;

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { Verifier } from "../../protocol/auth.ts";
 import { USER_NAME } from "../../protocol/ops/chat.ts";
 
 /** Rights an account may hold. Left undefined: unchanged (update) or false (add). */
@@ -46,12 +47,12 @@ export interface Account {
   readonly keyId: string;
 }
 
-/** What a login proof is checked against: the secret and the account it belongs to. */
-export interface LoginKey {
-  /** The account as it was when the secret was read. */
+/** What a login proof is checked against: the verifier and the account it belongs to. */
+export interface LoginVerifier {
+  /** The account as it was when the verifier was read. */
   readonly account: Account;
-  /** The 32-byte shared key. */
-  readonly key: Uint8Array;
+  /** StoredKey and ServerKey (PROTOCOL.md §4.3); the key itself is never stored. */
+  readonly verifier: Verifier;
 }
 
 /** One account changed: added, rights or key changed (`account` is the new record), or removed. */
@@ -65,12 +66,12 @@ export interface AccountChange {
  * The account store. Every implementation keeps these guarantees:
  *
  * - **Read your writes.** Once `add`, `setRights`, `rotate` or `remove`
- *   resolves, `get`, `peek`, `list` and `keyFor` in the same process return
+ *   resolves, `get`, `peek`, `list` and `verifierFor` in the same process return
  *   the new state, and every subscriber has been told (before the call
  *   resolved).
  * - **Others' writes.** A change made by another process or node (e.g.
  *   `parley user` on the data dir, or another cluster node) reaches `peek`
- *   and the subscribers within 2000 ms; `get`, `list` and `keyFor` see any
+ *   and the subscribers within 2000 ms; `get`, `list` and `verifierFor` see any
  *   change completed before they were called.
  * - **One change at a time per account.** A change is applied to the
  *   account as it stands when it is written (compare-and-set): concurrent
@@ -80,8 +81,10 @@ export interface AccountChange {
  *   `bad_request` for a name {@linkcode validUserName} rejects, `exists`
  *   when adding a taken name, `not_found` when changing or removing a
  *   missing account. Any other rejection is an I/O failure.
- * - **Secrets.** Only `add` and `rotate` (once, for the operator to hand
- *   on) and `keyFor` (for the login handshake) return secret material.
+ * - **Secrets.** Only `add` and `rotate` return a key (once, for the
+ *   operator to hand on); it is not stored. The store keeps a verifier
+ *   (`verifierFor`, for the login handshake), which neither reveals the key
+ *   nor lets anyone log in.
  */
 export interface Accounts {
   /** The account named `name`, as it is now (sees every completed change). */
@@ -113,11 +116,11 @@ export interface Accounts {
   remove(name: string): Promise<void>;
 
   /**
-   * The secret a login proof for `name` is checked against, with the
+   * The verifier a login proof for `name` is checked against, with the
    * account it belongs to; undefined when there is no such account. Sees
    * every completed change. Only the handshake calls this.
    */
-  keyFor(name: string): Promise<LoginKey | undefined>;
+  verifierFor(name: string): Promise<LoginVerifier | undefined>;
 
   /**
    * Calls `listener` synchronously for each account that changed, whether

@@ -6,6 +6,7 @@
  */
 import type { ServerConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
+import { migrationNotice } from "../backend/account_record.ts";
 import { UserStore, type WatchOptions } from "./user_store.ts";
 
 /**
@@ -19,6 +20,8 @@ export async function openEmbeddedAccounts(
   options: Omit<WatchOptions, "onError"> = {},
 ): Promise<UserStore> {
   const store = await UserStore.open(config.dataDir);
+  const migrated = await store.migrate();
+  if (migrated > 0) log.info(migrationNotice(migrated));
   store.watch({
     ...options,
     onError: (e) => log.warn("could not re-read the account file", { error: e.message }),

@@ -1,12 +1,12 @@
 /**
- * The embedded account store: names, rights and 256-bit keys in
+ * The embedded account store: names, rights and key verifiers in
  * `users.json` under the data dir, mode 0600, replaced atomically. Keys are
- * never logged. Implements {@linkcode Accounts}; `parley user` and a running
+ * never stored: a file from before verifiers is read as verifiers and
+ * rewritten by {@linkcode UserStore.migrate}. Implements {@linkcode Accounts}; `parley user` and a running
  * server open the same file.
  *
  * @module
  */
-import { decodeHex } from "@std/encoding/hex";
 import { basename, dirname, join } from "@std/path";
 import { RequestError } from "../errors.ts";
 import {
@@ -14,13 +14,15 @@ import {
   accountNotFound,
   newAccountKey,
   publicAccount,
+  readStoredAccount,
   type StoredAccount,
+  verifierOfStored,
 } from "../backend/account_record.ts";
 import {
   type Account,
   type AccountChange,
   type Accounts,
-  type LoginKey,
+  type LoginVerifier,
   type Rights,
   validUserName,
 } from "../backend/accounts.ts";
@@ -39,7 +41,7 @@ export interface WatchOptions {
 
 /**
  * The account file. Re-reads it when another process (`parley user add`)
- * changed it: on each `get`, `list` and `keyFor`, and, while
+ * changed it: on each `get`, `list` and `verifierFor`, and, while
  * {@linkcode UserStore.watch} runs, as soon as the file changes. Changes
  * take an exclusive lock on `users.lock` beside it and re-read the file
  * under the lock, so changes from several processes never undo one another.
@@ -48,6 +50,8 @@ export class UserStore implements Accounts, AsyncDisposable {
   readonly path: string;
   #lockPath: string;
   #entries = new Map<string, AccountEntry>();
+  /** Records in the file as last read that still hold a key instead of a verifier. */
+  #legacy = 0;
   /** Identity of the file last read: inode, size and mtime (the file is replaced on each save). */
   #stamp = "";
   #queue: Promise<unknown> = Promise.resolve();
@@ -76,10 +80,20 @@ export class UserStore implements Accounts, AsyncDisposable {
     return this.#entries.get(name)?.account;
   }
 
-  async keyFor(name: string): Promise<LoginKey | undefined> {
+  async verifierFor(name: string): Promise<LoginVerifier | undefined> {
     await this.refresh();
     const e = this.#entries.get(name);
-    return e ? { account: e.account, key: decodeHex(e.stored.key) } : undefined;
+    return e ? { account: e.account, verifier: verifierOfStored(e.stored) } : undefined;
+  }
+
+  /**
+   * Rewrites a file that still holds keys (from before verifiers) with
+   * verifiers only; resolves to the number of accounts rewritten (0: nothing
+   * to do). Logins work the same before and after.
+   */
+  migrate(): Promise<number> {
+    if (this.#legacy === 0) return Promise.resolve(0);
+    return this.#write(() => this.#legacy);
   }
 
   async list(): Promise<Account[]> {
@@ -182,10 +196,11 @@ export class UserStore implements Accounts, AsyncDisposable {
     }
     return this.#write((users) => {
       if (users.has(name)) throw new RequestError("exists", `user ${name} already exists`);
-      const key = newAccountKey();
+      const { key, storedKey, serverKey } = newAccountKey();
       users.set(name, {
         name,
-        key,
+        storedKey,
+        serverKey,
         admin: rights.admin ?? false,
         exec: rights.exec ?? false,
         created: new Date().toISOString(),
@@ -214,8 +229,8 @@ export class UserStore implements Accounts, AsyncDisposable {
 
   rotate(name: string): Promise<string> {
     return this.#write((users) => {
-      const key = newAccountKey();
-      users.set(name, { ..._existing(users, name), key });
+      const { key, storedKey, serverKey } = newAccountKey();
+      users.set(name, { ..._existing(users, name), storedKey, serverKey });
       return key;
     });
   }
@@ -268,8 +283,10 @@ export class UserStore implements Accounts, AsyncDisposable {
     }
     if (stamp === this.#stamp && !force) return;
     const text = await Deno.readTextFile(this.path);
-    const parsed = JSON.parse(text) as { users?: StoredAccount[] };
-    this.#install(new Map((parsed.users ?? []).map((u) => [u.name, u])), stamp);
+    const parsed = JSON.parse(text) as { users?: unknown[] };
+    const records = (parsed.users ?? []).map(readStoredAccount);
+    this.#legacy = records.filter((r) => r.legacy).length;
+    this.#install(new Map(records.map(({ stored }) => [stored.name, stored])), stamp);
   }
 
   async #stampOf(): Promise<string> {
@@ -292,6 +309,7 @@ export class UserStore implements Accounts, AsyncDisposable {
     }
     f.close();
     await Deno.rename(tmp, this.path);
+    this.#legacy = 0;
     this.#install(users, await this.#stampOf());
   }
 
@@ -334,5 +352,6 @@ function _existing(users: Map<string, StoredAccount>, name: string): StoredAccou
 }
 
 function _same(a: StoredAccount, b: StoredAccount): boolean {
-  return a.key === b.key && a.admin === b.admin && a.exec === b.exec && a.created === b.created;
+  return a.storedKey === b.storedKey && a.serverKey === b.serverKey && a.admin === b.admin &&
+    a.exec === b.exec && a.created === b.created;
 }

@@ -1,31 +1,32 @@
 /**
  * The NATS {@linkcode Accounts} (CLUSTER.md §3.9): one KV bucket,
  * `parley_users`, one key per user (the name as one key token, see
- * {@linkcode encodeKeyToken}), value `{name, key, admin, exec, created}`
- * with `key` the hex-encoded 32-byte secret. Every node watches the bucket
+ * {@linkcode encodeKeyToken}), value
+ * `{name, storedKey, serverKey, admin, exec, created}`: the key's verifier
+ * (PROTOCOL.md §4.3), never the key. Records from before verifiers (`key`)
+ * are read as verifiers and rewritten when the bucket is opened. Every node watches the bucket
  * into a local copy, which serves {@linkcode Accounts.peek} and tells the
  * subscribers; a change made on another node reaches them within the
  * watch's delivery time (milliseconds here; the interface allows 2000 ms).
  * `add` is a KV create (refused when the key exists), rights and key changes
  * are updates on the revision read, retried when another node changed the
- * account first. `get` and `keyFor` read the key from the stream's leader;
+ * account first. `get` and `verifierFor` read from the stream's leader;
  * `list` waits until the copy holds every change stored before it.
  *
- * **The bucket holds every user's login secret.** Anyone who can read
- * `$KV.parley_users.>` (or the `KV_parley_users` stream) can log in as any
- * user, and anyone who can publish there can create accounts: NATS must be
- * authenticated, with a NATS account used by Parley only, and TLS when the
+ * **The bucket holds every user's verifier.** Reading it does not let
+ * anyone log in, but together with a recorded plaintext login it would, and
+ * it lets a reader pose as the server to clients; anyone who can publish
+ * there can create accounts: NATS must be authenticated, with a NATS account used by Parley only, and TLS when the
  * NATS servers are not on the same host (CLUSTER.md §6.13).
  *
  * @module
  */
-import { decodeHex } from "@std/encoding/hex";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import {
   type AccountChange,
   type Accounts,
-  type LoginKey,
+  type LoginVerifier,
   type Rights,
   validUserName,
 } from "../backend/accounts.ts";
@@ -33,9 +34,12 @@ import { RequestError } from "../errors.ts";
 import {
   type AccountEntry,
   accountNotFound,
+  migrationNotice,
   newAccountKey,
   publicAccount,
+  readStoredAccount,
   type StoredAccount,
+  verifierOfStored,
 } from "../backend/account_record.ts";
 import type { Logger } from "../log.ts";
 import { KvMirror } from "./kv_mirror.ts";
@@ -72,9 +76,12 @@ export async function openNatsAccounts(
   const js = jetstream(nc);
   const kv = await openRecordBucket(js, bucket, options.replicas);
   const listeners = new Set<(change: AccountChange) => void>();
+  /** Accounts whose record still holds a key (from before verifiers). */
+  const legacyNames = new Set<string>();
   const mirror = await KvMirror.open<AccountEntry>(js, kv, bucket, {
-    decode: (_key, v) => {
-      const stored = _checkStored(v);
+    decode: (key, v) => {
+      const { stored, legacy } = readStoredAccount(v);
+      if (legacy) legacyNames.add(decodeKeyToken(key));
       return { stored, account: publicAccount(stored) };
     },
     encode: (e) => e.stored,
@@ -105,6 +112,24 @@ export async function openNatsAccounts(
     return out;
   };
 
+  // Records from before verifiers are rewritten once (the decoded copy
+  // already holds their verifier, so logins work before and after).
+  let migrated = 0;
+  for (const name of [...legacyNames]) {
+    legacyNames.delete(name);
+    try {
+      await change(name, (u) => ({ ...u }));
+      migrated++;
+    } catch (e) {
+      options.log?.warn("could not rewrite an account record", {
+        node: options.node,
+        user: name,
+        error: (e as Error).message,
+      });
+    }
+  }
+  if (migrated > 0) options.log?.info(migrationNotice(migrated), { node: options.node });
+
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -133,10 +158,11 @@ export async function openNatsAccounts(
           `invalid user name ${JSON.stringify(name)}: use 1-32 of a-z 0-9 _ . - (lower case)`,
         );
       }
-      const key = newAccountKey();
+      const { key, storedKey, serverKey } = newAccountKey();
       const stored: StoredAccount = {
         name,
-        key,
+        storedKey,
+        serverKey,
         admin: rights.admin ?? false,
         exec: rights.exec ?? false,
         created: new Date().toISOString(),
@@ -159,8 +185,8 @@ export async function openNatsAccounts(
     },
     async rotate(name) {
       if (!validUserName(name)) throw accountNotFound(name);
-      const key = newAccountKey();
-      await change(name, (u) => ({ ...u, key }));
+      const { key, storedKey, serverKey } = newAccountKey();
+      await change(name, (u) => ({ ...u, storedKey, serverKey }));
       return key;
     },
     async remove(name) {
@@ -171,10 +197,10 @@ export async function openNatsAccounts(
           return undefined;
         }));
     },
-    async keyFor(name): Promise<LoginKey | undefined> {
+    async verifierFor(name): Promise<LoginVerifier | undefined> {
       if (!validUserName(name)) return undefined;
       const e = (await withNats("login", () => mirror.read(encodeKeyToken(name))))?.value;
-      return e ? { account: e.account, key: decodeHex(e.stored.key) } : undefined;
+      return e ? { account: e.account, verifier: verifierOfStored(e.stored) } : undefined;
     },
     subscribe(listener) {
       const l = (c: AccountChange): void => listener(c);
@@ -183,22 +209,5 @@ export async function openNatsAccounts(
     },
     close,
     [Symbol.asyncDispose]: close,
-  };
-}
-
-function _checkStored(v: unknown): StoredAccount {
-  const u = v as Partial<StoredAccount> | null;
-  if (
-    !u || typeof u !== "object" || typeof u.name !== "string" || !validUserName(u.name) ||
-    typeof u.key !== "string" || !/^[0-9a-f]{64}$/.test(u.key) || typeof u.created !== "string"
-  ) {
-    throw new TypeError("not an account record");
-  }
-  return {
-    name: u.name,
-    key: u.key,
-    admin: u.admin === true,
-    exec: u.exec === true,
-    created: u.created,
   };
 }

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertNotEquals, assertRejects } from "@std/assert";
 import { decodeHex } from "@std/encoding/hex";
+import { verifierOf } from "../../protocol/auth.ts";
 import type { Account, AccountChange, Accounts } from "../../server/backend/accounts.ts";
 import { RequestError } from "../../server/errors.ts";
 
@@ -64,7 +65,7 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
   const test = (name: string, fn: (t: Deno.TestContext) => Promise<void>) =>
     Deno.test(`[${label}] ${name}`, fn);
 
-  test("an added account is returned by get, peek, list and keyFor at once", async (t) => {
+  test("an added account is returned by get, peek, list and verifierFor at once", async (t) => {
     await using accounts = await open(t);
     const key = await accounts.add("ada", { admin: true });
     assertMatch(key, /^[0-9a-f]{64}$/);
@@ -82,17 +83,18 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     assert(!got.keyId.includes(key) && !key.includes(got.keyId), "keyId must not reveal the key");
     assertEquals(accounts.peek("ada"), got);
     assertEquals(await accounts.list(), [got]);
-    const login = await accounts.keyFor("ada");
-    assertEquals(login?.key, decodeHex(key));
+    const login = await accounts.verifierFor("ada");
+    assertEquals(login?.verifier.storedKey, verifierOf(decodeHex(key)).storedKey);
     assertEquals(login?.account, got);
     assertEquals(Object.keys(got).includes("key"), false, "an account carries no key");
+    assertEquals(login?.verifier.serverKey, verifierOf(decodeHex(key)).serverKey);
   });
 
   test("unknown names are absent, not errors", async (t) => {
     await using accounts = await open(t);
     assertEquals(await accounts.get("nobody"), undefined);
     assertEquals(accounts.peek("nobody"), undefined);
-    assertEquals(await accounts.keyFor("nobody"), undefined);
+    assertEquals(await accounts.verifierFor("nobody"), undefined);
     assertEquals(await accounts.list(), []);
   });
 
@@ -105,8 +107,8 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     const key = await accounts.add("ada");
     await _refused(accounts.add("ada", { admin: true }), "exists");
     assertEquals(
-      (await accounts.keyFor("ada"))?.key,
-      decodeHex(key),
+      (await accounts.verifierFor("ada"))?.verifier.storedKey,
+      verifierOf(decodeHex(key)).storedKey,
       "the refused add changed ada",
     );
     assertEquals((await accounts.get("ada"))?.admin, false);
@@ -135,7 +137,10 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     assertEquals(before?.admin, false, "the old record was modified instead of replaced");
     assertEquals((await accounts.setRights("ada", { exec: false })).exec, false);
     assertEquals((await accounts.get("ada"))?.admin, true);
-    assertEquals((await accounts.keyFor("ada"))?.key, decodeHex(key));
+    assertEquals(
+      (await accounts.verifierFor("ada"))?.verifier.storedKey,
+      verifierOf(decodeHex(key)).storedKey,
+    );
   });
 
   test("rotate gives a new key: the old one stops matching and keyId changes", async (t) => {
@@ -145,8 +150,8 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     const fresh = await accounts.rotate("ada");
     assertMatch(fresh, /^[0-9a-f]{64}$/);
     assertNotEquals(fresh, old);
-    const login = await accounts.keyFor("ada");
-    assertEquals(login?.key, decodeHex(fresh));
+    const login = await accounts.verifierFor("ada");
+    assertEquals(login?.verifier.storedKey, verifierOf(decodeHex(fresh)).storedKey);
     assertNotEquals(login?.account.keyId, before?.keyId);
     assertEquals({ ...login?.account, keyId: "" }, { ...before, keyId: "" });
     assertEquals(accounts.peek("ada"), login?.account);
@@ -159,7 +164,7 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     await accounts.remove("ada");
     assertEquals(await accounts.get("ada"), undefined);
     assertEquals(accounts.peek("ada"), undefined);
-    assertEquals(await accounts.keyFor("ada"), undefined);
+    assertEquals(await accounts.verifierFor("ada"), undefined);
     assertEquals((await accounts.list()).map((a) => a.name), ["bob"]);
     await _refused(accounts.remove("ada"), "not_found");
     await _refused(accounts.setRights("ada", { admin: true }), "not_found");
@@ -222,11 +227,18 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     using _stop = _subscription(a, (c) => seen.push(c));
     const key = await b.add("bob", { exec: true });
     assertEquals((await a.get("bob"))?.exec, true, "get missed a completed change");
-    assertEquals((await a.keyFor("bob"))?.key, decodeHex(key));
+    assertEquals(
+      (await a.verifierFor("bob"))?.verifier.storedKey,
+      verifierOf(decodeHex(key)).storedKey,
+    );
     assert(await _eventually(() => a.peek("bob") !== undefined), "peek never saw the add");
     assert(await _eventually(() => seen.some((c) => c.name === "bob")), "no notice of the add");
     const rotated = await b.rotate("bob");
-    assertEquals((await a.keyFor("bob"))?.key, decodeHex(rotated), "keyFor missed a rotation");
+    assertEquals(
+      (await a.verifierFor("bob"))?.verifier.storedKey,
+      verifierOf(decodeHex(rotated)).storedKey,
+      "verifierFor missed a rotation",
+    );
     await b.remove("bob");
     assert(await _eventually(() => a.peek("bob") === undefined), "peek never saw the removal");
     assert(
@@ -253,7 +265,10 @@ export function runAccountsContract(label: string, open: AccountsFactory): void 
     const loser = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
     assertEquals((loser.reason as RequestError).code, "exists");
     const winner = results.find((r) => r.status === "fulfilled") as PromiseFulfilledResult<string>;
-    assertEquals((await a.keyFor("same"))?.key, decodeHex(winner.value));
+    assertEquals(
+      (await a.verifierFor("same"))?.verifier.storedKey,
+      verifierOf(decodeHex(winner.value)).storedKey,
+    );
     // Rights changed from both sides at once: both changes land.
     await Promise.all([a.setRights("a0", { admin: true }), b.setRights("a0", { exec: true })]);
     const a0 = await b.get("a0");

@@ -36,7 +36,7 @@ runAccountsContract("embedded", async (_t, peerOf) => {
     setRights: (n, r) => store.setRights(n, r),
     rotate: (n) => store.rotate(n),
     remove: (n) => store.remove(n),
-    keyFor: (n) => store.keyFor(n),
+    verifierFor: (n) => store.verifierFor(n),
     subscribe: (l) => store.subscribe(l),
     async [Symbol.asyncDispose]() {
       await store.close();
@@ -85,7 +85,7 @@ Deno.test("changes by `parley user` in another process reach a running store", a
       key: string;
     };
     await wait(() => store.peek("ada")?.exec === true, "parley user add");
-    assertEquals((await store.keyFor("ada"))?.key.byteLength, 32);
+    assertEquals((await store.verifierFor("ada"))?.verifier.storedKey.byteLength, 32);
     assertEquals(added.key.length, 64);
     const listed = JSON.parse(await parleyUser(dir.path, "list", "--json")) as unknown[];
     assertEquals(listed.length, 2);

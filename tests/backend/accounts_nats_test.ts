@@ -62,7 +62,7 @@ if (available) {
         setRights: (n, r) => accounts.setRights(n, r),
         rotate: (n) => accounts.rotate(n),
         remove: (n) => accounts.remove(n),
-        keyFor: (n) => accounts.keyFor(n),
+        verifierFor: (n) => accounts.verifierFor(n),
         subscribe: (l) => accounts.subscribe(l),
         async [Symbol.asyncDispose]() {
           await accounts.close();

@@ -17,6 +17,7 @@ export function embeddedConfig(dataDir: string, files: unknown = {}): ServerConf
     dataDir,
     tlsCert: undefined,
     tlsKey: undefined,
+    plain: true,
     limits: DEFAULT_LIMITS,
     features: { files },
   };

@@ -85,7 +85,7 @@ async function login(server: SpawnedServer, user: string, key: string): Promise<
     port: server.port,
     user,
     key: keyBytes(key),
-    tls: false,
+    ...server.clientOptions,
   });
 }
 

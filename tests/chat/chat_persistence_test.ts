@@ -2,16 +2,16 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { ChatClient } from "../../client/chat/chat_client.ts";
 import { ParleyClient } from "../../client/client.ts";
-import { keyBytes, spawnServer, startTestServer } from "../helpers.ts";
+import { keyBytes, type SpawnedServer, spawnServer, startTestServer } from "../helpers.ts";
 import { Journal } from "../../server/embedded/chat_journal.ts";
 
-async function dial(port: number, user: string, key: string): Promise<ChatClient> {
+async function dial(server: SpawnedServer, user: string, key: string): Promise<ChatClient> {
   const c = await ParleyClient.connect({
     host: "127.0.0.1",
-    port,
+    port: server.port,
     user,
     key: keyBytes(key),
-    tls: false,
+    ...server.clientOptions,
   });
   return await ChatClient.start(c);
 }
@@ -25,7 +25,7 @@ Deno.test("history and undelivered DMs survive a server restart", async () => {
       await using s = await spawnServer({ dataDir });
       adaKey = await s.addUser("ada");
       bobKey = await s.addUser("bob");
-      const ada = await dial(s.port, "ada", adaKey);
+      const ada = await dial(s, "ada", adaKey);
       await ada.join("lobby");
       for (let i = 0; i < 5; i++) sentIds.push((await ada.send({ room: "lobby" }, `kept ${i}`)).id);
       await ada.send({ to: "bob" }, "while you were out");
@@ -39,7 +39,7 @@ Deno.test("history and undelivered DMs survive a server restart", async () => {
     });
     {
       await using s = await spawnServer({ dataDir });
-      const bob = await dial(s.port, "bob", bobKey);
+      const bob = await dial(s, "bob", bobKey);
       assertEquals(bob.recent().map((m) => m.text), ["while you were out"]);
       const r = await bob.join("lobby");
       assertEquals(r.history.map((m) => m.text), [0, 1, 2, 3, 4].map((i) => `kept ${i}`));

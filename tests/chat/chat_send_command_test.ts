@@ -16,7 +16,7 @@ async function send(port: number, key: string, ...args: string[]) {
       ...args,
     ],
     env: {
-      PARLEY_SERVER: `parley://127.0.0.1:${port}`,
+      PARLEY_SERVER: `parley+plain://127.0.0.1:${port}`,
       PARLEY_USER: "ada",
       PARLEY_KEY: key,
       XDG_CONFIG_HOME: "/nonexistent",

@@ -9,6 +9,9 @@ import { ParleyClient } from "../../client/client.ts";
 import type { ClientOptions } from "../../client/client.ts";
 import { keyBytes, runParleyUserAllowing, type SpawnedServer, spawnServer } from "../helpers.ts";
 
+/** The certificate fingerprint of each node started here, by port (each node has its own). */
+const _fingerprints = new Map<number, string>();
+
 /** A running cluster node. */
 export interface ParleyNode extends AsyncDisposable {
   readonly name: string;
@@ -42,6 +45,7 @@ export async function startParleyNode(
     await Deno.remove(dataDir, { recursive: true });
     throw e;
   }
+  if (server.fingerprint) _fingerprints.set(server.port, server.fingerprint);
   return {
     name,
     port: server.port,
@@ -95,7 +99,10 @@ export async function addClusterUser(
   return (JSON.parse(out) as { key: string }).key;
 }
 
-/** Connects `user` to the first of `nodes` that answers, listing all of them for failover. */
+/**
+ * Connects `user` to the first of `nodes` that answers, listing all of them for failover.
+ * Nodes started by {@linkcode startParleyNode} serve TLS: each is pinned to its own certificate.
+ */
 export function connectNodes(
   nodes: { port: number }[],
   user: string,
@@ -109,7 +116,9 @@ export function connectNodes(
     servers,
     user,
     key: keyBytes(key),
-    tls: false,
+    ...(servers.some((s) => _fingerprints.has(s.port))
+      ? { tls: true, pinFor: (_host: string, port: number) => _fingerprints.get(port) }
+      : { tls: false }),
     ...options,
   });
 }

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "@std/path";
 import { ParleyClient } from "../../client/client.ts";
 import { RemoteExec } from "../../client/exec/exec_remote.ts";
-import { keyBytes, ROOT, spawnServer } from "../helpers.ts";
+import { keyBytes, ROOT, type SpawnedServer, spawnServer } from "../helpers.ts";
 import { sleepMarker, TEST_ALLOW, waitGoneWith } from "./exec_fixtures.ts";
 
 /**
@@ -64,7 +64,7 @@ interface CliResult {
 
 /** Runs `parley exec ARGS` as a real process; `stdinFile` becomes its stdin via the shell. */
 async function parleyExec(
-  port: number,
+  server: SpawnedServer,
   key: string,
   args: string[],
   stdinFile = "/dev/null",
@@ -79,7 +79,8 @@ async function parleyExec(
         ..._execArgs(args),
       ],
       env: {
-        PARLEY_SERVER: `parley://ada@127.0.0.1:${port}`,
+        PARLEY_SERVER: server.url("ada"),
+        ...server.clientEnv,
         PARLEY_KEY: key,
         PARLEY_TEST_STDIN: stdinFile,
         XDG_CONFIG_HOME: home, // no client config file from the real home
@@ -104,18 +105,17 @@ async function rssKiB(pid: number): Promise<number> {
 
 Deno.test("parley exec as a real process, against a server with scoped --allow-run", async (t) => {
   await using s = await startServer();
-  const port = s.server.port;
 
   await t.step("`parley exec -- wc -c < file` counts the file sent as stdin", async () => {
     const file = join(s.dataDir, "input.bin");
     await Deno.writeFile(file, new Uint8Array(1_234_567).fill(97));
-    const r = await parleyExec(port, s.key, ["--", "wc", "-c"], file);
+    const r = await parleyExec(s.server, s.key, ["--", "wc", "-c"], file);
     assertEquals(r.stdout.trim(), "1234567");
     assertEquals(r.code, 0, r.stderr);
   });
 
   await t.step("stdout and stderr are separated and the exit code is the command's", async () => {
-    const r = await parleyExec(port, s.key, [
+    const r = await parleyExec(s.server, s.key, [
       "--",
       "sh",
       "-c",
@@ -127,37 +127,37 @@ Deno.test("parley exec as a real process, against a server with scoped --allow-r
   });
 
   await t.step("a command killed by a signal exits with 128+n", async () => {
-    const r = await parleyExec(port, s.key, ["--", "sh", "-c", "kill -KILL $$"]);
+    const r = await parleyExec(s.server, s.key, ["--", "sh", "-c", "kill -KILL $$"]);
     assertEquals(r.code, 137);
   });
 
   await t.step("a refused command exits 255 with the reason", async () => {
-    const r = await parleyExec(port, s.key, ["--", "rm", "-rf", "x"]);
+    const r = await parleyExec(s.server, s.key, ["--", "rm", "-rf", "x"]);
     assertEquals(r.code, 255);
     assertStringIncludes(r.stderr, "allowlist");
   });
 
   await t.step("a --cwd that escapes the exec root is refused", async () => {
-    assertEquals((await parleyExec(port, s.key, ["--", "true"])).code, 0);
+    assertEquals((await parleyExec(s.server, s.key, ["--", "true"])).code, 0);
     await Deno.symlink("/etc", join(s.root, "ada", "etc"));
     for (const cwd of ["..", "etc"]) {
-      const r = await parleyExec(port, s.key, ["--cwd", cwd, "--", "pwd"]);
+      const r = await parleyExec(s.server, s.key, ["--cwd", cwd, "--", "pwd"]);
       assertEquals(r.code, 255);
       assertStringIncludes(r.stderr, "outside the exec root");
     }
   });
 
   await t.step("--node naming another node is an error", async () => {
-    const r = await parleyExec(port, s.key, ["--node", "elsewhere", "--", "true"]);
+    const r = await parleyExec(s.server, s.key, ["--node", "elsewhere", "--", "true"]);
     assertEquals(r.code, 2);
     assertStringIncludes(r.stderr, "not part of a cluster");
-    assertEquals((await parleyExec(port, s.key, ["--node", "local", "--", "true"])).code, 0);
+    assertEquals((await parleyExec(s.server, s.key, ["--node", "local", "--", "true"])).code, 0);
   });
 
   await t.step("closing parley exec's stdout stops an endless command (exit 141)", async () => {
     const child = new Deno.Command(Deno.execPath(), {
       args: _execArgs(["--", "yes"]),
-      env: { PARLEY_SERVER: `parley://ada@127.0.0.1:${port}`, PARLEY_KEY: s.key },
+      env: { PARLEY_SERVER: s.server.url("ada"), ...s.server.clientEnv, PARLEY_KEY: s.key },
       stdin: "null",
       stdout: "piped",
       stderr: "null",
@@ -171,7 +171,7 @@ Deno.test("parley exec as a real process, against a server with scoped --allow-r
 
   await t.step("--timeout kills the command and its children (via the kill program)", async () => {
     const m = sleepMarker();
-    const r = await parleyExec(port, s.key, [
+    const r = await parleyExec(s.server, s.key, [
       "--timeout",
       "0.5",
       "--",
@@ -192,7 +192,7 @@ Deno.test("output that outruns a slow client is back-pressured, not buffered", a
     port: s.server.port,
     user: "ada",
     key: keyBytes(s.key),
-    tls: false,
+    ...s.server.clientOptions,
   });
   const pid = s.server.process.pid;
   const baseline = await rssKiB(pid);

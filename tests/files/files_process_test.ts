@@ -2,7 +2,7 @@ import { assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
 import { ParleyClient } from "../../client/client.ts";
 import { uploadFile } from "../../client/files/transfer_upload.ts";
-import { keyBytes, ROOT, spawnServer, startTestServer } from "../helpers.ts";
+import { keyBytes, ROOT, type SpawnedServer, spawnServer, startTestServer } from "../helpers.ts";
 import { exists, makeFile, sha256File, tempDir } from "./files_fixtures.ts";
 
 const MiB = 1024 * 1024;
@@ -28,13 +28,13 @@ async function partialBytes(dataDir: string): Promise<number> {
   return n;
 }
 
-function connectTo(port: number, key: string): Promise<ParleyClient> {
+function connectTo(server: SpawnedServer, key: string): Promise<ParleyClient> {
   return ParleyClient.connect({
     host: "127.0.0.1",
-    port,
+    port: server.port,
     user: "ada",
     key: keyBytes(key),
-    tls: false,
+    ...server.clientOptions,
   });
 }
 
@@ -44,7 +44,7 @@ Deno.test("a 1 GiB upload keeps the server process's memory bounded", async () =
   const key = await server.addUser("ada");
   const src = join(tmp.path, "1g.bin");
   await makeFile(src, 1024 * MiB, 7);
-  await using c = await connectTo(server.port, key);
+  await using c = await connectTo(server, key);
   let peak = 0;
   let sampling = true;
   const sampler = (async () => {
@@ -78,7 +78,7 @@ Deno.test("an upload resumes after the client process is killed mid-upload", asy
   const put = (args: string[]) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", join(ROOT, "main.ts"), "put", "--json", src, "big.bin", ...args],
-      env: { PARLEY_SERVER: `parley://ada@127.0.0.1:${t.port}`, PARLEY_KEY: key, NO_COLOR: "1" },
+      env: { PARLEY_SERVER: t.url("ada"), ...t.clientEnv, PARLEY_KEY: key, NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -120,7 +120,7 @@ Deno.test("an upload resumes after the server is killed mid-upload and restarted
   {
     await using server = await spawnServer({ dataDir });
     key = await server.addUser("ada");
-    await using c = await connectTo(server.port, key);
+    await using c = await connectTo(server, key);
     let stopping: Promise<unknown> | undefined;
     await assertRejects(() =>
       uploadFile(c, src, "big.bin", {
@@ -135,7 +135,7 @@ Deno.test("an upload resumes after the server is killed mid-upload and restarted
   assertEquals(await exists(join(home, "big.bin")), false);
   assertEquals(await partialBytes(dataDir) > 0, true);
   await using server = await spawnServer({ dataDir });
-  await using c = await connectTo(server.port, key);
+  await using c = await connectTo(server, key);
   const r = await uploadFile(c, src, "big.bin");
   assertEquals(r.resumedFrom > 0, true);
   assertEquals(await sha256File(join(home, "big.bin")), await sha256File(src));

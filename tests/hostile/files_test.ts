@@ -216,7 +216,7 @@ Deno.test("a server killed with SIGKILL mid-upload restarts cleanly and the uplo
           port: first.port,
           user: "ada",
           key: keyBytes(key),
-          tls: false,
+          ...first.clientOptions,
         });
         const { stream, result } = c.open("file.put", {
           path: "big.bin",
@@ -252,7 +252,7 @@ Deno.test("a server killed with SIGKILL mid-upload restarts cleanly and the uplo
       port: second.port,
       user: "ada",
       key: keyBytes(key),
-      tls: false,
+      ...second.clientOptions,
     });
     try {
       assert((await get(c, "big.bin")) instanceof RemoteError, "big.bin is visible after restart");

@@ -19,11 +19,12 @@ import {
   readUntilClosed,
   send,
 } from "./raw.ts";
+import { PROTOCOL_VERSION } from "../../protocol/limits.ts";
 
 const enc = new TextEncoder();
 const NONCE = "ab".repeat(32);
 const hello = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ t: "hello", v: 1, user: "ada", nonce: NONCE, ...extra });
+  JSON.stringify({ t: "hello", v: PROTOCOL_VERSION, user: "ada", nonce: NONCE, ...extra });
 
 /** One case: the bytes to send and the error code expected (undefined: any, or none). */
 interface Case {
@@ -120,7 +121,8 @@ const CASES: Case[] = [
   },
   { name: "a hello with an array window", bytes: text(hello({ win: [1, 2] })), code: "bad_header" },
   { name: "an unknown frame type", bytes: text('{"t":"bogus"}'), code: "unknown_type" },
-  { name: "protocol version 2", bytes: text(hello({ v: 2 })), code: "unsupported_version" },
+  { name: "protocol version 1", bytes: text(hello({ v: 1 })), code: "unsupported_version" },
+  { name: "protocol version 3", bytes: text(hello({ v: 3 })), code: "unsupported_version" },
   { name: "protocol version 0", bytes: text(hello({ v: 0 })), code: "unsupported_version" },
   {
     name: "a request before the handshake",

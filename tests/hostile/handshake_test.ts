@@ -11,13 +11,14 @@ import { RemoteError } from "../../protocol/errors.ts";
 import { keyBytes } from "../helpers.ts";
 import { startTarget } from "./harness.ts";
 import { dial, readUntilClosed, send } from "./raw.ts";
+import { PROTOCOL_VERSION } from "../../protocol/limits.ts";
 
 const enc = new TextEncoder();
 
 Deno.test("a slowloris handshake (one byte a second) is cut off at the handshake deadline", async () => {
   await using target = await startTarget({ limits: { handshakeTimeoutMs: 1500 } });
   const hello = enc.encode(
-    JSON.stringify({ t: "hello", v: 1, user: "ada", nonce: "cd".repeat(32) }),
+    JSON.stringify({ t: "hello", v: PROTOCOL_VERSION, user: "ada", nonce: "cd".repeat(32) }),
   );
   const frame = new Uint8Array(4 + hello.byteLength);
   new DataView(frame.buffer).setUint32(0, hello.byteLength);

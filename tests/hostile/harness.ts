@@ -102,7 +102,8 @@ export async function startTarget(options: TargetOptions = {}): Promise<Target> 
     join(dataDir, "config.json"),
     JSON.stringify({ ...(options.config ?? {}), limits: options.limits ?? {} }),
   );
-  const server = await spawnServer({ dataDir });
+  // Plaintext: the attacks forge raw frames (with the frame MAC) on the socket.
+  const server = await spawnServer({ dataDir, args: ["--plain"] });
   const keys: Record<string, string> = {};
   const clients: ParleyClient[] = [];
   for (const name of options.users ?? ["observer", "ada"]) keys[name] = await server.addUser(name);
@@ -115,7 +116,7 @@ export async function startTarget(options: TargetOptions = {}): Promise<Target> 
       port: server.port,
       user,
       key: keyBytes(keys[user]!),
-      tls: false,
+      ...server.clientOptions,
     });
     clients.push(c);
     return c;
@@ -145,7 +146,7 @@ export async function startTarget(options: TargetOptions = {}): Promise<Target> 
         port: server.port,
         user: "observer",
         key: keyBytes(keys.observer!),
-        tls: false,
+        ...server.clientOptions,
       });
       try {
         assertEquals(await fresh.call("diag.echo", { n: 1 }), { n: 1 }, `${label}: new login`);

@@ -13,7 +13,13 @@ import { decodeHex, encodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
 import { randomBytes } from "node:crypto";
 import type { ParleyClient } from "../../client/client.ts";
-import { computeProof, deriveSessionKeys, FrameMac } from "../../protocol/auth.ts";
+import {
+  clientKeyOf,
+  clientProof,
+  deriveSessionKeys,
+  FrameMac,
+  NO_CHANNEL_BINDING,
+} from "../../protocol/auth.ts";
 import { encodeFrame, type OutHeader } from "../../protocol/frame_codec.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { MAC_LENGTH, NONCE_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
@@ -82,9 +88,15 @@ async function pipelinedLogin(
     };
   }
   const sn = decodeHex(challenge.header.nonce as string);
-  const base = { key, version: PROTOCOL_VERSION, user, clientNonce: cn, serverNonce: sn };
-  const proof = computeProof({ ...base, role: "client" });
-  const mac = new FrameMac(deriveSessionKeys(key, user, cn, sn).clientToServer);
+  const input = {
+    version: PROTOCOL_VERSION,
+    user,
+    clientNonce: cn,
+    serverNonce: sn,
+    channelBinding: NO_CHANNEL_BINDING,
+  };
+  const proof = clientProof(key, input);
+  const mac = new FrameMac(deriveSessionKeys(clientKeyOf(key), user, cn, sn).clientToServer);
   await send(
     conn,
     concat(

@@ -12,6 +12,7 @@ import { encodeHeader, type OutHeader } from "../../protocol/frame_codec.ts";
 import { FrameMac } from "../../protocol/auth.ts";
 import { startTarget, type Target } from "./harness.ts";
 import { concat, macFrame, rawFrame, rawLogin, type RawSession, send } from "./raw.ts";
+import { PROTOCOL_VERSION } from "../../protocol/limits.ts";
 
 const ECHO: OutHeader = { t: "req", id: 1, op: "diag.echo", args: { a: 1 } };
 
@@ -167,7 +168,8 @@ const CASES: Case[] = [
   {
     name: "a handshake frame after login",
     code: "unknown_type",
-    attack: (raw) => raw.sendFrame({ t: "hello", v: 1, user: "ada", nonce: "00".repeat(32) }),
+    attack: (raw) =>
+      raw.sendFrame({ t: "hello", v: PROTOCOL_VERSION, user: "ada", nonce: "00".repeat(32) }),
   },
 ];
 

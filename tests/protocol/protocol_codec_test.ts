@@ -330,9 +330,9 @@ Deno.test("validateHeader refuses wrong field types with typed codes", () => {
 
 Deno.test("validateHandshake accepts well-formed handshake frames", () => {
   const good: RawHeader[] = [
-    { t: "hello", v: 1, user: "ada", nonce: N },
-    { t: "hello", v: 1, user: "ada", nonce: N, maxBody: 4096, win: { s: 1, c: 2 ** 31 - 1 } },
-    { t: "challenge", v: 1, nonce: N },
+    { t: "hello", v: 2, user: "ada", nonce: N },
+    { t: "hello", v: 2, user: "ada", nonce: N, maxBody: 4096, win: { s: 1, c: 2 ** 31 - 1 } },
+    { t: "challenge", v: 2, nonce: N },
     { t: "auth", proof: N },
     { t: "welcome", proof: N, maxBody: 1024, win: { s: 10, c: 20 }, maxStreams: 1, mac: true },
     { t: "error", code: "auth_failed", msg: "authentication failed" },
@@ -341,7 +341,7 @@ Deno.test("validateHandshake accepts well-formed handshake frames", () => {
 });
 
 Deno.test("validateHandshake refuses bad handshake frames with typed codes", () => {
-  const hello = { t: "hello", v: 1, user: "ada", nonce: N };
+  const hello = { t: "hello", v: 2, user: "ada", nonce: N };
   const welcome = {
     t: "welcome",
     proof: N,
@@ -353,10 +353,11 @@ Deno.test("validateHandshake refuses bad handshake frames with typed codes", () 
   const bad: [RawHeader, ErrorCode][] = [
     [{ t: "req", id: 1, op: "x" }, "unknown_type"],
     [{ t: "ping", id: 1 }, "unknown_type"],
-    [{ ...hello, v: 2 }, "unsupported_version"],
+    [{ ...hello, v: 1 }, "unsupported_version"],
+    [{ ...hello, v: 3 }, "unsupported_version"],
     [{ ...hello, v: 0 }, "unsupported_version"],
     // The version is judged before the rest: a future hello of another shape gets a clear answer.
-    [{ t: "hello", v: 2, nonce: 7 }, "unsupported_version"],
+    [{ t: "hello", v: 3, nonce: 7 }, "unsupported_version"],
     [{ ...hello, v: "1" }, "bad_header"],
     [{ ...hello, user: undefined }, "bad_header"],
     [{ ...hello, user: 7 }, "bad_header"],
@@ -371,7 +372,7 @@ Deno.test("validateHandshake refuses bad handshake frames with typed codes", () 
     [{ ...hello, win: { s: 0, c: 1 } }, "bad_header"],
     [{ ...hello, win: { s: 1, c: 2 ** 31 } }, "bad_header"],
     [{ ...hello, win: { s: 1 } }, "bad_header"],
-    [{ t: "challenge", v: 1 }, "bad_header"],
+    [{ t: "challenge", v: 2 }, "bad_header"],
     [{ t: "challenge", v: 3, nonce: N }, "unsupported_version"],
     [{ t: "auth" }, "bad_header"],
     [{ t: "auth", proof: N.slice(0, 62) }, "bad_header"],

@@ -19,7 +19,7 @@ import {
   FrameDecoder,
   type OutHeader,
 } from "../../protocol/frame_codec.ts";
-import type { FrameMac } from "../../protocol/auth.ts";
+import { type FrameMac, verifierOf } from "../../protocol/auth.ts";
 import { type FrameReader, type Transport, writeAll } from "../../protocol/transport.ts";
 import { MAC_LENGTH } from "../../protocol/limits.ts";
 
@@ -180,7 +180,7 @@ export function startProtocolServer(options: ProtocolServerOptions = {}): Protoc
     conns.add(conn);
     try {
       const link = await serverHandshake(conn, {
-        keyFor: (u) => users[u],
+        verifierFor: (u) => (users[u] ? verifierOf(users[u]) : undefined),
         timeoutMs: 5000,
         ...(options.window ? { window: options.window } : {}),
         ...(options.maxStreams ? { maxStreams: options.maxStreams } : {}),

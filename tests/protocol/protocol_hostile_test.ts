@@ -41,11 +41,16 @@ const PRE_AUTH: [string, Uint8Array, string][] = [
   ["auth before hello", raw(`{"t":"auth","proof":"${NONCE}"}`), "bad_header"],
   [
     "a future version",
-    raw(`{"t":"hello","v":2,"user":"ada","nonce":"${NONCE}"}`),
+    raw(`{"t":"hello","v":3,"user":"ada","nonce":"${NONCE}"}`),
     "unsupported_version",
   ],
-  ["a short nonce", raw(`{"t":"hello","v":1,"user":"ada","nonce":"abcd"}`), "bad_header"],
-  ["a numeric user", raw(`{"t":"hello","v":1,"user":5,"nonce":"${NONCE}"}`), "bad_header"],
+  [
+    "a version 1 client",
+    raw(`{"t":"hello","v":1,"user":"ada","nonce":"${NONCE}"}`),
+    "unsupported_version",
+  ],
+  ["a short nonce", raw(`{"t":"hello","v":2,"user":"ada","nonce":"abcd"}`), "bad_header"],
+  ["a numeric user", raw(`{"t":"hello","v":2,"user":5,"nonce":"${NONCE}"}`), "bad_header"],
 ];
 
 Deno.test("bad frames before login get an error frame with their code and a closed connection", async () => {

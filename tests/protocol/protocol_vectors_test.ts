@@ -6,7 +6,17 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { computeProof, deriveSessionKeys, FrameMac, proofMessage } from "../../protocol/auth.ts";
+import {
+  authMessage,
+  clientKeyOf,
+  clientProof,
+  deriveSessionKeys,
+  FrameMac,
+  NO_CHANNEL_BINDING,
+  serverSignature,
+  verifierOf,
+  verifyClientProof,
+} from "../../protocol/auth.ts";
 import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
 import { type DecodedFrame, FrameDecoder } from "../../protocol/frame_codec.ts";
 import { MAC_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
@@ -88,14 +98,24 @@ const key = bytes("input.key");
 const user = text("input.user");
 const cn = bytes("input.client_nonce");
 const sn = bytes("input.server_nonce");
-const base = { version: PROTOCOL_VERSION, user, clientNonce: cn, serverNonce: sn };
+const base = {
+  version: PROTOCOL_VERSION,
+  user,
+  clientNonce: cn,
+  serverNonce: sn,
+  channelBinding: NO_CHANNEL_BINDING,
+};
+const clientKey = clientKeyOf(key);
 
 /** Replays the example: handshake with the fixed nonces, then the three client frames. */
 async function runExample(): Promise<{ client: DecodedFrame[]; server: DecodedFrame[] }> {
   const [c, s] = memoryPipe();
   const [cl, sl] = await Promise.all([
     clientHandshake(c, { user, key, nonce: cn }),
-    serverHandshake(s, { keyFor: (u) => (u === user ? key : undefined), nonce: sn }),
+    serverHandshake(s, {
+      verifierFor: (u) => (u === user ? verifierOf(key) : undefined),
+      nonce: sn,
+    }),
   ]);
   const server = new Session({
     ...sl,
@@ -124,12 +144,19 @@ Deno.test("PROTOCOL.md holds every vector of the worked example", () => {
     "input.key",
     "hello.frame",
     "challenge.frame",
-    "client_proof.message",
-    "client_proof.hmac",
+    "verifier.client_key",
+    "verifier.stored_key",
+    "verifier.server_key",
+    "auth.message",
+    "client.signature",
+    "client.proof",
     "auth.frame",
-    "server_proof.message",
-    "server_proof.hmac",
+    "server.signature",
     "welcome.frame",
+    "tls.channel_binding",
+    "tls.auth_message",
+    "tls.client_proof",
+    "tls.server_signature",
     "hkdf.salt",
     "hkdf.info_c2s",
     "hkdf.info_s2c",
@@ -149,15 +176,51 @@ Deno.test("PROTOCOL.md holds every vector of the worked example", () => {
   assertEquals(sn.byteLength, 32);
 });
 
-Deno.test("the example's proofs match proofMessage and computeProof", () => {
-  for (const [role, prefix] of [["client", "client_proof"], ["server", "server_proof"]] as const) {
-    assertHex(proofMessage({ ...base, role }), `${prefix}.message`);
-    assertHex(computeProof({ ...base, key, role }), `${prefix}.hmac`);
-  }
+Deno.test("the example's verifier and proofs match the described derivation", async () => {
+  const v = verifierOf(key);
+  assertHex(clientKey, "verifier.client_key");
+  assertHex(v.storedKey, "verifier.stored_key");
+  assertHex(v.serverKey, "verifier.server_key");
+  const hmac = async (k: Uint8Array, m: Uint8Array) => {
+    const ck = await crypto.subtle.importKey(
+      "raw",
+      k.slice(),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    return new Uint8Array(await crypto.subtle.sign("HMAC", ck, m.slice()));
+  };
+  // Independently of the implementation: the documented formulas over WebCrypto.
+  assertHex(await hmac(key, new TextEncoder().encode("parley client key")), "verifier.client_key");
+  assertHex(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", clientKey.slice())),
+    "verifier.stored_key",
+  );
+  assertHex(await hmac(key, new TextEncoder().encode("parley server key")), "verifier.server_key");
+  assertHex(authMessage(base), "auth.message");
+  const signature = await hmac(v.storedKey, authMessage(base));
+  assertHex(signature, "client.signature");
+  assertHex(clientKey.map((b, i) => b ^ signature[i]!), "client.proof");
+  assertHex(clientProof(key, base), "client.proof");
+  assertHex(await hmac(v.serverKey, authMessage(base)), "server.signature");
+  assertHex(serverSignature(v.serverKey, base), "server.signature");
+  assertEquals(verifyClientProof(bytes("client.proof"), v, base), clientKey);
+});
+
+Deno.test("the example over TLS binds the certificate hash into both proofs", () => {
+  const v = verifierOf(key);
+  const tls = { ...base, channelBinding: bytes("tls.channel_binding") };
+  assertHex(authMessage(tls), "tls.auth_message");
+  assertHex(clientProof(key, tls), "tls.client_proof");
+  assertHex(serverSignature(v.serverKey, tls), "tls.server_signature");
+  // A proof made for one certificate does not verify for another (or for plaintext).
+  assertEquals(verifyClientProof(bytes("tls.client_proof"), v, base), undefined);
+  assertEquals(verifyClientProof(bytes("client.proof"), v, tls), undefined);
 });
 
 Deno.test("the example's session keys match HKDF as described", () => {
-  const keys = deriveSessionKeys(key, user, cn, sn);
+  const keys = deriveSessionKeys(clientKey, user, cn, sn);
   assertHex(concat([cn, sn]), "hkdf.salt");
   assertHex(new TextEncoder().encode(`parley-c2s\0${user}`), "hkdf.info_c2s");
   assertHex(new TextEncoder().encode(`parley-s2c\0${user}`), "hkdf.info_s2c");
@@ -166,7 +229,7 @@ Deno.test("the example's session keys match HKDF as described", () => {
 });
 
 Deno.test("the example's frame MACs match FrameMac over the documented input", () => {
-  const keys = deriveSessionKeys(key, user, cn, sn);
+  const keys = deriveSessionKeys(clientKey, user, cn, sn);
   const c2s = new FrameMac(keys.clientToServer);
   const s2c = new FrameMac(keys.serverToClient);
   const cases = [["req", c2s, 0n], ["res", s2c, 0n], ["open", c2s, 1n], ["data", c2s, 2n]] as const;
