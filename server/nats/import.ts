@@ -273,7 +273,7 @@ export async function importDataDir(o: ImportOptions): Promise<ImportReport> {
       problems.push(`account ${rec.name} has other rights in the cluster`);
     }
   }
-  let verifiedMessages = 0;
+  const verifiedIds = new Set<string>();
   const check = (label: string, want: ChatMessage[], got: ChatMessage[]): void => {
     if (want.length !== got.length) {
       problems.push(
@@ -287,7 +287,7 @@ export async function importDataDir(o: ImportOptions): Promise<ImportReport> {
         return;
       }
     }
-    verifiedMessages += want.length;
+    for (const m of want) verifiedIds.add(m.id);
   };
   for (const room of history.rooms) {
     check(
@@ -338,7 +338,7 @@ export async function importDataDir(o: ImportOptions): Promise<ImportReport> {
     policy,
     files: { ...files, ms: filesMs },
     problems,
-    verified: { messages: verifiedMessages, files: files.files.length, bytes: verifiedBytes },
+    verified: { messages: verifiedIds.size, files: files.files.length, bytes: verifiedBytes },
     epoch: dstChat.log.epoch(),
   };
 }
