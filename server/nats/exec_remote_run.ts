@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { NoRespondersError, RequestError as NatsRequestError } from "@nats-io/transport-node";
 import type { ErrorCode } from "../../protocol/errors.ts";
 import type {
@@ -164,6 +164,7 @@ export class RemoteRun implements ExecRun {
   #endArrived!: (o: ExecOutcome) => void;
   #endPromise: Promise<ExecOutcome>;
   #onEnd: (() => void) | undefined;
+  #gaveUp = false;
   #killedP: Promise<void>;
   #killedNow!: () => void;
 
@@ -221,7 +222,7 @@ export class RemoteRun implements ExecRun {
     const sub = nc.subscribe(runSubject(runId, "front"), {
       callback: (err, msg) => {
         if (err) return;
-        if (ready.run) ready.run.#onFrame(msg.data, msg.reply ? () => msg.respond() : undefined);
+        if (ready.run) ready.run.#onFrame(msg.data, msg.reply ? () => _ack(msg) : undefined);
         else early.push(msg.data); // cannot happen before the reply; kept in order if it does
       },
     });
@@ -243,11 +244,11 @@ export class RemoteRun implements ExecRun {
       });
       reply = _parseReply(parseJsonBytes(msg.data));
     } catch (e) {
-      sub.unsubscribe();
+      _unsubscribe(sub);
       throw _startError(e, from.node);
     }
     if (!reply.ok) {
-      sub.unsubscribe();
+      _unsubscribe(sub);
       const code = _CODES.has(reply.error.code as ErrorCode)
         ? reply.error.code as ErrorCode
         : "internal";
@@ -300,13 +301,19 @@ export class RemoteRun implements ExecRun {
       outcome = await Promise.race([this.#endPromise, made]);
       clearTimeout(timer);
     }
+    const drained = Promise.all([this.#inbound.stdout.finished, this.#inbound.stderr.finished]);
     if (outcome.killed === null && this.#killed === null) {
-      await Promise.all([this.#inbound.stdout.finished, this.#inbound.stderr.finished]);
+      await drained;
+    } else if (this.#gaveUp) {
+      // Let the consumer take the line that says why (bounded: it may have stopped reading).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, 2_000)))]);
+      clearTimeout(timer);
     }
     if (this.#killed && outcome.killed === null) outcome = { ...outcome, killed: this.#killed };
     this.#running = false;
     clearInterval(this.#beat);
-    this.#sub.unsubscribe();
+    _unsubscribe(this.#sub);
     this.#stdinClosed = true;
     this.#stdinWake?.();
     this.#settle(outcome);
@@ -340,6 +347,7 @@ export class RemoteRun implements ExecRun {
   /** Ends the run here with a line on stderr: the running node cannot be relied on any more. */
   #giveUp(why: string): void {
     if (this.#ended || !this.#running) return;
+    this.#gaveUp = true;
     this.#send(TO_NODE.kill, text.encode("disconnect"));
     const err = this.#inbound.stderr;
     this.#inbound.stdout.end();
@@ -423,6 +431,22 @@ export class RemoteRun implements ExecRun {
       }
       default: // beats only refresh the time heard
     }
+  }
+}
+
+function _unsubscribe(sub: Subscription): void {
+  try {
+    sub.unsubscribe();
+  } catch {
+    // The connection is closed: nothing is subscribed any more.
+  }
+}
+
+function _ack(msg: Msg): void {
+  try {
+    msg.respond();
+  } catch {
+    // The connection is closed: the running node retries, then gives up.
   }
 }
 

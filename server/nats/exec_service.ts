@@ -101,7 +101,7 @@ export class NatsExecService {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#sub?.unsubscribe();
+    if (this.#sub) _unsubscribe(this.#sub);
     for (const r of this.#live) r.run.kill("shutdown");
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -177,6 +177,14 @@ export class NatsExecService {
       timedOut: outcome.timedOut,
       ...(outcome.killed ? { killed: outcome.killed } : {}),
     }).catch((e) => this.#opts.log.warn("exec audit failed", { node, error: String(e) }));
+  }
+}
+
+function _unsubscribe(sub: Subscription): void {
+  try {
+    sub.unsubscribe();
+  } catch {
+    // The connection is closed: nothing is subscribed any more.
   }
 }
 
@@ -301,7 +309,7 @@ class ServedRun {
       }
     }
     clearInterval(this.#beat);
-    this.#sub.unsubscribe();
+    _unsubscribe(this.#sub);
     return outcome;
   }
 
