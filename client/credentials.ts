@@ -140,7 +140,8 @@ export function parseServerList(
   if (users.size > 1) {
     throw new CredentialError(`the server list names several users: ${[...users].join(", ")}`);
   }
-  const modes = new Set(parsed.map((p) => p.tls));
+  // Entries without a scheme take the one the others name (TLS when none does).
+  const modes = new Set(parsed.filter((_, i) => /^[a-z+]+:\/\//.test(parts[i]!)).map((p) => p.tls));
   if (modes.size > 1) {
     throw new CredentialError("the server list mixes parley+plain:// with TLS addresses");
   }
@@ -148,7 +149,7 @@ export function parseServerList(
   return {
     ...(user === undefined ? {} : { user }),
     servers: parsed.map(({ host, port }) => ({ host, port })),
-    tls: parsed[0]!.tls,
+    tls: !modes.has(false),
   };
 }
 

@@ -14,12 +14,13 @@ Deno.test("server list: comma-separated addresses, one user, one scheme", () => 
   assertEquals(parseServerList("parley://ada@a:7000,b:7001"), {
     user: "ada",
     servers: [{ host: "a", port: 7000 }, { host: "b", port: 7001 }],
-    tls: false,
+    tls: true,
   });
   assertEquals(parseServerList("parleys://a, parleys://ada@b").tls, true);
+  assertEquals(parseServerList("parley+plain://a,b").tls, false);
   assertEquals(parseServerList("h").servers, [{ host: "h", port: 7878 }]);
   assertThrows(() => parseServerList("parley://ada@a,parley://bob@b"), CredentialError, "users");
-  assertThrows(() => parseServerList("parley://a,parleys://b"), CredentialError, "mixes");
+  assertThrows(() => parseServerList("parley://a,parley+plain://b"), CredentialError, "mixes");
   assertThrows(() => parseServerList(" , "), CredentialError);
 });
 

@@ -49,14 +49,16 @@ Deno.test({
       crypto.getRandomValues(data.subarray(i, i + 65_536));
     }
     await Deno.writeFile(join(dir, "blob.bin"), data);
-    const env = (port: number) => ({
-      PARLEY_SERVER: `parley://ada@127.0.0.1:${port}`,
+    // Each node serves TLS with its own certificate: the client pins the one it talks to.
+    const env = (node: typeof a) => ({
+      PARLEY_SERVER: node.server.url("ada"),
+      ...node.server.clientEnv,
       PARLEY_KEY: key,
     });
-    const put = await parley(env(a.port), dir, "put", "blob.bin");
+    const put = await parley(env(a), dir, "put", "blob.bin");
     assertEquals(put.code, 0, put.out);
     await Deno.mkdir(join(dir, "out"));
-    const get = await parley(env(b.port), dir, "get", "blob.bin", "out/blob.bin");
+    const get = await parley(env(b), dir, "get", "blob.bin", "out/blob.bin");
     assertEquals(get.code, 0, get.out);
     assertEquals(await Deno.readFile(join(dir, "out", "blob.bin")), data);
   } finally {
