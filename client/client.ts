@@ -58,6 +58,8 @@ export class ParleyClient {
   #stop = new AbortController();
   /** Index in the server list of the node this client is (or was last) connected to. */
   #current = 0;
+  /** The key was replaced since the current session logged in ({@linkcode replaceKey}). */
+  #rekeyed = false;
 
   private constructor(options: ClientOptions) {
     this.options = options;
@@ -121,6 +123,16 @@ export class ParleyClient {
       throw new ProtocolError("closed", "not connected", { fatal: false });
     }
     return this.#session.open(op, args, options);
+  }
+
+  /**
+   * Uses `key` from now on (after the user rotated it): the next reconnect
+   * logs in with it, and a session closed because the key changed reconnects
+   * instead of giving up.
+   */
+  replaceKey(key: Uint8Array): void {
+    this.options.key = key;
+    this.#rekeyed = true;
   }
 
   /** Resolves when connected (immediately if open). Rejects if closed. */
@@ -239,8 +251,9 @@ export class ParleyClient {
   #watch(): void {
     void this.#session.closed.then(async (why) => {
       if (this.#state === "closed") return;
-      const fatal = why instanceof RemoteError &&
+      const fatal = why instanceof RemoteError && !this.#rekeyed &&
         (why.code === "auth_failed" || why.code === "forbidden");
+      this.#rekeyed = false;
       if (!this.options.reconnect || fatal) {
         this.#setState("closed", why);
         return;

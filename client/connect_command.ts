@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { ACCOUNT_REPL_COMMANDS } from "./account_repl.ts";
 import { ChatClient } from "./chat/chat_client.ts";
 import { formatMessage } from "./chat/chat_format.ts";
 import { chatReplCommands } from "./chat/chat_repl.ts";
@@ -65,7 +66,12 @@ export async function run(args: string[]): Promise<number> {
       color,
       room,
       historyFile: f["no-history"] ? undefined : historyPath(),
-      commands: (r) => chatReplCommands(r, [...FILE_REPL_COMMANDS, ...EXEC_REPL_COMMANDS]),
+      commands: (r) =>
+        chatReplCommands(r, [
+          ...FILE_REPL_COMMANDS,
+          ...EXEC_REPL_COMMANDS,
+          ...ACCOUNT_REPL_COMMANDS,
+        ]),
     });
     if (tty) {
       console.log(

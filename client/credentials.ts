@@ -45,6 +45,8 @@ export interface Credentials {
   knownServers?: string;
   /** Record a server met for the first time without asking (`--accept-new`). */
   acceptNew?: boolean;
+  /** Where the key came from: the config file is updated when the user rotates it (`/rotate`). */
+  keySource?: "flag" | "env" | "config";
   /** Asks the user about a server met for the first time (set on a terminal). */
   askNew?: (hostPort: string, fingerprint: string) => Promise<boolean>;
   /** PEM CA certificate(s) to trust for TLS, if any. */
@@ -193,6 +195,11 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
       "no user name: pass parley://USER@host:port, --user, or set PARLEY_USER",
     );
   }
+  const keySource = input.key !== undefined
+    ? "flag"
+    : Deno.env.get("PARLEY_KEY") !== undefined
+    ? "env"
+    : "config";
   const keyText = input.key ?? Deno.env.get("PARLEY_KEY") ?? (cfg.key as string | undefined);
   if (!keyText) {
     throw new CredentialError(
@@ -214,6 +221,7 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
     user,
     key: _parseKey(keyText),
     tls: !plain,
+    keySource,
   };
   if (list.servers.length > 1) creds.servers = list.servers;
   if (pinText && !plain) {
@@ -235,4 +243,22 @@ export async function resolveCredentials(input: CredentialInput = {}): Promise<C
     }
   }
   return creds;
+}
+
+/**
+ * Replaces the key in the config file (after `/rotate`), keeping its other
+ * settings; written to a new file (mode 0600) that replaces the old one.
+ * Resolves to the file's path.
+ */
+export async function saveConfigKey(keyHex: string): Promise<string> {
+  const path = configPath();
+  if (!path) throw new CredentialError("no config dir (set HOME or XDG_CONFIG_HOME)");
+  const cfg = await _readConfig();
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify({ ...cfg, key: keyHex }, null, 2) + "\n", {
+    createNew: true,
+    mode: 0o600,
+  });
+  await Deno.rename(tmp, path);
+  return path;
 }

@@ -27,6 +27,10 @@ import { createFeatures } from "./features.ts";
 import type { Backend } from "./backend/mod.ts";
 import type { Account, AccountChange, Accounts } from "./backend/accounts.ts";
 import { openEmbeddedBackend } from "./embedded/mod.ts";
+import { RequestError } from "./errors.ts";
+
+/** The operation a user calls to rotate their own key (PROTOCOL.md §12, account). */
+export const ACCOUNT_ROTATE = "account.rotate";
 import { ensureTlsIdentity, readTlsIdentity, type TlsIdentity } from "./tls_identity.ts";
 
 /** Lifecycle of a server. */
@@ -63,6 +67,10 @@ export class ParleyServer implements ClientDirectory {
   #pending = new Set<Deno.Conn>();
   /** When each quiet client was sent the ping not yet answered (by connId). */
   #pinged = new Map<number, number>();
+  /** Connections rotating their own key: their session goes on with the new one (#revise). */
+  #rotating = new Set<number>();
+  /** Connections on TLS bound to our certificate (a new key may be sent over them). */
+  #bound = new Set<number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #nextConnId = 1;
   #limiter: LoginRateLimiter;
@@ -136,6 +144,7 @@ export class ParleyServer implements ClientDirectory {
         ? options.features(deps, config)
         : await createFeatures(deps, config);
       for (const f of server.#features) f.register(server.registry);
+      server.registry.register(ACCOUNT_ROTATE, (ctx) => server.#rotateOwnKey(ctx));
       // Account changes by any process reach live sessions at once (#revise).
       server.#unsubscribe = backend.accounts.subscribe((change) => server.#revise(change));
     } catch (e) {
@@ -325,6 +334,10 @@ export class ParleyServer implements ClientDirectory {
     for (const ctx of this.#byUser.get(change.name) ?? []) {
       if (ctx.session.state !== "open") continue;
       const now = change.account;
+      if (this.#rotating.has(ctx.connId) && now !== undefined) {
+        ctx.user = now; // the rotating session itself goes on with the new key
+        continue;
+      }
       const why = _changed(ctx.user, now);
       if (why) {
         this.log.info("session revoked", { user: ctx.user.name, conn: ctx.connId, code: why.code });
@@ -332,6 +345,29 @@ export class ParleyServer implements ClientDirectory {
       } else if (now !== undefined && now !== ctx.user) {
         ctx.user = now;
       }
+    }
+  }
+
+  /**
+   * `account.rotate`: gives the caller's account a new key and returns it.
+   * Only over TLS (the reply carries the key). The user's other sessions
+   * close as for any key change; this one goes on, as its user proved the
+   * old key a moment ago.
+   */
+  async #rotateOwnKey(ctx: ClientContext): Promise<{ key: string }> {
+    if (!this.#bound.has(ctx.connId)) {
+      throw new RequestError(
+        "forbidden",
+        "a new key is only sent over TLS; ask the operator to run `parley user rotate`",
+      );
+    }
+    this.#rotating.add(ctx.connId);
+    try {
+      const key = await this.accounts.rotate(ctx.user.name);
+      this.log.info("key rotated by its user", { user: ctx.user.name, conn: ctx.connId });
+      return { key };
+    } finally {
+      this.#rotating.delete(ctx.connId);
     }
   }
 
@@ -454,6 +490,7 @@ export class ParleyServer implements ClientDirectory {
         },
       });
       ctx = { connId, user, addr, session };
+      if (link.channelBound) this.#bound.add(connId);
       this.#clients.set(connId, ctx);
       let set = this.#byUser.get(user.name);
       if (!set) this.#byUser.set(user.name, set = new Set());
@@ -473,6 +510,7 @@ export class ParleyServer implements ClientDirectory {
       budget.close();
       this.#clients.delete(connId);
       this.#pinged.delete(connId);
+      this.#bound.delete(connId);
       set.delete(ctx);
       if (set.size === 0) this.#byUser.delete(user.name);
       this.log.info("logout", { user: user.name, conn: connId, why: why?.message ?? "closed" });
