@@ -9,7 +9,7 @@ import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { ParleyClient } from "../../client/client.ts";
 import { ACCOUNT_REPL_COMMANDS } from "../../client/account_repl.ts";
 import type { ReplContext } from "../../client/repl_command.ts";
-import { RemoteError } from "../../protocol/errors.ts";
+import type { RemoteError } from "../../protocol/errors.ts";
 import { keyBytes, startTestServer } from "../helpers.ts";
 import { waitFor } from "../chat/chat_helpers.ts";
 
