@@ -9,6 +9,7 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/
 import { ChatClient } from "../../client/chat/chat_client.ts";
 import { ParleyClient } from "../../client/client.ts";
 import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { encodeFrame } from "../../protocol/frame_codec.ts";
 import { clientHandshake } from "../../protocol/handshake.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { dialTls } from "../../client/tls_connect.ts";
@@ -182,4 +183,46 @@ Deno.test("a relay that presents its own certificate cannot log in as the user",
   } finally {
     await Deno.remove(mitmDir, { recursive: true });
   }
+});
+
+Deno.test("a version 2 client is told clearly by a version 1 server, and a TLS client by a --plain one", async () => {
+  // A server of protocol version 1 answers a version 2 hello as version 1 servers do.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const old = (async () => {
+    using conn = await listener.accept();
+    await conn.read(new Uint8Array(4096));
+    await conn.write(encodeFrame({
+      t: "error",
+      code: "unsupported_version",
+      msg: "protocol version 2 is not supported (this side speaks 1); upgrade the older side",
+    }));
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  const e = await assertRejects(() =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port,
+      user: "ada",
+      key: new Uint8Array(32),
+      tls: false,
+    })
+  );
+  assert(e instanceof RemoteError, String(e));
+  assertEquals(e.code, "unsupported_version");
+  assertStringIncludes(e.message, "this side speaks 1");
+  await old;
+  // A TLS client (the default) against a --plain server: told to use --plain.
+  await using plain = await startTestServer({ plain: true });
+  const tls = await assertRejects(() =>
+    ParleyClient.connect({
+      host: "127.0.0.1",
+      port: plain.port,
+      user: "ada",
+      key: new Uint8Array(32),
+      tls: true,
+      acceptNew: true,
+      knownServers: "/nonexistent/known_servers",
+    })
+  );
+  assertStringIncludes((tls as Error).message, "--plain");
 });
