@@ -19,8 +19,8 @@ import type { MuxStream } from "../protocol/mux_stream.ts";
 import { Session } from "../protocol/session.ts";
 import type { Transport } from "../protocol/transport.ts";
 import type { Credentials } from "./credentials.ts";
-import { KnownServers } from "./known_servers.ts";
-import { dialTls } from "./tls_connect.ts";
+import { ChangedServerError, KnownServers, UnknownServerError } from "./known_servers.ts";
+import { dialTls, PinMismatchError } from "./tls_connect.ts";
 
 /** Connection state as seen by the application. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
@@ -178,6 +178,7 @@ export class ParleyClient {
   async #dialAny(start: number): Promise<Session> {
     const servers = this.#servers();
     let last: unknown;
+    let untrusted: unknown;
     for (let i = 0; i < servers.length; i++) {
       const index = (start + i) % servers.length;
       try {
@@ -188,10 +189,12 @@ export class ParleyClient {
         if (e instanceof RemoteError && (e.code === "auth_failed" || e.code === "forbidden")) {
           throw e;
         }
+        // A certificate we may not trust says more than a later node that is down.
+        if (_untrusted(e)) untrusted ??= e;
         last = e;
       }
     }
-    throw last;
+    throw untrusted ?? last;
   }
 
   async #dial(server: { host: string; port: number }): Promise<Session> {
@@ -269,8 +272,9 @@ export class ParleyClient {
           // After a lost connection, the next node first (it is likely up).
           this.#session = await this.#dialAny(this.#current + 1);
         } catch (e) {
-          if (e instanceof RemoteError && e.code === "auth_failed") {
-            this.#setState("closed", e);
+          // A refused login or a changed certificate does not get better by retrying.
+          if ((e instanceof RemoteError && e.code === "auth_failed") || _untrusted(e)) {
+            this.#setState("closed", e instanceof Error ? e : new Error(String(e)));
             resolveOpened();
             return;
           }
@@ -293,4 +297,10 @@ export class ParleyClient {
       resolveOpened();
     }).catch((e) => this.#setState("closed", e instanceof Error ? e : new Error(String(e))));
   }
+}
+
+/** Whether `e` refuses a server's certificate (not a network failure). */
+function _untrusted(e: unknown): boolean {
+  return e instanceof ChangedServerError || e instanceof UnknownServerError ||
+    e instanceof PinMismatchError;
 }
