@@ -70,7 +70,8 @@ export const uploadScenario: Scenario = {
     await _makeFile(src, size);
     const dataDir = join(dir, "data");
     await Deno.mkdir(dataDir);
-    await using server = await spawnServer({ dataDir });
+    // Plaintext (with the frame MAC), as socat: the TLS rows are in scenarios/encrypted.ts.
+    await using server = await spawnServer({ dataDir, args: ["--plain"] });
     await using client = await server.connect("bench");
     const total: number[] = [];
     const sending: number[] = [];

@@ -81,7 +81,12 @@ export const downloadScenario: Scenario = {
     const scp: number[] = [];
     const sftp: number[] = [];
     {
-      await using server = await spawnServer({ dataDir, denoFlags: ctx.serverFlags ?? [] });
+      // Plaintext (with the frame MAC), as socat: the TLS rows are in encrypted.ts.
+      await using server = await spawnServer({
+        dataDir,
+        args: ["--plain"],
+        denoFlags: ctx.serverFlags ?? [],
+      });
       await using client = await server.connect("bench");
       const st = (await client.call(FILE_STAT, { path: "big.bin" })) as { size: number };
       if (st.size !== size) throw new Error(`server sees ${st.size} bytes, expected ${size}`);

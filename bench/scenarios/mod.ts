@@ -9,6 +9,7 @@ import { execRttScenario } from "../exec_rtt.ts";
 import { chatUnderUploadScenario } from "./chat_under_upload.ts";
 import { clusterScenario } from "./cluster.ts";
 import { downloadScenario } from "./download.ts";
+import { encryptedScenario } from "./encrypted.ts";
 import { fanoutScenario } from "./fanout.ts";
 import { handshakeScenario } from "./handshake.ts";
 import { idleScenario } from "./idle.ts";
@@ -19,6 +20,7 @@ import { uploadWithSftpScenario } from "./upload_with_sftp.ts";
 export const SCENARIOS: Scenario[] = [
   uploadWithSftpScenario,
   downloadScenario,
+  encryptedScenario,
   throughputScenario,
   fanoutScenario,
   chatUnderUploadScenario,
