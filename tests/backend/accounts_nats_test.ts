@@ -11,6 +11,11 @@ import { assertEquals } from "@std/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Accounts } from "../../server/backend/accounts.ts";
 import { openNatsAccounts } from "../../server/nats/accounts.ts";
+import { encodeKeyToken, openRecordBucket } from "../../server/nats/kv_watch.ts";
+import { Logger } from "../../server/log.ts";
+import { verifierOf } from "../../protocol/auth.ts";
+import { decodeHex } from "@std/encoding/hex";
+import { jetstream } from "@nats-io/jetstream";
 import { natsAvailable, type NatsCluster, startNatsServer } from "../cluster/nats_fixture.ts";
 import { runAccountsContract } from "./accounts_contract.ts";
 
@@ -96,6 +101,39 @@ Deno.test({
     await accounts.remove("a.b");
     assertEquals(accounts.peek("a.b"), undefined);
     assertEquals(accounts.peek("a")?.name, "a");
+  } finally {
+    await nc.close();
+    await server.release();
+  }
+});
+
+Deno.test({
+  name: "nats accounts: a record from before verifiers (the key itself) is rewritten when opened",
+  ignore: !available,
+}, async () => {
+  const cluster = await server.acquire();
+  const nc = await connect({ servers: cluster.urls });
+  try {
+    const bucket = server.bucket();
+    const kv = await openRecordBucket(jetstream(nc), bucket, 1);
+    const key = "cd".repeat(32);
+    const legacy = {
+      name: "ada",
+      key,
+      admin: false,
+      exec: true,
+      created: new Date().toISOString(),
+    };
+    await kv.put(encodeKeyToken("ada"), JSON.stringify(legacy));
+    const lines: string[] = [];
+    const log = new Logger({ level: "info", sink: (l) => lines.push(l) });
+    await using accounts = await openNatsAccounts(nc, { node: "n1", bucket, log });
+    assertEquals(lines.filter((l) => l.includes("verifiers")).length, 1, lines.join("\n"));
+    const stored = (await kv.get(encodeKeyToken("ada")))?.string() ?? "";
+    assertEquals(stored.includes(key), false, `the key is still stored: ${stored}`);
+    const login = await accounts.verifierFor("ada");
+    assertEquals(login?.verifier.storedKey, verifierOf(decodeHex(key)).storedKey);
+    assertEquals(login?.account.exec, true);
   } finally {
     await nc.close();
     await server.release();
