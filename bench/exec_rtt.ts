@@ -141,7 +141,7 @@ export const execRttScenario: Scenario = {
         "--",
         "true",
       ];
-      const env = { PARLEY_KEY: key, PARLEY_SERVER: `parley://bench@127.0.0.1:${server.port}` };
+      const env = { PARLEY_KEY: key, PARLEY_SERVER: server.url("bench"), ...server.clientEnv };
       cli = await repeat(cliRuns, () => _median(1, () => run(Deno.execPath(), args, { env })), 1);
     }
     const target = { text: "report", met: () => true };

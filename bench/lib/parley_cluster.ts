@@ -78,7 +78,8 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
       nodes.push(
         await spawnServer({
           dataDir: dirs[i]!,
-          args: ["--cluster", nats.urls.join(","), "--node", name],
+          // Plaintext with the frame MAC, as these rows have always measured.
+          args: ["--cluster", nats.urls.join(","), "--node", name, "--plain"],
           denoFlags: options.denoFlags ?? [],
         }),
       );

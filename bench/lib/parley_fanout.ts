@@ -39,8 +39,10 @@ export async function writeFanoutConfig(dataDir: string): Promise<void> {
 /** Starts the server and returns a fan-out system bound to it. */
 export async function parleyFanout(options: ParleyFanoutOptions): Promise<FanoutSystem> {
   await writeFanoutConfig(options.dataDir);
+  // Plaintext with the frame MAC, as these rows have always measured (the TLS rows: encrypted.ts).
   const server: SpawnedServer = await spawnServer({
     dataDir: options.dataDir,
+    args: ["--plain"],
     denoFlags: options.denoFlags ?? [],
   });
   const clients: ParleyClient[] = [];

@@ -178,7 +178,11 @@ export const clusterScenario: Scenario = {
         {
           const dataDir = await Deno.makeTempDir({ dir, prefix: "single-files-" });
           await writeFanoutConfig(dataDir);
-          await using server = await spawnServer({ dataDir, denoFlags: serverFlags });
+          await using server = await spawnServer({
+            dataDir,
+            args: ["--plain"], // as the cluster nodes
+            denoFlags: serverFlags,
+          });
           const key = await server.addUser("files");
           const p = server.port;
           const f = await _putGet({ put: p, get: p }, "files", key, src, dst, `f${i}`);

@@ -40,7 +40,7 @@ export const handshakeScenario: Scenario = {
           port: server.port,
           user: "bench",
           key: keyBytes(key),
-          tls: false,
+          ...server.clientOptions, // the default: TLS, pinned
         });
         times.push(performance.now() - t0);
         await c.close();
@@ -49,7 +49,7 @@ export const handshakeScenario: Scenario = {
       return times[Math.floor(times.length / 2)]!;
     }, 1);
     const cliRuns = ctx.quick ? 3 : 7;
-    const env = { PARLEY_KEY: key, NO_COLOR: "1" };
+    const env = { PARLEY_KEY: key, NO_COLOR: "1", ...server.clientEnv };
     const pingArgs = [
       "run",
       "--allow-net=127.0.0.1",
