@@ -106,14 +106,39 @@ export async function ensureTlsIdentity(dataDir: string): Promise<TlsIdentity> {
     "PRIVATE KEY",
   );
   const certPem = cert.toString("pem") + "\n";
-  // The key first: a cert without its key would be an identity we cannot serve.
-  await _writeNew(join(dataDir, TLS_KEY_FILE), keyPem + "\n");
-  await _writeNew(join(dataDir, TLS_CERT_FILE), certPem);
+  // Two processes may start on a new data dir at once (`parley serve` and
+  // `parley user add`): the first to create the key file wins, and the
+  // other waits for the winner's certificate instead of mixing the pairs.
+  if (!(await _createOnce(join(dataDir, TLS_KEY_FILE), keyPem + "\n"))) {
+    return await _waitForIdentity(dataDir);
+  }
+  await _createOnce(join(dataDir, TLS_CERT_FILE), certPem);
   return tlsIdentity(certPem, keyPem);
 }
 
-async function _writeNew(path: string, text: string): Promise<void> {
+/** Creates `path` with `text` (mode 0600) unless it exists; false when it did. */
+async function _createOnce(path: string, text: string): Promise<boolean> {
   const tmp = `${path}.${crypto.randomUUID()}.tmp`;
   await Deno.writeTextFile(tmp, text, { createNew: true, mode: 0o600 });
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.link(tmp, path); // fails when the file exists: never replaces it
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return false;
+    throw e;
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+}
+
+async function _waitForIdentity(dataDir: string): Promise<TlsIdentity> {
+  for (let i = 0; i < 100; i++) {
+    const id = await loadTlsIdentity(dataDir);
+    if (id) return id;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new TypeError(
+    `cannot read the TLS certificate in ${dataDir}: ${TLS_KEY_FILE} exists without ` +
+      `${TLS_CERT_FILE}; remove ${TLS_KEY_FILE} to make a new certificate`,
+  );
 }
