@@ -182,3 +182,60 @@ Deno.test("a data dir from before verifiers is migrated on start, with one notic
   assertEquals(await c.call("diag.echo", { migrated: true }), { migrated: true });
   await c.close();
 });
+
+Deno.test("on a terminal the first connection shows the fingerprint and asks; yes records it", async () => {
+  await using t = await startTestServer({ plain: false });
+  const key = await t.addUser("ada");
+  await using home = await tempDir();
+  const parley = [
+    Deno.execPath(),
+    "run",
+    "--allow-net=127.0.0.1",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    join(ROOT, "main.ts"),
+    "ping",
+    "--count",
+    "1",
+    `parley://ada@127.0.0.1:${t.port}`,
+  ];
+  const quoted = parley.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const ask = async (answer: string) => {
+    const child = new Deno.Command("script", {
+      args: ["-qfec", `exec ${quoted}`, "/dev/null"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { PARLEY_KEY: key, XDG_CONFIG_HOME: home.path, NO_COLOR: "1", TERM: "xterm" },
+    }).spawn();
+    const dec = new TextDecoder();
+    let text = "";
+    const reader = (async () => {
+      for await (const chunk of child.stdout) text += dec.decode(chunk, { stream: true });
+    })();
+    const writer = child.stdin.getWriter();
+    // Answer once the question is on the terminal (bounded: 20 s).
+    for (let i = 0; i < 400 && !text.includes("[y/N]"); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await writer.write(new TextEncoder().encode(answer));
+    await writer.close();
+    const status = await child.status;
+    await reader;
+    await child.stderr.cancel();
+    return { code: status.code, text };
+  };
+  const no = await ask("n\n");
+  assertStringIncludes(no.text, t.fingerprint!);
+  assertStringIncludes(no.text, "Trust this server");
+  assert(no.code !== 0, no.text);
+  await assertRejects(() => Deno.stat(join(home.path, "parley", "known_servers")));
+  const yes = await ask("y\n");
+  assertEquals(yes.code, 0, yes.text);
+  assertMatch(yes.text, /authenticated as ada/);
+  assertStringIncludes(
+    await Deno.readTextFile(join(home.path, "parley", "known_servers")),
+    `127.0.0.1:${t.port} ${t.fingerprint}`,
+  );
+});
