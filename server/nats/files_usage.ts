@@ -20,7 +20,10 @@
  * snapshot again at the end and starts over when a compaction moved it
  * meanwhile (the deltas it was reading may have been purged). A change whose
  * delta is already inside a snapshot judges its limit by that snapshot (a
- * later point of the log: still never an overrun).
+ * later point of the log: still never an overrun). A change that had to read
+ * more than {@linkcode COMPACT_INLINE_AT} deltas compacts that user's log at
+ * once (safe anywhere, the CAS on the snapshot decides), so a sum stays short
+ * between sweeps.
  *
  * @module
  */
@@ -35,6 +38,8 @@ const _LAG_TRIES = 2000;
 const _SUM_TRIES = 8;
 /** A user's log is compacted by a sweep once it holds this many deltas. */
 export const COMPACT_AT = 32;
+/** A change that reads this many deltas to judge its limit compacts the log itself. */
+const COMPACT_INLINE_AT = 128;
 
 const _zero = (): Usage => ({ files: 0, partial: 0, reserved: 0, entries: 0 });
 
@@ -67,11 +72,20 @@ async function _snapshot(
  * never misses one.
  */
 export async function sumUsage(ctx: NatsFilesCtx, user: string, upTo?: number): Promise<Usage> {
+  return (await _sum(ctx, user, upTo)).u;
+}
+
+/** {@linkcode sumUsage} and how many deltas it read. */
+async function _sum(
+  ctx: NatsFilesCtx,
+  user: string,
+  upTo?: number,
+): Promise<{ u: Usage; read: number }> {
   const subject = `parley.usage.${tok(user)}`;
   for (let i = 0; i < _SUM_TRIES; i++) {
     const { seq, snap } = await _snapshot(ctx, subject);
-    const u = await _sumAfter(ctx, subject, { seq, snap }, upTo);
-    if (u && (await _snapshot(ctx, subject)).seq === seq) return u;
+    const got = await _sumAfter(ctx, subject, { seq, snap }, upTo);
+    if (got && (await _snapshot(ctx, subject)).seq === seq) return got;
   }
   throw new RequestError("unavailable", "usage log changing too fast; retry");
 }
@@ -82,7 +96,7 @@ async function _sumAfter(
   subject: string,
   from: { seq: number; snap: Snapshot | undefined },
   upTo: number | undefined,
-): Promise<Usage | undefined> {
+): Promise<{ u: Usage; read: number } | undefined> {
   const snap = from.snap;
   const end = upTo ?? await _lastSeq(ctx, subject);
   const u = _zero();
@@ -94,6 +108,7 @@ async function _sumAfter(
   }
   let seq = (snap?.base ?? 0) + 1;
   let lagged = 0;
+  let read = 0;
   while (seq <= end) {
     const m = await ctx.jsm.direct.getMessage(USAGE_STREAM, { seq, next_by_subj: subject });
     if (!m || m.seq > end) {
@@ -104,6 +119,7 @@ async function _sumAfter(
       await new Promise((r) => setTimeout(r, 5));
       continue;
     }
+    read++;
     const d = m.json<Partial<Usage>>();
     u.files += d.files ?? 0;
     u.partial += d.partial ?? 0;
@@ -112,7 +128,7 @@ async function _sumAfter(
     if (m.seq === end) break;
     seq = m.seq + 1;
   }
-  return u;
+  return { u, read };
 }
 
 async function _lastSeq(ctx: NatsFilesCtx, subject: string): Promise<number> {
@@ -137,7 +153,11 @@ export async function bumpUsage(
 ): Promise<Usage> {
   const subject = `parley.usage.${tok(user)}`;
   const ack = await ctx.js.publish(subject, JSON.stringify(delta), { timeout: 20_000 });
-  const u = await sumUsage(ctx, user, ack.seq);
+  const { u, read } = await _sum(ctx, user, ack.seq);
+  if (read >= COMPACT_INLINE_AT) {
+    // Sums read the deltas one by one: keep a busy user's log short between sweeps.
+    await compactUser(ctx, user).catch(() => false);
+  }
   if (!limits) return u;
   const grow = (delta.files ?? 0) + (delta.partial ?? 0) + (delta.reserved ?? 0);
   const bytes = u.files + u.partial + u.reserved;
@@ -176,9 +196,9 @@ export async function compactUser(ctx: NatsFilesCtx, user: string): Promise<bool
   const end = await _lastSeq(ctx, subject);
   const prev = await _snapshot(ctx, subject);
   if (end === 0 || end <= (prev.snap?.base ?? 0)) return false;
-  const u = await _sumAfter(ctx, subject, prev, end);
-  if (!u) return false;
-  const snap: Snapshot = { base: end, ...u };
+  const got = await _sumAfter(ctx, subject, prev, end);
+  if (!got) return false;
+  const snap: Snapshot = { base: end, ...got.u };
   // The snapshot is durable (acknowledged by a majority) before any delta it covers is purged.
   if (await casPublish(ctx, `${subject}.s`, JSON.stringify(snap), prev.seq) === undefined) {
     return false;
