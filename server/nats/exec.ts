@@ -45,7 +45,7 @@ export type NatsExecBackend = ExecBackend & {
  */
 export async function openNatsExec(
   nc: NatsConnection,
-  config: ServerConfig,
+  config: Pick<ServerConfig, "dataDir" | "features">,
   opts: { node: string; log: Logger; nodes: () => KnownNode[] },
 ): Promise<NatsExecBackend> {
   const { node, log } = opts;
