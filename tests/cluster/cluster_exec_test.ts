@@ -15,9 +15,18 @@ import { join } from "@std/path";
 import { createHash } from "node:crypto";
 import { ParleyClient } from "../../client/client.ts";
 import { RemoteExec } from "../../client/exec/exec_remote.ts";
+import { EXEC_REPL_COMMANDS } from "../../client/exec/exec_repl.ts";
+import type { ReplContext } from "../../client/repl_command.ts";
 import type { ExecNodesReply } from "../../protocol/ops/exec.ts";
 import { keyBytes, ROOT, type SpawnedServer, spawnServer, transportFor } from "../helpers.ts";
-import { collect, liveWith, sleepMarker, TEST_ALLOW, waitGoneWith } from "../exec/exec_fixtures.ts";
+import {
+  collect,
+  liveWith,
+  sleepMarker,
+  startExecServer,
+  TEST_ALLOW,
+  waitGoneWith,
+} from "../exec/exec_fixtures.ts";
 import { addClusterUser } from "./cluster_helpers.ts";
 import { natsAvailable, startNatsCluster } from "./nats_fixture.ts";
 
@@ -99,6 +108,32 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A REPL context that records what commands print; typed input ends at once. */
+function replContext(client: ParleyClient): ReplContext & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    client,
+    color: false,
+    tty: false,
+    lines,
+    print: (l) => lines.push(l),
+    currentRoom: () => "lobby",
+    withInterrupt: (_on, fn) => fn(),
+    withInput: (onLine, fn) => {
+      onLine(null);
+      return fn();
+    },
+    message: () => undefined,
+  };
+}
+
+async function repl(client: ParleyClient, name: string, rest: string): Promise<string[]> {
+  const ctx = replContext(client);
+  const cmd = EXEC_REPL_COMMANDS.find((c) => c.name === name)!;
+  await cmd.run(ctx, rest.split(" ").filter((w) => w), rest);
+  return ctx.lines;
 }
 
 /** Resident set size of `pid` in KiB. */
@@ -255,6 +290,16 @@ Deno.test({
       },
     );
 
+    await t.step("the REPL: /exec @b runs on b, /nodes lists the nodes", async () => {
+      const lines = await repl(client, "exec", "@b sh -c 'echo on $0; exit 4' b");
+      assertEquals(lines, ["on b", "[exit 4]"]);
+      const nodes = await repl(client, "nodes", "");
+      assertEquals(nodes.length, 3, nodes.join("\n"));
+      assertStringIncludes(nodes[0]!, "(connected)");
+      assertStringIncludes(nodes.find((l) => l.startsWith("c "))!, "no exec");
+      await assertRejects(() => repl(client, "exec", "@gone true"), Error, "not connected");
+    });
+
     await t.step("20 MiB arrive whole and in order", async () => {
       const total = 20 * 1024 * 1024;
       const expected = createHash("sha256");
@@ -402,4 +447,16 @@ Deno.test({
     if (!frontKilled) await client.close();
     else await client.close().catch(() => {});
   }
+});
+
+Deno.test("without a cluster: the one node is `local`, and another name is not_found", async () => {
+  await using t = await startExecServer({ sandbox: sandboxed });
+  const client = await t.connect("ada");
+  assertEquals(await client.call("exec.nodes", {}), {
+    nodes: [{ name: "local", exec: true, self: true }],
+  });
+  const r = await collect(client, { node: "local", argv: ["echo", "here"] });
+  assertEquals(r.stdout, "here\n");
+  const e = await assertRejects(() => collect(client, { node: "elsewhere", argv: ["true"] }));
+  assertEquals((e as { code?: string }).code, "not_found");
 });
