@@ -6,8 +6,9 @@
  * and where they run.
  *
  * - `exec.stderr {token}` opens the stream that will carry a run's stderr.
- * - `exec.run {token, argv | shell, cwd?, timeoutMs?}` opens the stream that
- *   carries stdin (client → server) and stdout (server → client); its reply
+ * - `exec.run {token, argv | shell, cwd?, timeoutMs?, node?}` opens the stream that
+ *   carries stdin (client → server) and stdout (server → client), on `node`
+ *   (cluster mode) or this node; its reply
  *   is `{code, signal, timedOut, durationMs}`.
  * - `exec.signal {token, signal}` signals a run's process group.
  * - `exec.nodes {}` lists the nodes a run may name (`exec.run {node}`):
