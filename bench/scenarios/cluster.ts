@@ -153,7 +153,22 @@ export const clusterScenario: Scenario = {
             config: _CONFIG,
             denoFlags: serverFlags,
           });
+          // Both fan-outs back to back, in turns first, so a change in the machine's load
+          // between them weighs on each side alike; files and idle connections come after.
+          const oneNode = async () => {
+            const dataDir = await Deno.makeTempDir({ dir, prefix: "single-" });
+            single.push(
+              await runFanout(
+                await parleyFanout({ dataDir, denoFlags: serverFlags }),
+                options,
+              ),
+            );
+            await Deno.remove(dataDir, { recursive: true });
+          };
+          if (i % 2 === 1) await oneNode();
           cross.push(await runFanout(clusterFanout(cluster), options));
+          if (i % 2 === 0) await oneNode();
+          nats.push(await runFanout(await natsFanout(ctx.group), options));
           const key = await cluster.addUser("files");
           const [a, b] = cluster.nodes;
           const f = await _putGet({ put: a.port, get: b.port }, "files", key, src, dst, `f${i}`);
@@ -167,13 +182,6 @@ export const clusterScenario: Scenario = {
               `cluster: ${idleCount} idle connections on node b, RSS ${r.before} → ${r.after} KiB`,
             );
           }
-        }
-        {
-          const dataDir = await Deno.makeTempDir({ dir, prefix: "single-" });
-          single.push(
-            await runFanout(await parleyFanout({ dataDir, denoFlags: serverFlags }), options),
-          );
-          await Deno.remove(dataDir, { recursive: true });
         }
         {
           const dataDir = await Deno.makeTempDir({ dir, prefix: "single-files-" });
@@ -194,7 +202,6 @@ export const clusterScenario: Scenario = {
             idle.single.push(r.perConn);
           }
         }
-        nats.push(await runFanout(await natsFanout(ctx.group), options));
         const c = cross.at(-1)!;
         const s = single.at(-1)!;
         ctx.log(
