@@ -62,8 +62,8 @@ Deno.test({
     assert(goneAfter >= 0, `ada still in who on b: ${who}`);
     assert(goneAfter < TTL_MS * 2 + 2000, `ada left who after ${goneAfter} ms`);
     assert(who.includes("dave"), `dave missing from who after failover: ${who}`);
-    // No "left" for dave. (A "joined" is still sent when his client rejoins on node b: the chat
-    // feature announces joins by this node's members, not the cluster's; docs/cluster.md.)
+    // No "left" for dave (joins and leaves are the cluster's: cluster_chat_idempotency_test.ts
+    // also checks that no "joined" is announced when his client rejoins on node b).
     const left = bob.events.filter((e) => e.kind === "left" && e.user === "dave");
     assert(left.length === 0, `dave was shown leaving: ${JSON.stringify(left)}`);
     const rejoined = bob.events.filter((e) => e.kind === "joined" && e.user === "dave").length;
