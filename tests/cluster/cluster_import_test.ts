@@ -164,6 +164,13 @@ Deno.test({
         before.dev = said(await history(bob, { room: "dev" }));
         before.adaDm = said(await history(ada, { dm: true }));
         before.bobDm = said(await history(bob, { dm: true }));
+        // ada takes her direct messages: her delivery mark reaches her last one.
+        await ada.call("chat.inbox", {});
+        assertEquals(
+          (await ada.call("chat.inbox", {}) as { messages: ChatMessage[] }).messages,
+          [],
+        );
+        await mod.call("chat.mute", { user: "bob", minutes: 60 });
       } finally {
         await Promise.all([ada.close(), bob.close(), mod.close()]);
       }
@@ -230,6 +237,12 @@ Deno.test({
       assertEquals(inner.type, "dir");
       const shared = await bob.call("file.stat", { shared: newShare }) as { size: number };
       assertEquals(shared.size, big.byteLength);
+      // The delivery mark, moved to the new ids: nothing is offered to ada again.
+      assertEquals((await ada.call("chat.inbox", {}) as { messages: ChatMessage[] }).messages, []);
+      // The mute holds.
+      const muted = await bob.call("chat.send", { room: "lobby", text: "still muted?" })
+        .then(() => "sent", (e) => e instanceof RemoteError ? e.code : String(e));
+      assertEquals(muted, "forbidden");
       const ignored = await ada.call("chat.ignore", {}) as { ignored: string[] };
       assertEquals(ignored.ignored, ["cyd"]);
     } finally {
