@@ -215,14 +215,14 @@ export class NatsIndex {
           await this.ctx.kv.put(destKey + k.slice(fromKey.length), e.value);
         }
       }
+      for (const k of tree.reverse()) await this.ctx.kv.delete(k);
       if (await casWrite(this.ctx, fromKey, null, src.rev) === undefined) {
         // The source changed on another node meanwhile: take the new name back (a file; a
-        // directory's tree was copied and stays under both names, as after a crash).
+        // directory's tree was moved already and only its entry stays under both names).
         const back = dst ? JSON.stringify(dst) : null;
         if (src.value.t === "f") await casWrite(this.ctx, destKey, back, written);
         throw new RequestError("busy", "changed meanwhile on another node; retry");
       }
-      for (const k of tree.reverse()) await this.ctx.kv.delete(k);
       if (dst) await bumpUsage(this.ctx, user, { files: -dst.size, entries: -1 });
       return dest;
     });

@@ -39,7 +39,7 @@ import { readChunk } from "./files_reader.ts";
 import type { NatsIndex } from "./files_index.ts";
 import { makeRoom } from "./files_gc.ts";
 import { casJson, readKey } from "./files_cas.ts";
-import { adoptContent } from "./files_content.ts";
+import { adoptContent, contentKey, type ContentRecord } from "./files_content.ts";
 
 const _IN_FLIGHT = 8;
 
@@ -222,7 +222,10 @@ class NatsUpload implements UploadSession {
     const got = this.#hash.copy().digest("hex");
     if (got !== sha256 || this.#written !== this.t.size) {
       this.#done = true;
-      await purgeGen(this.ctx, this.rec.gen);
+      // An earlier finish of these bytes that then found the path taken may have made them the
+      // stored copy of their content, which other paths may name since: then the sweep decides.
+      const named = await readKey<ContentRecord>(this.ctx, contentKey(got));
+      if (named.value?.gen !== this.rec.gen) await purgeGen(this.ctx, this.rec.gen);
       await this.ctx.kv.delete(this.key);
       await bumpUsage(this.ctx, this.t.user, { reserved: -this.t.size });
       throw new RequestError("checksum", "SHA-256 mismatch: upload discarded");
