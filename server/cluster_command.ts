@@ -11,7 +11,7 @@ import { DataDirBusyError } from "./embedded/data_dir_lock.ts";
 import { Logger } from "./log.ts";
 import { NatsStartError } from "./nats/errors.ts";
 
-const HELP = `Usage: parley cluster import --data DIR --cluster URLS [OPTIONS]
+const HELP = `Usage: parley cluster COMMAND [OPTIONS]
 
 Cluster tools (docs/cluster.md).
 

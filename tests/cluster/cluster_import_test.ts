@@ -182,6 +182,15 @@ Deno.test({
       assertEquals(busy.code, 1, busy.out);
       assertStringIncludes(busy.out, "in use by another Parley process");
       assertStringIncludes(busy.out, "parley serve");
+      // So is a second server on the same data dir.
+      const second = await spawnServer({ dataDir }).then(
+        async (s) => {
+          await s.stop();
+          return "started";
+        },
+        (e) => String(e),
+      );
+      assertStringIncludes(second, "in use by another Parley process");
     } finally {
       await server.stop();
     }
