@@ -4,9 +4,13 @@
  * `parley.up.<gen>.<index>`, one message per subject); the path index (the
  * atomic visibility point of an upload), upload records and shares in the KV
  * bucket `parley_fs` (see `files_ctx.ts` for the keys); usage as a log of
- * deltas in `PARLEY_FS_USAGE` (`files_usage.ts`). Any node resumes any upload
- * and reads any file; quotas hold across nodes. The node holding the sweep
- * lease collects garbage periodically (`files_sweeper.ts`).
+ * deltas in `PARLEY_FS_USAGE` (`files_usage.ts`, compacted by the sweep). Any
+ * node resumes any upload and reads any file; quotas hold across nodes (each
+ * owner pays for every file in full). One stored copy per content: paths with
+ * the same SHA-256 share a chunk set (`files_content.ts`). Contended keys are
+ * written with a CAS that holds at R3 on nats-server 2.9.10 (`files_cas.ts`).
+ * The node holding the sweep lease collects garbage periodically
+ * (`files_sweeper.ts`, `files_gc.ts`).
  *
  * @module
  */
