@@ -204,7 +204,7 @@ export class ChatClient {
       try {
         return await this.client.call(CHAT_SEND, args) as ChatSendReply;
       } catch (e) {
-        if (!this.#mayResend(e) || attempt >= _SEND_ATTEMPTS) throw e;
+        if (!this.#mayResend(e) || attempt >= _SEND_ATTEMPTS || Date.now() >= deadline) throw e;
         await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
         if (!(await _openBefore(this.client, deadline))) throw e;
       }

@@ -91,7 +91,7 @@ export interface ChatLog {
    * message stored first, marked `duplicate`. Keys are per sender: the same
    * key from two users stores two messages. Windows: cluster, the stream's
    * `duplicate_window` (2 minutes); embedded, 2 minutes and the sender's
-   * last 256 keys, in memory (a restart forgets them).
+   * last 64 keys, in memory (a restart forgets them).
    */
   append(msg: NewMessage, key?: string): Promise<Appended>;
   /**

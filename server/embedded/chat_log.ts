@@ -3,9 +3,9 @@
  * journals ({@linkcode ChatStore}), and every stored message handed to the
  * {@linkcode OrderedFeed} before its `append` resolves.
  *
- * Append keys are remembered in memory ({@linkcode SendKeys}): for
- * {@linkcode SEND_KEY_WINDOW_MS} and at most {@linkcode SEND_KEYS_PER_USER}
- * per sender. A restart forgets them.
+ * Append keys are remembered in memory ({@linkcode SendKeys}), with the id
+ * they got: for {@linkcode SEND_KEY_WINDOW_MS} and at most
+ * {@linkcode SEND_KEYS_PER_USER} per sender. A restart forgets them.
  *
  * @module
  */
@@ -23,15 +23,18 @@ import type { ChatStore } from "./chat_store.ts";
 
 /** How long an append key is remembered (ms), as the cluster stream's `duplicate_window`. */
 export const SEND_KEY_WINDOW_MS = 120_000;
-/** Most append keys remembered per sender; the oldest is forgotten first. */
-export const SEND_KEYS_PER_USER = 256;
+/**
+ * Most append keys remembered per sender; the oldest is forgotten first. A
+ * client repeats only the sends it had in flight when its connection broke.
+ */
+export const SEND_KEYS_PER_USER = 64;
 /** Appends between two sweeps of expired keys over all senders. */
 const _SWEEP_EVERY = 1024;
 
 interface _Sent {
   at: number;
-  /** The first append with this key (a rejected one is forgotten, so a retry stores). */
-  result: Promise<ChatMessage>;
+  /** The id the first append with this key got (a rejected one is forgotten, so a retry stores). */
+  id: Promise<string>;
 }
 
 /** Recent append keys per sender, bounded in time and count. */
@@ -46,23 +49,23 @@ export class SendKeys {
     this.#perUser = perUser;
   }
 
-  /** The first append of `user` with `key` within the window, if any. */
-  get(user: string, key: string, now = Date.now()): Promise<ChatMessage> | undefined {
+  /** The id of the first append of `user` with `key` within the window, if any. */
+  get(user: string, key: string, now = Date.now()): Promise<string> | undefined {
     const keys = this.#byUser.get(user);
     if (!keys) return undefined;
     this.#expire(user, keys, now);
-    return keys.get(key)?.result;
+    return keys.get(key)?.id;
   }
 
-  /** Remembers `result` as the append of `user` with `key`; forgets it if it rejects. */
+  /** Remembers the append `result` of `user` with `key` (its id only); forgets it if it rejects. */
   add(user: string, key: string, result: Promise<ChatMessage>, now = Date.now()): void {
     let keys = this.#byUser.get(user);
     if (!keys) this.#byUser.set(user, keys = new Map());
-    const sent = { at: now, result };
+    const sent = { at: now, id: result.then((m) => m.id) };
     keys.set(key, sent);
     while (keys.size > this.#perUser) keys.delete(keys.keys().next().value!);
     // floating-ok: only forgets the key; the caller handles the rejection
-    result.catch(() => {
+    sent.id.catch(() => {
       if (keys.get(key) === sent) keys.delete(key);
       if (keys.size === 0 && this.#byUser.get(user) === keys) this.#byUser.delete(user);
     });
@@ -109,7 +112,12 @@ export class EmbeddedChatLog implements ChatLog {
       return Promise.reject(new RangeError("an append key is 1 to 64 printable ASCII characters"));
     }
     const first = this.#keys.get(msg.from, key);
-    if (first) return first.then((m) => ({ ...m, duplicate: true as const }));
+    if (first) {
+      return first.then((id) => ({
+        ...(this.#store.find(id, msg.from) ?? { id, ...msg }),
+        duplicate: true as const,
+      }));
+    }
     const result = this.#append(msg);
     this.#keys.add(msg.from, key, result);
     return result;
