@@ -106,13 +106,14 @@ export async function importDataDir(o: ImportOptions): Promise<ImportReport> {
   await using _unlock = { [Symbol.asyncDispose]: () => lock.close() };
   const chatConfig = parseChatConfig(config.features.chat);
   const records = await _readAccountRecords(config.dataDir);
+  // The cluster first: an unreachable one leaves the data dir as it was.
+  const nc = await openNatsConnection(config.cluster, o.log);
+  await using _nc = { [Symbol.asyncDispose]: () => nc.drain().catch(() => nc.close()) };
   const srcChat = await openEmbeddedChat(config, o.log);
   await using _srcChat = srcChat;
   const srcFiles = await openEmbeddedFiles(config, o.log);
   await using _srcFiles = srcFiles;
 
-  const nc = await openNatsConnection(config.cluster, o.log);
-  await using _nc = { [Symbol.asyncDispose]: () => nc.drain().catch(() => nc.close()) };
   const replicas = config.cluster.replicas ?? (nc.info?.cluster ? 3 : 1);
   const node = config.cluster.node;
   const js = jetstream(nc);
