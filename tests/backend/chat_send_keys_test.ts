@@ -7,6 +7,7 @@
  */
 import { assertEquals, assertRejects } from "@std/assert";
 import type { ChatMessage } from "../../server/backend/chat.ts";
+import { DUPLICATE_WINDOW_MS } from "../../server/nats/chat_stream.ts";
 import {
   SEND_KEY_WINDOW_MS,
   SEND_KEYS_PER_USER,
