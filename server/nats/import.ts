@@ -294,16 +294,25 @@ export async function importDataDir(o: ImportOptions): Promise<ImportReport> {
     check(
       `room ${room}`,
       history.messages.filter((m) => m.room === room),
-      await readAfter(dstChat, { room }, state.start),
+      await _settled(
+        () => readAfter(dstChat, { room }, state.start),
+        history.messages.filter((m) => m.room === room).length,
+      ),
     );
   }
   for (const user of history.dmUsers) {
     const dms = history.messages.filter((m) =>
       m.room === undefined && (m.from === user || m.to === user)
     );
-    const got = await readAfter(dstChat, { dm: user }, state.start);
     // Direct messages the cluster held before the import come first; only ours are compared.
-    check(`direct messages of ${user}`, dms, got.filter((m) => Number(m.id) > state.start));
+    const got = await _settled(
+      async () =>
+        (await readAfter(dstChat, { dm: user }, state.start)).filter((m) =>
+          Number(m.id) > state.start
+        ),
+      dms.length,
+    );
+    check(`direct messages of ${user}`, dms, got);
   }
   let verifiedBytes = 0;
   for (const f of files.files) {
@@ -342,6 +351,24 @@ export async function importDataDir(o: ImportOptions): Promise<ImportReport> {
     verified: { messages: verifiedIds.size, files: files.files.length, bytes: verifiedBytes },
     epoch: dstChat.log.epoch(),
   };
+}
+
+/**
+ * `read()`, read again (for at most about 5 s) while it returns fewer than
+ * `want` messages: a history read just after the appends was seen to come
+ * back empty now and then on a 3-node cluster (the reading consumer did not
+ * see the newest messages yet), which is not a difference in the data.
+ */
+async function _settled(
+  read: () => Promise<ChatMessage[]>,
+  want: number,
+): Promise<ChatMessage[]> {
+  let got = await read();
+  for (let i = 0; i < 10 && got.length < want; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    got = await read();
+  }
+  return got;
 }
 
 /** Refuses a data dir that does not exist or holds no Parley data. */

@@ -99,7 +99,10 @@ async function loginOutcome(nodes: { port: number }[], user: string, key: string
   try {
     // The refusal may arrive just after connect returned: then the request fails.
     const served = await c.call("diag.echo", {}).then(() => "served", (e) => e);
-    return served === "served" ? "served" : served instanceof RemoteError ? served.code : "closed";
+    if (served === "served") return "served";
+    if (served instanceof RemoteError) return served.code;
+    // The forbidden frame closed the connection before the request went out.
+    return c.state === "closed" ? "forbidden" : String(served);
   } finally {
     await c.close();
   }
