@@ -37,7 +37,9 @@ export async function writeFanoutConfig(dataDir: string): Promise<void> {
 }
 
 /** Starts the server and returns a fan-out system bound to it. */
-export async function parleyFanout(options: ParleyFanoutOptions): Promise<FanoutSystem> {
+export async function parleyFanout(
+  options: ParleyFanoutOptions,
+): Promise<FanoutSystem & { pid: number }> {
   await writeFanoutConfig(options.dataDir);
   // Plaintext with the frame MAC, as these rows have always measured (the TLS rows: encrypted.ts).
   const server: SpawnedServer = await spawnServer({
@@ -63,6 +65,7 @@ export async function parleyFanout(options: ParleyFanoutOptions): Promise<Fanout
     return c;
   };
   return {
+    pid: server.process.pid,
     async receivers(n, onMessage) {
       const keys: string[] = [];
       for (let i = 0; i < n; i++) keys.push(await server.addUser(`r${i}`));

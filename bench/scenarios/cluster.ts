@@ -237,7 +237,8 @@ export const clusterScenario: Scenario = {
           text: "≥ 0.5× one node",
           met: (r) => r.baseline !== undefined && r.parley.median >= 0.5 * r.baseline.median,
         },
-        note: `${options.burst} messages; chat.send pipelined, 64 outstanding; streams R3`,
+        note: `${options.burst} messages; chat.send pipelined (the client keeps 16 awaiting ` +
+          "a reply); streams R3",
       },
       {
         scenario: `${label} vs nats-server`,
