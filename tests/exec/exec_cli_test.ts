@@ -147,10 +147,10 @@ Deno.test("parley exec as a real process, against a server with scoped --allow-r
     }
   });
 
-  await t.step("--node naming another node is an error", async () => {
+  await t.step("--node naming another node is refused by the server (exit 255)", async () => {
     const r = await parleyExec(s.server, s.key, ["--node", "elsewhere", "--", "true"]);
-    assertEquals(r.code, 2);
-    assertStringIncludes(r.stderr, "not part of a cluster");
+    assertEquals(r.code, 255);
+    assertStringIncludes(r.stderr, `node "elsewhere" is not connected`);
     assertEquals((await parleyExec(s.server, s.key, ["--node", "local", "--", "true"])).code, 0);
   });
 
