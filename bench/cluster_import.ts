@@ -15,7 +15,7 @@ import { loadConfig } from "../server/config.ts";
 import { openEmbeddedBackend } from "../server/embedded/mod.ts";
 import { Logger } from "../server/log.ts";
 import { startNatsCluster, startNatsServer } from "../tests/cluster/nats_fixture.ts";
-import { ROOT } from "../tests/helpers.ts";
+import { parleyProcessArgs } from "../tests/helpers.ts";
 
 const args = parseArgs(Deno.args, {
   string: ["messages", "files", "size-mib"],
@@ -56,22 +56,14 @@ try {
   await using nats = args.single ? await startNatsServer() : await startNatsCluster();
   const started = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--config",
-      join(ROOT, "deno.json"),
-      join(ROOT, "main.ts"),
+    args: parleyProcessArgs(
       "cluster",
       "import",
       "--data",
       dataDir,
       "--cluster",
       nats.urls.join(","),
-    ],
+    ),
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -28,6 +28,24 @@ export function keyBytes(hex: string): Uint8Array {
   return decodeHex(hex);
 }
 
+/**
+ * `deno run` arguments for `parley ARGS` as its own process with network,
+ * file and environment access (the cluster and file commands' needs).
+ */
+export function parleyProcessArgs(...args: string[]): string[] {
+  return [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--config",
+    join(ROOT, "deno.json"),
+    join(ROOT, "main.ts"),
+    ...args,
+  ];
+}
+
 /** What a `parley user` process printed and how it exited. */
 export interface UserCommandResult {
   code: number;

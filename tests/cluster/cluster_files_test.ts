@@ -1,7 +1,7 @@
 /** Files across cluster nodes, end to end: `parley put` through node A, `parley get` through B. */
 import { assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ROOT } from "../helpers.ts";
+import { parleyProcessArgs } from "../helpers.ts";
 import { natsAvailable, startNatsServer } from "./nats_fixture.ts";
 import { addClusterUser, startParleyNode } from "./cluster_helpers.ts";
 
@@ -13,17 +13,7 @@ async function parley(
   ...args: string[]
 ): Promise<{ code: number; out: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--config",
-      join(ROOT, "deno.json"),
-      join(ROOT, "main.ts"),
-      ...args,
-    ],
+    args: parleyProcessArgs(...args),
     cwd,
     env: { NO_COLOR: "1", XDG_CONFIG_HOME: cwd, ...env },
     stdin: "null",

@@ -14,7 +14,7 @@ import { RemoteError } from "../../protocol/errors.ts";
 import { openEmbeddedBackend } from "../../server/embedded/mod.ts";
 import { loadConfig } from "../../server/config.ts";
 import { Logger } from "../../server/log.ts";
-import { parleyUser, ROOT, spawnServer } from "../helpers.ts";
+import { parleyProcessArgs, parleyUser, spawnServer } from "../helpers.ts";
 import { readAll } from "../protocol/protocol_fixture.ts";
 import { natsAvailable, startNatsCluster } from "./nats_fixture.ts";
 import { connectNodes, startParleyNode } from "./cluster_helpers.ts";
@@ -25,18 +25,7 @@ const CONFIG = { chat: { ratePerSecond: 1000, rateBurst: 1000 } };
 /** Runs `parley cluster ARGS` as its own process. */
 async function clusterCommand(...args: string[]): Promise<{ code: number; out: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--config",
-      join(ROOT, "deno.json"),
-      join(ROOT, "main.ts"),
-      "cluster",
-      ...args,
-    ],
+    args: parleyProcessArgs("cluster", ...args),
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
@@ -273,18 +262,7 @@ Deno.test({
 /** Starts `parley cluster ARGS`; resolves when a line matches `until` (the process still runs). */
 async function startClusterCommand(until: RegExp, ...args: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--config",
-      join(ROOT, "deno.json"),
-      join(ROOT, "main.ts"),
-      "cluster",
-      ...args,
-    ],
+    args: parleyProcessArgs("cluster", ...args),
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
