@@ -56,7 +56,7 @@ export function casWrite(
  * marker. The new sequence, or undefined when another publish got there first.
  */
 export async function casPublish(
-  ctx: NatsFilesCtx,
+  ctx: Pick<NatsFilesCtx, "js">,
   subject: string,
   data: string | null,
   rev: number,
