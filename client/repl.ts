@@ -19,6 +19,9 @@ import type { ReplCommand, ReplContext } from "./repl_command.ts";
 import { createCompleter } from "./repl_completer.ts";
 import { loadHistory, saveHistory } from "./repl_history.ts";
 import { RemoteError } from "../protocol/errors.ts";
+import { didYouMean } from "../cli/suggest.ts";
+import { splitWords } from "./repl_words.ts";
+import type { ChatTarget } from "./chat/chat_types.ts";
 import {
   CHAT_ROOMS,
   CHAT_WHO,
@@ -38,8 +41,8 @@ export interface ReplOptions {
   color: boolean;
   /** History file (undefined: no saved history). */
   historyFile?: string | undefined;
-  /** Room to start in. */
-  room: string;
+  /** Room to start in (undefined: none until `/join`). */
+  room?: string | undefined;
 }
 
 /** One REPL session. */
@@ -49,7 +52,7 @@ export class Repl {
   readonly color: boolean;
   #o: ReplOptions;
   #rl: readline.Interface | undefined;
-  #room: string;
+  #target: ChatTarget | undefined;
   #commands: ReplCommand[] = [];
   #interrupts: (() => void)[] = [];
   #inputs: ((line: string | null) => void)[] = [];
@@ -69,7 +72,7 @@ export class Repl {
     this.chat = options.chat;
     this.tty = options.tty;
     this.color = options.color;
-    this.#room = options.room;
+    this.#target = options.room === undefined ? undefined : { room: options.room };
     this.#finished = new Promise((r) => (this.#finish = r));
     this.#context = this.#makeContext();
   }
@@ -84,14 +87,25 @@ export class Repl {
     return this.#commands;
   }
 
-  /** The current room. */
-  get room(): string {
-    return this.#room;
+  /** The room plain lines go to (undefined when they go to a user, or nowhere). */
+  get room(): string | undefined {
+    const t = this.#target;
+    return t && "room" in t ? t.room : undefined;
   }
 
-  /** Makes `room` the room plain lines go to. */
-  setRoom(room: string): void {
-    this.#room = room;
+  /** Where plain lines go: a room, a user (`/query`), or nowhere (undefined). */
+  get target(): ChatTarget | undefined {
+    return this.#target;
+  }
+
+  /** Makes `room` the room plain lines go to (undefined: nowhere). */
+  setRoom(room: string | undefined): void {
+    this.setTarget(room === undefined ? undefined : { room });
+  }
+
+  /** Makes `target` where plain lines go; the prompt shows it. */
+  setTarget(target: ChatTarget | undefined): void {
+    this.#target = target;
     this.#refreshPrompt();
   }
 
@@ -101,7 +115,7 @@ export class Repl {
       color: this.color,
       timestamps: this.tty,
       me: this.chat.client.user,
-      currentRoom: this.#room,
+      currentRoom: this.room ?? "",
     };
   }
 
@@ -165,7 +179,12 @@ export class Repl {
   }
 
   #prompt(): string {
-    const p = `[#${this.#room}] `;
+    const t = this.#target;
+    const p = t === undefined
+      ? "[no room: /join ROOM] "
+      : "room" in t
+      ? `[#${t.room}] `
+      : `[@${t.to}] `;
     return this.color ? bold(cyan(p)) : p;
   }
 
@@ -257,8 +276,12 @@ export class Repl {
   }
 
   #send(text: string): void {
-    const room = this.#room;
-    const p: Promise<void> = this.chat.send({ room }, text).then(
+    const target = this.#target;
+    if (target === undefined) {
+      this.print(this.#err("not sent: you are in no room; /join ROOM, or /msg USER TEXT"));
+      return;
+    }
+    const p: Promise<void> = this.chat.send(target, text).then(
       () => {},
       (e) => this.print(this.#err(`not sent: ${_describe(e)}`)),
     ).finally(() => this.#sends.delete(p));
@@ -277,11 +300,13 @@ export class Repl {
     const rest = m[2]!.trim();
     const cmd = this.#commands.find((c) => c.name === name || c.aliases?.includes(name));
     if (!cmd) {
-      this.print(this.#err(`unknown command /${name}; /help lists the commands`));
+      const names = this.#commands.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+      const hint = didYouMean(name, names, (c) => `/${c}`);
+      this.print(this.#err(`unknown command /${name}${hint}; /help lists the commands`));
       return;
     }
     try {
-      await cmd.run(this.#context, rest === "" ? [] : rest.split(/\s+/), rest);
+      await cmd.run(this.#context, splitWords(rest), rest);
     } catch (e) {
       this.print(this.#err(`/${cmd.name}: ${_describe(e)}`));
     }
@@ -294,10 +319,7 @@ export class Repl {
   #onChat(e: ChatEvent): void {
     const line = formatEvent(e, this.format);
     if (line !== undefined) this.print(line);
-    if (e.kind === "kicked" && e.room === this.#room) {
-      const next = this.chat.rooms[0];
-      if (next) this.setRoom(next);
-    }
+    if (e.kind === "kicked" && e.room === this.room) this.setRoom(this.chat.rooms[0]);
   }
 
   /** User names for completion: recent senders, room members, and who is online. */
@@ -343,7 +365,8 @@ export class Repl {
       get tty() {
         return repl.tty;
       },
-      currentRoom: () => repl.#room,
+      currentRoom: () => repl.room,
+      currentTarget: () => repl.#target,
       async withInterrupt<T>(onInterrupt: () => void, fn: () => Promise<T>): Promise<T> {
         repl.#interrupts.push(onInterrupt);
         // without a terminal, Ctrl-C arrives as a signal

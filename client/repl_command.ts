@@ -6,6 +6,7 @@
  * @module
  */
 import type { ParleyClient } from "./client.ts";
+import type { ChatTarget } from "./chat/chat_types.ts";
 
 /** What a REPL command can use while it runs. */
 export interface ReplContext {
@@ -17,8 +18,10 @@ export interface ReplContext {
   color: boolean;
   /** Whether stdout is a terminal (progress bars only then). */
   tty: boolean;
-  /** The room the user is in. */
-  currentRoom(): string;
+  /** The room plain lines go to (undefined: a user after `/query`, or nowhere). */
+  currentRoom(): string | undefined;
+  /** Where plain lines go: a room, a user, or nowhere. */
+  currentTarget(): ChatTarget | undefined;
   /**
    * While `fn`'s promise runs, Ctrl-C calls `onInterrupt` instead of
    * quitting/clearing the line (used to forward SIGINT to a remote command).

@@ -27,6 +27,13 @@ function _user(arg: string | undefined): string | undefined {
   return arg?.replace(/^@/, "");
 }
 
+/** The current room, or an error that says how to get one. */
+function _here(ctx: ReplContext): string {
+  const room = ctx.currentRoom();
+  if (room === undefined) throw new Error("you are in no room; /join ROOM first");
+  return room;
+}
+
 function _need(v: string | undefined, usage: string): string {
   if (!v) throw new Error(`usage: ${usage}`);
   return v;
@@ -130,13 +137,13 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       usage: "/leave [ROOM]",
       summary: "leave a room (default: the current one)",
       async run(ctx, args) {
-        const room = _room(args[0]) ?? ctx.currentRoom();
+        const room = _room(args[0]) ?? _here(ctx);
         await chat.leave(room);
         ctx.print(`-- left #${room}`);
         if (room === ctx.currentRoom()) {
           const next = chat.rooms[0];
-          if (next) repl.setRoom(next);
-          else ctx.print("-- you are in no room now; /join one to chat");
+          repl.setRoom(next);
+          if (!next) ctx.print("-- you are in no room now; /join one to chat");
         }
       },
       complete: completeRoom,
@@ -173,7 +180,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       usage: "/me ACTION",
       summary: "post an action: /me waves → * you waves",
       async run(ctx, _args, rest) {
-        await chat.send({ room: ctx.currentRoom() }, _need(rest || undefined, "/me ACTION"), {
+        await chat.send({ room: _here(ctx) }, _need(rest || undefined, "/me ACTION"), {
           me: true,
         });
       },
@@ -197,7 +204,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       async run(ctx, args) {
         const n = args[0] === undefined ? 20 : Number(args[0]);
         if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("N must be 1 to 1000");
-        const r = { messages: await chat.history(ctx.currentRoom(), n) };
+        const r = { messages: await chat.history(_here(ctx), n) };
         if (r.messages.length === 0) ctx.print("-- no messages yet");
         show(r.messages);
       },
@@ -235,8 +242,8 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
     },
     moderation("kick", "/kick USER [REASON]", "(admin) remove a user from the current room", {
       op: CHAT_KICK,
-      args: (ctx, extra) => ({ room: ctx.currentRoom(), ...extra.reason }),
-      done: (ctx, user) => `kicked ${user} from #${ctx.currentRoom()}`,
+      args: (ctx, extra) => ({ room: _here(ctx), ...extra.reason }),
+      done: (_ctx, user, args) => `kicked ${user} from #${args.room}`,
     }),
     moderation("ban", "/ban USER [REASON]", "(admin) disconnect a user and refuse their logins", {
       op: CHAT_BAN,

@@ -313,6 +313,7 @@ const share: ReplCommand = {
     if (!local) throw new Error(`usage: ${this.usage}`);
     const text = rest.slice(rest.indexOf(local) + local.length).trim();
     const room = ctx.currentRoom();
+    if (room === undefined) throw new Error("you are in no room; /join ROOM first");
     const info = await Deno.stat(local);
     if (!info.isFile) throw new Error(`${local} is not a file`);
     ctx.print(`uploading ${local} (${formatBytes(info.size)}) to share in #${room}…`);
