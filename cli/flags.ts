@@ -47,8 +47,10 @@ export function parseFlags(
     stopEarly: spec.stopEarly ?? false,
     "--": spec.stopEarly ?? false,
     unknown: (arg: string) => {
-      if (arg.startsWith("-") && unknown === undefined) unknown = arg;
-      return !arg.startsWith("-");
+      // A lone `-` is a positional argument (standard input or output), as in other tools.
+      const option = arg.startsWith("-") && arg !== "-";
+      if (option && unknown === undefined) unknown = arg;
+      return !option;
     },
   }) as Flags;
   if (flags.help) {
