@@ -1,15 +1,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { ChatClient } from "../client/chat/chat_client.ts";
-import { ROOT, startTestServer } from "./helpers.ts";
+import { startTestServer } from "./helpers.ts";
+import { type ReplProc, spawnRepl } from "./repl/pty.ts";
 import { record, waitFor } from "./chat/chat_helpers.ts";
-
-interface Proc {
-  out: () => string;
-  err: () => string;
-  write(text: string): Promise<void>;
-  close(): Promise<Deno.CommandStatus>;
-}
 
 /** Runs `parley connect` for `user`, optionally inside a pseudo-terminal (`script`). */
 function connect(
@@ -17,75 +11,8 @@ function connect(
   user: string,
   key: string,
   options: { pty: boolean; home: string; env?: Record<string, string>; extra?: string[] },
-): Proc {
-  const parley = [
-    Deno.execPath(),
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    join(ROOT, "main.ts"),
-    "connect",
-    `parley+plain://${user}@127.0.0.1:${port}`,
-    ...(options.extra ?? []),
-  ];
-  const quoted = parley.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
-  const child = new Deno.Command(options.pty ? "script" : parley[0]!, {
-    args: options.pty ? ["-qfec", `stty cols 200; exec ${quoted}`, "/dev/null"] : parley.slice(1),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: {
-      PARLEY_KEY: key,
-      HOME: options.home,
-      XDG_CONFIG_HOME: join(options.home, ".config"),
-      TERM: "xterm",
-      // keep using the module cache although HOME is a temp dir
-      DENO_DIR: Deno.env.get("DENO_DIR") ??
-        join(
-          Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"),
-          "deno",
-        ),
-      ...(options.env ?? {}),
-    },
-  }).spawn();
-  let text = "";
-  let errText = "";
-  const pumps = Promise.all([
-    (async () => {
-      const dec = new TextDecoder();
-      for await (const chunk of child.stdout) text += dec.decode(chunk, { stream: true });
-    })(),
-    (async () => {
-      const dec = new TextDecoder();
-      for await (const chunk of child.stderr) errText += dec.decode(chunk, { stream: true });
-    })(),
-  ]);
-  const writer = child.stdin.getWriter();
-  let closed: Promise<Deno.CommandStatus> | undefined;
-  return {
-    out: () => text,
-    err: () => errText,
-    write: (t) => writer.write(new TextEncoder().encode(t)),
-    close() {
-      closed ??= (async () => {
-        await writer.close().catch(() => {});
-        const timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch {
-            // already gone
-          }
-        }, 15_000);
-        const status = await child.status;
-        clearTimeout(timer);
-        await pumps;
-        return status;
-      })();
-      return closed;
-    },
-  };
+): Promise<ReplProc> {
+  return spawnRepl({ port, user, key, ...options });
 }
 
 Deno.test("the REPL in a terminal sends typed lines and shows incoming ones above the prompt", async () => {
@@ -96,7 +23,7 @@ Deno.test("the REPL in a terminal sends typed lines and shows incoming ones abov
     const bob = await ChatClient.start(await t.connect("bob"));
     const got = record(bob);
     await bob.join("lobby");
-    const p = connect(t.port, "ada", adaKey, { pty: true, home });
+    const p = await connect(t.port, "ada", adaKey, { pty: true, home });
     try {
       await waitFor(() => p.out().includes("[#lobby]"), "the prompt", 30_000);
       await waitFor(() => got.events.some((e) => e.kind === "joined"), "ada joining");
@@ -159,7 +86,7 @@ Deno.test("the REPL without a terminal prints plain lines and quits at end of in
     const got = record(bob);
     await bob.join("lobby");
     await bob.send({ room: "lobby" }, "earlier words");
-    const p = connect(t.port, "ada", adaKey, { pty: false, home });
+    const p = await connect(t.port, "ada", adaKey, { pty: false, home });
     try {
       await waitFor(() => p.out().includes("<bob> earlier words"), "history on join", 30_000);
       await p.write("piped hello\n/nonsense\n");
