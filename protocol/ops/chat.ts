@@ -44,9 +44,10 @@ export const CHAT_NOTICE = "chat.notice";
 /**
  * The chat feature's own error codes (PROTOCOL.md "Operations: chat"):
  * `too_many_rooms` (rooms per user or connection), `disk_full` (the message
- * was not stored).
+ * was not stored), `not_joined` (a `chat.send` to a room the connection is
+ * not in, after it joined some room: it left or was kicked).
  */
-export type ChatErrorCode = "too_many_rooms" | "disk_full";
+export type ChatErrorCode = "too_many_rooms" | "disk_full" | "not_joined";
 
 /** The arguments a client sends for chat operation `Op`. */
 export type ChatArgs<Op extends keyof typeof CHAT_ARGS> = z.input<(typeof CHAT_ARGS)[Op]>;
@@ -104,10 +105,24 @@ export interface ChatRoomInfo {
   joined: boolean;
 }
 
+/** The server's chat limits a client paces and splits its messages by (`chat.rooms` reply). */
+export interface ChatLimits {
+  /** Messages per second one user may send, sustained (more get `rate_limited`). */
+  ratePerSecond: number;
+  /** Messages one user may send in a burst. */
+  rateBurst: number;
+  /** Largest message text in UTF-8 bytes (more get `too_large`). */
+  maxTextBytes: number;
+}
+
 /** Reply of `chat.rooms` (one page). */
 export interface ChatRoomsReply {
   rooms: ChatRoomInfo[];
   defaultRoom: string;
+  /** The server's chat limits (absent from servers before it was added). */
+  limits?: ChatLimits;
+  /** Whether the asking user is an admin (absent from servers before it was added). */
+  admin?: boolean;
   more: boolean;
   after?: string;
 }

@@ -37,9 +37,12 @@ export const FILE_REF = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex characters"),
 }).strict();
 
-const _ROOM = z.string().regex(
-  ROOM_NAME,
-  "room names are 1-32 of a-z 0-9 _ . - (lower case), not starting with . or -",
+/** Room names are folded to lower case (`#Lobby` is `#lobby`), then checked. */
+const _ROOM = z.string().transform((r) => r.toLowerCase()).pipe(
+  z.string().regex(
+    ROOM_NAME,
+    "room names are 1-32 of a-z 0-9 _ . -, not starting with . or -",
+  ),
 );
 const _USER = z.string().regex(USER_NAME, "not a valid user name");
 const _ID = z.union([z.string().regex(/^\d{1,20}$/), z.number().int().min(0)])

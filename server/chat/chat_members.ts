@@ -26,6 +26,11 @@ export interface ChatConn {
   readonly rooms: Set<string>;
   /** Whether this connection reads chat (joined a room or fetched its inbox). */
   listening: boolean;
+  /**
+   * Whether this connection has joined a room (and may then post only to rooms it is in);
+   * a connection that never joined one, such as a one-shot `parley send`, posts from outside.
+   */
+  joinedAny: boolean;
   /** Rooms whose live messages are held for this connection. */
   readonly holding: Map<string, Held>;
 }
@@ -49,7 +54,13 @@ export class ChatMembers {
   }
 
   #open(ctx: ClientContext): ChatConn {
-    const c: ChatConn = { ctx, rooms: new Set(), listening: false, holding: new Map() };
+    const c: ChatConn = {
+      ctx,
+      rooms: new Set(),
+      listening: false,
+      joinedAny: false,
+      holding: new Map(),
+    };
     // a request that outlived its session must not show the user online again
     if (ctx.session.state !== "open") return c;
     const user = ctx.user.name;

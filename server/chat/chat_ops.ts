@@ -50,6 +50,12 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     return Promise.resolve({
       rooms: page.items,
       defaultRoom: cfg.defaultRoom,
+      limits: {
+        ratePerSecond: cfg.ratePerSecond,
+        rateBurst: cfg.rateBurst,
+        maxTextBytes: cfg.maxTextBytes,
+      },
+      admin: ctx.user.admin,
       more: page.more,
       ...(page.more ? { after: page.items.at(-1)?.room ?? a.after } : {}),
     });

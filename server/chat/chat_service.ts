@@ -184,6 +184,7 @@ export class ChatService {
       // presence announces the join (chat.joined) if the user was in the room on no node
       this.#members.add(c, room);
     }
+    c.joinedAny = true;
     this.#delivery.hold(c, room);
     try {
       const upto = this.#backend.feed.watermark();
@@ -246,9 +247,20 @@ export class ChatService {
     this.#removeMember(c, room, {});
   }
 
-  /** Checks rights and limits, and stores a message; resolves once it is durable. */
+  /**
+   * Checks rights and limits, and stores a message; resolves once it is durable.
+   * A connection that has joined a room may post only to rooms it is in now
+   * (`not_joined`: it left, or was kicked); one that never joined a room
+   * (a one-shot `parley send`) may post to any room.
+   */
   async send(c: ChatConn, req: SendRequest): Promise<Appended> {
     const from = c.ctx.user.name;
+    if (req.room !== undefined && c.joinedAny && !c.rooms.has(req.room)) {
+      throw new RequestError(
+        "not_joined",
+        `you are not in #${req.room}; /join ${req.room} first`,
+      );
+    }
     const policy = this.#backend.policy;
     const until = policy.mutedUntil(from);
     if (until !== undefined) {
