@@ -41,6 +41,10 @@ const _COMMANDS: Record<string, _Entry> = {
     summary: "download a file or directory",
     load: () => import("./client/files/file_commands.ts").then((m) => m.get),
   },
+  share: {
+    summary: "upload a file and post it to a room (or a user) for others to get",
+    load: () => import("./client/files/file_commands.ts").then((m) => m.share),
+  },
   ls: {
     summary: "list a remote directory",
     load: () => import("./client/files/file_commands.ts").then((m) => m.ls),

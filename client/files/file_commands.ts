@@ -1,7 +1,8 @@
 /**
- * One-shot file commands for scripts: `parley put`, `get`, `ls`, `stat`,
- * `rm`, `mv`, `mkdir`, `rmdir`. Each has `--help`, the shared credential
- * flags, `--json` output and the exit codes of `file_exit_codes.ts`.
+ * One-shot file commands for scripts: `parley put`, `get`, `share`, `ls`,
+ * `stat`, `rm`, `mv`, `mkdir`, `rmdir`. Each has `--help`, the shared
+ * credential flags, `--json` output and the exit codes of
+ * `../../cli/exit_codes.ts` (docs/cli.md "Exit codes").
  *
  * @module
  */
@@ -9,21 +10,24 @@ import { basename, join } from "@std/path";
 import type { Command } from "../../main.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { type Flags, parseFlags } from "../../cli/flags.ts";
+import { EXIT, EXIT_BROKEN_PIPE, EXIT_HELP, ExitError } from "../../cli/exit_codes.ts";
 import {
   CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
 } from "../cli_util.ts";
-import { ParleyClient } from "../client.ts";
+import type { ParleyClient } from "../client.ts";
 import { resolveCredentials } from "../credentials.ts";
-import { EXIT, EXIT_HELP, exitCodeFor } from "./file_exit_codes.ts";
+import { connectForCommand, reportCliError } from "../exit_status.ts";
+import { downloadToSink } from "./download_stream.ts";
 import { listRemote, type RemoteEntry } from "./file_list.ts";
+import { isSharedId, resolveShared, type ShareDestination, shareLocalFile } from "./share.ts";
 import type { TransferOptions, TransferResult } from "./transfer_common.ts";
 import { TransferError } from "./transfer_common.ts";
-import { downloadFile, statSource } from "./transfer_download.ts";
+import { downloadFile, type DownloadSource, statSource } from "./transfer_download.ts";
 import { createProgress, formatBytes, summaryLine } from "./transfer_progress.ts";
-import { downloadTree, uploadTree } from "./transfer_tree.ts";
+import { downloadTree, plural, treeSummary, uploadTree } from "./transfer_tree.ts";
 import { uploadFile } from "./transfer_upload.ts";
 import {
   FILE_MKDIR,
@@ -33,6 +37,7 @@ import {
   FILE_STAT,
   type FileStatReply,
 } from "../../protocol/ops/files.ts";
+import { CHAT_ROOMS, type ChatRoomsReply } from "../../protocol/ops/chat.ts";
 
 const _COMMON_HELP = `  --json        print one JSON object on stdout (errors too)
   -h, --help    show this help
@@ -53,6 +58,8 @@ interface _Spec {
   minArgs: number;
   maxArgs: number;
   reconnect?: boolean;
+  /** A usage problem with the arguments, found before connecting. */
+  check?: (args: string[], f: Flags) => string | undefined;
   body: (client: ParleyClient, args: string[], f: Flags, out: _Out) => Promise<unknown>;
 }
 
@@ -75,8 +82,11 @@ function _command(spec: _Spec): Command {
       if ("exitCode" in parsed) return parsed.exitCode;
       const f = parsed.flags;
       const pos = f._.map(String);
-      if (pos.length < spec.minArgs || pos.length > spec.maxArgs) {
-        console.error(`wrong number of arguments\n\n${help}`);
+      const problem = pos.length < spec.minArgs || pos.length > spec.maxArgs
+        ? "wrong number of arguments"
+        : spec.check?.(pos, f);
+      if (problem !== undefined) {
+        console.error(`${problem}\n\n${help}`);
         return EXIT.usage;
       }
       const json = f.json === true;
@@ -90,7 +100,7 @@ function _command(spec: _Spec): Command {
       };
       try {
         const creds = await resolveCredentials(credentialInput(f));
-        await using client = await ParleyClient.connect({
+        await using client = await connectForCommand({
           ...creds,
           reconnect: spec.reconnect ?? false,
         });
@@ -98,20 +108,9 @@ function _command(spec: _Spec): Command {
         if (json) console.log(JSON.stringify({ ok: true, ...(result as object) }));
         return EXIT.ok;
       } catch (e) {
-        const code = exitCodeFor(e);
-        const message = (e as Error)?.message ?? String(e);
-        if (json) {
-          const errCode = e instanceof RemoteError || e instanceof TransferError ? e.code : "error";
-          console.log(JSON.stringify({ ok: false, code: errCode, error: message, exit: code }));
-        } else {
-          const detail = e instanceof RemoteError ? ` (${e.code})` : "";
-          console.error(
-            e instanceof Deno.errors.ConnectionRefused
-              ? "parley: cannot reach the server (connection refused); is `parley serve` running?"
-              : `parley: ${message}${detail}`,
-          );
-        }
-        return code;
+        // Whoever reads our output stopped (`| head`): end quietly, as a SIGPIPE would.
+        if (e instanceof Deno.errors.BrokenPipe) return EXIT_BROKEN_PIPE;
+        return reportCliError(e, { json });
       }
     },
   };
@@ -163,11 +162,12 @@ ${_TRANSFER_FLAGS}
     const info = await Deno.stat(local!).catch((e) => {
       throw new TransferError("not_found", `cannot read ${local}: ${(e as Error).message}`);
     });
-    let remote = remoteArg ?? basename(local!);
+    // A name from macOS may be decomposed (NFD); the server and other clients expect NFC.
+    let remote = remoteArg ?? basename(local!).normalize("NFC");
     if (remoteArg !== undefined && info.isFile) {
       const isDir = remoteArg.endsWith("/") ||
         await statSource(client, { path: remoteArg }).then((s) => s.type === "dir", () => false);
-      if (isDir) remote = `${remoteArg.replace(/\/+$/, "")}/${basename(local!)}`;
+      if (isDir) remote = `${remoteArg.replace(/\/+$/, "")}/${basename(local!).normalize("NFC")}`;
     }
     if (info.isDirectory) {
       if (!f.r && !f.recursive) {
@@ -178,6 +178,7 @@ ${_TRANSFER_FLAGS}
         onFile: (r) => out.say(summaryLine("uploaded", r)),
       });
       for (const s of tree.skipped) console.error(`parley: skipped ${s} (not a regular file)`);
+      out.say(treeSummary("uploaded", tree, remote));
       return { files: tree.files.map(_fileJson), dirs: tree.dirs, skipped: tree.skipped };
     }
     const bar = createProgress("upload", out.tty);
@@ -192,32 +193,67 @@ ${_TRANSFER_FLAGS}
   },
 });
 
-/** `parley get REMOTE [LOCAL]`. */
+async function _writeStdout(bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await Deno.stdout.write(bytes.subarray(off));
+}
+
+/** `parley get REMOTE [LOCAL|-]`, `parley get --shared ID [LOCAL|-]`. */
 export const get: Command = _command({
   usage: `Usage: parley get REMOTE [LOCAL] [options]
-       parley get --shared ID [LOCAL] [--sha256 HEX]
+       parley get REMOTE - [options]
+       parley get --shared ID [LOCAL|-] [options]
 
 Downloads REMOTE to LOCAL (default: its name in the current directory) via
-LOCAL.parley-part; the SHA-256 is verified before the file appears.
+LOCAL.parley-part; the SHA-256 is verified before the file appears. With -
+as LOCAL the file goes to standard output (nothing else does; a progress
+bar goes to stderr on a terminal) and the SHA-256 is checked at the end:
+on a mismatch the exit code is 7 and what was written must be discarded.
 
 Options:
 ${_TRANSFER_FLAGS}
-  --shared ID   fetch a file someone shared (the id in the chat message)
-  --sha256 HEX  the SHA-256 the shared file must have`,
+  --shared ID   fetch a file shared in chat: ID is the message's id as chat
+                shows it (e.g. 30019) or the share id (32 hex digits)
+  --sha256 HEX  the SHA-256 a share id's file must have`,
   strings: ["shared", "sha256"],
   booleans: ["overwrite", "resume", "no-resume", "r", "recursive", "quiet"],
   alias: { q: "quiet", R: "recursive" },
   minArgs: 0,
   maxArgs: 2,
   reconnect: true,
+  check(pos, f) {
+    const shared = f.shared as string | undefined;
+    if (shared === undefined && pos.length === 0) return "name a REMOTE file (or --shared ID)";
+    if (shared !== undefined && pos.length > 1) return "with --shared, give at most a LOCAL name";
+    if (shared !== undefined && !isSharedId(shared)) {
+      return `--shared ${shared}: give a message id (digits, as chat shows it) or a share id ` +
+        "(32 hex digits)";
+    }
+    const local = shared !== undefined ? pos[0] : pos[1];
+    if (local === "-" && f.json === true) {
+      return "--json and - do not go together: the file itself goes to standard output";
+    }
+    if (local === "-" && (f.r === true || f.recursive === true)) {
+      return "-r and - do not go together: a directory cannot go to standard output";
+    }
+    return undefined;
+  },
   async body(client, pos, f, out) {
     const shared = f.shared as string | undefined;
-    if (!shared && pos.length === 0) throw new TransferError("local", "name a REMOTE file");
-    const remote = shared ? undefined : pos[0]!;
-    const localArg = shared ? pos[0] : pos[1];
-    const source = remote !== undefined
+    const remote = shared !== undefined ? undefined : pos[0]!;
+    const localArg = shared !== undefined ? pos[0] : pos[1];
+    const source: DownloadSource = remote !== undefined
       ? { path: remote }
-      : { shared: shared!, ...(f.sha256 ? { sha256: String(f.sha256) } : {}) };
+      : await resolveShared(client, shared!, f.sha256 ? String(f.sha256) : undefined);
+    if (localArg === "-") {
+      const bar = createProgress("download", out.tty);
+      try {
+        const r = await downloadToSink(client, source, _writeStdout, { onProgress: bar.update });
+        return { remote: r.remote, size: r.size, sha256: r.sha256 };
+      } finally {
+        bar.stop();
+      }
+    }
     const st = await statSource(client, source);
     let local = localArg ?? st.name;
     if (localArg !== undefined) {
@@ -231,14 +267,16 @@ ${_TRANSFER_FLAGS}
       }
     }
     if (st.type === "dir") {
+      if (remote === undefined) throw new TransferError("local", "a share is one file");
       if (!f.r && !f.recursive) {
         throw new TransferError("local", `${remote} is a directory; use -r to download it`);
       }
-      const tree = await downloadTree(client, remote!, local, {
+      const tree = await downloadTree(client, remote, local, {
         ..._transferOptions(f, undefined),
         onFile: (r) => out.say(summaryLine("downloaded", r)),
       });
       for (const s of tree.skipped) console.error(`parley: skipped ${s} (not a regular file)`);
+      out.say(treeSummary("downloaded", tree, local));
       return { files: tree.files.map(_fileJson), dirs: tree.dirs, skipped: tree.skipped };
     }
     const bar = createProgress("download", out.tty);
@@ -253,13 +291,75 @@ ${_TRANSFER_FLAGS}
   },
 });
 
-/** Formats one listing line (`-l` form). */
-export function formatEntry(e: RemoteEntry, long: boolean): string {
+/** `parley share LOCAL [--room ROOM | --to USER] [--text TEXT]`. */
+export const share: Command = _command({
+  usage: `Usage: parley share LOCAL [--room ROOM | --to USER] [--text TEXT] [options]
+
+Uploads the file LOCAL (to ~/shared/… in your remote home), shares it and
+posts it to ROOM (default: the server's default room) or as a direct message
+to USER, as the REPL's /share does. Prints the message id: others fetch the
+file with \`parley get --shared ID\` (or /get ID in the REPL).
+
+Options:
+  --room ROOM   the room to post to (lobby or #lobby)
+  --to USER     post it to USER as a direct message instead
+  --text TEXT   the message's text (default: "shared NAME (SIZE)")
+  -q, --quiet   print nothing on success`,
+  strings: ["room", "to", "text"],
+  booleans: ["quiet"],
+  alias: { q: "quiet" },
+  minArgs: 1,
+  maxArgs: 1,
+  reconnect: true,
+  check(_pos, f) {
+    if (f.room !== undefined && f.to !== undefined) return "give --room or --to, not both";
+    return undefined;
+  },
+  async body(client, [local], f, out) {
+    let dest: ShareDestination;
+    if (f.to !== undefined) dest = { to: String(f.to).replace(/^@/, "") };
+    else if (f.room !== undefined) dest = { room: String(f.room).replace(/^#/, "") };
+    else dest = { room: ((await client.call(CHAT_ROOMS, {})) as ChatRoomsReply).defaultRoom };
+    const bar = createProgress("upload", out.tty);
+    try {
+      const r = await shareLocalFile(client, local!, dest, {
+        ...(f.text !== undefined ? { text: String(f.text) } : {}),
+        onProgress: bar.update,
+      });
+      bar.stop();
+      const where = "room" in dest ? `#${dest.room}` : `@${dest.to}`;
+      out.say(
+        `shared ${r.share.name} (${formatBytes(r.share.size)}) in ${where} as message ` +
+          `${r.message.id}; fetch it with: parley get --shared ${r.message.id}`,
+      );
+      return {
+        id: r.message.id,
+        ...dest,
+        share: r.share.id,
+        name: r.share.name,
+        size: r.share.size,
+        sha256: r.share.sha256,
+      };
+    } finally {
+      bar.stop();
+    }
+  },
+});
+
+/** Formats one listing line; the `-l` form has the size for people (`bytes`: exact). */
+export function formatEntry(
+  e: RemoteEntry,
+  long: boolean,
+  options: { bytes?: boolean } = {},
+): string {
   const name = e.type === "dir" ? `${e.name}/` : e.name;
   if (!long) return name;
   const when = new Date(e.mtime).toISOString().replace("T", " ").slice(0, 19);
   const kind = e.type === "dir" ? "d" : e.type === "file" ? "-" : "?";
-  return `${kind} ${String(e.size).padStart(12)} ${when} ${e.sha256 ? e.sha256 + " " : ""}${name}`;
+  const size = e.type === "dir" ? "-" : options.bytes ? String(e.size) : formatBytes(e.size);
+  return `${kind} ${size.padStart(options.bytes ? 14 : 10)} ${when} ${
+    e.sha256 ? e.sha256 + " " : ""
+  }${name}`;
 }
 
 /** `parley ls [DIR]`. */
@@ -269,10 +369,12 @@ export const ls: Command = _command({
 Lists a remote directory (default: your home).
 
 Options:
-  -l, --long    size, modification time (UTC) and type
+  -l, --long    size (KiB, MiB, … ; --bytes for exact bytes), modification
+                time (UTC) and type
+  --bytes       sizes in bytes (implies -l)
   --sha256      also the SHA-256 of each file (reads every file on the server)
   -R            list subdirectories too`,
-  booleans: ["long", "sha256", "R"],
+  booleans: ["long", "sha256", "R", "bytes"],
   alias: { l: "long" },
   minArgs: 0,
   maxArgs: 1,
@@ -281,7 +383,8 @@ Options:
       sha256: f.sha256 === true,
       recursive: f.R === true,
     });
-    for (const e of listing.entries) out.say(formatEntry(e, f.long === true || f.sha256 === true));
+    const long = f.long === true || f.sha256 === true || f.bytes === true;
+    for (const e of listing.entries) out.say(formatEntry(e, long, { bytes: f.bytes === true }));
     return { path: listing.path, entries: listing.entries };
   },
 });
@@ -373,11 +476,31 @@ Options:
 );
 
 /** `parley rmdir DIR`. */
-export const rmdir: Command = _simple(
-  `Usage: parley rmdir DIR
+export const rmdir: Command = _command({
+  usage: `Usage: parley rmdir DIR
 
-Removes an empty remote directory.`,
-  FILE_RMDIR,
-  ["path"],
-  (r) => `removed ${r.path}`,
-);
+Removes an empty remote directory (exit code 5 when it is not empty).`,
+  minArgs: 1,
+  maxArgs: 1,
+  async body(client, [path], _f, out) {
+    let r: Record<string, unknown>;
+    try {
+      r = await client.call(FILE_RMDIR, { path: path! }) as Record<string, unknown>;
+    } catch (e) {
+      // The server says bad_request for a directory that is not empty as for other
+      // wrong kinds of entry: tell them apart by looking.
+      if (!(e instanceof RemoteError && e.code === "bad_request")) throw e;
+      const listing = await listRemote(client, path).catch(() => undefined);
+      if (!listing?.dir || listing.entries.length === 0) throw e;
+      const n = listing.entries.length;
+      throw new ExitError(
+        EXIT.conflict,
+        `${listing.path} is not empty (${plural(n, "entry", "entries")}); remove what is in ` +
+          `it first (parley ls ${path})`,
+        { cause: e, code: "not_empty" },
+      );
+    }
+    out.say(`removed ${r.path}`);
+    return r;
+  },
+});
