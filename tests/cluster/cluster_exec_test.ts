@@ -120,6 +120,7 @@ function replContext(client: ParleyClient): ReplContext & { lines: string[] } {
     lines,
     print: (l) => lines.push(l),
     currentRoom: () => "lobby",
+    currentTarget: () => ({ room: "lobby" }),
     withInterrupt: (_on, fn) => fn(),
     withInput: (onLine, fn) => {
       onLine(null);

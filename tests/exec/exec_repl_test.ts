@@ -31,6 +31,9 @@ class RecordingContext implements ReplContext {
   currentRoom(): string {
     return "lobby";
   }
+  currentTarget(): { room: string } {
+    return { room: "lobby" };
+  }
   async withInterrupt<T>(onInterrupt: () => void, fn: () => Promise<T>): Promise<T> {
     this.interrupt = onInterrupt;
     try {
