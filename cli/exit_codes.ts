@@ -165,3 +165,13 @@ export class ExitError extends Error {
     this.code = options.code;
   }
 }
+
+/**
+ * Prints a usage problem as one line and where the usage is, then returns
+ * {@linkcode EXIT.usage}: `parley COMMAND: PROBLEM` and
+ * "Run `parley COMMAND --help` for usage."
+ */
+export function usageError(command: string, problem: string): number {
+  console.error(`parley ${command}: ${problem}\nRun \`parley ${command} --help\` for usage.`);
+  return EXIT.usage;
+}

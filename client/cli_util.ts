@@ -6,8 +6,8 @@
  * @module
  */
 import type { Flags } from "../cli/flags.ts";
-import { RemoteError } from "../protocol/errors.ts";
-import { CredentialError, type CredentialInput } from "./credentials.ts";
+import type { CredentialInput } from "./credentials.ts";
+import { reportCliError } from "./exit_status.ts";
 
 /** Options understood by every client command. */
 export const CLIENT_STRING_FLAGS = ["server", "user", "key", "ca", "pin"] as const;
@@ -52,22 +52,10 @@ export function useColor(stream: { isTerminal(): boolean } = Deno.stdout): boole
   return stream.isTerminal() && !Deno.env.get("NO_COLOR");
 }
 
-/** Prints an error in plain words and returns a conventional exit code. */
+/**
+ * Prints an error in plain words and returns its exit code from the one
+ * table every command shares (`../cli/exit_codes.ts`).
+ */
 export function reportError(e: unknown): number {
-  if (e instanceof CredentialError) {
-    console.error(`parley: ${e.message}`);
-    return 2;
-  }
-  if (e instanceof RemoteError) {
-    console.error(`parley: ${e.message} (${e.code})`);
-    return 1;
-  }
-  if (e instanceof Deno.errors.ConnectionRefused) {
-    console.error(
-      "parley: cannot reach the server (connection refused); is `parley serve` running?",
-    );
-    return 3;
-  }
-  console.error(`parley: ${(e as Error)?.message ?? String(e)}`);
-  return 1;
+  return reportCliError(e);
 }

@@ -6,16 +6,17 @@
  *
  * @module
  */
+import { EXEC_FAILURE, EXIT, EXIT_BROKEN_PIPE, usageError } from "../../cli/exit_codes.ts";
 import { parseFlags } from "../../cli/flags.ts";
 import {
   CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
   CLIENT_STRING_FLAGS,
   credentialInput,
-  reportError,
 } from "../cli_util.ts";
 import { CredentialError, resolveCredentials } from "../credentials.ts";
 import { ParleyClient } from "../client.ts";
+import { reportCliError } from "../exit_status.ts";
 import { type ExecRequest, formatExecNodes, listExecNodes, RemoteExec } from "./exec_remote.ts";
 
 const HELP = `Usage: parley exec [OPTIONS] [--] CMD [ARGS…]
@@ -38,7 +39,9 @@ Options:
   -h, --help       show this help
 
 Exit status: the command's, or 255 when it could not be run (connection,
-refused by the server's policy, …), 2 for a usage error.
+wrong key, refused by the server's policy, …), 2 for a usage error, 141
+when whoever reads the output stops early. Unlike the other commands
+(docs/cli.md "Exit codes"), exec keeps the codes 1-254 for the command.
 Ctrl-C (SIGINT) and SIGTERM are passed to the remote command.
 
 Examples:
@@ -50,7 +53,7 @@ Examples:
 ${CLIENT_FLAGS_HELP}`;
 
 /** Exit status for failures around the command rather than of it (as ssh does). */
-export const EXEC_FAILURE = 255;
+export { EXEC_FAILURE };
 
 async function _writeAll(w: Deno.FsFile | typeof Deno.stdout, bytes: Uint8Array): Promise<void> {
   let off = 0;
@@ -70,16 +73,14 @@ export async function run(args: string[]): Promise<number> {
   const command = [...f._.map(String), ...((f["--"] as string[] | undefined) ?? [])];
   if (f["list-nodes"]) return await _listNodes(f);
   if (command.length === 0) {
-    console.error(`parley exec: name a command to run\n\n${HELP}`);
-    return 2;
+    return usageError("exec", "name a command to run (parley exec -- CMD ARGS…)");
   }
   const request: ExecRequest = f.shell ? { shell: command.join(" ") } : { argv: command };
   if (f.cwd !== undefined) request.cwd = String(f.cwd);
   if (f.timeout !== undefined) {
     const s = Number(f.timeout);
     if (!Number.isFinite(s) || s <= 0) {
-      console.error("parley exec: --timeout must be a positive number of seconds");
-      return 2;
+      return usageError("exec", "--timeout must be a positive number of seconds");
     }
     request.timeoutMs = Math.max(1, Math.round(s * 1000));
   }
@@ -93,8 +94,7 @@ export async function run(args: string[]): Promise<number> {
     await using client = await ParleyClient.connect(creds);
     return await _runRemote(client, request, !f["no-stdin"]);
   } catch (e) {
-    const code = reportError(e);
-    return e instanceof CredentialError ? code : EXEC_FAILURE;
+    return _failure(e);
   }
 }
 
@@ -104,11 +104,16 @@ async function _listNodes(f: Parameters<typeof credentialInput>[0]): Promise<num
     const creds = await resolveCredentials(credentialInput(f));
     await using client = await ParleyClient.connect(creds);
     for (const line of formatExecNodes(await listExecNodes(client))) console.log(line);
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    const code = reportError(e);
-    return e instanceof CredentialError ? code : EXEC_FAILURE;
+    return _failure(e);
   }
+}
+
+/** Reports a failure around the command: 2 for credentials given wrong, else 255. */
+function _failure(e: unknown): number {
+  reportCliError(e);
+  return e instanceof CredentialError ? EXIT.usage : EXEC_FAILURE;
 }
 
 async function _runRemote(
@@ -148,7 +153,7 @@ async function _runRemote(
       if (brokenPipe) return undefined;
       throw e;
     });
-    if (!result) return 128 + 13; // as if killed by SIGPIPE
+    if (!result) return EXIT_BROKEN_PIPE; // as if killed by SIGPIPE
     if (result.timedOut) {
       console.error(
         `parley exec: the command ran out of time after ${

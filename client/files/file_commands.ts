@@ -10,7 +10,7 @@ import { basename, join } from "@std/path";
 import type { Command } from "../../main.ts";
 import { RemoteError } from "../../protocol/errors.ts";
 import { type Flags, parseFlags } from "../../cli/flags.ts";
-import { EXIT, EXIT_BROKEN_PIPE, EXIT_HELP, ExitError } from "../../cli/exit_codes.ts";
+import { EXIT, EXIT_BROKEN_PIPE, EXIT_HELP, ExitError, usageError } from "../../cli/exit_codes.ts";
 import {
   CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
@@ -85,10 +85,7 @@ function _command(spec: _Spec): Command {
       const problem = pos.length < spec.minArgs || pos.length > spec.maxArgs
         ? "wrong number of arguments"
         : spec.check?.(pos, f);
-      if (problem !== undefined) {
-        console.error(`${problem}\n\n${help}`);
-        return EXIT.usage;
-      }
+      if (problem !== undefined) return usageError(spec.usage.split(" ")[2]!, problem);
       const json = f.json === true;
       const quiet = f.quiet === true;
       const out: _Out = {
