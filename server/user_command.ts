@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { EXIT, EXIT_HELP, exitForErrorCode } from "../cli/exit_codes.ts";
 import { parseFlags } from "../cli/flags.ts";
 import { RequestError } from "./errors.ts";
 import type { Account, Accounts } from "./backend/accounts.ts";
@@ -38,7 +39,9 @@ Cluster mode (docs/cluster.md): the accounts of a cluster live in NATS. With
 --cluster, or when DIR/config.json has a "cluster" section, the command
 changes them there, and every node sees the change at once.
   --cluster URLS      NATS servers, comma-separated: nats://HOST:PORT[,…]
-${NATS_FLAGS_HELP}`;
+${NATS_FLAGS_HELP}
+
+${EXIT_HELP}`;
 
 /** Opens the accounts a command works on: the cluster's when configured, else the data dir's. */
 async function _openAccounts(
@@ -116,7 +119,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof NatsStartError || e instanceof TypeError) {
       console.error(`parley user: ${e.message}`);
-      return e instanceof TypeError ? 2 : 1;
+      return e instanceof TypeError ? EXIT.usage : EXIT.unreachable;
     }
     throw e;
   }
@@ -179,8 +182,12 @@ export async function run(args: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof RequestError) {
-      console.error(`parley user: ${e.message}`);
-      return 1;
+      const hint = sub === "add" && e.code === "exists"
+        ? `; change its rights with \`parley user set ${name} --exec\` (or --admin, --no-exec, --no-admin)`
+        : "";
+      console.error(`parley user: ${e.message}${hint}`);
+      // A name the accounts refuse is an argument given wrong.
+      return e.code === "bad_request" ? EXIT.usage : exitForErrorCode(e.code);
     }
     throw e;
   } finally {

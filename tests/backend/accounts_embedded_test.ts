@@ -102,11 +102,17 @@ Deno.test("changes by `parley user` in another process reach a running store", a
   }
 });
 
-Deno.test("parley user refuses bad names and missing accounts with exit code 1", async () => {
+Deno.test("parley user refuses bad names (exit code 2) and missing accounts (4)", async () => {
   await using dir = await _tempDir();
-  for (const args of [["add", "Bad Name"], ["remove", "nobody"], ["rotate", "nobody"]]) {
+  const cases: [string[], number][] = [
+    [["add", "Bad Name"], 2],
+    [["remove", "nobody"], 4],
+    [["rotate", "nobody"], 4],
+    [["set", "nobody", "--exec"], 4],
+  ];
+  for (const [args, code] of cases) {
     const out = await runParleyUser(dir.path, ...args);
-    assertEquals(out.code, 1, `parley user ${args.join(" ")}`);
+    assertEquals(out.code, code, `parley user ${args.join(" ")}: ${out.stderr}`);
     assert(out.stderr.startsWith("parley user: "));
   }
   await using store = await _open(dir.path);
