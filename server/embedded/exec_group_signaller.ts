@@ -43,22 +43,23 @@ export class GroupSignaller {
     if (this.method === "deno") {
       try {
         Deno.kill(-pgid, signal);
+        return;
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }
-      return;
-    }
-    if (this.method === "program") {
-      // Exit status 1 means no such group any more, which is fine.
-      await new Deno.Command(this.#killPath, {
+    } else if (this.method === "program") {
+      // Exit status 1 means no such group (any more, or not yet).
+      const out = await new Deno.Command(this.#killPath, {
         args: ["-s", signal.replace(/^SIG/, ""), "--", `-${pgid}`],
         stdin: "null",
         stdout: "null",
         stderr: "null",
         clearEnv: true,
       }).output();
-      return;
+      if (out.success) return;
     }
+    // No such group: gone, or not made yet by a launch that runs setsid itself. The leader, if
+    // it still runs, is the whole run then.
     try {
       leader?.kill(signal);
     } catch (e) {

@@ -95,7 +95,8 @@ export class ExecProcess implements ExecRun {
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        detached: true, // setsid(2): its own session and process group
+        // setsid(2): its own session and process group (a sandboxed launch runs setsid itself)
+        detached: launch.detached,
       }).spawn();
     } catch (e) {
       throw _spawnError(launch.program, e);

@@ -34,17 +34,27 @@ import { prepareExecRoot, writeSandboxEtc } from "./exec_root.ts";
 /** Where the user's exec directory appears inside the sandbox. */
 export const SANDBOX_WORK_DIR = "/work";
 
-/** What to spawn for one run. */
+/**
+ * What to spawn for one run. A sandboxed launch makes its own process group and drops its own
+ * privileges inside its chain of programs, so the server spawns it as a plain child (no fork of
+ * the server's large address space, which blocks the event loop for milliseconds).
+ */
 export interface Launch {
   program: string;
   args: string[];
   /** Host working directory for the spawn (the sandbox sets its own with --chdir). */
   cwd: string;
-  /** Host uid/gid to spawn as (set when the server runs as root). */
+  /** Host uid/gid to spawn as (set when an unsandboxed launch runs as root). */
   uid?: number;
   gid?: number;
   /** Whether the command runs inside bwrap (its exit status is then relayed as 128+n). */
   sandboxed: boolean;
+  /**
+   * Whether the spawn itself must start a new session (`Deno.Command`'s `detached`). False when
+   * the launch runs `setsid` itself: then its process group exists only from a moment after the
+   * spawn, so signals to the group fall back to the leader before that.
+   */
+  detached: boolean;
 }
 
 /** A run to launch. */
@@ -82,9 +92,11 @@ const _ETC_NETWORK = [
  * passes on whatever the server inherited without close-on-exec (from the
  * shell or supervisor that started it); the server's own files and sockets
  * are close-on-exec already. Perl (Essential on Debian) starts in about
- * 2 ms; a shell cannot close descriptors above 9 portably.
+ * 2 ms; a shell cannot close descriptors above 9 portably. It also restores the default action
+ * of the signals the outer `env` had bwrap ignore (as `env --default-signal` does without it).
  */
-const _CLOSE_FDS_PERL = 'opendir(my $d, "/proc/self/fd") or die "parley: /proc/self/fd: $!\\n"; ' +
+const _CLOSE_FDS_PERL = '$SIG{$_} = "DEFAULT" for qw(HUP INT QUIT TERM USR1 USR2 TSTP); ' +
+  'opendir(my $d, "/proc/self/fd") or die "parley: /proc/self/fd: $!\\n"; ' +
   "for my $fd (grep { /^\\d+$/ && $_ > 2 } readdir $d) { " +
   'close $_ for grep { defined } map { open(my $h, "$_&=", $fd) ? $h : undef } "<", ">" } ' +
   'exec { $ARGV[0] } @ARGV; print STDERR "parley: cannot run $ARGV[0]: $!\\n"; exit 127';
@@ -159,13 +171,28 @@ export class ExecSandbox {
         args: [...limits, ...req.argv],
         cwd: req.cwd,
         sandboxed: false,
+        detached: true,
         ...creds,
       };
     }
     const inner = SANDBOX_WORK_DIR + req.cwd.slice(req.userDir.length);
+    const drop = this.drop
+      ? [
+        c.setprivPath,
+        `--reuid=${this.drop.uid}`,
+        `--regid=${this.drop.gid}`,
+        "--clear-groups",
+        "--",
+      ]
+      : [];
     const args = [
       `--ignore-signal=${_PASSED_SIGNALS}`,
       "--",
+      // Not a group leader (spawned into the server's group), so setsid(2) needs no fork: bwrap
+      // keeps the spawned pid, which becomes the id of its new process group.
+      c.setsidPath,
+      "--",
+      ...drop,
       c.bwrapPath,
       "--unshare-user",
       "--disable-userns", // no nested user namespaces: less kernel surface
@@ -199,15 +226,14 @@ export class ExecSandbox {
       "--remount-ro",
       "/",
       "--",
-      c.envPath,
-      "--default-signal",
-      "--",
-      ...(c.closeInheritedFds ? [c.perlPath, "-e", _CLOSE_FDS_PERL, "--"] : []),
+      ...(c.closeInheritedFds
+        ? [c.perlPath, "-e", _CLOSE_FDS_PERL, "--"]
+        : [c.envPath, "--default-signal", "--"]),
       c.prlimitPath,
       ...limits,
       ...req.argv,
     ];
-    return { program: c.envPath, args, cwd: req.userDir, sandboxed: true, ...creds };
+    return { program: c.envPath, args, cwd: req.userDir, sandboxed: true, detached: false };
   }
 }
 

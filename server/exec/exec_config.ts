@@ -79,6 +79,10 @@ const _SCHEMA = z.object({
   bwrapPath: _ABS.default("/usr/bin/bwrap"),
   /** coreutils `env`, which starts bwrap with the client's signals ignored (docs/exec.md). */
   envPath: _ABS.default("/usr/bin/env"),
+  /** util-linux `setsid`, which makes bwrap lead its own session and process group. */
+  setsidPath: _ABS.default("/usr/bin/setsid"),
+  /** util-linux `setpriv`, which drops to `runAsUid:runAsGid` when the server runs as root. */
+  setprivPath: _ABS.default("/usr/bin/setpriv"),
   /** Close descriptors the server inherited (beyond stdin/out/err) before a command runs. */
   closeInheritedFds: z.boolean().default(true),
   /** Perl, which closes them inside the sandbox. */
