@@ -2,9 +2,9 @@
  * Where the client finds its server and credentials, in order: command-line
  * flags and a `parley://user@host:port` URL (or a comma-separated list of a
  * cluster's nodes, tried in order), then `PARLEY_SERVER`,
- * `PARLEY_USER`, `PARLEY_KEY`, then the config file
- * (`$XDG_CONFIG_HOME/parley/config.json` or `~/.config/parley/config.json`,
- * which must not be readable by others). TLS is the default: the server's
+ * `PARLEY_USER`, `PARLEY_KEY`, then the config file (`PARLEY_CONFIG`, else
+ * `$XDG_CONFIG_HOME/parley/config.json` or `~/.config/parley/config.json`;
+ * it must not be readable by others). TLS is the default: the server's
  * certificate is checked by a CA file (`--ca`, config `ca`), a pin
  * (`--pin`, `PARLEY_PIN`, config `pin`), or else trusted on first use and
  * remembered in `known_servers` beside the config file (./known_servers.ts).
@@ -15,6 +15,7 @@
  */
 import { decodeHex } from "@std/encoding/hex";
 import { join } from "@std/path";
+import { ConfigFileError, readJsonConfig } from "../cli/config_file.ts";
 import { askOnTerminal } from "./known_servers.ts";
 import { parsePin } from "./tls_connect.ts";
 
@@ -89,8 +90,10 @@ export function configDir(): string | undefined {
   return home ? join(home, ".config", "parley") : undefined;
 }
 
-/** Path of the client config file. */
+/** Path of the client config file: `PARLEY_CONFIG`, else `config.json` in the config dir. */
 export function configPath(): string | undefined {
+  const given = Deno.env.get("PARLEY_CONFIG");
+  if (given) return given;
   const dir = configDir();
   return dir ? join(dir, "config.json") : undefined;
 }
@@ -173,9 +176,10 @@ async function _readConfig(): Promise<Record<string, unknown>> {
     if (info.mode !== null && (info.mode & 0o077) !== 0) {
       throw new CredentialError(`${path} is readable by others; run: chmod 600 ${path}`);
     }
-    return JSON.parse(await Deno.readTextFile(path));
+    return await readJsonConfig(path, "fix the file, or set PARLEY_CONFIG to another one") ?? {};
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) return {};
+    if (e instanceof ConfigFileError) throw new CredentialError(e.message);
     throw e;
   }
 }

@@ -7,6 +7,7 @@
  */
 import { join } from "@std/path";
 import { z } from "zod";
+import { ConfigFileError, readJsonConfig } from "../cli/config_file.ts";
 import {
   DEFAULT_CONNECTION_WINDOW,
   DEFAULT_MAX_BODY,
@@ -240,16 +241,13 @@ export interface ConfigOverrides {
 export async function loadConfig(overrides: ConfigOverrides = {}): Promise<ServerConfig> {
   const dataDir = overrides.dataDir ?? "./parley-data";
   const path = join(dataDir, "config.json");
-  let file: Record<string, unknown> = {};
+  let file: Record<string, unknown>;
   try {
-    file = JSON.parse(await Deno.readTextFile(path));
+    file = await readJsonConfig(path, "fix the file, or pass --data for another data dir") ?? {};
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      throw new TypeError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-    }
-  }
-  if (typeof file !== "object" || file === null || Array.isArray(file)) {
-    throw new TypeError(`${path} must hold a JSON object`);
+    // A TypeError is what `parley serve` reports as a configuration problem.
+    if (e instanceof ConfigFileError) throw new TypeError(e.message, { cause: e });
+    throw e;
   }
   const fileLimits = validateLimits(file.limits, `${path} limits`);
   const overrideLimits = validateLimits(overrides.limits ?? {});

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { ConfigFileError } from "../cli/config_file.ts";
 import { parseFlags } from "../cli/flags.ts";
 import { loadConfig } from "./config.ts";
 import { ParleyServer } from "./server.ts";
@@ -12,6 +13,7 @@ import { NatsStartError } from "./nats/errors.ts";
 import { DataDirBusyError } from "./embedded/data_dir_lock.ts";
 import { RequestError } from "./errors.ts";
 import { CLUSTER_STRING_FLAGS, clusterOverrides, NATS_FLAGS_HELP } from "./cluster_flags.ts";
+import { listenProblem } from "./listen_errors.ts";
 
 const HELP = `Usage: parley serve [OPTIONS]
 
@@ -94,7 +96,9 @@ export async function run(args: string[]): Promise<number> {
     });
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
-    console.error(`parley serve: ${e.message}`);
+    console.error(
+      `${e.cause instanceof ConfigFileError ? "parley" : "parley serve"}: ${e.message}`,
+    );
     return 2;
   }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
@@ -132,7 +136,16 @@ export async function run(args: string[]): Promise<number> {
       console.error(`parley serve: ${e.message}`);
       return 2;
     }
-    throw e;
+    const problem = listenProblem(e, config.hostname, config.port);
+    if (problem) {
+      console.error(`parley: ${problem.message}`);
+      return problem.exit;
+    }
+    // Anything else: the message, and the stack only when asked for.
+    console.error(`parley serve: cannot start: ${(e as Error)?.message ?? String(e)}`);
+    if (level === "debug") console.error((e as Error)?.stack ?? "");
+    else console.error("(run with --log-level debug for the details)");
+    return 1;
   }
   const scheme = server.tls ? "parley" : "parley+plain";
   const address = `${scheme}://${_urlHost(server.hostname)}:${server.port}`;
