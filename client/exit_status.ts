@@ -89,17 +89,18 @@ export function reportCliError(e: unknown, options: { json?: boolean } = {}): nu
 
 /**
  * {@linkcode ParleyClient.connect} for a command: a failure before the login
- * completes that is not about credentials, trust or a refused login (a ban)
- * means the server could not be reached or does not speak Parley
- * ({@linkcode EXIT.unreachable}).
+ * completes that is not about credentials or trust and not the server's own
+ * answer (a wrong key, a ban, too many logins) means the server could not be
+ * reached or does not speak Parley ({@linkcode EXIT.unreachable}).
  */
 export async function connectForCommand(options: ClientOptions): Promise<ParleyClient> {
   try {
     return await ParleyClient.connect(options);
   } catch (e) {
+    // The server answered (a refused or rate-limited login): it is there and speaks Parley.
+    if (e instanceof RemoteError) throw e;
     const code = exitCodeFor(e);
-    if (code === EXIT.usage || code === EXIT.auth || code === EXIT.refused) throw e;
-    if (code === EXIT.unreachable) throw e;
+    if (code === EXIT.usage || code === EXIT.auth || code === EXIT.unreachable) throw e;
     throw new ExitError(EXIT.unreachable, errorMessage(e), { cause: e });
   }
 }
