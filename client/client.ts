@@ -25,6 +25,16 @@ import { dialTls, PinMismatchError } from "./tls_connect.ts";
 /** Connection state as seen by the application. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
 
+/** The next reconnect attempt, while the client is reconnecting. */
+export interface ReconnectRetry {
+  /** Attempt number, from 1. */
+  attempt: number;
+  /** When the attempt starts (ms since the epoch). */
+  at: number;
+  /** Why the previous attempt (or the connection) failed. */
+  why?: Error;
+}
+
 /** Options for {@linkcode ParleyClient.connect}. */
 export interface ClientOptions extends Credentials {
   /** Reconnect after a lost connection. Default false. */
@@ -54,6 +64,8 @@ export class ParleyClient {
   #listeners = new Map<string, Set<_Listener>>();
   #stateListeners = new Set<(s: ClientState, why?: Error) => void>();
   #reconnectHooks: (() => Promise<void> | void)[] = [];
+  #retryListeners = new Set<(retry: ReconnectRetry) => void>();
+  #retry: ReconnectRetry | undefined;
   #opened: Promise<void> = Promise.resolve();
   #stop = new AbortController();
   /** Index in the server list of the node this client is (or was last) connected to. */
@@ -101,6 +113,17 @@ export class ParleyClient {
   onState(fn: (s: ClientState, why?: Error) => void): () => void {
     this.#stateListeners.add(fn);
     return () => this.#stateListeners.delete(fn);
+  }
+
+  /** The next reconnect attempt while reconnecting; undefined otherwise. */
+  get retry(): ReconnectRetry | undefined {
+    return this.#state === "reconnecting" ? this.#retry : undefined;
+  }
+
+  /** Subscribes to reconnect attempts: called once per attempt, before its wait. */
+  onRetry(fn: (retry: ReconnectRetry) => void): () => void {
+    this.#retryListeners.add(fn);
+    return () => this.#retryListeners.delete(fn);
   }
 
   /** Runs `fn` after every successful reconnect, before queued calls proceed (e.g. to rejoin rooms). */
@@ -265,7 +288,10 @@ export class ParleyClient {
       this.#opened = new Promise((r) => (resolveOpened = r));
       this.#setState("reconnecting", why);
       let delay = this.options.backoffMs ?? 200;
-      while (!this.#stop.signal.aborted) {
+      let lastError: Error | undefined = why;
+      for (let attempt = 1; !this.#stop.signal.aborted; attempt++) {
+        this.#retry = { attempt, at: Date.now() + delay, ...(lastError ? { why: lastError } : {}) };
+        for (const fn of this.#retryListeners) fn(this.#retry);
         await new Promise((r) => setTimeout(r, delay));
         if (this.#stop.signal.aborted) break;
         try {
@@ -278,9 +304,11 @@ export class ParleyClient {
             resolveOpened();
             return;
           }
+          lastError = e instanceof Error ? e : new Error(String(e));
           delay = Math.min(delay * 2, this.options.maxBackoffMs ?? 5_000);
           continue;
         }
+        this.#retry = undefined;
         this.#state = "open";
         for (const hook of this.#reconnectHooks) {
           try {

@@ -4,8 +4,13 @@
  * current room, runs `/commands` (chat built-ins and plug-ins), and prints
  * incoming messages above the prompt without disturbing what is being typed.
  *
- * Commands run one at a time, in order; plain lines are sent at once, even
- * while a long command (an upload, a remote process) runs.
+ * Commands run one at a time, in order; plain lines are sent at once.
+ * Transfers and remote commands run as background jobs (`client/repl_jobs.ts`):
+ * chat and other commands go on meanwhile, `/jobs` lists them, `/cancel N`
+ * stops one, and on a terminal one status line per transfer (bytes, rate,
+ * ETA) is redrawn above the prompt. While the connection is down, a status
+ * line says when the next attempt is and what waits for it; plain lines typed
+ * meanwhile are queued and sent, in order, after the reconnect.
  *
  * @module
  */
@@ -15,7 +20,9 @@ import { bold, cyan, red } from "@std/fmt/colors";
 import type { ChatClient } from "./chat/chat_client.ts";
 import { formatEvent, type FormatOptions } from "./chat/chat_format.ts";
 import type { ChatEvent } from "./chat/chat_types.ts";
-import type { ReplCommand, ReplContext } from "./repl_command.ts";
+import type { ForegroundInput, ReplCommand, ReplContext } from "./repl_command.ts";
+import { type Job, jobCommands, Jobs, type JobSpec } from "./repl_jobs.ts";
+import type { ReconnectRetry } from "./client.ts";
 import { createCompleter } from "./repl_completer.ts";
 import { loadHistory, saveHistory } from "./repl_history.ts";
 import { RemoteError } from "../protocol/errors.ts";
@@ -66,6 +73,19 @@ export class Repl {
   #lastSigint = 0;
   #offChat: (() => void) | undefined;
   #context: ReplContext;
+  #jobs: Jobs;
+  /** The job that reads typed lines, if any. */
+  #fg: { job: Job; input: ForegroundInput } | undefined;
+  /** Asking whether to cancel running jobs and quit. */
+  #asking = false;
+  /** Status lines now drawn above the prompt. */
+  #drawn: string[] = [];
+  #statusTimer: ReturnType<typeof setInterval> | undefined;
+  /** Plain lines typed while not connected, sent after the reconnect. */
+  #held: { target: ChatTarget; text: string }[] = [];
+  /** Commands waiting in the queue. */
+  #waiting = 0;
+  #retry: ReconnectRetry | undefined;
 
   constructor(options: ReplOptions) {
     this.#o = options;
@@ -75,6 +95,12 @@ export class Repl {
     this.#target = options.room === undefined ? undefined : { room: options.room };
     this.#finished = new Promise((r) => (this.#finish = r));
     this.#context = this.#makeContext();
+    this.#jobs = new Jobs((l) => this.print(l), () => this.#statusChanged());
+  }
+
+  /** Running background jobs. */
+  get jobs(): Jobs {
+    return this.#jobs;
   }
 
   /** The context plug-in commands run with. */
@@ -122,21 +148,67 @@ export class Repl {
   /** Runs until `/quit`, end of input, or a closed connection. Returns the exit code. */
   async run(): Promise<number> {
     this.#commands = this.#o.commands(this);
+    for (const c of jobCommands(this.#jobs)) {
+      if (!this.#commands.some((x) => x.name === c.name)) this.#commands.push(c);
+    }
     this.#offChat = this.chat.onEvent((e) => this.#onChat(e));
     this.#history = this.tty ? await loadHistory(this.#o.historyFile) : [];
-    const offState = this.chat.client.onState((s, why) => {
-      if (s === "closed" && this.#state === "running") {
-        this.print(this.#err(`connection closed${why ? `: ${why.message}` : ""}`));
-        this.quit(1);
-      }
-    });
+    const offState = this.chat.client.onState((s, why) => this.#onState(s, why));
+    const offRetry = this.chat.client.onRetry((r) => this.#onRetry(r));
     this.#open();
     try {
       return await this.#finished;
     } finally {
       offState();
+      offRetry();
       this.#offChat?.();
+      clearInterval(this.#statusTimer);
     }
+  }
+
+  #onState(s: string, why?: Error): void {
+    if (s === "open") {
+      this.#retry = undefined;
+      this.#statusChanged();
+      const held = this.#held.splice(0);
+      if (held.length > 0) {
+        this.print(`-- sending ${_plural(held.length, "queued line")}`);
+        for (const h of held) this.#send(h.text, h.target);
+      }
+    } else if (s === "closed") {
+      this.#retry = undefined;
+      for (const h of this.#held.splice(0)) this.print(this.#err(`not sent: ${h.text}`));
+      if (this.#state === "running") {
+        this.print(this.#err(`connection closed${why ? `: ${why.message}` : ""}`));
+        this.#quitNow(1, true);
+      }
+    }
+  }
+
+  #onRetry(r: ReconnectRetry): void {
+    this.#retry = r;
+    if (this.tty) {
+      this.#statusChanged();
+      return;
+    }
+    // without a terminal, one line per attempt that waits long enough to matter
+    if (r.at - Date.now() >= 1000) this.print(this.#offlineLine());
+  }
+
+  /** `not connected — retrying in 4 s; 2 lines queued`. */
+  #offlineLine(): string {
+    const r = this.#retry;
+    const secs = r ? Math.max(0, Math.ceil((r.at - Date.now()) / 1000)) : 0;
+    const what = [];
+    if (this.#held.length) what.push(`${_plural(this.#held.length, "line")} queued`);
+    if (this.#waiting) what.push(`${_plural(this.#waiting, "command")} waiting`);
+    return `not connected — ${secs > 0 ? `retrying in ${secs} s` : "retrying now"}` +
+      (what.length ? `; ${what.join(", ")} (sent after the reconnect)` : "");
+  }
+
+  /** Whether plain lines must wait for a reconnect. */
+  #offline(): boolean {
+    return this.chat.client.state === "reconnecting";
   }
 
   /** Prints a line above the prompt, keeping the user's partial input intact. */
@@ -146,25 +218,86 @@ export class Repl {
       process.stdout.write(line + "\n");
       return;
     }
+    this.#redraw(line);
+  }
+
+  /** Redraws the status lines and the prompt (after `line`, if given). */
+  #redraw(line?: string): void {
+    const rl = this.#rl;
+    if (!this.tty || !rl) return;
     const out = process.stdout;
-    const rows = rl.getCursorPos().rows;
-    if (rows > 0) readline.moveCursor(out, 0, -rows);
+    const up = rl.getCursorPos().rows + this.#drawn.length;
+    if (up > 0) readline.moveCursor(out, 0, -up);
     readline.cursorTo(out, 0);
     readline.clearScreenDown(out);
-    out.write(line + "\n");
+    const status = this.#state === "done" ? [] : this.#statusLines();
+    out.write([...(line === undefined ? [] : [line]), ...status].map((l) => l + "\n").join(""));
+    this.#drawn = status;
     // readline would move up by the rows of the old input; it is redrawn from here
     (rl as unknown as { prevRows: number }).prevRows = 0;
     rl.prompt(true);
   }
 
-  /** Ends the REPL after running work finishes. */
+  #statusLines(): string[] {
+    const columns = process.stdout.columns || 80;
+    const lines = this.#jobs.statusLines(columns);
+    if (this.#retry) lines.push(this.#offlineLine().slice(0, Math.max(10, columns - 1)));
+    return this.color ? lines.map((l) => cyan(l)) : lines;
+  }
+
+  /** Something in the status area may have changed: redraw it, at most 5 times a second. */
+  #statusChanged(): void {
+    if (!this.tty) return;
+    if (this.#statusTimer !== undefined) return;
+    const tick = () => {
+      const next = this.#rl ? this.#statusLines() : this.#drawn;
+      if (next.join("\n") !== this.#drawn.join("\n")) this.#redraw();
+      if (next.length === 0 && this.#drawn.length === 0) {
+        clearInterval(this.#statusTimer);
+        this.#statusTimer = undefined;
+      }
+    };
+    this.#statusTimer = setInterval(tick, 200);
+    tick();
+  }
+
+  /**
+   * Ends the REPL after running work finishes. With jobs running, a terminal
+   * asks whether to cancel them (a second `/quit` or Ctrl-C says yes);
+   * without one, the REPL waits for them (Ctrl-C cancels them).
+   */
   quit(code = 0): void {
     if (this.#state !== "running") return;
+    if (this.#asking) {
+      this.#asking = false;
+      this.#quitNow(code, true);
+      return;
+    }
+    if (this.tty && this.#jobs.size > 0) {
+      this.#asking = true;
+      this.#refreshPrompt();
+      return;
+    }
+    this.#quitNow(code, false);
+  }
+
+  #quitNow(code: number, cancel: boolean): void {
+    if (this.#state !== "running") return;
     this.#state = "quitting";
+    this.#refreshPrompt();
+    // floating-ok: the REPL's end is awaited through #finished
     void (async () => {
+      if (cancel) await this.#jobs.cancelAll();
       await Promise.allSettled([...this.#sends]);
       await this.#queue;
+      if (this.#jobs.size > 0) {
+        if (this.tty) await this.#jobs.cancelAll();
+        else await this.#waitForJobs();
+      }
       this.#state = "done";
+      clearInterval(this.#statusTimer);
+      this.#statusTimer = undefined;
+      if (this.#drawn.length > 0) this.#redraw();
       this.#rl?.close();
       if (this.tty) {
         await saveHistory(this.#o.historyFile, this.#history).catch((e) =>
@@ -178,7 +311,29 @@ export class Repl {
     });
   }
 
+  /** Without a terminal, quitting waits for the jobs; Ctrl-C (SIGINT) cancels them. */
+  async #waitForJobs(): Promise<void> {
+    this.print(`waiting for ${this.#jobs.summary()} to finish (Ctrl-C cancels them)`);
+    const onSignal = () => {
+      this.print(`cancelling ${this.#jobs.summary()}`);
+      // floating-ok: settle() below waits for the cancelled jobs to end
+      void this.#jobs.cancelAll();
+    };
+    Deno.addSignalListener("SIGINT", onSignal);
+    try {
+      await this.#jobs.settle();
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+    }
+  }
+
   #prompt(): string {
+    if (this.#asking) {
+      const q = `${this.#jobs.summary()} running: cancel them and quit? [y/N] `;
+      return this.color ? bold(red(q)) : q;
+    }
+    const fg = this.#fg;
+    if (fg) return this.color ? bold(cyan(`[!${fg.input.label}] `)) : `[!${fg.input.label}] `;
     const t = this.#target;
     const p = t === undefined
       ? "[no room: /join ROOM] "
@@ -221,6 +376,28 @@ export class Repl {
       if (this.#rl === rl) this.#rl = undefined;
       if (this.tty) this.#history = [...(rl as unknown as { history: string[] }).history ?? []];
       if (this.#state !== "running") return;
+      const fg = this.#fg;
+      if (fg) {
+        // Ctrl-D: end the job's input; it goes on in the background
+        this.#fg = undefined;
+        fg.input.line(null);
+        if (!this.tty) return this.quit(0);
+        const note = setTimeout(() => {
+          fg.job.print(`input ended; it runs on in the background (/jobs, /cancel ${fg.job.id})`);
+        }, 1000);
+        fg.job.ended.then(() => clearTimeout(note)).catch(() => {}); // ended never rejects
+        queueMicrotask(() => this.#state === "running" && this.#open());
+        return;
+      }
+      if (this.tty && (this.#jobs.size > 0 || this.#asking)) {
+        // Ctrl-D with jobs running: ask first (a second Ctrl-D says yes)
+        queueMicrotask(() => {
+          if (this.#state !== "running") return;
+          this.#open();
+          this.quit(0);
+        });
+        return;
+      }
       const input = this.#inputs.at(-1);
       if (input) {
         input(null);
@@ -238,6 +415,17 @@ export class Repl {
   }
 
   #onSigint(): void {
+    if (this.#asking || this.#state === "quitting") {
+      this.#asking = false;
+      if (this.#state === "running") this.#quitNow(0, true);
+      else void this.#jobs.cancelAll(); // floating-ok: quitting waits for the jobs
+      return;
+    }
+    const fg = this.#fg;
+    if (fg) {
+      fg.input.interrupt();
+      return;
+    }
     const handler = this.#interrupts.at(-1);
     if (handler) {
       handler();
@@ -261,6 +449,20 @@ export class Repl {
 
   #onLine(line: string): void {
     if (this.#state !== "running") return;
+    if (this.#asking) {
+      this.#asking = false;
+      const answer = line.trim().toLowerCase();
+      if (answer === "y" || answer === "yes" || answer === "/quit") return this.#quitNow(0, true);
+      this.#refreshPrompt();
+      this.print("not quitting; /jobs lists what runs, /cancel N stops one");
+      return;
+    }
+    const fg = this.#fg;
+    if (fg) {
+      fg.input.line(line);
+      if (this.tty) this.#rl?.prompt();
+      return;
+    }
     const input = this.#inputs.at(-1);
     if (input) {
       input(line);
@@ -275,10 +477,18 @@ export class Repl {
     this.#send(line.startsWith("//") ? line.slice(1) : line);
   }
 
-  #send(text: string): void {
-    const target = this.#target;
+  #send(text: string, to?: ChatTarget): void {
+    const target = to ?? this.#target;
     if (target === undefined) {
       this.print(this.#err("not sent: you are in no room; /join ROOM, or /msg USER TEXT"));
+      return;
+    }
+    if (this.#offline() || this.#held.length > 0) {
+      this.#held.push({ target, text });
+      this.print(
+        `-- not connected: queued, sent after the reconnect (${this.#held.length} waiting)`,
+      );
+      this.#statusChanged();
       return;
     }
     const p: Promise<void> = this.chat.send(target, text).then(
@@ -289,7 +499,15 @@ export class Repl {
   }
 
   #enqueue(commandLine: string): void {
-    this.#queue = this.#queue.then(() => this.#runCommand(commandLine));
+    if (this.#offline()) {
+      this.print(`-- not connected: /${commandLine.split(/\s/)[0]} runs after the reconnect`);
+    }
+    this.#waiting++;
+    this.#statusChanged();
+    this.#queue = this.#queue.then(() => this.#runCommand(commandLine)).finally(() => {
+      this.#waiting--;
+      this.#statusChanged();
+    });
   }
 
   async #runCommand(commandLine: string): Promise<void> {
@@ -347,6 +565,20 @@ export class Repl {
     return [...rooms];
   }
 
+  #startJob(spec: JobSpec, input?: ForegroundInput): Job {
+    const job = this.#jobs.start(spec);
+    if (input) {
+      this.#fg = { job, input };
+      this.#refreshPrompt();
+      job.ended.then(() => {
+        if (this.#fg?.job !== job) return;
+        this.#fg = undefined;
+        this.#refreshPrompt();
+      }).catch(() => {}); // ended never rejects
+    }
+    return job;
+  }
+
   #err(text: string): string {
     return this.color ? red(text) : text;
   }
@@ -387,12 +619,17 @@ export class Repl {
           repl.#inputs.splice(repl.#inputs.lastIndexOf(onLine), 1);
         }
       },
+      startJob: (spec, input) => repl.#startJob(spec, input),
       message: (id) => {
         const m = repl.chat.message(id);
         return m ? { ...m } : undefined;
       },
     };
   }
+}
+
+function _plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function _describe(e: unknown): string {

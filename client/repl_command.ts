@@ -7,6 +7,22 @@
  */
 import type { ParleyClient } from "./client.ts";
 import type { ChatTarget } from "./chat/chat_types.ts";
+import type { JobHandle, JobSpec } from "./repl_jobs.ts";
+
+/**
+ * A job that reads what the user types: while it is in the foreground the
+ * prompt shows `[!LABEL] `, typed lines go to `line`, Ctrl-C calls
+ * `interrupt`, and Ctrl-D calls `line(null)` and sends the job to the
+ * background.
+ */
+export interface ForegroundInput {
+  /** Shown in the prompt, e.g. `cat`. */
+  label: string;
+  /** A typed line, or null at end of input. */
+  line(text: string | null): void;
+  /** Ctrl-C. */
+  interrupt(): void;
+}
 
 /** What a REPL command can use while it runs. */
 export interface ReplContext {
@@ -29,6 +45,12 @@ export interface ReplContext {
   withInterrupt<T>(onInterrupt: () => void, fn: () => Promise<T>): Promise<T>;
   /** Lines typed by the user while `fn` runs are passed to `onLine` (e.g. remote stdin). */
   withInput<T>(onLine: (line: string | null) => void, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Starts a background job (a transfer, a remote command) and returns at
+   * once: `/jobs` lists it, `/cancel N` stops it, its progress shows above
+   * the prompt. With `input`, it is the foreground job until its input ends.
+   */
+  startJob(spec: JobSpec, input?: ForegroundInput): JobHandle;
   /** Recently seen chat messages by id, for commands that act on a message (e.g. `/get` of a shared file). */
   message(id: string): Record<string, unknown> | undefined;
 }

@@ -1,8 +1,10 @@
 /**
  * Exec commands for the REPL: `/exec CMD…` (or `!CMD…`) runs a command on
- * the server and streams its output live above the prompt. While it runs,
- * Ctrl-C sends SIGINT to the remote command instead of leaving the REPL, and
- * lines typed go to its stdin (an empty input, Ctrl-D, sends end of input).
+ * the server as a job and streams its output live above the prompt. In the
+ * foreground the prompt shows `[!CMD] `, Ctrl-C sends SIGINT to the remote
+ * command instead of leaving the REPL, and lines typed go to its stdin;
+ * Ctrl-D ends its input and lets it run on in the background. `CMD &` runs
+ * it in the background from the start (its output lines marked `[N]`).
  * `/exec @NODE CMD…` runs it on another cluster node; `/nodes` lists them.
  *
  * @module
@@ -11,6 +13,7 @@ import { red } from "@std/fmt/colors";
 import { parseExecLine } from "./exec_line.ts";
 import { formatExecNodes, listExecNodes, RemoteExec } from "./exec_remote.ts";
 import type { ReplCommand, ReplContext } from "../repl_command.ts";
+import type { JobHandle } from "../repl_jobs.ts";
 
 /** Turns byte chunks into whole lines for `print`, keeping a partial last line. */
 class _LinePrinter {
@@ -36,9 +39,21 @@ class _LinePrinter {
   }
 }
 
-const _USAGE = "usage: /exec [@NODE] CMD [ARGS…]  (or !CMD)";
+const _USAGE = "usage: /exec [@NODE] CMD [ARGS…] [&]  (or !CMD)";
 
-async function _exec(ctx: ReplContext, line: string): Promise<void> {
+/** The prompt label of a command line: its first word, cut short. */
+function _label(line: string): string {
+  const first = line.trim().split(/\s+/)[0] ?? "";
+  return first.length > 16 ? `${first.slice(0, 15)}…` : first;
+}
+
+/**
+ * Starts `line` as a job. In the foreground (the default) typed lines go to
+ * its stdin and the prompt shows `[!CMD] `; Ctrl-D ends its input and sends
+ * it to the background. A trailing `&` starts it in the background with its
+ * input closed; its output lines are marked `[N]`.
+ */
+function _exec(ctx: ReplContext, line: string): void {
   let node: string | undefined;
   const at = /^\s*@(\S*)\s*(.*)$/s.exec(line);
   if (at) {
@@ -46,14 +61,20 @@ async function _exec(ctx: ReplContext, line: string): Promise<void> {
     node = at[1];
     line = at[2]!;
   }
+  // `CMD &` (not `&&`): run in the background
+  const amp = /(?:^|[^&])\s+&\s*$/.test(" " + line);
+  if (amp) line = line.replace(/\s*&\s*$/, "");
   if (!line.trim()) throw new Error(_USAGE);
   const parsed = {
     ...parseExecLine(line),
     ...(node !== undefined && node !== "local" ? { node } : {}),
   };
-  const out = new _LinePrinter((l) => ctx.print(l));
-  const err = new _LinePrinter((l) => ctx.print(ctx.color ? red(l) : l));
   const enc = new TextEncoder();
+  const background = amp;
+  let job: JobHandle | undefined;
+  const show = (l: string) => background && job ? job.print(l) : ctx.print(l);
+  const out = new _LinePrinter(show);
+  const err = new _LinePrinter((l) => show(ctx.color ? red(l) : l));
   let run: RemoteExec;
   try {
     run = RemoteExec.start(ctx.client, parsed, {
@@ -63,25 +84,58 @@ async function _exec(ctx: ReplContext, line: string): Promise<void> {
   } catch (e) {
     throw new Error(`cannot run the command: ${(e as Error).message}`);
   }
-  const result = await ctx.withInterrupt(
-    () => void run.signal("SIGINT").catch(() => {}),
-    () =>
-      ctx.withInput((typed) => {
-        if (typed === null) run.endInput();
-        else void run.write(enc.encode(typed + "\n")).catch(() => {});
-      }, () => run.done),
-  ).catch((e: Error) => {
-    if ("shell" in parsed && /shell/.test(e.message)) {
-      throw new Error(`${e.message}; quote special characters to pass them literally`);
-    }
-    throw e;
-  }).finally(() => {
-    out.flush();
-    err.flush();
-  });
-  if (result.timedOut) ctx.print(`[timed out after ${(result.durationMs / 1000).toFixed(1)} s]`);
-  if (result.signal) ctx.print(`[killed by ${result.signal}]`);
-  else if (result.code !== 0) ctx.print(`[exit ${result.code}]`);
+  if (amp) run.endInput();
+  const name = line.trim().length > 40 ? `${line.trim().slice(0, 39)}…` : line.trim();
+  ctx.startJob(
+    {
+      kind: "exec",
+      name,
+      ...(amp ? { title: `running ${name} in the background` } : {}),
+      run: async (j) => {
+        job = j;
+        j.onCancel(() => run.abort());
+        let result;
+        try {
+          result = await run.done;
+        } catch (e) {
+          if ("shell" in parsed && /shell/.test((e as Error).message)) {
+            throw new Error(
+              `${(e as Error).message}; quote special characters to pass them literally`,
+            );
+          }
+          throw e;
+        } finally {
+          out.flush();
+          err.flush();
+        }
+        // unmarked in the foreground, `[N] …` in the background
+        const end = result.timedOut
+          ? `[timed out after ${(result.durationMs / 1000).toFixed(1)} s]`
+          : result.signal
+          ? `[killed by ${result.signal}]`
+          : result.code !== 0
+          ? `[exit ${result.code}]`
+          : background
+          ? `${name}: done`
+          : undefined;
+        if (end !== undefined) show(end);
+        return undefined;
+      },
+    },
+    amp ? undefined : {
+      label: _label(line),
+      line: (typed) => {
+        if (typed === null) {
+          run.endInput();
+        } else {
+          // floating-ok: a write after the command ended has nowhere to go
+          void run.write(enc.encode(typed + "\n")).catch(() => {});
+        }
+      },
+      // floating-ok: the command may have ended meanwhile
+      interrupt: () => void run.signal("SIGINT").catch(() => {}),
+    },
+  );
 }
 
 /** REPL exec commands. */
@@ -89,10 +143,14 @@ export const EXEC_REPL_COMMANDS: ReplCommand[] = [
   {
     name: "exec",
     aliases: ["!"],
-    usage: "/exec [@NODE] CMD [ARGS…]   (or !CMD [ARGS…])",
-    summary: "run a command on the server (or on cluster node NODE); Ctrl-C interrupts it, " +
-      "typed lines go to its stdin",
-    run: (ctx, args, rest) => _exec(ctx, rest.trim() ? rest : args.join(" ")),
+    usage: "/exec [@NODE] CMD [ARGS…] [&]   (or !CMD [ARGS…] [&])",
+    summary: "run a command on the server (or on cluster node NODE); typed lines go to its " +
+      "stdin, Ctrl-C interrupts it, Ctrl-D ends its input (it runs on in the background); " +
+      "a trailing & runs it in the background",
+    run: (ctx, args, rest) => {
+      _exec(ctx, rest.trim() ? rest : args.join(" "));
+      return Promise.resolve();
+    },
   },
   {
     name: "nodes",

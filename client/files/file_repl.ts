@@ -9,12 +9,14 @@
  */
 import { basename, dirname, join } from "@std/path";
 import { RemoteError } from "../../protocol/errors.ts";
-import type { ParleyClient } from "../client.ts";
 import { formatEntry } from "./file_commands.ts";
 import { listRemote } from "./file_list.ts";
 import type { ReplCommand, ReplContext } from "../repl_command.ts";
-import { hashLocalFile, type TransferProgress, type TransferResult } from "./transfer_common.ts";
-import { downloadFile, type DownloadSource, statSource } from "./transfer_download.ts";
+import { JobCancelled, type JobHandle, type JobSpec } from "../repl_jobs.ts";
+import { quoteWord } from "../repl_words.ts";
+import { ParleyClient } from "../client.ts";
+import { hashLocalFile } from "./transfer_common.ts";
+import { downloadFile, type DownloadSource, PART_SUFFIX, statSource } from "./transfer_download.ts";
 import { formatBytes, summaryLine } from "./transfer_progress.ts";
 import { downloadTree, uploadTree } from "./transfer_tree.ts";
 import { uploadFile } from "./transfer_upload.ts";
@@ -36,8 +38,6 @@ import { CHAT_SEND } from "../../protocol/ops/chat.ts";
 /** The `path` prefix a chat file reference uses for a shared file. */
 export const SHARED_PREFIX = "shared:";
 
-const _PROGRESS_EVERY_MS = 5000;
-
 function _flags(args: string[]): { pos: string[]; has: (...names: string[]) => boolean } {
   const pos = args.filter((a) => !a.startsWith("-") || a === "-");
   const set = new Set(args.filter((a) => a.startsWith("-") && a !== "-"));
@@ -49,31 +49,34 @@ function _flags(args: string[]): { pos: string[]; has: (...names: string[]) => b
   return { pos, has: (...names) => names.some((n) => set.has(n)) };
 }
 
-/** Prints a progress line now and then (the prompt stays usable). */
-function _progress(ctx: ReplContext, label: string): (p: TransferProgress) => void {
-  let last = Date.now();
-  let t0 = Date.now();
-  let start = 0;
-  let phase = "";
-  return (p) => {
-    const now = Date.now();
-    if (p.phase !== phase) {
-      phase = p.phase;
-      t0 = now;
-      last = now;
-      start = p.done;
-    }
-    if (now - last < _PROGRESS_EVERY_MS) return;
-    last = now;
-    const rate = (p.done - start) / Math.max(0.001, (now - t0) / 1000);
-    const eta = rate > 0 ? Math.ceil((p.total - p.done) / rate) : 0;
-    const pct = p.total > 0 ? Math.floor((p.done * 100) / p.total) : 100;
-    ctx.print(
-      `${p.phase === "hash" ? "checksum" : label} ${pct}% ${formatBytes(p.done)}/${
-        formatBytes(p.total)
-      } ${formatBytes(rate)}/s ETA ${eta} s`,
-    );
-  };
+/**
+ * Runs a transfer as a background job over a connection of its own (so chat
+ * never waits behind file bytes, and cancelling closes just that
+ * connection: the server keeps an upload's part, the client a download's
+ * `.parley-part`, and the same command resumes). The job's connection starts
+ * in the REPL's remote directory.
+ */
+async function _transferJob(
+  ctx: ReplContext,
+  spec: Omit<JobSpec, "run">,
+  work: (client: ParleyClient, job: JobHandle) => Promise<string | undefined>,
+): Promise<void> {
+  const { cwd } = await ctx.client.call(FILE_PWD) as FileCwdReply;
+  ctx.startJob({
+    ...spec,
+    run: async (job) => {
+      if (job.cancelled) throw new JobCancelled();
+      const client = await ParleyClient.connect({ ...ctx.client.options, reconnect: true });
+      // floating-ok: closing ends the transfer, which the job awaits
+      job.onCancel(() => void client.close());
+      try {
+        if (cwd !== "~") await client.call(FILE_CD, { path: cwd });
+        return await work(client, job);
+      } finally {
+        await client.close();
+      }
+    },
+  });
 }
 
 async function _completeLocal(partial: string): Promise<string[]> {
@@ -141,29 +144,44 @@ function _shareSource(ctx: ReplContext, id: string): DownloadSource | undefined 
   return { path: file.path };
 }
 
+/** `a b.txt` → `'a b.txt'`: words as the REPL reads them back. */
+function _cmd(...words: (string | undefined)[]): string {
+  return words.filter((w) => w !== undefined).map((w) => quoteWord(w!)).join(" ");
+}
+
 const put: ReplCommand = {
   name: "put",
   usage: "/put LOCAL [REMOTE] [--overwrite] [--no-resume] [-r] [-p]",
-  summary: "upload a file (or a directory with -r)",
+  summary: "upload a file (or a directory with -r) in the background (/jobs, /cancel N)",
   async run(ctx, args) {
     const { pos, has } = _flags(args);
     const local = pos[0];
     if (!local || pos.length > 2) throw new Error(`usage: ${this.usage}`);
-    const info = await Deno.stat(local);
-    const opts = {
+    const info = await Deno.stat(local).catch(() => {
+      throw new Error(`cannot read ${local}: no such file or directory`);
+    });
+    const base = {
       overwrite: has("--overwrite"),
       resume: !has("--no-resume"),
       parents: has("-p", "--parents"),
-      onProgress: _progress(ctx, "upload"),
     };
     let remote = pos[1] ?? basename(local);
+    const again = `/put ${_cmd(...args)}`;
     if (info.isDirectory) {
       if (!has("-r", "-R")) throw new Error(`${local} is a directory; use /put -r`);
-      const tree = await uploadTree(ctx.client, local, remote, {
-        ...opts,
-        onFile: (r) => ctx.print(summaryLine("uploaded", r)),
+      await _transferJob(ctx, {
+        kind: "upload",
+        name: basename(local),
+        title: `uploading the directory ${local}`,
+        cancelNote: `${again} resumes it`,
+      }, async (client, job) => {
+        const tree = await uploadTree(client, local, remote, {
+          ...base,
+          onProgress: (p) => job.progress(p),
+          onFile: (r) => job.print(summaryLine("uploaded", r)),
+        });
+        return `uploaded ${tree.files.length} files in ${tree.dirs} directories from ${local}`;
       });
-      ctx.print(`uploaded ${tree.files.length} files in ${tree.dirs} directories`);
       return;
     }
     if (pos[1] !== undefined) {
@@ -171,8 +189,16 @@ const put: ReplCommand = {
         await statSource(ctx.client, { path: pos[1] }).then((s) => s.type === "dir", () => false);
       if (isDir) remote = `${pos[1].replace(/\/+$/, "")}/${basename(local)}`;
     }
-    ctx.print(`uploading ${local} (${formatBytes(info.size)})…`);
-    ctx.print(summaryLine("uploaded", await uploadFile(ctx.client, local, remote, opts)));
+    await _transferJob(ctx, {
+      kind: "upload",
+      name: basename(local),
+      title: `uploading ${local} (${formatBytes(info.size)}) in the background`,
+      cancelNote: `the part sent is kept; ${again} resumes it`,
+    }, async (client, job) =>
+      summaryLine(
+        "uploaded",
+        await uploadFile(client, local, remote, { ...base, onProgress: (p) => job.progress(p) }),
+      ));
   },
   complete(ctx, partial, argIndex) {
     return argIndex === 0 ? _completeLocal(partial) : _completeRemote(ctx.client, partial);
@@ -182,7 +208,7 @@ const put: ReplCommand = {
 const get: ReplCommand = {
   name: "get",
   usage: "/get REMOTE|MSGID [LOCAL] [--overwrite] [--no-resume] [-r]",
-  summary: "download a file, or the file shared in message MSGID",
+  summary: "download a file, or the file shared in message MSGID, in the background",
   async run(ctx, args) {
     const { pos, has } = _flags(args);
     const what = pos[0];
@@ -192,24 +218,39 @@ const get: ReplCommand = {
     const st = await statSource(ctx.client, source);
     let local = pos[1] ?? st.name;
     const li = pos[1] ? await Deno.stat(pos[1]).catch(() => undefined) : undefined;
-    if (li?.isDirectory && st.type === "file") local = join(pos[1]!, st.name);
-    const opts = {
-      overwrite: has("--overwrite"),
-      resume: !has("--no-resume"),
-      onProgress: _progress(ctx, "download"),
-    };
+    if (st.type === "file" && (li?.isDirectory || pos[1]?.endsWith("/"))) {
+      if (!li?.isDirectory) throw new Error(`${pos[1]} is not a directory here`);
+      local = join(pos[1]!, st.name);
+    }
+    const base = { overwrite: has("--overwrite"), resume: !has("--no-resume") };
+    const again = `/get ${_cmd(...args)}`;
     if (st.type === "dir") {
       if (!has("-r", "-R")) throw new Error(`${what} is a directory; use /get -r`);
-      const tree = await downloadTree(ctx.client, what, local, {
-        ...opts,
-        onFile: (r) => ctx.print(summaryLine("downloaded", r)),
+      await _transferJob(ctx, {
+        kind: "download",
+        name: st.name,
+        title: `downloading the directory ${what} into ${local}`,
+        cancelNote: `${again} resumes it`,
+      }, async (client, job) => {
+        const tree = await downloadTree(client, what, local, {
+          ...base,
+          onProgress: (p) => job.progress(p),
+          onFile: (r) => job.print(summaryLine("downloaded", r)),
+        });
+        return `downloaded ${tree.files.length} files into ${local}`;
       });
-      ctx.print(`downloaded ${tree.files.length} files into ${local}`);
       return;
     }
-    ctx.print(`downloading ${st.name} (${formatBytes(st.size)})…`);
-    const r: TransferResult = await downloadFile(ctx.client, source, local, opts);
-    ctx.print(summaryLine("downloaded", r));
+    await _transferJob(ctx, {
+      kind: "download",
+      name: st.name,
+      title: `downloading ${st.name} (${formatBytes(st.size)}) in the background`,
+      cancelNote: `kept ${local}${PART_SUFFIX}; ${again} resumes it`,
+    }, async (client, job) =>
+      summaryLine(
+        "downloaded",
+        await downloadFile(client, source, local, { ...base, onProgress: (p) => job.progress(p) }),
+      ));
   },
   complete(ctx, partial, argIndex) {
     return argIndex === 0 ? _completeRemote(ctx.client, partial) : _completeLocal(partial);
@@ -307,38 +348,47 @@ function _simple(
 const share: ReplCommand = {
   name: "share",
   usage: "/share LOCAL [TEXT]",
-  summary: "upload a file and post it to the current room",
-  async run(ctx, args, rest) {
+  summary: "upload a file in the background and post it to the current room",
+  async run(ctx, args) {
     const local = args[0];
     if (!local) throw new Error(`usage: ${this.usage}`);
-    const text = rest.slice(rest.indexOf(local) + local.length).trim();
+    const text = args.slice(1).join(" ");
     const room = ctx.currentRoom();
     if (room === undefined) throw new Error("you are in no room; /join ROOM first");
-    const info = await Deno.stat(local);
-    if (!info.isFile) throw new Error(`${local} is not a file`);
-    ctx.print(`uploading ${local} (${formatBytes(info.size)}) to share in #${room}…`);
-    const name = basename(local);
-    const { sha256 } = await hashLocalFile(local, _progress(ctx, "upload"));
-    const remote = `~/shared/${sha256.slice(0, 16)}/${name}`;
-    try {
-      await uploadFile(ctx.client, local, remote, {
-        parents: true,
-        sha256,
-        onProgress: _progress(ctx, "upload"),
-      });
-    } catch (e) {
-      // Already uploaded earlier (same content, same name): share that copy.
-      if (!(e instanceof RemoteError && e.code === "exists")) throw e;
-      const st = await ctx.client.call(FILE_STAT, { path: remote, sha256: true }) as FileStatReply;
-      if (st.sha256 !== sha256) throw e;
-    }
-    const s = await ctx.client.call(FILE_SHARE, { path: remote }) as FileShareReply;
-    await ctx.client.call(CHAT_SEND, {
-      room,
-      text: text || `shared ${s.name} (${formatBytes(s.size)})`,
-      file: { path: `${SHARED_PREFIX}${s.id}`, name: s.name, size: s.size, sha256: s.sha256 },
+    const info = await Deno.stat(local).catch(() => {
+      throw new Error(`cannot read ${local}: no such file`);
     });
-    ctx.print(`shared ${s.name} in #${room}; others fetch it with /get MSGID`);
+    if (!info.isFile) throw new Error(`${local} is not a file`);
+    const name = basename(local);
+    await _transferJob(ctx, {
+      kind: "share",
+      name,
+      title: `uploading ${local} (${formatBytes(info.size)}) to share in #${room}`,
+      cancelNote: `/share ${_cmd(...args)} resumes it`,
+    }, async (client, job) => {
+      const { sha256 } = await hashLocalFile(local, (p) => job.progress(p));
+      const remote = `~/shared/${sha256.slice(0, 16)}/${name}`;
+      try {
+        await uploadFile(client, local, remote, {
+          parents: true,
+          sha256,
+          onProgress: (p) => job.progress(p),
+        });
+      } catch (e) {
+        // Already uploaded earlier (same content, same name): share that copy.
+        if (!(e instanceof RemoteError && e.code === "exists")) throw e;
+        const st = await client.call(FILE_STAT, { path: remote, sha256: true }) as FileStatReply;
+        if (st.sha256 !== sha256) throw e;
+      }
+      const s = await client.call(FILE_SHARE, { path: remote }) as FileShareReply;
+      // posted on the REPL's own connection: that one has joined the room
+      await ctx.client.call(CHAT_SEND, {
+        room,
+        text: text || `shared ${s.name} (${formatBytes(s.size)})`,
+        file: { path: `${SHARED_PREFIX}${s.id}`, name: s.name, size: s.size, sha256: s.sha256 },
+      });
+      return `shared ${s.name} in #${room}; others fetch it with /get MSGID`;
+    });
   },
   complete(_ctx, partial, argIndex) {
     return argIndex === 0 ? _completeLocal(partial) : Promise.resolve([]);

@@ -71,3 +71,60 @@ export function createProgress(label: string, enabled: boolean): ProgressDisplay
     },
   };
 }
+
+/** Bytes per second over the last few seconds of a transfer's progress. */
+export class RateMeter {
+  #samples: { t: number; done: number }[] = [];
+  #phase = "";
+  #windowMs: number;
+
+  constructor(windowMs = 3000) {
+    this.#windowMs = windowMs;
+  }
+
+  /** Records `p` at time `now`; a new phase starts afresh. */
+  update(p: TransferProgress, now = Date.now()): void {
+    if (p.phase !== this.#phase) {
+      this.#phase = p.phase;
+      this.#samples = [];
+    }
+    this.#samples.push({ t: now, done: p.done });
+    while (this.#samples.length > 2 && now - this.#samples[1]!.t > this.#windowMs) {
+      this.#samples.shift();
+    }
+  }
+
+  /** The rate in bytes per second (0 until two samples are apart). */
+  get rate(): number {
+    const a = this.#samples[0];
+    const b = this.#samples.at(-1);
+    if (!a || !b || b.t - a.t < 200) return 0;
+    return Math.max(0, (b.done - a.done) / ((b.t - a.t) / 1000));
+  }
+}
+
+/** `1:05`, `12 s`, or `-` for an unknown time. */
+export function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "-";
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/**
+ * One line describing a transfer in flight: bar (when `barWidth` > 0),
+ * percentage, bytes, rate and ETA, e.g.
+ * `[#######-----] 58% 5.8 MiB/10 MiB 1.2 MiB/s ETA 4 s`.
+ */
+export function progressText(p: TransferProgress, rate: number, barWidth = 0): string {
+  const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
+  const filled = Math.round(frac * barWidth);
+  const bar = barWidth > 0 ? `[${"#".repeat(filled)}${"-".repeat(barWidth - filled)}] ` : "";
+  const eta = rate > 0 ? formatEta((p.total - p.done) / rate) : "-";
+  const what = p.phase === "hash" ? "checksum " : "";
+  return `${what}${bar}${Math.floor(frac * 100)}% ${formatBytes(p.done)}/${formatBytes(p.total)} ` +
+    `${rate > 0 ? `${formatBytes(rate)}/s` : "-/s"} ETA ${eta}`;
+}

@@ -1,8 +1,9 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import type { ParleyClient } from "../../client/client.ts";
 import { EXEC_REPL_COMMANDS } from "../../client/exec/exec_repl.ts";
 import { ExecLineError, parseExecLine } from "../../client/exec/exec_line.ts";
-import type { ReplContext } from "../../client/repl_command.ts";
+import type { ForegroundInput, ReplContext } from "../../client/repl_command.ts";
+import { type Job, Jobs, type JobSpec } from "../../client/repl_jobs.ts";
 import { startExecServer } from "./exec_fixtures.ts";
 
 /** A ReplContext that records printed lines and exposes the interrupt and input hooks. */
@@ -13,6 +14,9 @@ class RecordingContext implements ReplContext {
   lines: string[] = [];
   interrupt: (() => void) | undefined;
   input: ((line: string | null) => void) | undefined;
+  jobs = new Jobs((l) => this.print(l), () => {});
+  /** The job started last. */
+  job: Job | undefined;
   #waiters: { text: string; resolve: () => void }[] = [];
 
   constructor(client: ParleyClient) {
@@ -50,6 +54,15 @@ class RecordingContext implements ReplContext {
       this.input = undefined;
     }
   }
+  startJob(spec: JobSpec, input?: ForegroundInput): Job {
+    const job = this.jobs.start(spec);
+    this.job = job;
+    if (input) {
+      this.input = (l) => input.line(l);
+      this.interrupt = () => input.interrupt();
+    }
+    return job;
+  }
   message(): Record<string, unknown> | undefined {
     return undefined;
   }
@@ -79,34 +92,36 @@ Deno.test("/exec prints output lines and the exit status", async () => {
   await using t = await startExecServer();
   const ctx = new RecordingContext(await t.connect("ada"));
   await exec.run(ctx, [], `sh -c 'echo one; echo two >&2; printf three; exit 3'`);
+  await ctx.job!.ended;
   assertEquals(ctx.lines.sort(), ["[exit 3]", "one", "three", "two"]);
 });
 
 Deno.test("lines typed during /exec go to the command's stdin", async () => {
   await using t = await startExecServer();
   const ctx = new RecordingContext(await t.connect("ada"));
-  const running = exec.run(ctx, [], `sh -c 'echo ready; read x; echo got $x; cat'`);
+  await exec.run(ctx, [], `sh -c 'echo ready; read x; echo got $x; cat'`);
   await ctx.printed("ready");
   ctx.input!("hello");
   ctx.input!("more");
   ctx.input!(null);
-  await running;
+  await ctx.job!.ended;
   assertEquals(ctx.lines, ["ready", "got hello", "more"]);
 });
 
 Deno.test("Ctrl-C during /exec interrupts the remote command, not the REPL", async () => {
   await using t = await startExecServer();
   const ctx = new RecordingContext(await t.connect("ada"));
-  const running = exec.run(ctx, [], `sh -c 'echo ready; exec sleep 1000'`);
+  await exec.run(ctx, [], `sh -c 'echo ready; exec sleep 1000'`);
   await ctx.printed("ready");
   ctx.interrupt!();
-  await running;
+  await ctx.job!.ended;
   assertEquals(ctx.lines.at(-1), "[killed by SIGINT]");
 });
 
 Deno.test("/exec reports a refused shell line with a hint", async () => {
   await using t = await startExecServer();
   const ctx = new RecordingContext(await t.connect("ada"));
-  const err = await assertRejects(() => exec.run(ctx, [], "echo a | wc"));
-  assert(err instanceof Error && err.message.includes("quote special characters"), String(err));
+  await exec.run(ctx, [], "echo a | wc");
+  await ctx.job!.ended;
+  assert(ctx.lines.some((l) => l.includes("quote special characters")), ctx.lines.join("\n"));
 });
