@@ -43,10 +43,10 @@ Deno.test("the REPL in a terminal sends typed lines and shows incoming ones abov
       assert(p.out().includes("\x1b["), "colours and cursor control on a terminal");
       assert(/\d\d:\d\d/.test(p.out().slice(mark)), "time stamps on a terminal");
       // tab completion of commands and user names
-      await p.write("\x15/jo");
-      await waitFor(() => p.out().endsWith("/jo"), "typed /jo");
+      await p.write("\x15/joi");
+      await waitFor(() => p.out().endsWith("/joi"), "typed /joi");
       await p.write("\t");
-      await waitFor(() => p.out().includes("/join"), "/jo completed to /join");
+      await waitFor(() => p.out().includes("/join"), "/joi completed to /join");
       await p.write("\x15hi @bo");
       await waitFor(() => p.out().endsWith("@bo"), "typed @bo");
       await p.write("\t");
