@@ -47,7 +47,7 @@ Deno.test("parley send exits non-zero with a clear message when it cannot delive
   await using t = await startTestServer();
   const key = await t.addUser("ada");
   const unknown = await send(t.port, key, "@nobody", "hi");
-  assertEquals(unknown.code, 1);
+  assertEquals(unknown.code, 4); // not found (docs/cli.md "Exit codes")
   assert(unknown.stderr.includes("no user named nobody"), unknown.stderr);
   const usage = await send(t.port, key, "lobby");
   assertEquals(usage.code, 2);

@@ -98,7 +98,7 @@ Deno.test("the CLI refuses an unknown server without a terminal, records it with
   await using home = await tempDir();
   const env = { PARLEY_KEY: key, PARLEY_SERVER: `parley://ada@127.0.0.1:${s.port}` };
   const refused = await parley(home.path, env, "ping", "--count", "1");
-  assertEquals(refused.code, 1, refused.err);
+  assertEquals(refused.code, 10, refused.err); // authentication: the server is not trusted
   assertStringIncludes(refused.err, s.fingerprint!);
   assertStringIncludes(refused.err, "--accept-new");
   const ok = await parley(home.path, env, "ping", "--count", "1", "--accept-new");
@@ -110,7 +110,7 @@ Deno.test("the CLI refuses an unknown server without a terminal, records it with
   assertStringIncludes(list.out, `127.0.0.1:${s.port} ${s.fingerprint}`);
   const forget = await parley(home.path, {}, "known-servers", "forget", `127.0.0.1:${s.port}`);
   assertEquals(forget.code, 0, forget.err);
-  assertEquals((await parley(home.path, env, "ping", "--count", "1")).code, 1);
+  assertEquals((await parley(home.path, env, "ping", "--count", "1")).code, 10);
   // Plaintext must be asked for on both sides: a TLS server refuses a --plain client.
   const plain = await parley(home.path, env, "ping", "--count", "1", "--plain");
   assert(plain.code !== 0, plain.out);
