@@ -141,5 +141,14 @@ export async function resolveShared(
   const { message } = await client.call(CHAT_GET, { id }) as ChatGetReply;
   const source = sourceOfMessage(message);
   if (!source) throw new ExitError(EXIT.notFound, `message ${id} carries no file`);
+  // A plain path names a file in the sender's home: only the sender can fetch it that way.
+  if ("path" in source && message.from !== client.user) {
+    throw new ExitError(
+      EXIT.refused,
+      `message ${id} names ${message.from}'s file ${source.path}, which is not shared; ` +
+        `ask ${message.from} to share it (parley share, or /share in the REPL)`,
+      { code: "forbidden" },
+    );
+  }
   return source;
 }
