@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { didYouMean } from "./cli/suggest.ts";
 
 /** A subcommand module: runs with its arguments and returns an exit code. */
 export interface Command {
@@ -110,9 +111,16 @@ export async function main(args: string[]): Promise<number> {
     console.log("parley 0.1.0 (protocol 1)");
     return 0;
   }
-  const entry = _COMMANDS[name];
+  const entry = Object.hasOwn(_COMMANDS, name) ? _COMMANDS[name] : undefined;
   if (!entry) {
-    console.error(`parley: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    const option = name.startsWith("-");
+    const hint = option
+      ? didYouMean(name.replace(/^-+/, ""), ["help", "version"], (c) => `--${c}`)
+      : didYouMean(name, Object.keys(_COMMANDS));
+    console.error(
+      `parley: unknown ${option ? "option" : "command"} ${name}${hint}\n` +
+        "usage: parley COMMAND [OPTIONS] (parley --help lists the commands)",
+    );
     return 2;
   }
   const command = await entry.load();

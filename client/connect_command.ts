@@ -7,7 +7,7 @@ import { ACCOUNT_REPL_COMMANDS } from "./account_repl.ts";
 import { ChatClient } from "./chat/chat_client.ts";
 import { formatMessage } from "./chat/chat_format.ts";
 import { chatReplCommands } from "./chat/chat_repl.ts";
-import { parseFlags } from "../cli/flags.ts";
+import { parseFlags, usageProblem } from "../cli/flags.ts";
 import {
   CLIENT_BOOLEAN_FLAGS,
   CLIENT_FLAGS_HELP,
@@ -48,8 +48,7 @@ export async function run(args: string[]): Promise<number> {
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
   if (f._.length > 1) {
-    console.error(`parley connect: too many arguments\n\n${HELP}`);
-    return 2;
+    return usageProblem(HELP, `too many arguments (${f._.slice(1).join(" ")})`);
   }
   let client: ParleyClient | undefined;
   try {

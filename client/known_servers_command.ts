@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { parseFlags } from "../cli/flags.ts";
+import { parseFlags, usageProblem } from "../cli/flags.ts";
+import { didYouMean } from "../cli/suggest.ts";
 import { knownServersPath } from "./credentials.ts";
 import { KnownServers } from "./known_servers.ts";
 
@@ -45,6 +46,15 @@ export async function run(args: string[]): Promise<number> {
     console.log(`Forgot ${where}; the next connection shows its certificate again.`);
     return 0;
   }
-  console.error(`parley known-servers: expected list or forget HOST:PORT\n\n${HELP}`);
-  return 2;
+  const subcommands = ["list", "forget"];
+  const problem = !subcommands.includes(sub)
+    ? `unknown command ${sub}${didYouMean(sub, subcommands)}`
+    : sub === "forget" && where === undefined
+    ? "missing HOST:PORT"
+    : "too many arguments";
+  return usageProblem(
+    HELP,
+    problem,
+    subcommands.includes(sub) ? `parley known-servers ${sub}` : undefined,
+  );
 }

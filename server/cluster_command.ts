@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { parseFlags } from "../cli/flags.ts";
+import { parseFlags, usageProblem } from "../cli/flags.ts";
+import { didYouMean } from "../cli/suggest.ts";
 import { CLUSTER_STRING_FLAGS, clusterOverrides, NATS_FLAGS_HELP } from "./cluster_flags.ts";
 import { loadConfig } from "./config.ts";
 import { DataDirBusyError } from "./embedded/data_dir_lock.ts";
@@ -69,8 +70,7 @@ export async function run(args: string[]): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   if (sub !== "import") {
-    console.error(`parley cluster: unknown command ${JSON.stringify(sub)}\n\n${HELP}`);
-    return 2;
+    return usageProblem(HELP, `unknown command ${sub}${didYouMean(sub, ["import"])}`);
   }
   return await _import(rest);
 }

@@ -6,7 +6,8 @@
  * @module
  */
 import { EXIT, EXIT_HELP, exitForErrorCode } from "../cli/exit_codes.ts";
-import { parseFlags } from "../cli/flags.ts";
+import { parseFlags, usageProblem } from "../cli/flags.ts";
+import { didYouMean } from "../cli/suggest.ts";
 import { RequestError } from "./errors.ts";
 import type { Account, Accounts } from "./backend/accounts.ts";
 import { UserStore } from "./embedded/user_store.ts";
@@ -113,6 +114,15 @@ export async function run(args: string[]): Promise<number> {
   if ("exitCode" in parsed) return parsed.exitCode;
   const f = parsed.flags;
   const [sub, name, ...extra] = f._.map(String);
+  const subcommands = ["add", "list", "set", "rotate", "remove"];
+  if (sub === undefined || !subcommands.includes(sub)) {
+    return usageProblem(
+      HELP,
+      sub === undefined
+        ? "name a command: add, list, set, rotate or remove"
+        : `unknown command ${sub}${didYouMean(sub, subcommands)}`,
+    );
+  }
   let opened: { store: Accounts; close(): Promise<void> };
   try {
     opened = await _openAccounts((f.data as string | undefined) ?? "./parley-data", f);
@@ -159,10 +169,11 @@ export async function run(args: string[]): Promise<number> {
       if (
         (f.admin && f["no-admin"]) || (f.exec && f["no-exec"]) || Object.keys(rights).length === 0
       ) {
-        console.error(
-          `parley user: set needs one of --admin/--no-admin, --exec/--no-exec\n\n${HELP}`,
+        return usageProblem(
+          HELP,
+          "needs one of --admin/--no-admin, --exec/--no-exec",
+          "parley user set",
         );
-        return 2;
       }
       const u = await store.setRights(name, rights);
       if (f.json) console.log(JSON.stringify(_printable(u)));
@@ -193,10 +204,11 @@ export async function run(args: string[]): Promise<number> {
   } finally {
     await opened.close();
   }
-  console.error(
-    `parley user: expected add NAME, list, set NAME, rotate NAME or remove NAME\n\n${HELP}`,
+  return usageProblem(
+    HELP,
+    sub === "list" ? "takes no NAME" : name === undefined ? "missing NAME" : "too many arguments",
+    `parley user ${sub}`,
   );
-  return 2;
 }
 
 /** What `list` and `set` print of an account. */
