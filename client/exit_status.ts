@@ -10,6 +10,7 @@ import { ProtocolError, RemoteError } from "../protocol/errors.ts";
 import { type ClientOptions, ParleyClient } from "./client.ts";
 import { CredentialError } from "./credentials.ts";
 import { ChangedServerError, UnknownServerError } from "./known_servers.ts";
+import { NothingListensError, NotParleyError } from "./not_parley.ts";
 import { PinMismatchError, TlsHandshakeError } from "./tls_connect.ts";
 import { TransferError } from "./files/transfer_common.ts";
 
@@ -21,6 +22,7 @@ const _UNREACHABLE = [
   Deno.errors.AddrNotAvailable,
   Deno.errors.TimedOut,
   TlsHandshakeError,
+  NotParleyError,
 ];
 
 /** The exit code for an error a client command ends with. */
@@ -65,7 +67,7 @@ export function errorCodeOf(e: unknown): string {
 
 /** The message for an error, in plain words. */
 export function errorMessage(e: unknown): string {
-  if (e instanceof Deno.errors.ConnectionRefused) {
+  if (e instanceof Deno.errors.ConnectionRefused && !(e instanceof NothingListensError)) {
     return "cannot reach the server (connection refused); is `parley serve` running?";
   }
   const message = (e as Error)?.message ?? String(e);

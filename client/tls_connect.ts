@@ -19,6 +19,7 @@
 import { connect as nodeConnect, type TLSSocket } from "node:tls";
 import { createHash } from "node:crypto";
 import type { Transport } from "../protocol/transport.ts";
+import { HELLO_TIMEOUT_MS, HelloCheck, NothingListensError, probeAfterTls } from "./not_parley.ts";
 
 /** Options for {@linkcode dialTls}. */
 export interface TlsDialOptions {
@@ -35,6 +36,11 @@ export interface TlsDialOptions {
    * fingerprint; throws to refuse. Without it such a certificate is refused.
    */
   trust?: ((fingerprint: string) => Promise<void>) | undefined;
+  /**
+   * How long the TLS handshake, and then the server's first Parley bytes, may
+   * take before the peer is taken for something else (ms; default 3 000).
+   */
+  helloTimeoutMs?: number | undefined;
 }
 
 /** A TLS connection and what the login binds to. */
@@ -115,7 +121,14 @@ export async function dialTls(options: TlsDialOptions): Promise<TlsDialed> {
       await options.trust(actual);
     }
     socket.setNoDelay(true);
-    return { transport: new NodeSocketTransport(socket), channelBinding, fingerprint: actual };
+    // A TLS server that is not Parley (HTTPS, say) is told apart by its first bytes.
+    const transport = new HelloCheck(new NodeSocketTransport(socket), {
+      host: options.host,
+      port: options.port,
+      tls: true,
+      ...(options.helloTimeoutMs === undefined ? {} : { timeoutMs: options.helloTimeoutMs }),
+    });
+    return { transport, channelBinding, fingerprint: actual };
   } catch (e) {
     socket.destroy();
     throw e;
@@ -126,7 +139,19 @@ function _isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(":");
 }
 
-function _nodeTls(options: TlsDialOptions): Promise<TLSSocket> {
+async function _nodeTls(options: TlsDialOptions): Promise<TLSSocket> {
+  try {
+    return await _nodeTlsOnce(options);
+  } catch (e) {
+    // Not TLS, or silent: find out what is there (a plaintext Parley server, SSH, …).
+    if (e instanceof TlsHandshakeError) {
+      throw await probeAfterTls(options.host, options.port, e.cause as Error);
+    }
+    throw e;
+  }
+}
+
+function _nodeTlsOnce(options: TlsDialOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const name = options.serverName ?? options.host;
     const socket = nodeConnect({
@@ -138,12 +163,17 @@ function _nodeTls(options: TlsDialOptions): Promise<TLSSocket> {
       rejectUnauthorized: options.caCerts !== undefined,
       ...(options.caCerts ? { ca: options.caCerts } : {}),
     });
+    const timeoutMs = options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      fail(new Error(`no TLS handshake within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
     const fail = (e: Error) => {
+      clearTimeout(timer);
       socket.destroy();
       const code = String((e as { code?: unknown }).code ?? "");
       if (code === "ECONNREFUSED" || e instanceof Deno.errors.ConnectionRefused) {
         // Reported like a refused plain connection ("is the server running?").
-        reject(new Deno.errors.ConnectionRefused(e.message));
+        reject(new NothingListensError(options.host, options.port, { cause: e }));
       } else if (/CERT|SELF_SIGNED|HOSTNAME|ALTNAME|ERR_TLS/.test(code)) {
         reject(e);
       } else {
@@ -152,6 +182,7 @@ function _nodeTls(options: TlsDialOptions): Promise<TLSSocket> {
     };
     socket.once("error", fail);
     socket.once("secureConnect", () => {
+      clearTimeout(timer);
       socket.off("error", fail);
       resolve(socket);
     });
