@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { ParleyClient } from "../../client/client.ts";
 import { RemoteExec } from "../../client/exec/exec_remote.ts";
 import { EXEC_REPL_COMMANDS } from "../../client/exec/exec_repl.ts";
+import { Jobs } from "../../client/repl_jobs.ts";
 import type { ReplContext } from "../../client/repl_command.ts";
 import type { ExecNodesReply } from "../../protocol/ops/exec.ts";
 import { keyBytes, ROOT, type SpawnedServer, spawnServer, transportFor } from "../helpers.ts";
@@ -111,9 +112,16 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
 }
 
 /** A REPL context that records what commands print; typed input ends at once. */
-function replContext(client: ParleyClient): ReplContext & { lines: string[] } {
+function replContext(client: ParleyClient): ReplContext & { lines: string[]; jobs: Jobs } {
   const lines: string[] = [];
+  const jobs = new Jobs((l) => lines.push(l), () => {});
   return {
+    jobs,
+    startJob: (spec, input) => {
+      const job = jobs.start(spec);
+      input?.line(null);
+      return job;
+    },
     client,
     color: false,
     tty: false,
@@ -134,6 +142,7 @@ async function repl(client: ParleyClient, name: string, rest: string): Promise<s
   const ctx = replContext(client);
   const cmd = EXEC_REPL_COMMANDS.find((c) => c.name === name)!;
   await cmd.run(ctx, rest.split(" ").filter((w) => w), rest);
+  await ctx.jobs.settle();
   return ctx.lines;
 }
 
@@ -298,7 +307,9 @@ Deno.test({
       assertEquals(nodes.length, 3, nodes.join("\n"));
       assertStringIncludes(nodes[0]!, "(connected)");
       assertStringIncludes(nodes.find((l) => l.startsWith("c "))!, "no exec");
-      await assertRejects(() => repl(client, "exec", "@gone true"), Error, "not connected");
+      // the REPL prints a failed job's error ("[1] exec true failed: …")
+      const gone = await repl(client, "exec", "@gone true").catch((e) => [String(e)]);
+      assert(gone.some((l) => l.includes("not connected")), gone.join("\n"));
     });
 
     await t.step("20 MiB arrive whole and in order", async () => {
