@@ -35,18 +35,8 @@ export function exitCodeFor(e: unknown): number {
   ) return EXIT.auth;
   if (_UNREACHABLE.some((c) => e instanceof c)) return EXIT.unreachable;
   if (e instanceof TransferError) {
-    switch (e.code) {
-      case "checksum":
-        return EXIT.checksum;
-      case "exists":
-        return EXIT.conflict;
-      case "not_found":
-        return EXIT.notFound;
-      case "interrupted":
-        return EXIT.interrupted;
-      default:
-        return EXIT.error;
-    }
+    // A transfer's codes are the wire's (checksum, exists, not_found), plus its own.
+    return e.code === "interrupted" ? EXIT.interrupted : exitForErrorCode(e.code);
   }
   if (e instanceof RemoteError || e instanceof ProtocolError) return exitForErrorCode(e.code);
   if (e instanceof Deno.errors.NotFound) return EXIT.notFound;
