@@ -145,6 +145,9 @@ Deno.test("REPL: a running !cat has its own prompt; Ctrl-D and Ctrl-C give the r
   mark = p.mark();
   await p.write(`/exec cat${KEYS.enter}`);
   await p.waitFor("[!cat]", { since: mark });
+  // cat runs once it echoes a line (a signal before the command starts is not its to get)
+  await p.write(`cat is up${KEYS.enter}`);
+  await p.waitFor(() => stripAnsiCode(p.since(mark)).split("cat is up").length >= 3);
   mark = p.mark();
   await p.write(KEYS.ctrlC);
   await p.waitFor(/\[killed by SIGINT\]|\[exit 130\]/, { since: mark });
