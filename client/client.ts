@@ -20,6 +20,7 @@ import { Session } from "../protocol/session.ts";
 import type { Transport } from "../protocol/transport.ts";
 import type { Credentials } from "./credentials.ts";
 import { ChangedServerError, KnownServers, UnknownServerError } from "./known_servers.ts";
+import { HelloCheck, NothingListensError } from "./not_parley.ts";
 import { dialTls, PinMismatchError } from "./tls_connect.ts";
 
 /** Connection state as seen by the application. */
@@ -239,9 +240,18 @@ export class ParleyClient {
       conn = dialed.transport;
       channelBinding = dialed.channelBinding;
     } else {
-      const tcp = await Deno.connect({ hostname: o.host, port: o.port });
+      let tcp: Deno.TcpConn;
+      try {
+        tcp = await Deno.connect({ hostname: o.host, port: o.port });
+      } catch (e) {
+        if (e instanceof Deno.errors.ConnectionRefused) {
+          throw new NothingListensError(o.host, o.port, { cause: e });
+        }
+        throw e;
+      }
       tcp.setNoDelay(true);
-      conn = tcp;
+      // A port that is not Parley (SSH, HTTP, a silent one) is told within seconds.
+      conn = new HelloCheck(tcp, { host: o.host, port: o.port, tls: false });
     }
     try {
       const link = await clientHandshake(conn, {

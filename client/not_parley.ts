@@ -3,7 +3,7 @@
  * TLS handshake, sends bytes that cannot start a frame, or says nothing
  * within a short hello timeout. The errors say what the peer sent, so
  * `parley connect parley://ada@127.0.0.1:22` answers in a moment with
- * "does not look like a Parley server (it sent "SSH-2.0-…")" instead of
+ * "127.0.0.1:22 is not a Parley server: it sent "SSH-2.0-…"" instead of
  * waiting out the handshake deadline.
  *
  * @module
@@ -36,6 +36,17 @@ export class NothingListensError extends Deno.errors.ConnectionRefused {
 
 function _hostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** What a peer that sent `bytes` instead of a Parley frame is told. */
+function _sent(where: string, bytes: Uint8Array): string {
+  return `${where} is not a Parley server: it sent ${describeBytes(bytes)}; is the port right?`;
+}
+
+/** What a peer that accepted the connection and then said nothing is told. */
+function _silent(where: string, timeoutMs: number): string {
+  return `${where} accepted the connection but answered nothing within ${timeoutMs / 1000} s: ` +
+    "it is not a Parley server, or it is stuck; is the port right?";
 }
 
 /** `"SSH-2.0-OpenSSH_9.6"` for text, or hex bytes for binary, of the first bytes a peer sent. */
@@ -113,9 +124,12 @@ export class HelloCheck implements Transport {
       if (n === null) {
         if (got.byteLength === 0) {
           throw new NotParleyError(
-            `${this.#where} closed the connection before saying anything${
-              this.#tls ? "" : "; if it serves TLS (the default), connect without --plain"
-            }`,
+            `${this.#where} closed the connection without answering: it is not a Parley ` +
+              `server${
+                this.#tls
+                  ? "; is the port right?"
+                  : ", or it serves TLS (the default): then connect without --plain"
+              }`,
           );
         }
         break;
@@ -132,9 +146,7 @@ export class HelloCheck implements Transport {
             "connect without --plain (a parley:// address)",
         );
       }
-      throw new NotParleyError(
-        `${this.#where} does not look like a Parley server (it sent ${describeBytes(got)})`,
-      );
+      throw new NotParleyError(_sent(this.#where, got));
     }
     this.#checked = true;
     this.#held = got;
@@ -148,11 +160,7 @@ export class HelloCheck implements Transport {
       timer = setTimeout(() => {
         reject(
           new NotParleyError(
-            `${this.#where} does not look like a Parley server (it sent ${
-              got.byteLength === 0
-                ? `nothing within ${this.#timeoutMs / 1000} s`
-                : describeBytes(got)
-            })`,
+            got.byteLength === 0 ? _silent(this.#where, this.#timeoutMs) : _sent(this.#where, got),
           ),
         );
       }, Math.max(0, deadline - Date.now()));
@@ -184,7 +192,11 @@ export async function probeAfterTls(
   try {
     conn = await Deno.connect({ hostname: host, port });
   } catch {
-    return new NotParleyError(`${where} does not speak TLS (${cause.message})`, { cause });
+    return new NotParleyError(
+      `${where} is not a Parley server: it does not speak TLS (${cause.message}); ` +
+        "is the port right?",
+      { cause },
+    );
   }
   let got = new Uint8Array(0);
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -222,13 +234,12 @@ export async function probeAfterTls(
     );
   }
   return new NotParleyError(
-    `${where} does not look like a Parley server (it ${
-      got.byteLength === 0
-        ? cause.message.startsWith("no TLS handshake")
-          ? `sent nothing within ${HELLO_TIMEOUT_MS / 1000} s`
-          : "does not speak TLS and sent nothing"
-        : `sent ${describeBytes(got)}`
-    })`,
+    got.byteLength > 0
+      ? _sent(where, got)
+      : cause.message.startsWith("no TLS handshake")
+      ? _silent(where, HELLO_TIMEOUT_MS)
+      : `${where} is not a Parley server: it does not speak TLS and answered nothing; ` +
+        "is the port right?",
     { cause },
   );
 }

@@ -64,7 +64,8 @@ Deno.test("usage, connection and authentication failures exit with the table's c
   const env = cliEnv(t.url("ada"), key);
   const wrongKey = cliEnv(t.url("ada"), key.replace(/^./, key[0] === "0" ? "1" : "0"));
   const badKey = cliEnv(t.url("ada"), "abc");
-  const down = cliEnv(`parley+plain://ada@127.0.0.1:${closedPort()}`, key);
+  const downPort = closedPort();
+  const down = cliEnv(`parley+plain://ada@127.0.0.1:${downPort}`, key);
   const cases: [string, Record<string, string>, string[], number][] = [
     ["unknown option", env, ["ls", "--bogus"], EXIT.usage],
     ["no arguments", env, ["get"], EXIT.usage],
@@ -92,7 +93,7 @@ Deno.test("usage, connection and authentication failures exit with the table's c
     }
   }
   assertStringIncludes(results[5]!.stderr, "wrong key");
-  assertStringIncludes(results[11]!.stderr, "cannot reach the server");
+  assertStringIncludes(results[11]!.stderr, `nothing listens on 127.0.0.1:${downPort}`);
 });
 
 Deno.test("a server certificate that does not match the pin exits 10", async () => {
