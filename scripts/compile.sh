@@ -1,66 +1,59 @@
 #!/usr/bin/env bash
-# Builds the single `parley` executable with least-privilege Deno permissions
-# baked in. The flags come from scripts/permissions.json (the same list the
-# permission tests run with); see docs/security.md, "Permissions".
+# Builds the single `parley` executable with the Deno permissions of
+# scripts/permissions.json baked in (the same flags the run tasks, the
+# installed `parley` launcher and the permission tests use); see
+# docs/security.md, "Permissions".
 #
-# `deno compile` needs `denort`, the runtime it embeds. It is used from
-# DENORT_BIN when set, or from Deno's cache when an earlier build put it there;
-# otherwise this script says so and skips the build (exit 0), because it
-# would try to download denort, which machines without internet access can't.
+# `deno compile` embeds `denort`, Deno's runtime: from DENORT_BIN when set,
+# else from Deno's cache, else it downloads it from dl.deno.land. When it
+# cannot, this script says what to do and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
   cat <<'HELP'
-Usage: scripts/compile.sh [OPTIONS]        (also: deno task compile [OPTIONS])
+Usage: deno task compile [OPTIONS]        (or scripts/compile.sh [OPTIONS])
 
-Builds ./parley with these permissions: network; read/write only in
-./parley-data (relative to where parley runs) and the client config dir;
-the environment variables Parley reads; running programs only with --exec.
+Builds ./parley with these permissions: network; reading and writing any file
+the user may (put any file, get anywhere, any --data dir); the environment
+variables Parley reads; no programs unless built with --exec.
 
 Options:
-  --exec              also grant --allow-run (needed for remote exec)
-  --allow-path DIR    also allow reading and writing DIR (repeatable), e.g. a
-                      transfers dir for `parley put/get`, or where the TLS
-                      certificate lives
-  --config-dir DIR    client config dir to allow (default: $XDG_CONFIG_HOME/parley
-                      or ~/.config/parley of the user building)
+  --exec              also allow the programs remote exec runs (/usr/bin/env,
+                      bwrap, kill, prlimit): a binary that can `serve --exec`
   -o, --output FILE   output path (default ./parley)
   --print-flags       print the permission flags and exit
   -h, --help          show this help
 
 Environment:
   DENORT_BIN          path to a denort binary matching this Deno version
+                      (for machines without internet access)
 HELP
 }
 
 exec_flag=()
-config_flag=()
-extra=()
 out=parley
 print_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --exec) exec_flag=(--exec) ;;
-    --allow-path) extra+=("$(realpath -m "${2:?--allow-path needs a directory}")"); shift ;;
-    --config-dir) config_flag=(--config "${2:?--config-dir needs a directory}"); shift ;;
     -o|--output) out="${2:?--output needs a file name}"; shift ;;
     --print-flags) print_only=1 ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "compile.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) echo "compile: unknown option $1 (see deno task compile --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
-mapfile -t flags < <(deno run --allow-read=scripts --allow-env scripts/permission_flags.ts \
-  "${exec_flag[@]}" "${config_flag[@]}")
-if [ ${#extra[@]} -gt 0 ]; then
-  joined=$(IFS=,; echo "${extra[*]}")
-  for i in "${!flags[@]}"; do
-    case "${flags[$i]}" in
-      --allow-read=*|--allow-write=*) flags[$i]="${flags[$i]},$joined" ;;
-    esac
-  done
+if ! command -v deno >/dev/null 2>&1; then
+  echo "compile: deno is not on PATH; run this as: npx -y deno@2.9.6 task compile" >&2
+  exit 1
+fi
+
+mapfile -t flags < <(deno run --allow-read=scripts scripts/permission_flags.ts "${exec_flag[@]}")
+if [ ${#flags[@]} -eq 0 ]; then
+  echo "compile: could not read the permission flags from scripts/permissions.json" >&2
+  exit 1
 fi
 
 if [ "$print_only" = 1 ]; then
@@ -70,26 +63,23 @@ fi
 
 version=$(deno eval 'console.log(Deno.version.deno)')
 target=$(deno eval 'console.log(Deno.build.target)')
-deno_dir=${DENO_DIR:-$(deno eval 'console.log(Deno.env.get("XDG_CACHE_HOME") ?? (Deno.env.get("HOME") + "/.cache"))')/deno}
-cached="$deno_dir/dl/release/v$version/denort-$target.zip"
-if [ -n "${DENORT_BIN:-}" ]; then
-  if [ ! -x "$DENORT_BIN" ]; then
-    echo "compile: DENORT_BIN=$DENORT_BIN is not an executable file" >&2
-    exit 1
-  fi
-  echo "compile: using denort from DENORT_BIN=$DENORT_BIN"
-elif [ -f "$cached" ]; then
-  echo "compile: using the cached denort $cached"
-else
-  echo "compile: skipped: deno compile needs denort $version for $target, which is neither"
-  echo "  in DENORT_BIN nor cached at $cached, and this script does not download it."
-  echo "  Get denort-$target.zip for Deno $version from the Deno release page, unzip it,"
-  echo "  and run: DENORT_BIN=/path/to/denort deno task compile"
-  echo "  Meanwhile run Parley with the same permissions through deno run:"
-  echo "    deno run ${flags[*]} main.ts serve"
-  exit 0
+if [ -n "${DENORT_BIN:-}" ] && [ ! -x "$DENORT_BIN" ]; then
+  echo "compile: DENORT_BIN=$DENORT_BIN is not an executable file; point it at the denort" >&2
+  echo "  binary of Deno $version for $target (unzipped denort-$target.zip), or unset it." >&2
+  exit 1
 fi
 
 echo "compile: deno compile ${flags[*]} -o $out main.ts"
-deno compile "${flags[@]}" -o "$out" main.ts
+if ! deno compile "${flags[@]}" -o "$out" main.ts; then
+  cat >&2 <<EOF
+compile: deno compile failed (its message is above); no binary was built.
+  It needs denort $version for $target: from DENORT_BIN, from Deno's cache, or
+  downloaded from dl.deno.land. Without internet access get denort-$target.zip for
+  Deno $version from the Deno release page, unzip it, and run:
+    DENORT_BIN=/path/to/denort npx -y deno@2.9.6 task compile
+  Meanwhile \`npx -y deno@2.9.6 task install\` gives you a \`parley\` command with the
+  same permissions without compiling (README, "Install").
+EOF
+  exit 1
+fi
 echo "compile: built $out"

@@ -1,76 +1,95 @@
 /**
- * Builds Deno permission flags from `scripts/permissions.json`, the single
- * source of truth shared by `scripts/compile.sh` and the permission tests.
+ * Builds Deno permission flags from `scripts/permissions.json`, the one list
+ * shared by `scripts/compile.sh`, `scripts/install.ts`, the run tasks in
+ * deno.json and the permission tests.
  *
- * Run it to print the flags, one per line:
- * `deno run --allow-read=scripts --allow-env scripts/permission_flags.ts [--exec] [--data DIR] [--config DIR]`
+ * Run it to print the flags, one per line (`--exec`: with the run permission
+ * remote exec needs), or with `--tasks` the deno.json run tasks they make:
+ * `deno run --allow-read=scripts scripts/permission_flags.ts [--exec | --tasks]`
  *
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { join } from "@std/path";
+import { z } from "zod";
+
+const _PATHS = z.union([z.literal(true), z.array(z.string().min(1)).min(1)]);
+
+const _SPEC = z.object({
+  $comment: z.string().optional(),
+  net: z.boolean(),
+  /** `true`: unscoped; a list: only those paths. */
+  read: _PATHS,
+  write: _PATHS,
+  /** The environment variables Parley reads. */
+  env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)),
+  /** The programs a process with remote exec may start (absolute paths). */
+  runWithExec: z.array(z.string().startsWith("/")),
+}).strict();
 
 /** The shape of `scripts/permissions.json`. */
-export interface PermissionSpec {
-  net: boolean;
-  read: string[];
-  write: string[];
-  env: string[];
-  /** Whether a build with remote exec adds `--allow-run` (unscoped: see docs/security.md). */
-  runWithExec: boolean;
-  /** Extra read/write paths of a build with remote exec (the default exec root). */
-  execReadWrite?: string[];
+export type PermissionSpec = z.infer<typeof _SPEC>;
+
+/** Checks `value` against the spec's shape; throws a TypeError naming what is wrong. */
+export function parsePermissionSpec(
+  value: unknown,
+  where = "scripts/permissions.json",
+): PermissionSpec {
+  const r = _SPEC.safeParse(value);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new TypeError(`${where}: ${i?.path.join(".") || "(top)"}: ${i?.message}`);
+  }
+  return r.data;
 }
 
-/** Where the placeholders in the spec point. */
-export interface PermissionPlaces {
-  /** The server's data dir. Default `./parley-data`. */
-  data?: string;
-  /** The client config dir (holds config.json). Default from XDG_CONFIG_HOME or HOME. */
-  config?: string;
-  /** Grant what remote exec needs. Default false. */
-  exec?: boolean;
-}
-
-/** Reads the spec next to this module. */
+/** Reads and checks the spec next to this module. */
 export async function readPermissionSpec(): Promise<PermissionSpec> {
-  return JSON.parse(
-    await Deno.readTextFile(new URL("./permissions.json", import.meta.url)),
-  ) as PermissionSpec;
+  const url = new URL("./permissions.json", import.meta.url);
+  const text = await Deno.readTextFile(url);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new TypeError(`scripts/permissions.json: not JSON: ${(e as Error).message}`);
+  }
+  return parsePermissionSpec(value);
 }
 
-/** The client config dir this machine uses (as client/credentials.ts finds it). */
-export function defaultConfigDir(): string {
-  const xdg = Deno.env.get("XDG_CONFIG_HOME");
-  if (xdg) return join(xdg, "parley");
-  const home = Deno.env.get("HOME");
-  if (!home) throw new TypeError("set HOME or XDG_CONFIG_HOME to locate the config dir");
-  return join(home, ".config", "parley");
-}
-
-/** Turns the spec into `--allow-*` flags. */
-export function permissionFlags(spec: PermissionSpec, places: PermissionPlaces = {}): string[] {
-  const fill = (p: string) =>
-    p.replace("{data}", places.data ?? "./parley-data")
-      .replace("{config}", places.config ?? defaultConfigDir());
+/**
+ * Turns the spec into `--allow-*` flags; `exec` adds the run permission
+ * remote exec needs (no other process gets to start programs).
+ */
+export function permissionFlags(spec: PermissionSpec, options: { exec?: boolean } = {}): string[] {
+  const scoped = (name: string, paths: true | string[]) =>
+    paths === true ? `--allow-${name}` : `--allow-${name}=${paths.join(",")}`;
   const flags: string[] = [];
-  const extra = places.exec ? spec.execReadWrite ?? [] : [];
-  const read = [...spec.read, ...extra];
-  const write = [...spec.write, ...extra];
   if (spec.net) flags.push("--allow-net");
-  if (read.length) flags.push(`--allow-read=${read.map(fill).join(",")}`);
-  if (write.length) flags.push(`--allow-write=${write.map(fill).join(",")}`);
+  flags.push(scoped("read", spec.read), scoped("write", spec.write));
   if (spec.env.length) flags.push(`--allow-env=${spec.env.join(",")}`);
-  if (places.exec && spec.runWithExec) flags.push("--allow-run");
+  if (options.exec && spec.runWithExec.length) {
+    flags.push(`--allow-run=${spec.runWithExec.join(",")}`);
+  }
   return flags;
 }
 
+/**
+ * The deno.json tasks that run Parley, as they must read: the same flags as
+ * the compiled binary and the installed command.
+ */
+export function runTasks(spec: PermissionSpec): Record<string, string> {
+  const plain = permissionFlags(spec).join(" ");
+  const exec = permissionFlags(spec, { exec: true }).join(" ");
+  return {
+    serve: `deno run ${plain} main.ts serve`,
+    "serve-exec": `deno run ${exec} main.ts serve --exec`,
+    connect: `deno run ${plain} main.ts connect`,
+    parley: `deno run ${plain} main.ts`,
+  };
+}
+
 if (import.meta.main) {
-  const args = parseArgs(Deno.args, { string: ["data", "config"], boolean: ["exec"] });
-  const flags = permissionFlags(await readPermissionSpec(), {
-    ...(args.data ? { data: args.data as string } : {}),
-    ...(args.config ? { config: args.config as string } : {}),
-    exec: Boolean(args.exec),
-  });
-  console.log(flags.join("\n"));
+  const args = parseArgs(Deno.args, { boolean: ["exec", "tasks"] });
+  const spec = await readPermissionSpec();
+  if (args.tasks) console.log(JSON.stringify(runTasks(spec), null, 2));
+  else console.log(permissionFlags(spec, { exec: args.exec }).join("\n"));
 }

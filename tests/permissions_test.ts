@@ -1,136 +1,254 @@
 /**
- * The least-privilege permission flags (scripts/permissions.json, baked into
- * the binary by `deno task compile`) are enough to run a server and a client,
- * and deny everything else.
+ * The permission flags of scripts/permissions.json, which `deno task compile`
+ * bakes into the binary and `deno task install` into the `parley` launcher,
+ * are the ones the deno.json run tasks use, and are enough for what a user
+ * does: serve a data dir anywhere, put any readable file, get into any
+ * writable dir, run remote exec (only with the exec flags); environment
+ * variables and programs outside the list stay denied.
  *
  * @module
  */
-import { assert, assertEquals, assertMatch } from "@std/assert";
-import { join } from "@std/path";
 import {
-  permissionFlags,
-  type PermissionSpec,
-  readPermissionSpec,
-} from "../scripts/permission_flags.ts";
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotMatch,
+  assertStringIncludes,
+} from "@std/assert";
+import { dirname, join } from "@std/path";
+import { permissionFlags, readPermissionSpec, runTasks } from "../scripts/permission_flags.ts";
 import { ROOT } from "./helpers.ts";
-
-/** A scratch dir laid out like a user's machine: cwd with ./parley-data, and a config home. */
-async function scratch() {
-  const dir = await Deno.makeTempDir({ prefix: "parley-perm-" });
-  const configHome = join(dir, "config-home");
-  const configDir = join(configHome, "parley");
-  await Deno.mkdir(configDir, { recursive: true });
-  return { dir, configHome, configDir };
-}
-
-function flagsFor(spec: PermissionSpec, configDir: string, exec = false): string[] {
-  return permissionFlags(spec, { data: "./parley-data", config: configDir, exec });
-}
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
-Deno.test("the permission flags grant nothing unscoped", async () => {
-  const spec = await readPermissionSpec();
-  const flags = flagsFor(spec, "/home/u/.config/parley");
-  for (const f of flags) {
-    assert(!["-A", "--allow-all"].includes(f), `${f} grants everything`);
-    assert(
-      !/^--allow-(read|write|env|run|sys|ffi|import)$/.test(f),
-      `${f} is not scoped to names or paths`,
-    );
-    assert(!/^--allow-(run|sys|ffi)/.test(f), `${f} is not needed without exec`);
-  }
-  assert(flags.some((f) => f.startsWith("--allow-read=./parley-data,/home/u/.config/parley")));
-  assert(flags.some((f) => f.startsWith("--allow-write=./parley-data,/home/u/.config/parley")));
-  // Exec needs to start programs and signal their process groups.
-  assertEquals(flagsFor(spec, "/c", true).filter((f) => f.startsWith("--allow-run")), [
-    "--allow-run",
-  ]);
-});
+/** `deno run` with exactly `flags`, as the compiled binary or the launcher runs. */
+function parleyArgs(flags: string[], ...args: string[]): string[] {
+  return [
+    "run",
+    "--no-prompt",
+    "--config",
+    join(ROOT, "deno.json"),
+    ...flags,
+    join(ROOT, "main.ts"),
+    ...args,
+  ];
+}
 
-Deno.test("a server and a client run with exactly the compile flags: login and round trips work", async () => {
-  const spec = await readPermissionSpec();
-  const { dir, configHome, configDir } = await scratch();
-  const flags = flagsFor(spec, configDir);
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      join(ROOT, "deno.json"),
-      ...flags,
-      join(ROOT, "main.ts"),
-      "serve",
-      "--port",
-      "0",
-    ],
-    cwd: dir,
-    env: { NO_COLOR: "1", XDG_CONFIG_HOME: configHome },
+/** Removes temp dirs, ignoring ones already gone. */
+async function removeAll(...dirs: string[]): Promise<void> {
+  for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
+}
+
+/** A `parley serve` with exactly `flags`, after its start-up banner. */
+interface Served extends AsyncDisposable {
+  key: string;
+  port: number;
+  pin: string;
+  banner: string;
+  /** Stops it (SIGTERM); asserts it exited 0 and returns what it wrote to stderr. */
+  stop(): Promise<string>;
+}
+
+async function serve(flags: string[], cwd: string, ...args: string[]): Promise<Served> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: parleyArgs(flags, "serve", "--port", "0", ...args),
+    cwd,
+    env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const stderr = server.stderr.pipeTo(new WritableStream());
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let stopped: Promise<{ status: Deno.CommandStatus; stderr: string }> | undefined;
+  const stop = () => stopped ??= _stop();
+  const _stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e; // already exited
+    }
+    while (!(await reader.read()).done);
+    const status = await child.status;
+    return { status, stderr: await stderr };
+  };
   try {
-    // Read the first-start banner: the admin key, the port and the certificate.
-    let text = "";
-    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
     while (!/certificate sha256:[0-9a-f]{64}/.test(text)) {
       const { value, done } = await reader.read();
-      if (done) throw new Error(`server exited:\n${text}`);
+      if (done) throw new Error(`server exited:\n${text}\n${await stderr}`);
       text += value;
     }
-    const key = /keep it secret\): ([0-9a-f]{64})/.exec(text)?.[1];
-    const port = /listening on parley:\/\/[^\s]+:(\d+)/.exec(text)?.[1];
-    const pin = /certificate (sha256:[0-9a-f]{64})/.exec(text)?.[1];
-    assert(key && port && pin, text);
-    const drain = (async () => {
-      while (!(await reader.read()).done);
-    })();
-    // The client finds its credentials in the config dir, which the flags allow reading.
-    const cfg = join(configDir, "config.json");
-    await Deno.writeTextFile(
-      cfg,
-      JSON.stringify({ server: `parley://admin@127.0.0.1:${port}`, key, pin }),
-      { mode: 0o600 },
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const stopChecked = async () => {
+    const { status, stderr } = await stop();
+    assertEquals(status.code, 0, stderr);
+    return stderr;
+  };
+  const key = /keep it secret\): ([0-9a-f]{64})/.exec(text)?.[1];
+  const port = /listening on parley:\/\/[^\s]+:(\d+)/.exec(text)?.[1];
+  const pin = /certificate (sha256:[0-9a-f]{64})/.exec(text)?.[1];
+  if (!key || !port || !pin) {
+    await stop();
+    throw new Error(`no key, port or certificate in the banner:\n${text}`);
+  }
+  return {
+    key,
+    port: Number(port),
+    pin,
+    banner: text,
+    stop: stopChecked,
+    async [Symbol.asyncDispose]() {
+      await stopChecked();
+    },
+  };
+}
+
+/** Runs a client command with exactly `flags` as admin of `server`. */
+async function client(flags: string[], server: Served, cwd: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: parleyArgs(flags, ...args),
+    cwd,
+    env: {
+      NO_COLOR: "1",
+      XDG_CONFIG_HOME: join(cwd, ".config"),
+      PARLEY_SERVER: `parley://admin@127.0.0.1:${server.port}`,
+      PARLEY_KEY: server.key,
+      PARLEY_PIN: server.pin,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test("the permission flags: any file, scoped env, net, run only with exec", async () => {
+  const spec = await readPermissionSpec();
+  const flags = permissionFlags(spec);
+  assertEquals(flags.slice(0, 3), ["--allow-net", "--allow-read", "--allow-write"]);
+  assertEquals(
+    flags[3],
+    "--allow-env=PARLEY_USER,PARLEY_KEY,PARLEY_SERVER,PARLEY_CONFIG,PARLEY_PIN,HOME," +
+      "XDG_CONFIG_HOME,NO_COLOR,TERM",
+  );
+  assertEquals(flags.length, 4, flags.join(" "));
+  for (const f of permissionFlags(spec, { exec: true })) {
+    assert(!["-A", "--allow-all"].includes(f), `${f} grants everything`);
+    assert(!/^--allow-(env|run|sys|ffi|import)$/.test(f), `${f} is not scoped`);
+    assert(!/^--allow-(sys|ffi|import)/.test(f), `${f} is not needed`);
+  }
+  assertEquals(
+    permissionFlags(spec, { exec: true }),
+    [...flags, "--allow-run=/usr/bin/env,/usr/bin/bwrap,/usr/bin/kill,/usr/bin/prlimit"],
+  );
+});
+
+Deno.test("deno.json's serve, serve-exec, connect and parley tasks use the permission flags", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
+  for (const [name, want] of Object.entries(runTasks(await readPermissionSpec()))) {
+    assertEquals(
+      tasks[name],
+      want,
+      `deno.json task ${name} differs from scripts/permissions.json; print the tasks with ` +
+        "`deno run --allow-read=scripts scripts/permission_flags.ts --tasks`",
     );
-    await Deno.chmod(cfg, 0o600);
-    const ping = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--config",
-        join(ROOT, "deno.json"),
-        ...flags,
-        join(ROOT, "main.ts"),
-        "ping",
-        "--count",
-        "2",
-      ],
-      cwd: dir,
-      env: { NO_COLOR: "1", XDG_CONFIG_HOME: configHome },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const out = decode(ping.stdout) + decode(ping.stderr);
-    assertEquals(ping.code, 0, out);
-    assertMatch(out, /authenticated as admin/);
-    assertMatch(out, /round trip 2/);
-    server.kill("SIGTERM");
-    assertEquals((await server.status).code, 0);
-    await drain;
-  } finally {
-    _killQuietly(server);
-    await server.status;
-    await stderr.catch(() => {});
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("with the compile flags a process cannot read, write, run or see env outside its scope", async () => {
-  const spec = await readPermissionSpec();
-  const { dir, configHome, configDir } = await scratch();
+Deno.test("with the compile flags: serve --data elsewhere, put a file from outside cwd, get into another dir", async () => {
+  const flags = permissionFlags(await readPermissionSpec());
+  const cwd = await Deno.makeTempDir({ prefix: "parley-perm-cwd-" });
+  const data = await Deno.makeTempDir({ prefix: "parley-perm-data-" });
+  const src = await Deno.makeTempDir({ prefix: "parley-perm-src-" });
+  const dest = await Deno.makeTempDir({ prefix: "parley-perm-dest-" });
   try {
-    await Deno.mkdir(join(dir, "parley-data"));
-    const probe = join(dir, "probe.ts");
+    {
+      await using server = await serve(flags, cwd, "--data", data);
+      assertStringIncludes(server.banner, `(data in ${data})`);
+      const notes = join(src, "notes.txt");
+      await Deno.writeTextFile(notes, "notes from /tmp\n");
+      const put = await client(flags, server, cwd, "put", notes);
+      assertEquals(put.code, 0, put.stdout + put.stderr);
+      const got = join(dest, "copy.txt");
+      const get = await client(flags, server, cwd, "get", "notes.txt", got);
+      assertEquals(get.code, 0, get.stdout + get.stderr);
+      assertEquals(await Deno.readTextFile(got), "notes from /tmp\n");
+      // A directory as LOCAL: the file keeps its name inside it.
+      const intoDir = await client(flags, server, cwd, "get", "notes.txt", dest + "/");
+      assertEquals(intoDir.code, 0, intoDir.stdout + intoDir.stderr);
+      assertEquals(await Deno.readTextFile(join(dest, "notes.txt")), "notes from /tmp\n");
+    }
+    // Nothing landed in the directory the commands ran in but the client config.
+    const left = [];
+    for await (const e of Deno.readDir(cwd)) left.push(e.name);
+    assertEquals(left.filter((n) => n !== ".config"), []);
+  } finally {
+    await removeAll(cwd, data, src, dest);
+  }
+});
+
+Deno.test("remote exec works with the exec build's flags and is refused without them", async () => {
+  const spec = await readPermissionSpec();
+  const cwd = await Deno.makeTempDir({ prefix: "parley-perm-cwd-" });
+  const data = await Deno.makeTempDir({ prefix: "parley-perm-data-" });
+  try {
+    {
+      await using server = await serve(
+        permissionFlags(spec, { exec: true }),
+        cwd,
+        "--data",
+        data,
+        "--exec",
+      );
+      const flags = permissionFlags(spec);
+      const run = await client(flags, server, cwd, "exec", "-n", "--", "echo", "hi from exec");
+      assertEquals(run.code, 0, run.stdout + run.stderr);
+      assertEquals(run.stdout, "hi from exec\n");
+      // sleep 30 ends at once on a signal: the group is reached through /usr/bin/kill.
+      const timed = await client(
+        flags,
+        server,
+        cwd,
+        "exec",
+        "-n",
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "30",
+      );
+      assert(timed.code !== 0, timed.stdout + timed.stderr);
+      assertMatch(timed.stderr, /ran out of time/);
+      // Process groups are signalled through /usr/bin/kill, so the server has no warning.
+      const log = await server.stop();
+      assertMatch(log, /exec enabled .*sandbox=true/);
+      assertNotMatch(log, /cannot signal process groups|warn/);
+    }
+    // Without the run permission --exec refuses to start, naming what to grant.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: parleyArgs(permissionFlags(spec), "serve", "--port", "0", "--data", data, "--exec"),
+      cwd,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert(out.code !== 0, decode(out.stdout));
+    assertMatch(decode(out.stderr), /--allow-run/);
+  } finally {
+    await removeAll(cwd, data, `${data}-exec`);
+  }
+});
+
+Deno.test("with the compile flags a process reads and writes files but cannot run programs or see other env", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "parley-perm-probe-" });
+  try {
+    const probe = join(cwd, "probe.ts");
+    const elsewhere = join(dirname(cwd), `${cwd.split("/").pop()}-written`);
     await Deno.writeTextFile(
       probe,
       `const results: Record<string, string> = {};
@@ -139,50 +257,80 @@ const tryIt = async (name: string, fn: () => unknown) => {
   catch (e) { results[name] = e instanceof Deno.errors.NotCapable ? "denied" : String(e); }
 };
 await tryIt("read /etc/hostname", () => Deno.readTextFile("/etc/hostname"));
-await tryIt("read the repository", () => Deno.readTextFile(${
-        JSON.stringify(join(ROOT, "deno.json"))
-      }));
-await tryIt("write outside", () => Deno.writeTextFile(${
-        JSON.stringify(join(dir, "outside.txt"))
-      }, "x"));
-await tryIt("write data dir", () => Deno.writeTextFile("./parley-data/ok.txt", "x"));
-await tryIt("write config dir", () => Deno.writeTextFile(${
-        JSON.stringify(join(configDir, "ok.txt"))
-      }, "x"));
+await tryIt("write elsewhere", () => Deno.writeTextFile(${JSON.stringify(elsewhere)}, "x"));
 await tryIt("env PATH", () => Deno.env.get("PATH"));
 await tryIt("env PARLEY_KEY", () => Deno.env.get("PARLEY_KEY"));
 await tryIt("run a program", () => new Deno.Command("true").output());
+await tryIt("run /usr/bin/env", () => new Deno.Command("/usr/bin/env").output());
+await tryIt("sys", () => Deno.hostname());
 console.log(JSON.stringify(results));
 `,
     );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", ...flagsFor(spec, configDir), probe],
-      cwd: dir,
-      env: { XDG_CONFIG_HOME: configHome },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(out.code, 0, decode(out.stderr));
-    assertEquals(JSON.parse(decode(out.stdout)), {
-      "read /etc/hostname": "denied",
-      "read the repository": "denied",
-      "write outside": "denied",
-      "write data dir": "allowed",
-      "write config dir": "allowed",
+    const spec = await readPermissionSpec();
+    const run = async (exec: boolean) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", "--no-config", ...permissionFlags(spec, { exec }), probe],
+        cwd,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(out.code, 0, decode(out.stderr));
+      await Deno.remove(elsewhere);
+      return JSON.parse(decode(out.stdout));
+    };
+    const base = {
+      "read /etc/hostname": "allowed",
+      "write elsewhere": "allowed",
       "env PATH": "denied",
       "env PARLEY_KEY": "allowed",
       "run a program": "denied",
-    });
+      "run /usr/bin/env": "denied",
+      "sys": "denied",
+    };
+    assertEquals(await run(false), base);
+    assertEquals(await run(true), { ...base, "run /usr/bin/env": "allowed" });
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeAll(cwd);
   }
 });
 
-/** Kills a child that may already have exited (then `kill` throws a TypeError). */
-function _killQuietly(child: Deno.ChildProcess): void {
-  try {
-    child.kill("SIGKILL");
-  } catch (e) {
-    if (!(e instanceof TypeError)) throw e;
-  }
+/** Runs scripts/compile.sh with `deno` on PATH (as `deno task compile` has it). */
+async function compileScript(env: Record<string, string>, ...args: string[]) {
+  const out = await new Deno.Command("bash", {
+    args: [join(ROOT, "scripts", "compile.sh"), ...args],
+    env: {
+      PATH: `${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? ""}`,
+      NO_COLOR: "1",
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
+
+Deno.test("compile.sh bakes in the same flags, and fails plainly when it cannot build", async () => {
+  const spec = await readPermissionSpec();
+  const plain = await compileScript({}, "--print-flags");
+  assertEquals(plain.code, 0, plain.stderr);
+  assertEquals(plain.stdout.trim().split("\n"), permissionFlags(spec));
+  const exec = await compileScript({}, "--exec", "--print-flags");
+  assertEquals(exec.stdout.trim().split("\n"), permissionFlags(spec, { exec: true }));
+  const out = join(await Deno.makeTempDir({ prefix: "parley-compile-" }), "parley");
+  try {
+    const failed = await compileScript({ DENORT_BIN: "/nonexistent/denort" }, "-o", out);
+    assertEquals(failed.code, 1, failed.stdout + failed.stderr);
+    assertStringIncludes(failed.stderr, "DENORT_BIN=/nonexistent/denort is not an executable file");
+    await Deno.stat(out).then(
+      () => Promise.reject(new Error(`${out} was written`)),
+      () => {},
+    );
+    const bad = await compileScript({}, "--allow-path", "/x");
+    assertEquals(bad.code, 2);
+    assertStringIncludes(bad.stderr, "unknown option --allow-path");
+  } finally {
+    await removeAll(dirname(out));
+  }
+  // CI does not build the binary (it may have no denort and no internet access).
+  assert(!/compile/.test(await Deno.readTextFile(join(ROOT, ".ci", "run"))));
+});
