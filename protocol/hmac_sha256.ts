@@ -137,89 +137,99 @@ function _compress(state: Int32Array, w: Int32Array, data: Uint8Array, off: numb
   state[7] = (state[7]! + h) | 0;
 }
 
+/*
+ * Working memory shared by every instance: a digest runs synchronously from
+ * start to end, so no two can interleave. An instance keeps only its two
+ * keyed states (64 bytes): a server holds two per connection, and idle
+ * connections should cost little.
+ */
+const _STATE = new Int32Array(8);
+const _W = new Int32Array(64);
+const _BLOCK = new Uint8Array(64);
+
 /** HMAC-SHA256 with a fixed key; reusable, not safe to share across concurrent calls (there are none in JS). */
 export class HmacSha256 {
-  #inner = new Int32Array(8);
-  #outer = new Int32Array(8);
-  #state = new Int32Array(8);
-  #w = new Int32Array(64);
-  #block = new Uint8Array(64);
+  /** The inner (0–7) and outer (8–15) states after the padded key block. */
+  #keyed = new Int32Array(16);
 
   constructor(key: Uint8Array) {
     if (key.byteLength > 64) throw new RangeError("keys longer than 64 bytes are not supported");
     const pad = new Uint8Array(64);
     pad.set(key);
     for (let i = 0; i < 64; i++) pad[i]! ^= 0x36;
-    this.#inner.set(_IV);
-    _compress(this.#inner, this.#w, pad, 0);
+    const inner = this.#keyed.subarray(0, 8);
+    const outer = this.#keyed.subarray(8, 16);
+    inner.set(_IV);
+    _compress(inner, _W, pad, 0);
     for (let i = 0; i < 64; i++) pad[i]! ^= 0x36 ^ 0x5c;
-    this.#outer.set(_IV);
-    _compress(this.#outer, this.#w, pad, 0);
+    outer.set(_IV);
+    _compress(outer, _W, pad, 0);
   }
 
   /** HMAC of the concatenation of `parts`. */
   digest(parts: Uint8Array[]): Uint8Array {
-    const state = this.#state;
-    state.set(this.#inner);
-    const inner = this.#hashFrom(state, 64, parts);
-    state.set(this.#outer);
-    return this.#hashFrom(state, 64, [inner]);
+    const state = _STATE;
+    const keyed = this.#keyed;
+    for (let i = 0; i < 8; i++) state[i] = keyed[i]!;
+    const inner = _hashFrom(state, 64, parts);
+    for (let i = 0; i < 8; i++) state[i] = keyed[i + 8]!;
+    return _hashFrom(state, 64, [inner]);
   }
+}
 
-  /** Continues SHA-256 from `state` (after `prefix` bytes already hashed) over `parts`. */
-  #hashFrom(state: Int32Array, prefix: number, parts: Uint8Array[]): Uint8Array {
-    const block = this.#block;
-    const w = this.#w;
-    let fill = 0;
-    let total = prefix;
-    for (const p of parts) {
-      total += p.byteLength;
-      let off = 0;
-      if (fill > 0) {
-        const take = Math.min(64 - fill, p.byteLength);
-        block.set(p.subarray(0, take), fill);
-        fill += take;
-        off = take;
-        if (fill < 64) continue;
-        _compress(state, w, block, 0);
-        fill = 0;
-      }
-      while (p.byteLength - off >= 64) {
-        _compress(state, w, p, off);
-        off += 64;
-      }
-      if (off < p.byteLength) {
-        block.set(p.subarray(off), 0);
-        fill = p.byteLength - off;
-      }
-    }
-    block[fill++] = 0x80;
-    if (fill > 56) {
-      block.fill(0, fill);
+/** Continues SHA-256 from `state` (after `prefix` bytes already hashed) over `parts`. */
+function _hashFrom(state: Int32Array, prefix: number, parts: Uint8Array[]): Uint8Array {
+  const block = _BLOCK;
+  const w = _W;
+  let fill = 0;
+  let total = prefix;
+  for (const p of parts) {
+    total += p.byteLength;
+    let off = 0;
+    if (fill > 0) {
+      const take = Math.min(64 - fill, p.byteLength);
+      block.set(p.subarray(0, take), fill);
+      fill += take;
+      off = take;
+      if (fill < 64) continue;
       _compress(state, w, block, 0);
       fill = 0;
     }
-    block.fill(0, fill, 56);
-    const bits = total * 8;
-    const hi = Math.floor(bits / 0x100000000);
-    const lo = bits >>> 0;
-    block[56] = hi >>> 24;
-    block[57] = (hi >>> 16) & 0xff;
-    block[58] = (hi >>> 8) & 0xff;
-    block[59] = hi & 0xff;
-    block[60] = lo >>> 24;
-    block[61] = (lo >>> 16) & 0xff;
-    block[62] = (lo >>> 8) & 0xff;
-    block[63] = lo & 0xff;
-    _compress(state, w, block, 0);
-    const out = new Uint8Array(32);
-    for (let i = 0; i < 8; i++) {
-      const v = state[i]!;
-      out[i * 4] = v >>> 24;
-      out[i * 4 + 1] = (v >>> 16) & 0xff;
-      out[i * 4 + 2] = (v >>> 8) & 0xff;
-      out[i * 4 + 3] = v & 0xff;
+    while (p.byteLength - off >= 64) {
+      _compress(state, w, p, off);
+      off += 64;
     }
-    return out;
+    if (off < p.byteLength) {
+      block.set(p.subarray(off), 0);
+      fill = p.byteLength - off;
+    }
   }
+  block[fill++] = 0x80;
+  if (fill > 56) {
+    block.fill(0, fill);
+    _compress(state, w, block, 0);
+    fill = 0;
+  }
+  block.fill(0, fill, 56);
+  const bits = total * 8;
+  const hi = Math.floor(bits / 0x100000000);
+  const lo = bits >>> 0;
+  block[56] = hi >>> 24;
+  block[57] = (hi >>> 16) & 0xff;
+  block[58] = (hi >>> 8) & 0xff;
+  block[59] = hi & 0xff;
+  block[60] = lo >>> 24;
+  block[61] = (lo >>> 16) & 0xff;
+  block[62] = (lo >>> 8) & 0xff;
+  block[63] = lo & 0xff;
+  _compress(state, w, block, 0);
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 8; i++) {
+    const v = state[i]!;
+    out[i * 4] = v >>> 24;
+    out[i * 4 + 1] = (v >>> 16) & 0xff;
+    out[i * 4 + 2] = (v >>> 8) & 0xff;
+    out[i * 4 + 3] = v & 0xff;
+  }
+  return out;
 }

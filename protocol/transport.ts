@@ -27,7 +27,7 @@ export async function writeAll(transport: Transport, p: Uint8Array): Promise<voi
   while (off < p.byteLength) off += await transport.write(p.subarray(off));
 }
 
-const _MIN_READ = 4 * 1024;
+const _MIN_READ = 1024;
 const _MAX_READ = 1024 * 1024;
 
 /**
