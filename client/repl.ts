@@ -16,7 +16,7 @@
  */
 import * as readline from "node:readline";
 import process from "node:process";
-import { bold, cyan, red } from "@std/fmt/colors";
+import { bold, cyan, red, stripAnsiCode } from "@std/fmt/colors";
 import type { ChatClient } from "./chat/chat_client.ts";
 import { formatEvent, type FormatOptions } from "./chat/chat_format.ts";
 import type { ChatEvent } from "./chat/chat_types.ts";
@@ -27,7 +27,7 @@ import { createCompleter } from "./repl_completer.ts";
 import { loadHistory, saveHistory } from "./repl_history.ts";
 import { RemoteError } from "../protocol/errors.ts";
 import { didYouMean } from "../cli/suggest.ts";
-import { splitWords } from "./repl_words.ts";
+import { commandWords } from "./repl_words.ts";
 import type { ChatTarget } from "./chat/chat_types.ts";
 import {
   CHAT_ROOMS,
@@ -370,6 +370,7 @@ export class Repl {
         : { terminal: false }),
     });
     this.#rl = rl;
+    if (this.tty) _fastCursorPos(rl);
     rl.on("line", (line: string) => this.#onLine(line));
     rl.on("SIGINT", () => this.#onSigint());
     rl.on("close", () => {
@@ -468,13 +469,34 @@ export class Repl {
       input(line);
       return;
     }
-    if (this.tty) this.#rl?.prompt();
     const text = line.trim();
-    if (text === "") return;
-    if (text.startsWith("/") && !text.startsWith("//")) return this.#enqueue(text.slice(1));
+    const command = text.startsWith("/") && !text.startsWith("//");
     const bang = this.#commands.find((c) => c.aliases?.includes("!"));
+    if (text !== "" && !command && !(text.startsWith("!") && bang) && this.#sendsNow()) {
+      // the server's copy of the message is shown instead of the typed line (once, not twice)
+      this.#eraseTyped(line);
+    }
+    if (this.tty) this.#rl?.prompt();
+    if (text === "") return;
+    if (command) return this.#enqueue(text.slice(1));
     if (text.startsWith("!") && bang) return this.#enqueue(`! ${text.slice(1)}`);
     this.#send(line.startsWith("//") ? line.slice(1) : line);
+  }
+
+  /** Whether a plain line typed now goes straight to the server (it comes back as a message). */
+  #sendsNow(): boolean {
+    return this.tty && this.#target !== undefined && !this.#offline() && this.#held.length === 0;
+  }
+
+  /** Removes the line just entered (prompt and text) from the terminal. */
+  #eraseTyped(line: string): void {
+    const out = process.stdout;
+    const cols = out.columns || 80;
+    const width = stripAnsiCode(this.#prompt()).length + line.length;
+    const rows = Math.max(1, Math.ceil(width / cols));
+    readline.moveCursor(out, 0, -rows);
+    readline.cursorTo(out, 0);
+    readline.clearScreenDown(out);
   }
 
   #send(text: string, to?: ChatTarget): void {
@@ -493,7 +515,7 @@ export class Repl {
     }
     const p: Promise<void> = this.chat.send(target, text).then(
       () => {},
-      (e) => this.print(this.#err(`not sent: ${_describe(e)}`)),
+      (e) => this.print(this.#err(`not sent: ${_describe(e)}: ${_excerpt(text)}`)),
     ).finally(() => this.#sends.delete(p));
     this.#sends.add(p);
   }
@@ -524,7 +546,7 @@ export class Repl {
       return;
     }
     try {
-      await cmd.run(this.#context, splitWords(rest), rest);
+      await cmd.run(this.#context, commandWords(cmd, rest), rest);
     } catch (e) {
       this.print(this.#err(`/${cmd.name}: ${_describe(e)}`));
     }
@@ -630,6 +652,43 @@ export class Repl {
 
 function _plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * Makes `rl.getCursorPos()` incremental while text is added at the end of
+ * the line. readline asks for the cursor's position after every character
+ * and measures the whole prompt and line each time, so a pasted line of
+ * 5 000 characters took half a minute to echo. When the line only grew by
+ * characters one column wide (printable Latin), the new position is the old
+ * one moved on; anything else is measured by readline as before.
+ */
+function _fastCursorPos(rl: readline.Interface): void {
+  const measure = rl.getCursorPos.bind(rl);
+  const out = process.stdout;
+  let last: { text: string; cols: number; offset: number } | undefined;
+  rl.getCursorPos = () => {
+    const r = rl as unknown as { line: string; cursor: number; getPrompt(): string };
+    const text = r.getPrompt() + r.line.slice(0, r.cursor);
+    const cols = out.columns || 80;
+    let offset: number;
+    const grown = last && last.cols === cols && text.startsWith(last.text)
+      ? text.slice(last.text.length)
+      : undefined;
+    if (grown !== undefined && last && /^[\x20-\x7e\u00a0-\u024f]*$/.test(grown)) {
+      offset = last.offset + grown.length;
+    } else {
+      const pos = measure();
+      offset = pos.rows * cols + pos.cols;
+    }
+    last = { text, cols, offset };
+    return { rows: Math.floor(offset / cols), cols: offset % cols };
+  };
+}
+
+/** The start of a line that was not sent, to say which one it was. */
+function _excerpt(text: string): string {
+  const one = text.replace(/\s+/g, " ").trim();
+  return one.length > 60 ? `${one.slice(0, 59)}…` : one;
 }
 
 function _describe(e: unknown): string {

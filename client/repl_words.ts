@@ -23,3 +23,86 @@ export function splitWords(line: string): string[] {
 export function quoteWord(word: string): string {
   return /^[\w@%+=:,./#~-]+$/u.test(word) ? word : quote(word);
 }
+
+/** A word of a command line: where it is in the line and what it reads as. */
+export interface WordSpan {
+  /** Index of its first character (a quote, if it starts with one). */
+  start: number;
+  /** Index after its last character. */
+  end: number;
+  /** The word as {@linkcode splitWords} reads it (quotes and escapes removed). */
+  value: string;
+}
+
+/**
+ * The words of `line` with where each is, read as {@linkcode splitWords}
+ * reads them (POSIX rules: `\` escapes outside quotes, `'…'` is literal,
+ * in `"…"` a `\` escapes only `"` and `\`). Never throws: an unclosed
+ * quote or a trailing `\` runs to the end of the line (`open` is then set),
+ * as a line being typed does.
+ */
+export function scanWords(line: string): { words: WordSpan[]; open: boolean } {
+  const words: WordSpan[] = [];
+  let cur: WordSpan | undefined;
+  let quote: "'" | '"' | undefined;
+  let open = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quote === undefined && /\s/.test(ch)) {
+      if (cur) words.push(cur);
+      cur = undefined;
+      continue;
+    }
+    cur ??= { start: i, end: i, value: "" };
+    if (quote === "'") {
+      if (ch === "'") quote = undefined;
+      else cur.value += ch;
+    } else if (quote === '"') {
+      if (ch === '"') quote = undefined;
+      else if (ch === "\\" && (line[i + 1] === '"' || line[i + 1] === "\\")) cur.value += line[++i];
+      else cur.value += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+    } else if (ch === "\\") {
+      if (i + 1 < line.length) cur.value += line[++i];
+      else open = true;
+    } else {
+      cur.value += ch;
+    }
+    cur.end = i + 1;
+  }
+  if (cur) words.push(cur);
+  return { words, open: open || quote !== undefined };
+}
+
+/**
+ * The text of `line` after its first `n` words, as typed (quotes kept),
+ * without leading spaces: the free text of `/msg USER TEXT` is
+ * `textAfter(rest, 1)`. Empty when there is nothing after them.
+ */
+export function textAfter(line: string, n: number): string {
+  const { words } = scanWords(line);
+  const w = words[n - 1];
+  if (n <= 0) return line.trimStart();
+  return w === undefined ? "" : line.slice(w.end).trimStart();
+}
+
+const _FREE_TEXT = new WeakSet<object>();
+
+/**
+ * Marks `cmd` as taking free text after its first words (`/me`, `/msg USER
+ * TEXT`): an apostrophe in it (`don't`) is not an unclosed quote.
+ */
+export function takesFreeText<T extends object>(cmd: T): T {
+  _FREE_TEXT.add(cmd);
+  return cmd;
+}
+
+/**
+ * The words a command gets from the text after its name: {@linkcode splitWords},
+ * except that for a command marked with {@linkcode takesFreeText} an
+ * unclosed quote runs to the end of the line instead of being an error.
+ */
+export function commandWords(cmd: object, rest: string): string[] {
+  return _FREE_TEXT.has(cmd) ? scanWords(rest).words.map((w) => w.value) : splitWords(rest);
+}

@@ -19,6 +19,12 @@
  * whichever node it reached: the server stores the message once and the
  * reply is that message's id ({@linkcode ChatClient.send}).
  *
+ * With {@linkcode ChatClient.setPacing} on (the REPL turns it on), sends go
+ * out one after another in order, under the server's message rate (learnt
+ * from `chat.rooms`), a `rate_limited` refusal is retried after its wait,
+ * and a text over the server's size limit is split into several messages on
+ * code-point boundaries: a pasted block arrives whole and in order.
+ *
  * @example
  * ```ts ignore
  * const client = await ParleyClient.connect({ ...creds, reconnect: true });
@@ -52,6 +58,7 @@ import {
   type ChatJoinReply,
   type ChatKickedEvent,
   type ChatLeftEvent,
+  type ChatLimits,
   type ChatNoticeEvent,
   type ChatPage,
   type ChatRoomInfo,
@@ -70,6 +77,23 @@ const _SEND_RETRY_MS = 60_000;
 /** Most attempts of one send. */
 const _SEND_ATTEMPTS = 8;
 const _RECENT_CAP = 2000;
+/** Limits assumed until the server names its own (the server defaults). */
+const _DEFAULT_LIMITS: ChatLimits = { ratePerSecond: 5, rateBurst: 10, maxTextBytes: 4096 };
+/** Most `rate_limited` refusals one paced message waits out before it fails. */
+const _RATE_RETRIES = 30;
+/** Queued messages beyond which a paced send says it is pacing. */
+const _PACE_NOTICE_AT = 5;
+const _ENC = new TextEncoder();
+/** What the server said about its chat limits and the user (`chat.rooms`), per connection. */
+const _INFO = new WeakMap<ParleyClient, { limits: ChatLimits; admin?: boolean }>();
+
+/**
+ * Whether the user of `client` is an admin, as the server said in a
+ * `chat.rooms` reply a {@linkcode ChatClient} asked for (undefined: not known).
+ */
+export function knownAdmin(client: ParleyClient): boolean | undefined {
+  return _INFO.get(client)?.admin;
+}
 const _DM = "@";
 
 interface _Track {
@@ -113,6 +137,14 @@ export class ChatClient {
   #closed = false;
   /** The id epoch of the server's replies so far (undefined before the first). */
   #epoch: string | undefined;
+  #pacing = false;
+  /** The paced sends, one after another. */
+  #paceChain: Promise<unknown> = Promise.resolve();
+  #paceQueued = 0;
+  #paceNoticed = false;
+  /** The client's own bucket under the server's rate: tokens and when counted. */
+  #tokens = { n: -1, at: 0 };
+  #info: Promise<void> | undefined;
 
   private constructor(client: ParleyClient) {
     this.client = client;
@@ -122,8 +154,40 @@ export class ChatClient {
   static async start(client: ParleyClient, options: ChatClientOptions = {}): Promise<ChatClient> {
     const chat = new ChatClient(client);
     chat.#subscribe();
+    chat.#info = chat.#fetchInfo();
     if (options.inbox ?? true) await chat.#syncDms(false);
     return chat;
+  }
+
+  /** The server's chat limits (its defaults until it said otherwise). */
+  get limits(): ChatLimits {
+    return _INFO.get(this.client)?.limits ?? _DEFAULT_LIMITS;
+  }
+
+  /** Whether the user is an admin (undefined: the server did not say). */
+  get admin(): boolean | undefined {
+    return _INFO.get(this.client)?.admin;
+  }
+
+  /**
+   * Turns pacing on or off. Paced sends go out one at a time in order,
+   * under the server's rate; a `rate_limited` refusal is retried after its
+   * wait; a text over the size limit is sent as several messages.
+   */
+  setPacing(on: boolean): void {
+    this.#pacing = on;
+  }
+
+  async #fetchInfo(): Promise<void> {
+    try {
+      const r = await this.client.call(CHAT_ROOMS, {}) as ChatRoomsReply;
+      _INFO.set(this.client, {
+        limits: r.limits ?? _DEFAULT_LIMITS,
+        ...(r.admin === undefined ? {} : { admin: r.admin }),
+      });
+    } catch {
+      // an older server, or offline: the defaults hold
+    }
   }
 
   /** Rooms joined (rejoined after a reconnect). */
@@ -187,10 +251,92 @@ export class ChatClient {
    * a minute): the message is stored once, and `dup: true` in the reply says
    * an earlier attempt had stored it. Any other error rejects at once.
    */
-  async send(
+  send(
     target: ChatTarget,
     text: string,
     options: { me?: boolean; file?: ChatFile; key?: string } = {},
+  ): Promise<ChatSendReply> {
+    if (!this.#pacing) return this.#sendNow(target, text, options);
+    this.#paceQueued++;
+    if (this.#paceQueued > _PACE_NOTICE_AT && !this.#paceNoticed) {
+      this.#paceNoticed = true;
+      this.#emit({
+        kind: "notice",
+        text: `sending the queued lines in order, at most ${this.limits.ratePerSecond} a second ` +
+          "(the server's limit)",
+      });
+    }
+    const p = this.#paceChain.then(() => this.#sendPaced(target, text, options));
+    const done = p.finally(() => {
+      if (--this.#paceQueued === 0) this.#paceNoticed = false;
+    });
+    this.#paceChain = done.catch(() => {});
+    return done;
+  }
+
+  /** Sends `text` (split if it is over the limit) under the rate, waiting out refusals. */
+  async #sendPaced(
+    target: ChatTarget,
+    text: string,
+    options: { me?: boolean; file?: ChatFile; key?: string },
+  ): Promise<ChatSendReply> {
+    await this.#info;
+    const parts = splitText(text, this.limits.maxTextBytes);
+    if (parts.length > 1) {
+      this.#emit({
+        kind: "notice",
+        text: `a long line was sent as ${parts.length} messages ` +
+          `(the server takes at most ${this.limits.maxTextBytes} bytes in one)`,
+      });
+    }
+    let reply: ChatSendReply | undefined;
+    for (const [i, part] of parts.entries()) {
+      // the first piece carries the file and the caller's key; the others their own keys
+      const opts = i === 0 ? options : options.me ? { me: true } : {};
+      for (let attempt = 1;; attempt++) {
+        await this.#takeToken();
+        try {
+          reply = await this.#sendNow(target, part, opts);
+          break;
+        } catch (e) {
+          if (
+            !(e instanceof RemoteError && e.code === "rate_limited") || attempt >= _RATE_RETRIES
+          ) {
+            throw e;
+          }
+          const ms = Number(/in (\d+) ms/.exec(e.message)?.[1] ?? NaN);
+          const wait = Number.isFinite(ms) ? ms : 1000 / this.limits.ratePerSecond;
+          this.#tokens = { n: 0, at: Date.now() + Math.min(wait, 10_000) };
+        }
+      }
+    }
+    return reply!;
+  }
+
+  /** Waits for a token of the client's bucket (a little under the server's rate). */
+  async #takeToken(): Promise<void> {
+    const { ratePerSecond, rateBurst } = this.limits;
+    const rate = ratePerSecond * 0.9;
+    const burst = Math.max(1, rateBurst - 1);
+    const t = this.#tokens;
+    if (t.n < 0) this.#tokens = { n: burst, at: Date.now() };
+    for (let i = 0; i < 100; i++) {
+      const now = Date.now();
+      const cur = this.#tokens;
+      const n = Math.min(burst, cur.n + Math.max(0, now - cur.at) * rate / 1000);
+      if (n >= 1) {
+        this.#tokens = { n: n - 1, at: Math.max(now, cur.at) };
+        return;
+      }
+      const wait = Math.max(cur.at - now, 0) + Math.ceil((1 - n) * 1000 / rate);
+      await new Promise((r) => setTimeout(r, Math.min(wait, 10_000)));
+    }
+  }
+
+  async #sendNow(
+    target: ChatTarget,
+    text: string,
+    options: { me?: boolean; file?: ChatFile; key?: string },
   ): Promise<ChatSendReply> {
     const args = {
       ...target,
@@ -489,6 +635,36 @@ async function _openBefore(client: ParleyClient, deadline: number): Promise<bool
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Cuts `text` into pieces of at most `maxBytes` UTF-8 bytes, on code-point
+ * boundaries, preferring to cut after a line break or a space in the last
+ * quarter of a piece. A text that fits is one piece.
+ */
+export function splitText(text: string, maxBytes: number): string[] {
+  if (_ENC.encode(text).byteLength <= maxBytes) return [text];
+  const out: string[] = [];
+  let piece = "";
+  let bytes = 0;
+  for (const ch of text) {
+    const n = _ENC.encode(ch).byteLength;
+    if (bytes + n > maxBytes) {
+      const cut = Math.max(piece.lastIndexOf("\n"), piece.lastIndexOf(" "));
+      if (cut >= piece.length * 0.75) {
+        out.push(piece.slice(0, cut + 1));
+        piece = piece.slice(cut + 1);
+      } else {
+        out.push(piece);
+        piece = "";
+      }
+      bytes = _ENC.encode(piece).byteLength;
+    }
+    piece += ch;
+    bytes += n;
+  }
+  if (piece.trim() !== "") out.push(piece);
+  return out.filter((p) => p.trim() !== "");
 }
 
 function _byId(list: ChatMessage[]): ChatMessage[] {

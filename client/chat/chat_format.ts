@@ -18,6 +18,19 @@ export interface FormatOptions {
   me: string;
   /** The room shown in the prompt; other rooms are named on each line. */
   currentRoom: string;
+  /**
+   * Ring the terminal bell on a live mention of `me` or a direct message to
+   * `me` (default: when `timestamps`, that is on a terminal).
+   */
+  bell?: boolean;
+}
+
+/** Whether `m` mentions `me`: `@me` anywhere, or `me:`/`me,` at the start (IRC style). */
+export function mentions(m: ChatMessage, me: string): boolean {
+  if (m.from === me || me === "") return false;
+  if (m.mentions?.includes(me)) return true;
+  const t = m.text.trimStart();
+  return t.startsWith(`${me}:`) || t.startsWith(`${me},`);
 }
 
 const _NICK_COLORS = [cyan, green, magenta, yellow, (s: string) => bold(cyan(s))];
@@ -44,7 +57,7 @@ export function sanitize(text: string): string {
 
 /** One message as a line. */
 export function formatMessage(m: ChatMessage, o: FormatOptions): string {
-  const mentioned = m.from !== o.me && (m.mentions?.includes(o.me) ?? false);
+  const mentioned = mentions(m, o.me);
   let text = sanitize(m.text);
   if (mentioned && o.color) text = bold(yellow(text));
   const where = m.to !== undefined
@@ -69,8 +82,13 @@ export function formatMessage(m: ChatMessage, o: FormatOptions): string {
 export function formatEvent(e: ChatEvent, o: FormatOptions): string | undefined {
   const note = (s: string) => `${_time(Date.now(), o)}${o.color ? dim(`-- ${s}`) : `-- ${s}`}`;
   switch (e.kind) {
-    case "msg":
-      return formatMessage(e.msg, o);
+    case "msg": {
+      const line = formatMessage(e.msg, o);
+      // a bell for a live mention or direct message on a terminal (not for replayed history)
+      const toMe = e.msg.to === o.me && e.msg.from !== o.me;
+      const bell = (o.bell ?? o.timestamps) && !e.replay && (toMe || mentions(e.msg, o.me));
+      return bell ? `${line}\x07` : line;
+    }
     case "joined":
       return note(`${e.user} joined #${e.room}`);
     case "left":
@@ -81,7 +99,9 @@ export function formatEvent(e: ChatEvent, o: FormatOptions): string | undefined 
       );
     case "kicked":
       return (o.color ? red : (s: string) => s)(
-        `-- ${e.by} removed you from #${e.room}${e.reason ? `: ${sanitize(e.reason)}` : ""}`,
+        `-- ${e.by} removed you from #${e.room}${
+          e.reason ? `: ${sanitize(e.reason)}` : ""
+        }; /join ${e.room} to go back`,
       );
     case "notice":
       return (o.color ? yellow : (s: string) => s)(`-- ${sanitize(e.text)}`);
