@@ -197,3 +197,71 @@ Deno.test("REPL: /help fits a 40-column terminal", async () => {
   await p.write(`/quit${KEYS.enter}`);
   assertEquals((await p.close()).code, 0);
 });
+
+Deno.test("REPL: lines refused as too fast (another login spent the rate) are sent again, in order", async () => {
+  await using t = await startTestServer();
+  const key = await t.addUser("ada");
+  const bob = await ChatClient.start(await t.connect("bob"));
+  const got = record(bob);
+  await bob.join("lobby");
+  await using p = await spawnRepl({ port: t.port, user: "ada", key });
+  await p.waitFor("[#lobby]", { ms: 30_000 });
+  await waitFor(() => got.events.some((e) => e.kind === "joined"), "ada joining");
+  // ada's other login spends the whole burst: the REPL's next lines meet rate_limited
+  const other = await ChatClient.start(await t.connect("ada"));
+  await other.join("lobby");
+  for (let i = 0; i < 10; i++) await other.send({ room: "lobby" }, `other ${i}`);
+  await waitFor(() => got.msgs.length === 10, "the other login's burst");
+  const lines = Array.from({ length: 6 }, (_, i) => `paced ${i + 1}`);
+  const mark = p.mark();
+  await p.write(lines.join("\r") + "\r");
+  await waitFor(() => got.msgs.length >= 16, "the six lines at bob", 30_000);
+  assertEquals(got.msgs.slice(10).map((m) => m.text), lines);
+  const shown: string = stripAnsiCode(p.since(mark));
+  assert(!/slow down|not sent/.test(shown), `nothing refused: ${shown}`);
+  other.close();
+  await other.client.close();
+  await p.write(`/quit${KEYS.enter}`);
+  assertEquals((await p.close()).code, 0);
+  await bob.client.close();
+});
+
+Deno.test("REPL: /away answers a DM once, /history @USER, a bell on a DM, Tab on a name at line start", async () => {
+  await using t = await startTestServer();
+  const key = await t.addUser("ada");
+  const bob = await ChatClient.start(await t.connect("bob"));
+  const got = record(bob);
+  await bob.join("lobby");
+  await using p = await spawnRepl({ port: t.port, user: "ada", key });
+  await p.waitFor("[#lobby]", { ms: 30_000 });
+
+  let mark = p.mark();
+  await p.write(`/away at lunch${KEYS.enter}`);
+  await p.waitFor("you are away (at lunch)", { since: mark });
+  await bob.send({ to: "ada" }, "lunch?");
+  await bob.send({ to: "ada" }, "hello?");
+  await p.waitFor("hello?", { since: mark });
+  assert(p.since(mark).includes("\x07"), "a bell for a direct message on a terminal");
+  await waitFor(() => got.msgs.some((m) => m.text === "is away: at lunch"), "the away answer");
+  mark = p.mark();
+  await p.write(`/away${KEYS.enter}`);
+  await p.waitFor("you are back; 2 direct messages arrived while you were away", { since: mark });
+  assertEquals(got.msgs.filter((m) => m.from === "ada").map((m) => [m.text, m.me, m.to]), [
+    ["is away: at lunch", true, "bob"],
+  ]);
+
+  mark = p.mark();
+  await p.write(`/history @bob${KEYS.enter}`);
+  await p.waitFor(/lunch\?[^]*hello\?[^]*is away: at lunch/, { since: mark });
+
+  mark = p.mark();
+  await p.write("bo" + KEYS.tab);
+  await p.waitFor("bob:", { since: mark });
+  await p.write("see you");
+  await p.waitFor("bob: see you", { since: mark });
+  await p.write(KEYS.enter);
+  await waitFor(() => got.msgs.some((m) => m.text === "bob: see you"), "the line at bob");
+  await p.write(`/quit${KEYS.enter}`);
+  assertEquals((await p.close()).code, 0);
+  await bob.client.close();
+});
