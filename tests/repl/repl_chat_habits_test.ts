@@ -117,10 +117,14 @@ Deno.test("REPL: Tab completes a file name with a space quoted, and /put reads i
   const dir = await Deno.makeTempDir({ prefix: "parley-complete-" });
   try {
     await Deno.writeTextFile(join(dir, "my notes.txt"), "notes\n");
+    await Deno.writeTextFile(join(dir, "my file.txt"), "file\n");
     await using p = await spawnRepl({ port: t.port, user: "ada", key, cwd: dir });
     await p.waitFor("[#lobby]", { ms: 30_000 });
     const mark = p.mark();
+    // two names share "'my ": Tab inserts that much, quote open; then "n" and Tab finish it
     await p.write("/put my" + KEYS.tab);
+    await p.waitFor("/put 'my ", { since: mark });
+    await p.write("n" + KEYS.tab);
     await p.waitFor("/put 'my notes.txt'", { since: mark });
     await p.write(KEYS.enter);
     await p.waitFor("uploaded my notes.txt", { since: mark, ms: 30_000 });
