@@ -78,7 +78,7 @@ compile: deno compile failed (its message is above); no binary was built.
   Deno $version from the Deno release page, unzip it, and run:
     DENORT_BIN=/path/to/denort npx -y deno@2.9.6 task compile
   Meanwhile \`npx -y deno@2.9.6 task install\` gives you a \`parley\` command with the
-  same permissions without compiling (README, "Install").
+  same permissions without compiling (see README.md).
 EOF
   exit 1
 fi

@@ -294,12 +294,15 @@ console.log(JSON.stringify(results));
   }
 });
 
-/** Runs scripts/compile.sh with `deno` on PATH (as `deno task compile` has it). */
+/** Runs scripts/compile.sh with `deno` on PATH (as `deno task compile` has it) and only `env`. */
 async function compileScript(env: Record<string, string>, ...args: string[]) {
   const out = await new Deno.Command("bash", {
     args: [join(ROOT, "scripts", "compile.sh"), ...args],
+    clearEnv: true,
     env: {
-      PATH: `${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? ""}`,
+      PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin`,
+      HOME: Deno.env.get("HOME") ?? "/root",
+      DENO_DIR: denoDir(),
       NO_COLOR: "1",
       ...env,
     },
@@ -309,6 +312,33 @@ async function compileScript(env: Record<string, string>, ...args: string[]) {
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
 
+/** The module cache of this process. */
+function denoDir(): string {
+  return Deno.env.get("DENO_DIR") ??
+    join(
+      Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"),
+      "deno",
+    );
+}
+
+/** Whether `deno compile` has its runtime at hand without downloading it. */
+async function denortCached(): Promise<boolean> {
+  const zip = join(
+    denoDir(),
+    "dl",
+    "release",
+    `v${Deno.version.deno}`,
+    `denort-${Deno.build.target}.zip`,
+  );
+  try {
+    await Deno.stat(zip);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 Deno.test("compile.sh bakes in the same flags, and fails plainly when it cannot build", async () => {
   const spec = await readPermissionSpec();
   const plain = await compileScript({}, "--print-flags");
@@ -316,20 +346,42 @@ Deno.test("compile.sh bakes in the same flags, and fails plainly when it cannot 
   assertEquals(plain.stdout.trim().split("\n"), permissionFlags(spec));
   const exec = await compileScript({}, "--exec", "--print-flags");
   assertEquals(exec.stdout.trim().split("\n"), permissionFlags(spec, { exec: true }));
-  const out = join(await Deno.makeTempDir({ prefix: "parley-compile-" }), "parley");
-  try {
-    const failed = await compileScript({ DENORT_BIN: "/nonexistent/denort" }, "-o", out);
-    assertEquals(failed.code, 1, failed.stdout + failed.stderr);
-    assertStringIncludes(failed.stderr, "DENORT_BIN=/nonexistent/denort is not an executable file");
+  const dir = await Deno.makeTempDir({ prefix: "parley-compile-" });
+  const out = join(dir, "parley");
+  const absent = async () => {
     await Deno.stat(out).then(
       () => Promise.reject(new Error(`${out} was written`)),
-      () => {},
+      (e) => e instanceof Deno.errors.NotFound ? undefined : Promise.reject(e),
     );
+  };
+  try {
+    const badDenort = await compileScript({ DENORT_BIN: "/nonexistent/denort" }, "-o", out);
+    assertEquals(badDenort.code, 1, badDenort.stdout + badDenort.stderr);
+    assertStringIncludes(
+      badDenort.stderr,
+      "DENORT_BIN=/nonexistent/denort is not an executable file",
+    );
+    await absent();
+    // No denort in the cache and its download refused (a proxy on a closed loopback port):
+    // exit 1 and say how to build offline, not "skipped" with exit 0.
+    const noNet = { HTTPS_PROXY: "http://127.0.0.1:9", https_proxy: "http://127.0.0.1:9" };
+    const offline = await compileScript(noNet, "-o", out);
+    if (await denortCached()) {
+      assertEquals(offline.code, 0, offline.stdout + offline.stderr);
+      const version = await new Deno.Command(out, { args: ["--version"], stdout: "piped" })
+        .output();
+      assertEquals(decode(version.stdout), "parley 0.1.0 (protocol 1)\n");
+    } else {
+      assertEquals(offline.code, 1, offline.stdout + offline.stderr);
+      assertStringIncludes(offline.stderr, "compile: deno compile failed");
+      assertStringIncludes(offline.stderr, "DENORT_BIN=/path/to/denort");
+      await absent();
+    }
     const bad = await compileScript({}, "--allow-path", "/x");
     assertEquals(bad.code, 2);
     assertStringIncludes(bad.stderr, "unknown option --allow-path");
   } finally {
-    await removeAll(dirname(out));
+    await removeAll(dir);
   }
   // CI does not build the binary (it may have no denort and no internet access).
   assert(!/compile/.test(await Deno.readTextFile(join(ROOT, ".ci", "run"))));
