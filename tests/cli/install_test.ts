@@ -165,6 +165,18 @@ Deno.test("deno task install: reinstalls over its own launcher, refuses another 
   const forced = await install(m.env, "--force");
   assertEquals(forced.code, 0, forced.stdout + forced.stderr);
 
+  // The Deno it points at is gone and there is no npx: it says what to do.
+  const launcher = join(bin, "parley");
+  const text = await Deno.readTextFile(launcher);
+  await Deno.writeTextFile(launcher, text.replace(/^deno=.*$/m, "deno=/nonexistent/deno"));
+  const gone = await run(launcher, ["--help"], {
+    env: { ...env, PATH: "/nonexistent" },
+    cwd: m.work,
+  });
+  assertEquals(gone.code, 127, gone.stdout + gone.stderr);
+  assertStringIncludes(gone.stderr, "parley: /nonexistent/deno is gone and npx is not on PATH");
+  assertStringIncludes(gone.stderr, "task install");
+
   const bad = await install(m.env, "--bin");
   assertEquals(bad.code, 2);
   assertStringIncludes(bad.stderr, "unknown option --bin");
