@@ -221,6 +221,14 @@ export class Repl {
     this.#redraw(line);
   }
 
+  /** Clears the terminal (and its scrollback); the status lines and the prompt are drawn again. */
+  clearScreen(): void {
+    if (!this.tty || !this.#rl) return;
+    process.stdout.write("\x1b[H\x1b[2J\x1b[3J");
+    this.#drawn = [];
+    this.#redraw();
+  }
+
   /** Redraws the status lines and the prompt (after `line`, if given). */
   #redraw(line?: string): void {
     const rl = this.#rl;

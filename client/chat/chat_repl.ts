@@ -442,8 +442,8 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
       name: "clear",
       usage: "/clear",
       summary: "clear the screen",
-      run(ctx) {
-        if (ctx.tty) ctx.print("\x1b[H\x1b[2J\x1b[3J");
+      run() {
+        repl.clearScreen();
         return Promise.resolve();
       },
     },

@@ -58,7 +58,7 @@ Deno.test("REPL: a pasted 15-line block arrives whole and in order; a 5000-byte 
   await bob.client.close();
 });
 
-Deno.test("REPL: your own line is shown once, as the server's message", async () => {
+Deno.test("REPL: your own line is shown once, as the server's message; /clear clears the screen", async () => {
   await using t = await startTestServer();
   const key = await t.addUser("ada");
   await using r = await tmuxRepl({ port: t.port, user: "ada", key });
@@ -74,6 +74,14 @@ Deno.test("REPL: your own line is shown once, as the server's message", async ()
     1,
     screen.join("\n"),
   );
+  // /clear leaves only the prompt
+  await r.type("/clear");
+  await r.key("Enter");
+  const cleared = await r.waitScreen(
+    (s) => !s.some((l) => l.includes("hello only once")),
+    "a cleared screen",
+  );
+  assertEquals(cleared.filter((l) => l !== ""), ["[#lobby]"]);
 });
 
 Deno.test("REPL: /query sends plain lines as direct messages, /r answers the last one", async () => {
