@@ -373,6 +373,7 @@ export class Repl {
             context: () => this.#context,
             users: () => this.knownUsers(),
             rooms: () => this.knownRooms(),
+            admin: () => this.chat.admin,
           }),
         }
         : { terminal: false }),

@@ -63,8 +63,13 @@ export interface ReplCommand {
   aliases?: string[];
   /** Usage line, e.g. `/put LOCAL [REMOTE]`. */
   usage: string;
-  /** One-line description for `/help`. */
+  /** One-line description for `/help`; one starting with `(admin)` is offered to admins only. */
   summary: string;
+  /**
+   * Takes free text after its first words (`/msg USER TEXT`): an apostrophe
+   * in it is not an unclosed quote.
+   */
+  freeText?: boolean;
   /** Runs the command; throw to print an error. */
   run(ctx: ReplContext, args: string[], rest: string): Promise<void>;
   /** Completions for the argument being typed (index `argIndex`, text `partial`). */

@@ -11,7 +11,6 @@
  */
 import type { ReplCommand, ReplContext } from "./repl_command.ts";
 import { quoteWord, scanWords } from "./repl_words.ts";
-import { knownAdmin } from "./chat/chat_client.ts";
 
 /** Where completions come from. */
 export interface CompletionSources {
@@ -23,6 +22,8 @@ export interface CompletionSources {
   users(): Promise<string[]>;
   /** Known room names. */
   rooms(): Promise<string[]>;
+  /** Whether the user is an admin, as the server said (undefined: not known). */
+  admin(): boolean | undefined;
 }
 
 /** `node:readline` completer signature (callback form). */
@@ -38,15 +39,12 @@ export function isAdminCommand(c: ReplCommand): boolean {
 
 /**
  * The commands to offer: all of them, less the admin commands when the
- * server said the user is not an admin.
+ * server said the user is not an admin (`admin` false; undefined: not known).
  */
-export function offeredCommands(commands: ReplCommand[], ctx: ReplContext): ReplCommand[] {
-  let admin: boolean | undefined;
-  try {
-    admin = knownAdmin(ctx.client);
-  } catch {
-    admin = undefined;
-  }
+export function offeredCommands(
+  commands: ReplCommand[],
+  admin: boolean | undefined,
+): ReplCommand[] {
   return admin === false ? commands.filter((c) => !isAdminCommand(c)) : commands;
 }
 
@@ -71,7 +69,7 @@ export async function complete(
   const quoted = (list: string[]) => starts(list).map(quoteWord);
   const command = line.startsWith("/") && !line.startsWith("//");
   if (command && index === 0) {
-    const all = offeredCommands(src.commands(), src.context());
+    const all = offeredCommands(src.commands(), src.admin());
     const names = starts(all.flatMap((c) => [c.name, ...(c.aliases ?? [])]).map((n) => `/${n}`));
     return [names.length === 1 ? [`${names[0]} `] : names, raw];
   }

@@ -87,22 +87,12 @@ export function textAfter(line: string, n: number): string {
   return w === undefined ? "" : line.slice(w.end).trimStart();
 }
 
-const _FREE_TEXT = new WeakSet<object>();
-
-/**
- * Marks `cmd` as taking free text after its first words (`/me`, `/msg USER
- * TEXT`): an apostrophe in it (`don't`) is not an unclosed quote.
- */
-export function takesFreeText<T extends object>(cmd: T): T {
-  _FREE_TEXT.add(cmd);
-  return cmd;
-}
-
 /**
  * The words a command gets from the text after its name: {@linkcode splitWords},
- * except that for a command marked with {@linkcode takesFreeText} an
- * unclosed quote runs to the end of the line instead of being an error.
+ * except that for a command that takes free text (`freeText`, e.g. `/msg USER
+ * TEXT`) an unclosed quote (`don't`) runs to the end of the line instead of
+ * being an error.
  */
-export function commandWords(cmd: object, rest: string): string[] {
-  return _FREE_TEXT.has(cmd) ? scanWords(rest).words.map((w) => w.value) : splitWords(rest);
+export function commandWords(cmd: { freeText?: boolean }, rest: string): string[] {
+  return cmd.freeText ? scanWords(rest).words.map((w) => w.value) : splitWords(rest);
 }

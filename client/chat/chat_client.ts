@@ -84,16 +84,6 @@ const _RATE_RETRIES = 30;
 /** Queued messages beyond which a paced send says it is pacing. */
 const _PACE_NOTICE_AT = 5;
 const _ENC = new TextEncoder();
-/** What the server said about its chat limits and the user (`chat.rooms`), per connection. */
-const _INFO = new WeakMap<ParleyClient, { limits: ChatLimits; admin?: boolean }>();
-
-/**
- * Whether the user of `client` is an admin, as the server said in a
- * `chat.rooms` reply a {@linkcode ChatClient} asked for (undefined: not known).
- */
-export function knownAdmin(client: ParleyClient): boolean | undefined {
-  return _INFO.get(client)?.admin;
-}
 const _DM = "@";
 
 interface _Track {
@@ -145,6 +135,8 @@ export class ChatClient {
   /** The client's own bucket under the server's rate: tokens and when counted. */
   #tokens = { n: -1, at: 0 };
   #info: Promise<void> | undefined;
+  /** What the server said about its chat limits and the user (`chat.rooms`). */
+  #known: { limits: ChatLimits; admin?: boolean } | undefined;
 
   private constructor(client: ParleyClient) {
     this.client = client;
@@ -154,37 +146,41 @@ export class ChatClient {
   static async start(client: ParleyClient, options: ChatClientOptions = {}): Promise<ChatClient> {
     const chat = new ChatClient(client);
     chat.#subscribe();
-    chat.#info = chat.#fetchInfo();
     if (options.inbox ?? true) await chat.#syncDms(false);
     return chat;
   }
 
   /** The server's chat limits (its defaults until it said otherwise). */
   get limits(): ChatLimits {
-    return _INFO.get(this.client)?.limits ?? _DEFAULT_LIMITS;
+    return this.#known?.limits ?? _DEFAULT_LIMITS;
   }
 
   /** Whether the user is an admin (undefined: the server did not say). */
   get admin(): boolean | undefined {
-    return _INFO.get(this.client)?.admin;
+    return this.#known?.admin;
   }
 
   /**
    * Turns pacing on or off. Paced sends go out one at a time in order,
    * under the server's rate; a `rate_limited` refusal is retried after its
-   * wait; a text over the size limit is sent as several messages.
+   * wait; a text over the size limit is sent as several messages. Turning it
+   * on asks the server for its limits and whether the user is an admin
+   * ({@linkcode ChatClient.limits}, {@linkcode ChatClient.admin}); they are
+   * asked again after each reconnect.
    */
   setPacing(on: boolean): void {
     this.#pacing = on;
+    // the limits (and whether the user is an admin) are asked for once pacing is wanted
+    if (on) this.#info ??= this.#fetchInfo();
   }
 
   async #fetchInfo(): Promise<void> {
     try {
       const r = await this.client.call(CHAT_ROOMS, {}) as ChatRoomsReply;
-      _INFO.set(this.client, {
+      this.#known = {
         limits: r.limits ?? _DEFAULT_LIMITS,
         ...(r.admin === undefined ? {} : { admin: r.admin }),
-      });
+      };
     } catch {
       // an older server, or offline: the defaults hold
     }
@@ -494,6 +490,7 @@ export class ChatClient {
         }
       }
       await this.#syncDms(true);
+      if (this.#info) this.#info = this.#fetchInfo();
       this.#emit({ kind: "connection", state: "restored" });
     });
   }

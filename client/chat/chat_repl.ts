@@ -14,7 +14,7 @@ import type { ChatMessage } from "./chat_types.ts";
 import type { Repl } from "../repl.ts";
 import type { ReplCommand, ReplContext } from "../repl_command.ts";
 import { offeredCommands } from "../repl_completer.ts";
-import { takesFreeText, textAfter } from "../repl_words.ts";
+import { textAfter } from "../repl_words.ts";
 import {
   CHAT_BAN,
   CHAT_HISTORY,
@@ -195,7 +195,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
         const want = args[0]?.replace(/^\//, "");
         const list = want
           ? all.filter((c) => c.name === want || c.aliases?.includes(want))
-          : offeredCommands(all, ctx);
+          : offeredCommands(all, chat.admin);
         if (want && list.length === 0) throw new Error(`no command /${want}`);
         const cols = _columns();
         const width = Math.min(28, Math.max(...list.map((c) => c.usage.length)));
@@ -525,7 +525,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
   ];
   // free text after the first words: an apostrophe is not an unclosed quote
   const freeText = new Set(["me", "msg", "r", "away", "time", "kick", "ban"]);
-  for (const c of builtins) if (freeText.has(c.name)) takesFreeText(c);
+  for (const c of builtins) if (freeText.has(c.name)) c.freeText = true;
   const taken = new Set(builtins.flatMap((c) => [c.name, ...(c.aliases ?? [])]));
   return [...builtins, ...plugins.filter((p) => !taken.has(p.name))];
 }
