@@ -190,7 +190,7 @@ export async function startTestServer(
   };
 }
 
-/** Deno permission flags the server runs with in tests (same as `deno task serve`, scoped). */
+/** Deno permission flags the server runs with in tests: narrower than `deno task serve` (read and write only in the data dir). */
 export function serveFlags(dataDir: string, extra: string[] = []): string[] {
   return [
     "run",
