@@ -86,6 +86,8 @@ export class Repl {
   /** Commands waiting in the queue. */
   #waiting = 0;
   #retry: ReconnectRetry | undefined;
+  /** The last text readline measured for the cursor (prompt and line) and its rows. */
+  #measured: (() => { text: string; rows: number } | undefined) | undefined;
 
   constructor(options: ReplOptions) {
     this.#o = options;
@@ -379,7 +381,7 @@ export class Repl {
         : { terminal: false }),
     });
     this.#rl = rl;
-    if (this.tty) _fastCursorPos(rl);
+    if (this.tty) this.#measured = _fastCursorPos(rl);
     rl.on("line", (line: string) => this.#onLine(line));
     rl.on("SIGINT", () => this.#onSigint());
     rl.on("close", () => {
@@ -501,8 +503,11 @@ export class Repl {
   #eraseTyped(line: string): void {
     const out = process.stdout;
     const cols = out.columns || 80;
-    const width = stripAnsiCode(this.#prompt()).length + line.length;
-    const rows = Math.max(1, Math.ceil(width / cols));
+    // readline measured the whole line (wide characters too) as Enter moved to its end
+    const seen = this.#measured?.();
+    const rows = seen && seen.text === this.#rl?.getPrompt() + line
+      ? seen.rows + 1
+      : Math.max(1, Math.ceil((stripAnsiCode(this.#prompt()).length + line.length) / cols));
     readline.moveCursor(out, 0, -rows);
     readline.cursorTo(out, 0);
     readline.clearScreenDown(out);
@@ -669,9 +674,10 @@ function _plural(n: number, word: string): string {
  * and measures the whole prompt and line each time, so a pasted line of
  * 5 000 characters took half a minute to echo. When the line only grew by
  * characters one column wide (printable Latin), the new position is the old
- * one moved on; anything else is measured by readline as before.
+ * one moved on; anything else is measured by readline as before. Returns
+ * the last text measured and how many rows below the prompt's it ends.
  */
-function _fastCursorPos(rl: readline.Interface): void {
+function _fastCursorPos(rl: readline.Interface): () => { text: string; rows: number } | undefined {
   const measure = rl.getCursorPos.bind(rl);
   const out = process.stdout;
   let last: { text: string; cols: number; offset: number } | undefined;
@@ -692,6 +698,7 @@ function _fastCursorPos(rl: readline.Interface): void {
     last = { text, cols, offset };
     return { rows: Math.floor(offset / cols), cols: offset % cols };
   };
+  return () => last && { text: last.text, rows: Math.floor(last.offset / last.cols) };
 }
 
 /** The start of a line that was not sent, to say which one it was. */
