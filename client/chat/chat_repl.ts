@@ -81,8 +81,13 @@ function _columns(): number {
 /** The current room, or an error that says how to get one. */
 function _here(ctx: ReplContext): string {
   const room = ctx.currentRoom();
-  if (room === undefined) throw new Error("you are in no room; /join ROOM first");
-  return room;
+  if (room !== undefined) return room;
+  const t = ctx.currentTarget();
+  throw new Error(
+    t && "to" in t
+      ? `your lines go to ${t.to} (/query); name a room, or /query alone to go back to one`
+      : "you are in no room; /join ROOM first",
+  );
 }
 
 function _need(v: string | undefined, usage: string): string {

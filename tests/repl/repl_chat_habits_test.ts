@@ -100,6 +100,9 @@ Deno.test("REPL: /query sends plain lines as direct messages, /r answers the las
   await waitFor(() => got.msgs.some((m) => m.text === "just between us"), "the DM at bob");
   const dm = got.msgs.find((m) => m.text === "just between us")!;
   assertEquals([dm.to, dm.room], ["bob", undefined]);
+  // a room command without a room says where lines go and how to get back
+  await p.write(`/history${KEYS.enter}`);
+  await p.waitFor("your lines go to bob (/query); name a room, or /query alone", { since: mark });
   await p.write(`/query${KEYS.enter}`);
   mark = p.mark();
   await p.waitFor("your lines go to #lobby again");
