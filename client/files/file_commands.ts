@@ -24,7 +24,7 @@ import { downloadToSink } from "./download_stream.ts";
 import { listRemote, type RemoteEntry } from "./file_list.ts";
 import { isSharedId, resolveShared, type ShareDestination, shareLocalFile } from "./share.ts";
 import type { TransferOptions, TransferResult } from "./transfer_common.ts";
-import { TransferError } from "./transfer_common.ts";
+import { localReadError, TransferError } from "./transfer_common.ts";
 import { downloadFile, type DownloadSource, statSource } from "./transfer_download.ts";
 import { createProgress, formatBytes, summaryLine } from "./transfer_progress.ts";
 import { downloadTree, plural, treeSummary, uploadTree } from "./transfer_tree.ts";
@@ -157,7 +157,7 @@ ${_TRANSFER_FLAGS}
   reconnect: true,
   async body(client, [local, remoteArg], f, out) {
     const info = await Deno.stat(local!).catch((e) => {
-      throw new TransferError("not_found", `cannot read ${local}: ${(e as Error).message}`);
+      throw localReadError(e, local!);
     });
     // A name from macOS may be decomposed (NFD); the server and other clients expect NFC.
     let remote = remoteArg ?? basename(local!).normalize("NFC");

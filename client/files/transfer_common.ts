@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { dirname } from "@std/path";
 import { ProtocolError, RemoteError } from "../../protocol/errors.ts";
 import type { ParleyClient } from "../client.ts";
 
@@ -66,6 +67,69 @@ export class TransferError extends Error {
     this.name = "TransferError";
     this.code = code;
   }
+}
+
+/** `"Permission denied (os error 13): writefile 'x'"` → `"permission denied"`. */
+function _reason(e: Error): string {
+  const text = /^(.*?) \(os error \d+\)/.exec(e.message)?.[1] ?? e.message;
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+/** The directory `path` is in, as the user named it. */
+function _dirOf(path: string): string {
+  const dir = dirname(path);
+  return dir === "." ? "the current directory" : dir;
+}
+
+/**
+ * A local failure to write `local` (or the part files beside it) in plain
+ * words: where, why, and what to do instead, never the part files' names.
+ * Errors that are not about the local file system are returned as they are.
+ */
+export function localWriteError(e: unknown, local: string): unknown {
+  if (!(e instanceof Error)) return e;
+  const dir = _dirOf(local);
+  const instead = "choose a directory you can write (get REMOTE DIR)";
+  if (e instanceof Deno.errors.PermissionDenied) {
+    return new TransferError("local", `cannot write in ${dir}: permission denied; ${instead}`, {
+      cause: e,
+    });
+  }
+  if (e instanceof Deno.errors.NotCapable) {
+    return new TransferError(
+      "local",
+      `cannot write in ${dir}: parley runs without write access there (Deno's --allow-write); ` +
+        instead,
+      { cause: e },
+    );
+  }
+  if (e instanceof Deno.errors.NotFound) {
+    return new TransferError(
+      "not_found",
+      `cannot write in ${dir}: it does not exist; create it first (mkdir -p ${dir}) or ${instead}`,
+      { cause: e },
+    );
+  }
+  if (/\(os error \d+\)/.test(e.message)) {
+    return new TransferError("local", `cannot write ${local}: ${_reason(e)}`, { cause: e });
+  }
+  return e;
+}
+
+/** A local failure to read `local` in plain words (`not_found` when it does not exist). */
+export function localReadError(e: unknown, local: string): TransferError {
+  if (e instanceof Deno.errors.NotFound) {
+    return new TransferError("not_found", `${local} does not exist`, { cause: e });
+  }
+  if (e instanceof Deno.errors.NotCapable) {
+    return new TransferError(
+      "local",
+      `cannot read ${local}: parley runs without read access there (Deno's --allow-read)`,
+      { cause: e },
+    );
+  }
+  const why = e instanceof Error ? _reason(e) : String(e);
+  return new TransferError("local", `cannot read ${local}: ${why}`, { cause: e });
 }
 
 /** Whether a local path exists (without following a final symlink). */

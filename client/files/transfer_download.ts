@@ -19,6 +19,7 @@ import type { ParleyClient } from "../client.ts";
 import {
   exists,
   hashPrefix,
+  localWriteError,
   TransferError,
   type TransferOptions,
   type TransferResult,
@@ -79,10 +80,15 @@ export async function downloadFile(
 ): Promise<TransferResult> {
   const t0 = performance.now();
   if (!options.overwrite && await exists(local)) {
-    throw new TransferError("exists", `${local} already exists; use --overwrite to replace it`);
+    throw new TransferError("exists", `${local} already exists; pass --overwrite to replace it`);
   }
   const part = local + PART_SUFFIX;
   const metaPath = part + ".json";
+  // A local failure says where and what to do, not which part file failed.
+  const writing = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e) => {
+      throw localWriteError(e, local);
+    });
   let transferred = 0;
   let resumedFrom = 0;
   let restart = options.resume === false;
@@ -106,8 +112,8 @@ export async function downloadFile(
       }
     }
     restart = false;
-    await Deno.writeTextFile(metaPath, JSON.stringify(meta));
-    using file = await Deno.open(part, { read: true, write: true, create: true });
+    await writing(Deno.writeTextFile(metaPath, JSON.stringify(meta)));
+    using file = await writing(Deno.open(part, { read: true, write: true, create: true }));
     await file.truncate(offset);
     const hash = createHash("sha256");
     await hashPrefix(file, offset, hash);
@@ -125,7 +131,7 @@ export async function downloadFile(
         if (got > st.size) throw new TransferError("checksum", "the server sent too many bytes");
         hash.update(chunk);
         let off = 0;
-        while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+        while (off < chunk.byteLength) off += await writing(file.write(chunk.subarray(off)));
         transferred += chunk.byteLength;
         options.onProgress?.({ phase: "receive", done: got, total: st.size });
       }
@@ -159,7 +165,7 @@ export async function downloadFile(
     }
   });
   if (options.overwrite) {
-    await Deno.rename(part, local);
+    await writing(Deno.rename(part, local));
   } else {
     try {
       await Deno.link(part, local);
@@ -167,7 +173,7 @@ export async function downloadFile(
       if (e instanceof Deno.errors.AlreadyExists) {
         throw new TransferError("exists", `${local} appeared during the download; kept ${part}`);
       }
-      throw e;
+      throw localWriteError(e, local);
     }
     await Deno.remove(part);
   }

@@ -163,7 +163,7 @@ export class DiskFileStore implements FileStore {
           throw new RequestError(
             "exists",
             `${displayPath(toParts)} already exists${
-              dst.info.isFile && src.info.isFile ? "; use overwrite to replace it" : ""
+              dst.info.isFile && src.info.isFile ? "; pass --overwrite to replace it" : ""
             }`,
           );
         }

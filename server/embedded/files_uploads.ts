@@ -63,7 +63,7 @@ export class DiskUploads {
       if (!target.overwrite) {
         throw new RequestError(
           "exists",
-          `${displayPath(parts)} already exists; use overwrite to replace it`,
+          `${displayPath(parts)} already exists; pass --overwrite to replace it`,
         );
       }
       replaced = resolved.info.size;

@@ -39,7 +39,10 @@ function _info(name: string, e: FileEntry): EntryInfo {
 }
 
 function _tooMany(): RequestError {
-  return new RequestError("too_large", `more than ${MAX_LIST_ENTRIES} entries`);
+  return new RequestError(
+    "too_large",
+    `more than ${MAX_LIST_ENTRIES} entries to list; list a subdirectory (or without -r)`,
+  );
 }
 
 /** The metadata operations. */

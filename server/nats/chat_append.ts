@@ -55,7 +55,7 @@ export async function publishOnce(
       if (_tooLarge(e)) {
         throw new RequestError(
           "too_large",
-          "chat.send: the message is over the stream's size limit",
+          "the message is larger than the cluster's message store accepts; send a shorter one",
           {
             cause: e,
           },
@@ -70,7 +70,8 @@ export async function publishOnce(
   }
   throw new RequestError(
     "unavailable",
-    "chat.send: the message store did not confirm the message in time; a retry with the same key stores it once",
+    "the cluster's message store did not confirm the message in time; send it again " +
+      "(a retry with the same key stores it once)",
     { cause: last ?? opts.signal.reason },
   );
 }
