@@ -81,8 +81,6 @@ const _RECENT_CAP = 2000;
 const _DEFAULT_LIMITS: ChatLimits = { ratePerSecond: 5, rateBurst: 10, maxTextBytes: 4096 };
 /** Most `rate_limited` refusals one paced message waits out before it fails. */
 const _RATE_RETRIES = 30;
-/** Queued messages beyond which a paced send says it is pacing. */
-const _PACE_NOTICE_AT = 5;
 const _ENC = new TextEncoder();
 const _DM = "@";
 
@@ -254,14 +252,6 @@ export class ChatClient {
   ): Promise<ChatSendReply> {
     if (!this.#pacing) return this.#sendNow(target, text, options);
     this.#paceQueued++;
-    if (this.#paceQueued > _PACE_NOTICE_AT && !this.#paceNoticed) {
-      this.#paceNoticed = true;
-      this.#emit({
-        kind: "notice",
-        text: `sending the queued lines in order, at most ${this.limits.ratePerSecond} a second ` +
-          "(the server's limit)",
-      });
-    }
     const p = this.#paceChain.then(() => this.#sendPaced(target, text, options));
     const done = p.finally(() => {
       if (--this.#paceQueued === 0) this.#paceNoticed = false;
@@ -325,6 +315,16 @@ export class ChatClient {
         return;
       }
       const wait = Math.max(cur.at - now, 0) + Math.ceil((1 - n) * 1000 / rate);
+      if (!this.#paceNoticed) {
+        // said once while lines wait (again only after the queue ran empty)
+        this.#paceNoticed = true;
+        const n = this.#paceQueued;
+        this.#emit({
+          kind: "notice",
+          text: `${n === 1 ? "1 message waits" : `${n} messages wait`}: sending in order, ` +
+            `at most ${ratePerSecond} a second (the server's limit)`,
+        });
+      }
       await new Promise((r) => setTimeout(r, Math.min(wait, 10_000)));
     }
   }

@@ -36,7 +36,9 @@ Deno.test("REPL: a pasted 15-line block arrives whole and in order; a 5000-byte 
   assertEquals(got.msgs.map((m) => m.text), lines);
   const shown: string = stripAnsiCode(p.since(mark));
   assert(!/slow down|not sent/.test(shown), `nothing refused: ${shown}`);
-  await p.waitFor("sending the queued lines in order", { since: mark });
+  await p.waitFor(/\d+ messages wait: sending in order, at most 5 a second/, { since: mark });
+  const said: string = stripAnsiCode(p.since(mark));
+  assertEquals(said.split("sending in order").length - 1, 1, "said once");
 
   // 5000 bytes in two-byte characters: several messages that together are the line
   const long = "é".repeat(1200) + " " + "ü".repeat(1299) + "!";
@@ -234,6 +236,7 @@ Deno.test("REPL: lines refused as too fast (another login spent the rate) are se
   assertEquals(got.msgs.slice(10).map((m) => m.text), lines);
   const shown: string = stripAnsiCode(p.since(mark));
   assert(!/slow down|not sent/.test(shown), `nothing refused: ${shown}`);
+  assertEquals(shown.split("sending in order").length - 1, 1, "pacing said once");
   other.close();
   await other.client.close();
   await p.write(`/quit${KEYS.enter}`);
