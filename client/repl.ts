@@ -298,6 +298,8 @@ export class Repl {
     // floating-ok: the REPL's end is awaited through #finished
     void (async () => {
       if (cancel) await this.#jobs.cancelAll();
+      // lines still waiting for the server's rate are sent before leaving, and that is said
+      if (this.#sends.size > 1) this.print(`-- sending ${_plural(this.#sends.size, "line")} first`);
       await Promise.allSettled([...this.#sends]);
       await this.#queue;
       if (this.#jobs.size > 0) {

@@ -283,3 +283,20 @@ Deno.test("REPL: /away answers a DM once, /history @USER, a bell on a DM, Tab on
   assertEquals((await p.close()).code, 0);
   await bob.client.close();
 });
+
+Deno.test("REPL without a terminal: 30 piped lines all arrive in order before it exits", async () => {
+  await using t = await startTestServer();
+  const key = await t.addUser("ada");
+  const bob = await ChatClient.start(await t.connect("bob"));
+  const got = record(bob);
+  await bob.join("lobby");
+  await using p = await spawnRepl({ port: t.port, user: "ada", key, pty: false });
+  const lines = Array.from({ length: 30 }, (_, i) => `piped ${i + 1}`);
+  await p.write(lines.map((l) => l + "\n").join(""));
+  // end of input right away: the REPL leaves only after the paced lines are sent
+  assertEquals((await p.close()).code, 0);
+  await waitFor(() => got.msgs.length >= 30, "30 lines at bob", 30_000);
+  assertEquals(got.msgs.map((m) => m.text), lines);
+  assert(p.text().includes("-- sending"), p.text());
+  await bob.client.close();
+});
