@@ -199,7 +199,7 @@ export async function openNatsAccounts(
     },
     async verifierFor(name): Promise<LoginVerifier | undefined> {
       if (!validUserName(name)) return undefined;
-      const e = (await withNats("login", () => mirror.read(encodeKeyToken(name))))?.value;
+      const e = (await withNats("logging in", () => mirror.read(encodeKeyToken(name))))?.value;
       return e ? { account: e.account, verifier: verifierOfStored(e.stored) } : undefined;
     },
     subscribe(listener) {

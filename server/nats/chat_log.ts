@@ -91,19 +91,19 @@ export class NatsChatLog implements ChatLog {
   }
 
   page(where: ChatWhere, q: HistoryQuery): Promise<HistoryPage> {
-    return withNats("chat.history", () => readPage(this.#deps, where, q));
+    return withNats("reading the history", () => readPage(this.#deps, where, q));
   }
 
   async get(id: string, user: string): Promise<ChatMessage | undefined> {
     if (!/^\d{1,16}$/.test(id) || Number(id) < 1) return undefined;
-    const msg = await withNats("chat.get", () => this.#load(Number(id)));
+    const msg = await withNats("reading a message", () => this.#load(Number(id)));
     if (!msg) return undefined;
     return msg.room !== undefined || msg.to === user || msg.from === user ? msg : undefined;
   }
 
   async gap(room: string, after: number): Promise<boolean> {
     const subject = roomSubject(room);
-    const [info, first] = await withNats("chat.join", () =>
+    const [info, first] = await withNats("joining the room", () =>
       Promise.all([
         this.#deps.jsm.streams.info(CHAT_STREAM, { subjects_filter: subject }),
         leaderGet(this.#deps.jsm, { next_by_subj: subject, seq: 1 }),

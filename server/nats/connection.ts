@@ -169,14 +169,14 @@ export function isNatsUnavailable(e: unknown): boolean {
 
 /**
  * Maps a NATS failure to `RequestError("unavailable")`; anything else is returned unchanged.
- * `what` names the operation for the message ("chat.send").
+ * `what` says in plain words what failed, for the message ("saving the ban").
  */
 export function natsError(e: unknown, what: string): unknown {
   if (e instanceof RequestError) return e;
   if (isNatsUnavailable(e)) {
     return new RequestError(
       "unavailable",
-      `${what}: cluster storage is unavailable, try again shortly`,
+      `cluster storage is unavailable (${what}); try again in a few seconds`,
       { cause: e },
     );
   }
