@@ -56,6 +56,7 @@ export type AuthenticatedLink =
     | "localWindow"
     | "peerWindow"
     | "maxStreams"
+    | "batch"
   >
   & {
     user: string;
@@ -77,6 +78,8 @@ export interface ClientHandshakeOptions {
   window?: Windows;
   /** Fixed nonce, for test vectors only. */
   nonce?: Uint8Array;
+  /** Offer batch frames (PROTOCOL.md §5.5). Default true. */
+  batch?: boolean;
   /**
    * SHA-256 of the server certificate's DER bytes as the client received it
    * over TLS; absent on a plaintext connection. It is bound into both proofs,
@@ -101,6 +104,8 @@ export interface ServerHandshakeOptions {
   maxStreams?: number;
   /** Fixed nonce, for test vectors only. */
   nonce?: Uint8Array;
+  /** Agree to batch frames when the client offers them (PROTOCOL.md §5.5). Default true. */
+  batch?: boolean;
   /**
    * SHA-256 of the DER bytes of the certificate this server presents over
    * TLS; absent on a plaintext listener. Bound into both proofs; the frame MAC
@@ -159,13 +164,15 @@ export function clientHandshake(
   const reader = new FrameReader(transport, { maxBody });
   const run = async (): Promise<AuthenticatedLink> => {
     const cn = options.nonce ?? new Uint8Array(randomBytes(NONCE_LENGTH));
-    const hello = {
+    const offerBatch = options.batch ?? true;
+    const hello: OutHeader = {
       t: "hello",
       v: PROTOCOL_VERSION,
       user: options.user,
       nonce: encodeHex(cn),
       maxBody,
       win: window,
+      ...(offerBatch ? { batch: true } : {}),
     };
     await writeAll(transport, encodeFrame(hello));
     const ch = await _expect(reader, "challenge") as { nonce: string };
@@ -183,6 +190,9 @@ export function clientHandshake(
     const w = await _expect(reader, "welcome") as WelcomeHeader;
     if (!verifyServerSignature(decodeHex(w.proof), options.key, input)) {
       throw new ProtocolError("auth_failed", "the server could not prove it knows your key");
+    }
+    if (w.batch === true && !offerBatch) {
+      throw new ProtocolError("bad_header", "the server turned on batch frames nobody offered");
     }
     if (w.maxBody > maxBody || w.maxBody < 1024) {
       throw new ProtocolError("bad_header", `server chose an unusable body limit ${w.maxBody}`);
@@ -209,6 +219,7 @@ export function clientHandshake(
       localWindow: window,
       peerWindow: w.win,
       maxStreams: w.maxStreams,
+      batch: w.batch === true,
     };
     if (!tls) {
       const keys = deriveSessionKeys(clientKeyOf(options.key), options.user, cn, sn);
@@ -237,6 +248,7 @@ export function serverHandshake(
       nonce: string;
       maxBody?: number;
       win?: Windows;
+      batch?: boolean;
     };
     options.admit?.(hello.user);
     const cn = decodeHex(hello.nonce);
@@ -263,6 +275,7 @@ export function serverHandshake(
     }
     const maxBody = Math.max(1024, Math.min(ourMaxBody, hello.maxBody ?? DEFAULT_MAX_BODY));
     const peerWindow = hello.win ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
+    const batch = hello.batch === true && (options.batch ?? true);
     const welcome: WelcomeHeader & OutHeader = {
       t: "welcome",
       proof: encodeHex(serverSignature(verifier.serverKey, input)),
@@ -270,6 +283,7 @@ export function serverHandshake(
       win: window,
       maxStreams,
       mac: !tls,
+      ...(batch ? { batch: true } : {}),
     };
     await writeAll(transport, encodeFrame(welcome));
     reader.decoder.maxBody = maxBody;
@@ -285,6 +299,7 @@ export function serverHandshake(
       localWindow: window,
       peerWindow,
       maxStreams,
+      batch,
     };
     if (!tls) {
       // The proof carried ClientKey: the session keys need no stored key.

@@ -67,6 +67,14 @@ export interface ErrorHeader {
   msg: string;
 }
 
+/**
+ * Several body-less frames under one MAC (PROTOCOL.md §5.5); only when both
+ * sides agreed to batches in the handshake. Its body holds the inner frames.
+ */
+export interface BatchHeader {
+  t: "batch";
+}
+
 /** Any header valid after the handshake. */
 export type Header =
   | ReqHeader
@@ -76,7 +84,8 @@ export type Header =
   | WinHeader
   | RstHeader
   | PingHeader
-  | ErrorHeader;
+  | ErrorHeader
+  | BatchHeader;
 
 /** Client's first frame. */
 export interface HelloHeader {
@@ -86,6 +95,8 @@ export interface HelloHeader {
   nonce: string;
   maxBody?: number;
   win?: { s: number; c: number };
+  /** The client accepts and may send `batch` frames (§5.5). */
+  batch?: boolean;
 }
 /** Server's answer to hello. */
 export interface ChallengeHeader {
@@ -106,6 +117,8 @@ export interface WelcomeHeader {
   win: { s: number; c: number };
   maxStreams: number;
   mac: boolean;
+  /** Batch frames are on for the connection, both ways (§5.5); only when `hello.batch` was. */
+  batch?: boolean;
 }
 /** Any header valid during the handshake. */
 export type HandshakeHeader =
@@ -218,6 +231,9 @@ export function validateHeader(h: RawHeader): Header {
       _str(h, "code", 64);
       _str(h, "msg");
       break;
+    case "batch":
+      // The body is checked where it is split (splitBatch), the inner frames one by one.
+      break;
     default:
       throw new ProtocolError("unknown_type", `unknown frame type ${JSON.stringify(h.t)}`);
   }
@@ -235,6 +251,7 @@ export function validateHandshake(h: RawHeader, nonceBytes: number): HandshakeHe
         _bad(h.t, "maxBody", `at least ${MIN_MAX_BODY} (bytes)`);
       }
       if (h.win !== undefined) _win(h);
+      _optBool(h, "batch");
       break;
     case "challenge":
       _version(h);
@@ -249,6 +266,7 @@ export function validateHandshake(h: RawHeader, nonceBytes: number): HandshakeHe
       _win(h);
       _uint(h, "maxStreams");
       if (typeof h.mac !== "boolean") _bad(h.t, "mac", "a boolean");
+      _optBool(h, "batch");
       break;
     case "error":
       _str(h, "code", 64);

@@ -15,6 +15,7 @@ import { ProtocolError, RemoteError } from "./errors.ts";
 import { type Header, type Json, type ReqHeader, validateHeader } from "./messages.ts";
 import { MuxStream, type StreamHost } from "./mux_stream.ts";
 import { type FrameReader, type Transport, writeAll } from "./transport.ts";
+import { encodeBatchBody, splitBatch } from "./frame_batch.ts";
 import { DEFAULT_CHUNK, MAX_WINDOW } from "./limits.ts";
 import { truncateCodePoints } from "./text.ts";
 
@@ -99,6 +100,12 @@ export interface SessionOptions {
    * server answers requests beyond its own cap with `busy`. Default 16.
    */
   maxOutgoingCalls?: number;
+  /**
+   * Both sides agreed to `batch` frames in the handshake (PROTOCOL.md §5.5):
+   * we accept them, and send runs of control frames as one when frames carry
+   * a MAC. Default false: a `batch` frame is then `unknown_type`.
+   */
+  batch?: boolean;
   /** Handles requests from the peer; the resolved value is the reply's data. */
   onRequest?: (req: IncomingRequest) => Promise<unknown>;
   /** Receives events from the peer. */
@@ -150,6 +157,10 @@ export class Session implements StreamHost {
   #controlBytes = 0;
   #bulk: MuxStream[] = [];
   #writing = false;
+  /** A pump is queued as a microtask (#wakeWriter). */
+  #pumpDue = false;
+  /** Set while a received batch is acted upon: the writer starts after it (#onBatch). */
+  #holdWrites = false;
   #flushed: (() => void)[] = [];
   #scratch: Uint8Array | undefined;
   #pingId = 0;
@@ -367,7 +378,9 @@ export class Session implements StreamHost {
         }
         this.#o.recvMac?.verify(frame.headerBytes, frame.body, frame.tag);
         this.#lastActivity = Date.now();
-        this.#dispatch(validateHeader(frame.header), frame.body);
+        const h = validateHeader(frame.header);
+        if (h.t === "batch") await this.#onBatch(frame.body);
+        else this.#dispatch(h, frame.body);
       }
     } catch (e) {
       if (this.#state === "closed") return;
@@ -379,6 +392,36 @@ export class Session implements StreamHost {
           new ProtocolError("closed", `connection lost: ${err.message}`, { cause: err }),
         );
       }
+    }
+  }
+
+  /**
+   * A `batch` frame (§5.5), its MAC already checked: each inner frame is
+   * checked and acted upon in order, as if it had arrived on its own. Like
+   * the read loop between frames, it lets pending microtasks run between
+   * inner frames, so a request that completes at once (a refusal, a cached
+   * answer) is done before the next one is admitted; the writer waits for
+   * the end of the batch, so what it answers at once goes out together.
+   */
+  async #onBatch(body: Uint8Array): Promise<void> {
+    if (!this.#o.batch) {
+      throw new ProtocolError("unknown_type", 'frame type "batch" was not agreed in the handshake');
+    }
+    const frames = splitBatch(body);
+    this.#holdWrites = true;
+    try {
+      for (const [i, inner] of frames.entries()) {
+        const h = validateHeader(inner.header);
+        if (h.t === "batch" || h.t === "data") {
+          throw new ProtocolError("bad_header", `a ${h.t} frame inside a batch`);
+        }
+        this.#dispatch(h, _EMPTY);
+        if (this.#state === "closed") return;
+        if (i + 1 < frames.length) await null;
+      }
+    } finally {
+      this.#holdWrites = false;
+      this.#wakeWriter();
     }
   }
 
@@ -640,8 +683,18 @@ export class Session implements StreamHost {
     this.#wakeWriter();
   }
 
+  /**
+   * Starts the writer in a microtask, so every frame queued by the same
+   * synchronous run (a message delivered to many sessions, several messages
+   * delivered at once) goes out in one write.
+   */
   #wakeWriter(): void {
-    if (!this.#writing && this.#state !== "closed") void this.#pump();
+    if (this.#writing || this.#pumpDue || this.#holdWrites || this.#state === "closed") return;
+    this.#pumpDue = true;
+    queueMicrotask(() => {
+      this.#pumpDue = false;
+      if (!this.#writing && !this.#holdWrites) void this.#pump();
+    });
   }
 
   /** Writes queued frames; a write failure shuts the session. @neverRejects */
@@ -689,7 +742,7 @@ export class Session implements StreamHost {
         total += tag.byteLength;
       }
     };
-    for (const headerBytes of this.#control) push(headerBytes, _EMPTY);
+    this.#pushControl(push);
     this.#control = [];
     this.#controlBytes = 0;
     let budget = _BATCH_BULK;
@@ -728,6 +781,44 @@ export class Session implements StreamHost {
       off += p.byteLength;
     }
     return out;
+  }
+
+  /**
+   * Hands the queued control frames to `push`, in order. When batches were
+   * agreed and frames carry a MAC, each run of two or more goes as one
+   * `batch` frame (§5.5) of at most the body limit: one header and one MAC
+   * for the run. (Over TLS there is no MAC to save; the write is one anyway.)
+   */
+  #pushControl(push: (headerBytes: Uint8Array, body: Uint8Array) => void): void {
+    const control = this.#control;
+    if (!this.#o.batch || this.#o.sendMac === undefined || control.length < 2) {
+      for (const headerBytes of control) push(headerBytes, _EMPTY);
+      return;
+    }
+    const max = this.#o.maxBody;
+    let run: Uint8Array[] = [];
+    let size = 0;
+    const send = () => {
+      if (run.length === 1) push(run[0]!, _EMPTY);
+      else if (run.length > 1) {
+        const body = encodeBatchBody(run);
+        push(encodeHeader({ t: "batch" }, body.byteLength), body);
+      }
+      run = [];
+      size = 0;
+    };
+    for (const headerBytes of control) {
+      const n = 4 + headerBytes.byteLength;
+      if (n > max) {
+        send();
+        push(headerBytes, _EMPTY);
+        continue;
+      }
+      if (size + n > max) send();
+      run.push(headerBytes);
+      size += n;
+    }
+    send();
   }
 
   #flush(): Promise<void> {

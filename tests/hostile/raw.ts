@@ -156,9 +156,11 @@ export async function rawLogin(
   const conn = await dial(port);
   let link: AuthenticatedLink;
   try {
+    // Frames one by one, as a peer that does not offer batch frames (PROTOCOL.md §5.5) gets them.
     link = await clientHandshake(conn, {
       user,
       key: keyBytes(keyHex),
+      batch: false,
       ...(options.maxBody ? { maxBody: options.maxBody } : {}),
       ...(options.window ? { window: options.window } : {}),
     });

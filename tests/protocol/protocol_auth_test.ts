@@ -224,8 +224,13 @@ async function attack(
   }
 }
 
-const twoCalls = (s: Session) =>
-  Promise.allSettled([s.call("diag.echo", { a: 1 }), s.call("diag.echo", { b: 2 })]);
+/** Two requests in two frames: the second is queued after the first was written. */
+const twoCalls = async (s: Session) => {
+  const first = s.call("diag.echo", { a: 1 });
+  first.catch(() => {}); // settled below; an attack may fail it while we wait
+  await new Promise((r) => setTimeout(r, 0));
+  return await Promise.allSettled([first, s.call("diag.echo", { b: 2 })]);
+};
 
 /** Flips one bit at `offset` from the start (negative: from the end) of a frame. */
 function flip(bytes: Uint8Array, offset: number): Uint8Array {

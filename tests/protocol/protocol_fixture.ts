@@ -285,12 +285,14 @@ export class RawPeer implements AsyncDisposable {
   /** Connects and runs the client handshake. */
   static async connect(
     port: number,
-    options: { user?: string; key?: Uint8Array; window?: Windows } = {},
+    options: { user?: string; key?: Uint8Array; window?: Windows; batch?: boolean } = {},
   ): Promise<RawPeer> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    // By default it reads frames one by one, as a peer that does not offer batch frames (§5.5).
     const link = await clientHandshake(conn, {
       user: options.user ?? "ada",
       key: options.key ?? TEST_KEY,
+      batch: options.batch ?? false,
       ...(options.window ? { window: options.window } : {}),
     });
     return new RawPeer(conn, link.reader, link.sendMac, link.recvMac);

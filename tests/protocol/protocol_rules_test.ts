@@ -82,9 +82,11 @@ class Wire implements AsyncDisposable {
   ): Promise<Wire> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
+      // Frames one by one, as a peer that does not offer batch frames (§5.5) gets them.
       const link = await clientHandshake(conn, {
         user,
         key,
+        batch: false,
         timeoutMs: 5000,
         ...(options.maxBody ? { maxBody: options.maxBody } : {}),
       });

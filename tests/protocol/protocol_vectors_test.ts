@@ -19,6 +19,7 @@ import {
 } from "../../protocol/auth.ts";
 import { clientHandshake, serverHandshake } from "../../protocol/handshake.ts";
 import { type DecodedFrame, FrameDecoder } from "../../protocol/frame_codec.ts";
+import { encodeBatchBody, splitBatch } from "../../protocol/frame_batch.ts";
 import { MAC_LENGTH, PROTOCOL_VERSION } from "../../protocol/limits.ts";
 import { Session } from "../../protocol/session.ts";
 import { ROOT } from "../helpers.ts";
@@ -134,6 +135,8 @@ async function runExample(): Promise<{ client: DecodedFrame[]; server: DecodedFr
   await wrote;
   assertEquals(await result, { bytes: 5 });
   assertEquals(await stream.read(), null);
+  // §11.9: two pings queued in one turn go as one batch frame, and so do their pongs.
+  await Promise.all([client.ping(), client.ping()]);
   await client.close();
   await server.closed;
   return { client: splitFrames(c.written), server: splitFrames(s.written) };
@@ -169,6 +172,13 @@ Deno.test("PROTOCOL.md holds every vector of the worked example", () => {
     "open.frame",
     "data.body",
     "data.frame",
+    "batch.header",
+    "batch.body",
+    "batch.mac_input",
+    "batch.mac",
+    "batch.frame",
+    "pongs.body",
+    "pongs.frame",
   ];
   for (const n of names) assert(V.has(n), `missing vector ${n}`);
   assertEquals(key.byteLength, 32);
@@ -232,7 +242,13 @@ Deno.test("the example's frame MACs match FrameMac over the documented input", (
   const keys = deriveSessionKeys(clientKey, user, cn, sn);
   const c2s = new FrameMac(keys.clientToServer);
   const s2c = new FrameMac(keys.serverToClient);
-  const cases = [["req", c2s, 0n], ["res", s2c, 0n], ["open", c2s, 1n], ["data", c2s, 2n]] as const;
+  // The example's frames in sending order; the batch is one frame with one seq (§4.6, §5.5).
+  const cases = [
+    ["req", c2s, 0n],
+    ["res", s2c, 0n],
+    ["open", c2s, 1n],
+    ["data", c2s, 2n],
+  ] as const;
   for (const [name, mac, seq] of cases) {
     assertEquals(mac.seq, seq);
     const header = new TextEncoder().encode(text(`${name}.header`));
@@ -246,9 +262,43 @@ Deno.test("the example's frame MACs match FrameMac over the documented input", (
   }
 });
 
+Deno.test("the example's batch frame is as §5.5 describes: inner frames under one MAC", () => {
+  const keys = deriveSessionKeys(clientKey, user, cn, sn);
+  const c2s = new FrameMac(keys.clientToServer);
+  for (let i = 0; i < 3; i++) c2s.next(new Uint8Array(1), new Uint8Array(0)); // seq 0, 1, 2
+  const pings = ['{"t":"ping","id":1}', '{"t":"ping","id":2}'].map((t) =>
+    new TextEncoder().encode(t)
+  );
+  // Independently of the implementation: each inner frame is u32 H | header.
+  const inner = pings.map((h) => {
+    const p = new Uint8Array(4);
+    new DataView(p.buffer).setUint32(0, h.byteLength);
+    return concat([p, h]);
+  });
+  assertHex(concat(inner), "batch.body");
+  assertHex(encodeBatchBody(pings), "batch.body");
+  const header = new TextEncoder().encode(text("batch.header"));
+  assertEquals(JSON.parse(text("batch.header")), {
+    t: "batch",
+    len: bytes("batch.body").byteLength,
+  });
+  const input = new Uint8Array(12);
+  new DataView(input.buffer).setBigUint64(0, 3n);
+  new DataView(input.buffer).setUint32(8, header.byteLength);
+  assertHex(concat([input, header, bytes("batch.body")]), "batch.mac_input");
+  assertHex(c2s.next(header, bytes("batch.body")), "batch.mac");
+  const prefix = new Uint8Array(4);
+  new DataView(prefix.buffer).setUint32(0, header.byteLength);
+  assertHex(concat([prefix, header, bytes("batch.body"), bytes("batch.mac")]), "batch.frame");
+  assertEquals(
+    splitBatch(bytes("pongs.body")).map((f) => f.header),
+    [{ t: "pong", id: 1 }, { t: "pong", id: 2 }],
+  );
+});
+
 Deno.test("the example's frames are exactly what the implementation sends", async () => {
   const { client, server } = await runExample();
-  const expectClient = ["hello", "auth", "req", "open", "data"];
+  const expectClient = ["hello", "auth", "req", "open", "data", "batch"];
   const expectServer = ["challenge", "welcome", "res"];
   for (const [i, name] of expectClient.entries()) {
     assertEquals(_td.decode(client[i]!.headerBytes), text(`${name}.header`), `${name}.header`);
@@ -264,6 +314,11 @@ Deno.test("the example's frames are exactly what the implementation sends", asyn
     '{"t":"res","id":2,"ok":true,"data":{"bytes":5}}',
   );
   assertEquals(_td.decode(server[4]!.headerBytes), '{"t":"data","s":1,"fin":true}');
+  assertEquals(_td.decode(server[5]!.headerBytes), text("batch.header"));
+  assertHex(server[5]!.body, "pongs.body");
+  assertHex(wire(server[5]!), "pongs.frame");
+  assertEquals(server.length, 6);
+  assertEquals(client.length, 6);
 });
 
 Deno.test("the vector parser rejects a malformed block", () => {
