@@ -29,6 +29,7 @@ export const CHAT_IGNORE = "chat.ignore";
 export const CHAT_KICK = "chat.kick";
 export const CHAT_BAN = "chat.ban";
 export const CHAT_MUTE = "chat.mute";
+export const CHAT_TOPIC = "chat.topic";
 
 /** Event: a message for a room the connection is in, or a direct message. */
 export const CHAT_MSG = "chat.msg";
@@ -40,6 +41,11 @@ export const CHAT_LEFT = "chat.left";
 export const CHAT_KICKED = "chat.kicked";
 /** Event: a notice for this user (muted, unmuted, …). */
 export const CHAT_NOTICE = "chat.notice";
+/** Event: the topic of a room the connection is in was set or cleared (same name as the op). */
+export const CHAT_TOPIC_EVENT = "chat.topic";
+
+/** Longest room topic, in Unicode code points (`too_large` beyond), as IRC's usual TOPICLEN. */
+export const TOPIC_MAX_CHARS = 390;
 
 /**
  * The chat feature's own error codes (PROTOCOL.md "Operations: chat"):
@@ -72,10 +78,19 @@ export interface ChatPage {
   epoch?: string;
 }
 
+/** A room's topic: its text, who set it and when (ms since the epoch). */
+export interface ChatTopic {
+  text: string;
+  by: string;
+  ts: number;
+}
+
 /** Reply of `chat.join`. */
 export interface ChatJoinReply {
   room: string;
   users: string[];
+  /** The room's topic, if it has one (absent from servers before topics were added). */
+  topic?: ChatTopic;
   history: ChatMessage[];
   more: boolean;
   after?: string;
@@ -103,6 +118,8 @@ export interface ChatRoomInfo {
   room: string;
   users: number;
   joined: boolean;
+  /** The room's topic text, if it has one. */
+  topic?: string;
 }
 
 /** The server's chat limits a client paces and splits its messages by (`chat.rooms` reply). */
@@ -169,6 +186,23 @@ export interface ChatKickedEvent {
   room: string;
   by: string;
   reason?: string;
+}
+
+/** Reply of `chat.topic`: the room's topic after the call (absent: it has none). */
+export interface ChatTopicReply {
+  room: string;
+  topic?: ChatTopic;
+}
+
+/**
+ * Payload of the `chat.topic` event: the new topic of `room`, set by `by`
+ * at `ts`; `text` is empty when the topic was cleared.
+ */
+export interface ChatTopicEvent {
+  room: string;
+  text: string;
+  by: string;
+  ts: number;
 }
 
 /** Payload of `chat.notice`. */

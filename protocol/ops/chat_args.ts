@@ -20,6 +20,7 @@ import {
   CHAT_ROOMS,
   CHAT_SEND,
   CHAT_TIME,
+  CHAT_TOPIC,
   CHAT_WHO,
   ROOM_NAME,
   SEND_KEY,
@@ -85,6 +86,8 @@ export const CHAT_ARGS = {
   [CHAT_IGNORE]: z.object({ user: _USER.optional(), off: z.boolean().optional() }).strict(),
   [CHAT_KICK]: z.object({ user: _USER, room: _ROOM, reason: _REASON }).strict(),
   [CHAT_BAN]: z.object({ user: _USER, reason: _REASON, off: z.boolean().optional() }).strict(),
+  // length and control characters are checked by the server (`too_large`, `bad_request`)
+  [CHAT_TOPIC]: z.object({ room: _ROOM, text: z.string().optional() }).strict(),
   [CHAT_MUTE]: z.object({
     user: _USER,
     minutes: z.number().positive().max(525_600).optional(),

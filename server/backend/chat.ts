@@ -143,16 +143,28 @@ export interface Mute {
   until: number;
 }
 
+/**
+ * A room's topic: its text, who set it and when (ms since the epoch). In a
+ * change, an empty text says the topic was cleared, by `by` at `ts` (`by`
+ * is empty in the rare case a node could not learn who cleared it).
+ */
+export interface Topic {
+  text: string;
+  by: string;
+  ts: number;
+}
+
 /** What changed in {@linkcode ChatPolicy}. */
 export type PolicyChange =
   | { kind: "ban"; user: string; ban: Ban | undefined }
+  | { kind: "topic"; room: string; topic: Topic }
   | { kind: "mute"; user: string; mute: Mute | undefined }
   | { kind: "ignore"; user: string }
   | { kind: "delivered"; user: string; id: number };
 
 /**
- * Moderation and per-user chat state: bans, mutes, ignore lists and how far
- * each user's direct messages were delivered. Reads are synchronous (from a
+ * Moderation and per-user chat state: bans, mutes, ignore lists, how far
+ * each user's direct messages were delivered, and room topics. Reads are synchronous (from a
  * local copy that every node keeps current), so checks on the send path
  * and the ban `admit` hook stay synchronous. A change made on any node
  * reaches every subscriber on every node, so each node can close a banned
@@ -182,6 +194,16 @@ export interface ChatPolicy {
    * forget: a mark that is lost only means a DM is offered again.
    */
   markDelivered(user: string, id: number): void;
+  /** The topic of `room`, if it has one (never one with an empty text). */
+  topic(room: string): Topic | undefined;
+  /** Names of the rooms that have a topic, sorted. */
+  topicRooms(): string[];
+  /**
+   * Sets `room`'s topic; an empty `text` clears it (nothing of it is kept).
+   * Resolves once the change is stored; every subscriber on every node
+   * hears of it (a `topic` change, naming who cleared a cleared topic).
+   */
+  setTopic(room: string, topic: Topic): Promise<void>;
   /**
    * Calls `fn` after every change, made here or on another node (embedded:
    * synchronously, after the change). Returns a function that stops the calls.
@@ -256,7 +278,7 @@ export interface ChatBackend {
   readonly log: ChatLog;
   /** Live delivery of appended messages, in id order. */
   readonly feed: ChatFeed;
-  /** Bans, mutes, ignores and DM delivery marks. */
+  /** Bans, mutes, ignores, DM delivery marks and room topics. */
   readonly policy: ChatPolicy;
   /** Who is online where. */
   readonly presence: Presence;

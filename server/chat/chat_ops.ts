@@ -44,7 +44,15 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
     const mine = chat.conn(ctx).rooms;
     const names = chat.roomNames().filter((r) => a.after === undefined || r > a.after);
     const page = fitList(
-      names.map((room) => ({ room, users: chat.usersIn(room).length, joined: mine.has(room) })),
+      names.map((room) => {
+        const topic = chat.topicOf(room)?.text;
+        return {
+          room,
+          users: chat.usersIn(room).length,
+          joined: mine.has(room),
+          ...(topic ? { topic } : {}),
+        };
+      }),
       REPLY_BUDGET - CURSOR_BYTES,
     );
     return Promise.resolve({
@@ -112,6 +120,13 @@ export function registerChatOps(registry: OpRegistry, chat: ChatService): void {
   registry.registerParsed(ops.CHAT_IGNORE, CHAT_ARGS[ops.CHAT_IGNORE], async (ctx, a) => {
     if (a.user !== undefined) await chat.ignore(ctx.user.name, a.user, !a.off);
     return { ignored: chat.ignores(ctx.user.name) };
+  });
+
+  registry.registerParsed(ops.CHAT_TOPIC, CHAT_ARGS[ops.CHAT_TOPIC], async (ctx, a) => {
+    const topic = a.text === undefined
+      ? chat.readTopic(a.room)
+      : await chat.setTopic(ctx.user, a.room, a.text);
+    return { room: a.room, ...(topic ? { topic } : {}) };
   });
 
   registry.register(ops.CHAT_KICK, (ctx, args) => {

@@ -24,7 +24,7 @@
  */
 import { encodeEvent } from "../../protocol/session.ts";
 import type { Accounts } from "../backend/accounts.ts";
-import type { Appended, ChatBackend, HistoryPage } from "../backend/chat.ts";
+import type { Appended, ChatBackend, HistoryPage, Topic } from "../backend/chat.ts";
 import type { ClientContext } from "../context.ts";
 import { RequestError } from "../errors.ts";
 import type { ClientDirectory } from "../feature.ts";
@@ -37,7 +37,15 @@ import { ChatModeration } from "./chat_moderation.ts";
 import { type ChatMessage, type FileRef, findMentions } from "./chat_message.ts";
 import { fitList, jsonBytes, MAX_MESSAGE_JSON, REPLY_BUDGET, USERS_BUDGET } from "./chat_pager.ts";
 import { FloodControl } from "./flood_control.ts";
-import { CHAT_JOINED, CHAT_KICKED, CHAT_LEFT } from "../../protocol/ops/chat.ts";
+import {
+  CHAT_JOINED,
+  CHAT_KICKED,
+  CHAT_LEFT,
+  CHAT_TOPIC_EVENT,
+  type ChatTopicEvent,
+  TOPIC_MAX_CHARS,
+} from "../../protocol/ops/chat.ts";
+import { codePointLength } from "../../protocol/text.ts";
 
 export type { ChatConn };
 
@@ -56,6 +64,8 @@ export interface SendRequest {
 export const CURSOR_BYTES = 64;
 
 const _ENC = new TextEncoder();
+/** Characters a topic may not hold: C0 and C1 controls, DEL, line and paragraph separators. */
+const _CONTROL = /[\p{Cc}\u2028\u2029]/u;
 
 /** Chat of one server node. */
 export class ChatService {
@@ -102,6 +112,9 @@ export class ChatService {
     this.#stop.push(deps.backend.feed.subscribe((m) => this.#delivery.deliver(m)));
     for (const u of deps.backend.presence.online()) this.#present.set(u.name, new Set(u.rooms));
     this.#stop.push(deps.backend.presence.subscribe((user) => this.#presenceChanged(user)));
+    this.#stop.push(deps.backend.policy.subscribe((change) => {
+      if (change.kind === "topic") this.#topicChanged(change.room, change.topic);
+    }));
   }
 
   /** The chat state of a connection (created on first use). */
@@ -143,9 +156,82 @@ export class ChatService {
     this.#flood.forget(user);
   }
 
-  /** All room names, sorted: rooms with history or members. */
+  /** All room names, sorted: rooms with history, members or a topic. */
   roomNames(): string[] {
-    return [...new Set([...this.#backend.log.rooms(), ...this.#backend.presence.rooms()])].sort();
+    return [
+      ...new Set([
+        ...this.#backend.log.rooms(),
+        ...this.#backend.presence.rooms(),
+        ...this.#backend.policy.topicRooms(),
+      ]),
+    ].sort();
+  }
+
+  /** The topic of `room`, if it has one. */
+  topicOf(room: string): Topic | undefined {
+    return this.#backend.policy.topic(room);
+  }
+
+  /**
+   * The topic of an existing `room` (`not_found` for a room that does not
+   * exist); anyone may read it, as `chat.rooms` shows it to anyone.
+   */
+  readTopic(room: string): Topic | undefined {
+    if (!this.#roomExists(room)) throw new RequestError("not_found", `there is no room #${room}`);
+    return this.#backend.policy.topic(room);
+  }
+
+  /**
+   * Sets (or, with blank text, clears) the topic of an existing `room` and
+   * resolves with it once stored; every member of the room, on every node,
+   * gets a `chat.topic` event. Anyone in the room may set it (on any node,
+   * by any of their connections), admins always; a muted user may not. The
+   * text is trimmed, at most {@linkcode TOPIC_MAX_CHARS} code points, with no
+   * control characters. A set counts against the user's message rate.
+   */
+  async setTopic(user: { name: string; admin: boolean }, room: string, text: string): Promise<
+    Topic | undefined
+  > {
+    if (!this.#roomExists(room)) throw new RequestError("not_found", `there is no room #${room}`);
+    if (!user.admin && !this.#backend.presence.isIn(user.name, room)) {
+      throw new RequestError("forbidden", `you are not in #${room}; /join ${room} first`);
+    }
+    const until = this.#backend.policy.mutedUntil(user.name);
+    if (until !== undefined) {
+      const min = Math.ceil((until - Date.now()) / 60_000);
+      throw new RequestError(
+        "forbidden",
+        `you are muted for ${min} more minute${min === 1 ? "" : "s"}`,
+      );
+    }
+    const trimmed = text.trim();
+    const chars = codePointLength(trimmed, TOPIC_MAX_CHARS);
+    if (chars > TOPIC_MAX_CHARS) {
+      throw new RequestError(
+        "too_large",
+        `the topic is longer than ${TOPIC_MAX_CHARS} characters; shorten it`,
+      );
+    }
+    if (_CONTROL.test(trimmed)) {
+      throw new RequestError(
+        "bad_request",
+        "a topic is one line of text: no line breaks, tabs or other control characters",
+      );
+    }
+    this.#flood.mayPost(user.name);
+    const policy = this.#backend.policy;
+    if (trimmed === "" && policy.topic(room) === undefined) return undefined;
+    const topic = { text: trimmed, by: user.name, ts: Date.now() };
+    try {
+      await policy.setTopic(room, topic);
+    } catch (e) {
+      this.#log.error("room topic not stored", {
+        room,
+        error: ((e as Error)?.cause as Error)?.message ?? String(e),
+      });
+      throw storeError(e);
+    }
+    return trimmed === "" ? undefined : topic;
   }
 
   /** Distinct user names in `room`. */
@@ -190,7 +276,13 @@ export class ChatService {
       const upto = this.#backend.feed.watermark();
       const users = fitList(this.usersIn(room), USERS_BUDGET);
       const keep = this.visibleTo(user);
-      const head = { room, users: users.items, ...(users.more ? { usersMore: true } : {}) };
+      const topic = this.#backend.policy.topic(room);
+      const head = {
+        room,
+        users: users.items,
+        ...(users.more ? { usersMore: true } : {}),
+        ...(topic ? { topic } : {}),
+      };
       // 12: gap and more; 80: the epoch
       const budget = REPLY_BUDGET - jsonBytes(head) - CURSOR_BYTES - 92;
       const [gap, page] = await Promise.all([
@@ -216,10 +308,10 @@ export class ChatService {
     }
   }
 
-  /** Whether `room` exists: has members (here or on any node) or history. */
+  /** Whether `room` exists: has members (here or on any node), history or a topic. */
   #roomExists(room: string): boolean {
     return this.#members.has(room) || this.#backend.presence.usersIn(room).length > 0 ||
-      this.#backend.log.hasRoom(room);
+      this.#backend.log.hasRoom(room) || this.#backend.policy.topic(room) !== undefined;
   }
 
   #checkCaps(c: ChatConn, room: string): void {
@@ -438,6 +530,18 @@ export class ChatService {
       if (after.has(room)) continue;
       const why = this.#why.get(`${user}\n${room}`) ?? (now ? {} : { quit: true });
       this.#toRoom(room, CHAT_LEFT, { room, user, ...why }, user);
+    }
+  }
+
+  /**
+   * Tells this node's members of `room` (the setter's connections too) its
+   * new topic (an empty text: cleared).
+   */
+  #topicChanged(room: string, topic: Topic): void {
+    const ev: ChatTopicEvent = { room, text: topic.text, by: topic.by, ts: topic.ts };
+    let encoded: ReturnType<typeof encodeEvent> | undefined;
+    for (const m of this.#members.in(room)) {
+      m.ctx.session.emitEncoded(encoded ??= encodeEvent(CHAT_TOPIC_EVENT, ev));
     }
   }
 

@@ -1,16 +1,18 @@
 /**
  * The embedded {@linkcode ChatPolicy}: chat state that is not history —
- * bans, mutes, ignore lists and how far each user's direct messages have
- * been delivered. Subscribers are called synchronously after each change.
+ * bans, mutes, ignore lists, how far each user's direct messages have
+ * been delivered, and room topics. Subscribers are called synchronously after each change.
  * Kept in
  * `chat/state.json`, replaced atomically (write a temporary file, rename),
  * saved shortly after each change and at shutdown; a failed save (a full
  * disk) is retried every second until it works. Its size is bounded: every
- * key is an existing account, and ignore lists are capped (`maxIgnores`).
+ * user key is an existing account, ignore lists are capped (`maxIgnores`),
+ * and there is at most one topic per room (rooms are capped by `maxRooms`;
+ * the chat feature bounds a topic's length).
  *
  * @module
  */
-import type { Ban, ChatPolicy, Mute, PolicyChange } from "../backend/chat.ts";
+import type { Ban, ChatPolicy, Mute, PolicyChange, Topic } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 
 interface _Data {
@@ -18,6 +20,7 @@ interface _Data {
   mutes: Record<string, { by: string; until: number }>;
   ignores: Record<string, string[]>;
   delivered: Record<string, number>;
+  topics: Record<string, Topic>;
 }
 
 const _SAVE_DELAY_MS = 100;
@@ -42,7 +45,7 @@ export class EmbeddedChatPolicy implements ChatPolicy {
 
   /** Loads the state file; a damaged one is set aside (renamed `.bad`) and logged. */
   static async open(path: string, log: Logger): Promise<EmbeddedChatPolicy> {
-    const empty: _Data = { bans: {}, mutes: {}, ignores: {}, delivered: {} };
+    const empty: _Data = { bans: {}, mutes: {}, ignores: {}, delivered: {}, topics: {} };
     let data = empty;
     try {
       const raw = JSON.parse(await Deno.readTextFile(path));
@@ -52,6 +55,7 @@ export class EmbeddedChatPolicy implements ChatPolicy {
         mutes: _obj(raw.mutes),
         ignores: _obj(raw.ignores),
         delivered: _obj(raw.delivered),
+        topics: _topics(raw.topics),
       } as _Data;
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
@@ -147,6 +151,26 @@ export class EmbeddedChatPolicy implements ChatPolicy {
     this.#changed({ kind: "delivered", user, id });
   }
 
+  /** The topic of `room`, if it has one. */
+  topic(room: string): Topic | undefined {
+    const t = this.#d.topics[room];
+    return t && { ...t };
+  }
+
+  /** Rooms with a topic. */
+  topicRooms(): string[] {
+    return Object.keys(this.#d.topics).sort();
+  }
+
+  /** Sets `room`'s topic (an empty text clears it). */
+  setTopic(room: string, topic: Topic): Promise<void> {
+    const t = { text: topic.text, by: topic.by, ts: topic.ts };
+    if (t.text !== "") this.#d.topics[room] = t;
+    else delete this.#d.topics[room];
+    this.#changed({ kind: "topic", room, topic: { ...t } });
+    return Promise.resolve();
+  }
+
   /**
    * Writes pending changes now, at shutdown: a save that fails now is
    * logged, not retried. Idempotent.
@@ -199,6 +223,19 @@ export class EmbeddedChatPolicy implements ChatPolicy {
       if (!this.#closing) this.#changed(undefined, _RETRY_MS);
     }
   }
+}
+
+/** The well-formed topics of a loaded state file (others are dropped). */
+function _topics(v: unknown): Record<string, Topic> {
+  const out: Record<string, Topic> = {};
+  for (const [room, t] of Object.entries(_obj(v))) {
+    const o = t as Partial<Topic> | null;
+    if (
+      o && typeof o === "object" && typeof o.text === "string" && o.text !== "" &&
+      typeof o.by === "string" && typeof o.ts === "number"
+    ) out[room] = { text: o.text, by: o.by, ts: o.ts };
+  }
+  return out;
 }
 
 function _obj(v: unknown): Record<string, unknown> {

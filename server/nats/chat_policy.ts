@@ -5,9 +5,12 @@
  * - `ban.<user>` → `{by, reason?, ts}`;
  * - `mute.<user>` → `{by, until}`;
  * - `ignore.<user>` → the sorted names `user` ignores (deleted when empty);
- * - `delivered.<user>` → the highest DM id delivered (only ever raised).
+ * - `delivered.<user>` → the highest DM id delivered (only ever raised);
+ * - `topic.<room>` → `{text, by, ts}`, the room's topic. Clearing writes
+ *   `{text: "", by, ts}` (so every node learns who cleared it) and then
+ *   deletes the key.
  *
- * User names are key tokens ({@linkcode encodeKeyToken}: `.` escaped).
+ * User and room names are key tokens ({@linkcode encodeKeyToken}: `.` escaped).
  * Every node watches the bucket into a local copy: reads are synchronous,
  * and a change made on any node reaches every node's subscribers (so each
  * closes a banned user's sessions). Changes are compare-and-set on the
@@ -21,7 +24,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import type { Ban, ChatPolicy, Mute, PolicyChange } from "../backend/chat.ts";
+import type { Ban, ChatPolicy, Mute, PolicyChange, Topic } from "../backend/chat.ts";
 import type { Logger } from "../log.ts";
 import { KvMirror, UNCHANGED } from "./kv_mirror.ts";
 import { withNats } from "./connection.ts";
@@ -45,9 +48,9 @@ export interface NatsChatPolicyOptions {
 /** The NATS chat policy, plus `close` (waits for mark writes in flight; the connection stays open). */
 export type NatsChatPolicy = ChatPolicy & AsyncDisposable & { close(): Promise<void> };
 
-type _Value = Ban & { ts?: number } | Mute | string[] | number;
+type _Value = Ban & { ts?: number } | Mute | string[] | number | Topic;
 
-const _KINDS = ["ban", "mute", "ignore", "delivered"] as const;
+const _KINDS = ["ban", "mute", "ignore", "delivered", "topic"] as const;
 type _Kind = typeof _KINDS[number];
 
 /** Opens (creating when absent: file storage, history 1) the bucket and loads it before resolving. */
@@ -76,11 +79,21 @@ export async function openNatsChatPolicy(
   };
   const mirror = await KvMirror.open<_Value>(js, kv, bucket, {
     decode: (key, v) => _check(_kindOf(key)?.[0], v),
-    onChange: (key, _before, after) => {
+    onChange: (key, before, after) => {
       const parsed = _kindOf(key);
       if (!parsed) return;
       const [kind, user] = parsed;
       switch (kind) {
+        case "topic": {
+          if (after !== undefined) return tell({ kind, room: user, topic: _topic(after as Topic) });
+          // a delete after a clearing record was told with it; a bare one (this node
+          // missed the record) says the topic is gone without naming who cleared it
+          const was = before as Topic | undefined;
+          if (was && was.text !== "") {
+            tell({ kind, room: user, topic: { text: "", by: "", ts: Date.now() } });
+          }
+          return;
+        }
         case "ban":
           return tell({ kind, user, ban: after === undefined ? undefined : _ban(after as Ban) });
         case "mute":
@@ -146,7 +159,7 @@ export async function openNatsChatPolicy(
         return p?.[0] === "ban" ? [p[1]] : [];
       }).sort(),
     async setBan(user, ban) {
-      await withNats("ban", () =>
+      await withNats("saving the ban", () =>
         mirror.change(
           `ban.${encodeKeyToken(user)}`,
           () =>
@@ -163,7 +176,7 @@ export async function openNatsChatPolicy(
       return m && m.until > now ? m.until : undefined;
     },
     async setMute(user, mute) {
-      await withNats("mute", () =>
+      await withNats("saving the mute", () =>
         mirror.change(
           `mute.${encodeKeyToken(user)}`,
           () => mute && { by: mute.by, until: mute.until },
@@ -172,14 +185,17 @@ export async function openNatsChatPolicy(
     ignores: (user) => get<string[]>("ignore", user) ?? [],
     ignoring: (user, other) => get<string[]>("ignore", user)?.includes(other) ?? false,
     async setIgnore(user, other, on) {
-      await withNats("ignore", () =>
-        mirror.change(`ignore.${encodeKeyToken(user)}`, (cur) => {
-          const set = new Set(Array.isArray(cur) ? cur : []);
-          if (on === set.has(other)) return UNCHANGED;
-          if (on) set.add(other);
-          else set.delete(other);
-          return set.size ? [...set].sort() : undefined;
-        }));
+      await withNats(
+        "saving the ignore list",
+        () =>
+          mirror.change(`ignore.${encodeKeyToken(user)}`, (cur) => {
+            const set = new Set(Array.isArray(cur) ? cur : []);
+            if (on === set.has(other)) return UNCHANGED;
+            if (on) set.add(other);
+            else set.delete(other);
+            return set.size ? [...set].sort() : undefined;
+          }),
+      );
     },
     delivered,
     markDelivered(user, id) {
@@ -188,6 +204,27 @@ export async function openNatsChatPolicy(
       pending.set(user, id);
       tell({ kind: "delivered", user, id });
       writeMark(user);
+    },
+    topic: (room) => {
+      const t = get<Topic>("topic", room);
+      return t && t.text !== "" ? _topic(t) : undefined;
+    },
+    topicRooms: () =>
+      [...mirror.values()].flatMap(([k, v]) => {
+        const p = _kindOf(k);
+        return p?.[0] === "topic" && (v as Topic | undefined)?.text ? [p[1]] : [];
+      }).sort(),
+    async setTopic(room, topic) {
+      const key = `topic.${encodeKeyToken(room)}`;
+      const t = _topic(topic);
+      await withNats("topic", () => mirror.change(key, () => t));
+      if (t.text !== "") return;
+      // the clearing record has told every node; nothing of the topic is kept
+      await withNats("topic", () =>
+        mirror.change(key, (cur) => {
+          const c = cur as Topic | undefined;
+          return c && c.text === "" && c.ts === t.ts && c.by === t.by ? undefined : UNCHANGED;
+        }));
     },
     subscribe(fn) {
       const sub = (c: PolicyChange): void => fn(c);
@@ -211,6 +248,10 @@ function _ban(b: Ban): Ban {
   return { by: b.by, ...(b.reason !== undefined ? { reason: b.reason } : {}) };
 }
 
+function _topic(t: Topic): Topic {
+  return { text: t.text, by: t.by, ts: t.ts };
+}
+
 function _check(kind: _Kind | undefined, v: unknown): _Value {
   const o = v as Record<string, unknown> | null;
   switch (kind) {
@@ -227,6 +268,12 @@ function _check(kind: _Kind | undefined, v: unknown): _Value {
       break;
     case "delivered":
       if (typeof v === "number" && Number.isSafeInteger(v)) return v;
+      break;
+    case "topic":
+      if (
+        o && typeof o === "object" && typeof o.text === "string" && typeof o.by === "string" &&
+        typeof o.ts === "number"
+      ) return o as unknown as Topic;
       break;
   }
   throw new TypeError(`not a ${kind ?? "known"} record`);

@@ -300,7 +300,7 @@ export function runChatContract(name: string, factory: ChatStoreFactory): void {
         p.markDelivered("ada", 7);
         p.markDelivered("ada", 3);
         await _eventually(() => changes.length >= 4, "four policy changes");
-        assertEquals(changes.map((c) => [c.kind, c.user]), [
+        assertEquals(changes.map((c) => [c.kind, "user" in c ? c.user : c.room]), [
           ["ban", "mallory"],
           ["mute", "bob"],
           ["ignore", "ada"],
@@ -329,6 +329,55 @@ export function runChatContract(name: string, factory: ChatStoreFactory): void {
       await _eventually(() => told.length >= 2, "two policy changes");
       assertEquals(told[0], { kind: "ban", user: "mallory", ban: undefined });
       assertEquals([p.ban("mallory"), p.bans(), p.ignores("ada")], [undefined, [], []]);
+    } finally {
+      stop();
+    }
+  });
+
+  test("room topics are kept, told to subscribers (a clear names who cleared it), and survive a reopen", async () => {
+    await using store = await factory();
+    const set = { text: "release on Friday", by: "ada", ts: 1_000 };
+    {
+      await using chat = await store.open();
+      const p = chat.policy;
+      const told: PolicyChange[] = [];
+      const stop = p.subscribe((c) => told.push(c));
+      try {
+        assertEquals([p.topic("dev"), p.topicRooms()], [undefined, []]);
+        await p.setTopic("dev", set);
+        // a room name with a dot keeps its own topic
+        await p.setTopic("a.b", { text: "dotted", by: "bob", ts: 2_000 });
+        await p.setTopic("gone", { text: "short-lived", by: "bob", ts: 3_000 });
+        await p.setTopic("gone", { text: "", by: "admin", ts: 4_000 });
+        await _eventually(() => told.length >= 4, "four topic changes");
+        assertEquals(told.slice(0, 4), [
+          { kind: "topic", room: "dev", topic: set },
+          { kind: "topic", room: "a.b", topic: { text: "dotted", by: "bob", ts: 2_000 } },
+          { kind: "topic", room: "gone", topic: { text: "short-lived", by: "bob", ts: 3_000 } },
+          { kind: "topic", room: "gone", topic: { text: "", by: "admin", ts: 4_000 } },
+        ]);
+        assertEquals(p.topic("dev"), set);
+        assertEquals(p.topic("a"), undefined);
+        assertEquals(p.topic("gone"), undefined, "a cleared topic is still there");
+        assertEquals(p.topicRooms(), ["a.b", "dev"]);
+      } finally {
+        stop();
+      }
+    }
+    await using chat = await store.open();
+    const p = chat.policy;
+    assertEquals(p.topic("dev"), set, "a topic was lost on a reopen");
+    assertEquals(p.topic("a.b")?.text, "dotted");
+    assertEquals(p.topic("gone"), undefined, "a cleared topic came back on a reopen");
+    assertEquals(p.topicRooms(), ["a.b", "dev"]);
+    const told: PolicyChange[] = [];
+    const stop = p.subscribe((c) => told.push(c));
+    try {
+      const next = { text: "release on Monday", by: "bob", ts: 5_000 };
+      await p.setTopic("dev", next);
+      await _eventually(() => told.length >= 1, "a topic change after a reopen");
+      assertEquals(told[0], { kind: "topic", room: "dev", topic: next });
+      assertEquals(p.topic("dev"), next);
     } finally {
       stop();
     }
