@@ -57,6 +57,7 @@ export type AuthenticatedLink =
     | "peerWindow"
     | "maxStreams"
     | "batch"
+    | "digest"
   >
   & {
     user: string;
@@ -80,6 +81,8 @@ export interface ClientHandshakeOptions {
   nonce?: Uint8Array;
   /** Offer batch frames (PROTOCOL.md §5.5). Default true. */
   batch?: boolean;
+  /** Offer the `digest` feature (PROTOCOL.md §4.7). Default true. */
+  digest?: boolean;
   /**
    * SHA-256 of the server certificate's DER bytes as the client received it
    * over TLS; absent on a plaintext connection. It is bound into both proofs,
@@ -106,6 +109,8 @@ export interface ServerHandshakeOptions {
   nonce?: Uint8Array;
   /** Agree to batch frames when the client offers them (PROTOCOL.md §5.5). Default true. */
   batch?: boolean;
+  /** Agree to the `digest` feature when offered, on plaintext (PROTOCOL.md §4.7). Default true. */
+  digest?: boolean;
   /**
    * SHA-256 of the DER bytes of the certificate this server presents over
    * TLS; absent on a plaintext listener. Bound into both proofs; the frame MAC
@@ -165,6 +170,7 @@ export function clientHandshake(
   const run = async (): Promise<AuthenticatedLink> => {
     const cn = options.nonce ?? new Uint8Array(randomBytes(NONCE_LENGTH));
     const offerBatch = options.batch ?? true;
+    const offerDigest = options.digest ?? true;
     const hello: OutHeader = {
       t: "hello",
       v: PROTOCOL_VERSION,
@@ -173,6 +179,7 @@ export function clientHandshake(
       maxBody,
       win: window,
       ...(offerBatch ? { batch: true } : {}),
+      ...(offerDigest ? { digest: true } : {}),
     };
     await writeAll(transport, encodeFrame(hello));
     const ch = await _expect(reader, "challenge") as { nonce: string };
@@ -193,6 +200,12 @@ export function clientHandshake(
     }
     if (w.batch === true && !offerBatch) {
       throw new ProtocolError("bad_header", "the server turned on batch frames nobody offered");
+    }
+    if (w.digest === true && (!offerDigest || tls)) {
+      throw new ProtocolError(
+        "bad_header",
+        "the server turned on the digest feature nobody offered",
+      );
     }
     if (w.maxBody > maxBody || w.maxBody < 1024) {
       throw new ProtocolError("bad_header", `server chose an unusable body limit ${w.maxBody}`);
@@ -220,6 +233,7 @@ export function clientHandshake(
       peerWindow: w.win,
       maxStreams: w.maxStreams,
       batch: w.batch === true,
+      digest: w.digest === true,
     };
     if (!tls) {
       const keys = deriveSessionKeys(clientKeyOf(options.key), options.user, cn, sn);
@@ -249,6 +263,7 @@ export function serverHandshake(
       maxBody?: number;
       win?: Windows;
       batch?: boolean;
+      digest?: boolean;
     };
     options.admit?.(hello.user);
     const cn = decodeHex(hello.nonce);
@@ -276,6 +291,8 @@ export function serverHandshake(
     const maxBody = Math.max(1024, Math.min(ourMaxBody, hello.maxBody ?? DEFAULT_MAX_BODY));
     const peerWindow = hello.win ?? { s: DEFAULT_STREAM_WINDOW, c: DEFAULT_CONNECTION_WINDOW };
     const batch = hello.batch === true && (options.batch ?? true);
+    // Only where frames carry a MAC: over TLS there is no tag to change (§4.7).
+    const digest = hello.digest === true && !tls && (options.digest ?? true);
     const welcome: WelcomeHeader & OutHeader = {
       t: "welcome",
       proof: encodeHex(serverSignature(verifier.serverKey, input)),
@@ -284,6 +301,7 @@ export function serverHandshake(
       maxStreams,
       mac: !tls,
       ...(batch ? { batch: true } : {}),
+      ...(digest ? { digest: true } : {}),
     };
     await writeAll(transport, encodeFrame(welcome));
     reader.decoder.maxBody = maxBody;
@@ -300,6 +318,7 @@ export function serverHandshake(
       peerWindow,
       maxStreams,
       batch,
+      digest,
     };
     if (!tls) {
       // The proof carried ClientKey: the session keys need no stored key.

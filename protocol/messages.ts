@@ -97,6 +97,8 @@ export interface HelloHeader {
   win?: { s: number; c: number };
   /** The client accepts and may send `batch` frames (§5.5). */
   batch?: boolean;
+  /** The client offers the `digest` feature (§4.7). */
+  digest?: boolean;
 }
 /** Server's answer to hello. */
 export interface ChallengeHeader {
@@ -119,6 +121,8 @@ export interface WelcomeHeader {
   mac: boolean;
   /** Batch frames are on for the connection, both ways (§5.5); only when `hello.batch` was. */
   batch?: boolean;
+  /** The `digest` feature is on (§4.7); only on plaintext, when `hello.digest` was. */
+  digest?: boolean;
 }
 /** Any header valid during the handshake. */
 export type HandshakeHeader =
@@ -252,6 +256,7 @@ export function validateHandshake(h: RawHeader, nonceBytes: number): HandshakeHe
       }
       if (h.win !== undefined) _win(h);
       _optBool(h, "batch");
+      _optBool(h, "digest");
       break;
     case "challenge":
       _version(h);
@@ -267,6 +272,7 @@ export function validateHandshake(h: RawHeader, nonceBytes: number): HandshakeHe
       _uint(h, "maxStreams");
       if (typeof h.mac !== "boolean") _bad(h.t, "mac", "a boolean");
       _optBool(h, "batch");
+      _optBool(h, "digest");
       break;
     case "error":
       _str(h, "code", 64);

@@ -6,7 +6,16 @@
  * @module
  */
 import { ProtocolError, RemoteError } from "./errors.ts";
+import type { Hash } from "node:crypto";
 import type { Json } from "./messages.ts";
+
+/** A stream's running SHA-256 through a received chunk, and its state before the chunk. */
+export interface RunningDigest {
+  /** SHA-256 of the stream's data through the end of the chunk. */
+  digest: Uint8Array;
+  /** Copy of the hash state before the chunk, when kept. */
+  before: Hash | undefined;
+}
 
 /** What a stream needs from its session. Implemented by `Session`. */
 export interface StreamHost {
@@ -45,6 +54,14 @@ export class MuxStream {
 
   #host: StreamHost;
   #chunks: Uint8Array[] = [];
+  /** The stream's running SHA-256 through the end of each chunk, when the session keeps it. */
+  #digests: (RunningDigest | undefined)[] = [];
+  #readDigest: RunningDigest | undefined;
+  #lastChunk: Uint8Array | undefined;
+  #sentDigest: Uint8Array | undefined;
+  /** The session hashes this stream's data (`digest` feature, PROTOCOL.md §4.7). */
+  #hashedIn = false;
+  #hashedOut = false;
   #buffered = 0;
   #recvDone = false;
   #discard = false;
@@ -104,11 +121,71 @@ export class MuxStream {
     return this.#resetByPeer;
   }
 
+  /**
+   * Whether the session hashes every byte this stream receives (the `digest`
+   * feature, PROTOCOL.md §4.7, from the stream's first byte): then
+   * {@linkcode readSha256} is the SHA-256 of all bytes read so far, and a
+   * receiver need not hash them again.
+   */
+  get hashesReads(): boolean {
+    return this.#hashedIn;
+  }
+
+  /** Whether the session hashes every byte this stream sends ({@linkcode sentSha256}). */
+  get hashesWrites(): boolean {
+    return this.#hashedOut;
+  }
+
+  /**
+   * SHA-256 of every byte {@linkcode read} has returned so far, when
+   * {@linkcode hashesReads}; undefined before the first byte or otherwise.
+   */
+  get readSha256(): Uint8Array | undefined {
+    return this.#readDigest?.digest;
+  }
+
+  /**
+   * SHA-256 of every byte read before the last chunk plus the first `n`
+   * bytes of that chunk (hashing just those `n` bytes again), when
+   * {@linkcode hashesReads}; undefined otherwise. For data whose meaning
+   * changes inside a chunk, such as a file followed by its checksum.
+   */
+  readSha256At(n: number): Uint8Array | undefined {
+    const d = this.#readDigest;
+    const chunk = this.#lastChunk;
+    if (d === undefined || chunk === undefined) return undefined;
+    if (n === chunk.byteLength) return d.digest;
+    if (d.before === undefined) return undefined;
+    return new Uint8Array(d.before.copy().update(chunk.subarray(0, n)).digest());
+  }
+
+  /**
+   * SHA-256 of every byte the writer has taken from {@linkcode write} so far
+   * (all of them once the writes resolved), when {@linkcode hashesWrites};
+   * undefined before the first byte or otherwise.
+   */
+  get sentSha256(): Uint8Array | undefined {
+    return this.#sentDigest;
+  }
+
+  /** @internal the session hashes what this stream receives and sends. */
+  hashedBySession(reads: boolean, writes: boolean): void {
+    this.#hashedIn = reads;
+    this.#hashedOut = writes;
+  }
+
+  /** @internal the running digest through the data the writer just took. */
+  noteSent(digest: Uint8Array): void {
+    this.#sentDigest = digest;
+  }
+
   /** Reads the next chunk; null at the peer's end of data. Rejects on reset. */
   async read(): Promise<Uint8Array | null> {
     while (true) {
       const chunk = this.#chunks.shift();
       if (chunk) {
+        this.#readDigest = this.#digests.shift();
+        this.#lastChunk = chunk;
         this.#buffered -= chunk.byteLength;
         this.#host.consumed(this, chunk.byteLength);
         return chunk;
@@ -185,14 +262,21 @@ export class MuxStream {
     this.#discard = true;
     const n = this.#buffered;
     this.#chunks = [];
+    this.#digests = [];
     this.#buffered = 0;
     this.#notify();
     if (n > 0) this.#host.consumed(this, n);
   }
 
-  /** @internal data arrived from the peer. */
-  receive(body: Uint8Array, fin: boolean): void {
+  /**
+   * @internal data arrived from the peer; `digest`: the stream's running
+   * SHA-256 through `body` when the session keeps it. Data that does not come
+   * with one (a body in the opening request) means the session's hash does
+   * not cover all the stream's bytes.
+   */
+  receive(body: Uint8Array, fin: boolean, digest?: RunningDigest): void {
     if (this.#error) return;
+    if (digest === undefined && body.byteLength > 0) this.#hashedIn = false;
     if (this.#discard) {
       if (fin) this.#recvDone = true;
       if (body.byteLength > 0) this.#host.consumed(this, body.byteLength);
@@ -200,6 +284,7 @@ export class MuxStream {
     }
     if (body.byteLength > 0) {
       this.#chunks.push(body);
+      this.#digests.push(this.#hashedIn ? digest : undefined);
       this.#buffered += body.byteLength;
     }
     if (fin) this.#recvDone = true;
@@ -213,6 +298,7 @@ export class MuxStream {
     this.#failed.resolve(error);
     this.#buffered = 0;
     this.#chunks = [];
+    this.#digests = [];
     for (const p of this.#sendQueue) p.reject(error);
     this.#sendQueue = [];
     this.#notify();

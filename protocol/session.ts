@@ -9,13 +9,14 @@
  *
  * @module
  */
-import { encodeHeader, type OutHeader } from "./frame_codec.ts";
+import { type DecodedFrame, encodeHeader, type OutHeader } from "./frame_codec.ts";
 import type { FrameMac } from "./auth.ts";
 import { ProtocolError, RemoteError } from "./errors.ts";
 import { type Header, type Json, type ReqHeader, validateHeader } from "./messages.ts";
-import { MuxStream, type StreamHost } from "./mux_stream.ts";
+import { MuxStream, type RunningDigest, type StreamHost } from "./mux_stream.ts";
 import { type FrameReader, type Transport, writeAll } from "./transport.ts";
 import { encodeBatchBody, splitBatch } from "./frame_batch.ts";
+import { StreamDigests } from "./stream_digest.ts";
 import { DEFAULT_CHUNK, MAX_WINDOW } from "./limits.ts";
 import { truncateCodePoints } from "./text.ts";
 
@@ -106,6 +107,13 @@ export interface SessionOptions {
    * a MAC. Default false: a `batch` frame is then `unknown_type`.
    */
   batch?: boolean;
+  /**
+   * Both sides agreed to the `digest` feature (PROTOCOL.md §4.7): with the
+   * MAC on, a `data` frame's tag covers its stream's running SHA-256 instead
+   * of its body, and streams expose that hash ({@linkcode MuxStream.readSha256}).
+   * Default false.
+   */
+  digest?: boolean;
   /** Handles requests from the peer; the resolved value is the reply's data. */
   onRequest?: (req: IncomingRequest) => Promise<unknown>;
   /** Receives events from the peer. */
@@ -167,9 +175,17 @@ export class Session implements StreamHost {
   #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   #lastActivity = Date.now();
   #writeSince: number | undefined;
+  /** Running SHA-256 per stream of what we receive / send (`digest` feature, §4.7). */
+  #recvDigests: StreamDigests | undefined;
+  #sendDigests: StreamDigests | undefined;
 
   constructor(options: SessionOptions) {
     this.#o = options;
+    if (options.digest) {
+      // Late data for streams gone here is still verified: keep as many states as streams may be open.
+      if (options.recvMac) this.#recvDigests = new StreamDigests(options.maxStreams);
+      if (options.sendMac) this.#sendDigests = new StreamDigests(options.maxStreams);
+    }
     this.#nextStreamId = options.role === "client" ? 1 : 2;
     this.#connRecvWindow = options.localWindow.c;
     this.#connReserved = options.localWindow.c;
@@ -262,6 +278,7 @@ export class Session implements StreamHost {
       recvWindow: this.#o.localWindow.s,
       sendCredit: this.#o.peerWindow.s,
     });
+    stream.hashedBySession(this.#recvDigests !== undefined, this.#sendDigests !== undefined);
     this.#streams.set(id, stream);
     const fin = options.fin ?? false;
     if (fin) stream.endedByOpen();
@@ -357,6 +374,9 @@ export class Session implements StreamHost {
 
   /** @internal */
   reset(stream: MuxStream, code: string, msg: string): void {
+    // The peer may still send data for it until it sees the rst: keep what verifies that.
+    this.#recvDigests?.retire(stream.id);
+    this.#sendDigests?.forget(stream.id);
     this.#connConsumed(stream.buffered);
     if (this.#streams.get(stream.id) === stream) {
       this.#streams.delete(stream.id);
@@ -376,10 +396,11 @@ export class Session implements StreamHost {
           this.#shutdown(new ProtocolError("closed", "connection closed by peer"));
           return;
         }
-        this.#o.recvMac?.verify(frame.headerBytes, frame.body, frame.tag);
+        const digest = this.#verify(frame);
         this.#lastActivity = Date.now();
         const h = validateHeader(frame.header);
         if (h.t === "batch") await this.#onBatch(frame.body);
+        else if (h.t === "data") this.#onData(h.s, frame.body, h.fin === true, digest);
         else this.#dispatch(h, frame.body);
       }
     } catch (e) {
@@ -393,6 +414,27 @@ export class Session implements StreamHost {
         );
       }
     }
+  }
+
+  /**
+   * Checks a frame's tag (§4.6) before anything acts on it. Under the
+   * `digest` feature a `data` frame's tag covers its stream's running SHA-256
+   * instead of its body (§4.7): the body is hashed once, here, and the digest
+   * returned for the stream's reader.
+   */
+  #verify(frame: DecodedFrame): RunningDigest | undefined {
+    const mac = this.#o.recvMac;
+    if (mac === undefined) return undefined;
+    const h = frame.header;
+    if (this.#recvDigests && h.t === "data" && Number.isSafeInteger(h.s)) {
+      // The state before the body too, while a reader waits for it (see MuxStream.readSha256At).
+      const keep = this.#streams.get(h.s as number)?.hashesReads === true;
+      const d = this.#recvDigests.absorbKeeping(h.s as number, frame.body, h.fin === true, keep);
+      mac.verify(frame.headerBytes, d.digest, frame.tag);
+      return d;
+    }
+    mac.verify(frame.headerBytes, frame.body, frame.tag);
+    return undefined;
   }
 
   /**
@@ -447,6 +489,8 @@ export class Session implements StreamHost {
       case "rst": {
         const s = this.#streams.get(h.s);
         // Gone or never opened (§5.4): nothing to abort, and no state to keep.
+        this.#recvDigests?.forget(h.s); // the peer sends no more on it
+        this.#sendDigests?.forget(h.s);
         if (!s) return;
         this.#streams.delete(h.s);
         if (h.s % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
@@ -467,7 +511,7 @@ export class Session implements StreamHost {
     }
   }
 
-  #onData(id: number, body: Uint8Array, fin: boolean): void {
+  #onData(id: number, body: Uint8Array, fin: boolean, digest?: RunningDigest): void {
     const n = body.byteLength;
     if (n > this.#connRecvWindow) {
       throw new ProtocolError("flow_control", "data exceeds the connection window");
@@ -481,6 +525,7 @@ export class Session implements StreamHost {
         throw new ProtocolError("bad_header", `data for unknown stream ${id}`);
       }
       this.#connConsumed(n); // late data for a stream we closed: drop it, keep credit flowing
+      this.#recvDigests?.retire(id); // a refused stream's data: its state is bounded like a reset's
       return;
     }
     if (stream.readEnded) {
@@ -490,7 +535,7 @@ export class Session implements StreamHost {
       throw new ProtocolError("flow_control", `data exceeds the window of stream ${id}`);
     }
     stream.recvWindow -= n;
-    stream.receive(body, fin);
+    stream.receive(body, fin, digest);
     this.#reap(stream);
   }
 
@@ -550,7 +595,9 @@ export class Session implements StreamHost {
         recvWindow: this.#o.localWindow.s,
         sendCredit: this.#o.peerWindow.s,
       });
+      stream.hashedBySession(this.#recvDigests !== undefined, this.#sendDigests !== undefined);
       this.#streams.set(h.s, stream);
+      // A body here is the stream's first data, outside the running hash (§4.7).
       if (body.byteLength > 0 || h.fin) this.#onData(h.s, body, h.fin === true);
     } else if (body.byteLength > 0) {
       throw new ProtocolError("bad_header", "a request without a stream cannot carry a body");
@@ -727,7 +774,7 @@ export class Session implements StreamHost {
   #buildBatch(): Uint8Array | undefined {
     const parts: Uint8Array[] = [];
     let total = 0;
-    const push = (headerBytes: Uint8Array, body: Uint8Array) => {
+    const push = (headerBytes: Uint8Array, body: Uint8Array, covered = body) => {
       const prefix = new Uint8Array(4);
       new DataView(prefix.buffer).setUint32(0, headerBytes.byteLength);
       parts.push(prefix, headerBytes);
@@ -737,7 +784,7 @@ export class Session implements StreamHost {
         total += body.byteLength;
       }
       if (this.#o.sendMac) {
-        const tag = this.#o.sendMac.next(headerBytes, body);
+        const tag = this.#o.sendMac.next(headerBytes, covered);
         parts.push(tag);
         total += tag.byteLength;
       }
@@ -756,7 +803,12 @@ export class Session implements StreamHost {
         budget -= Math.max(piece.body.byteLength, 1);
         const header: Record<string, unknown> = { t: "data", s: stream.id };
         if (piece.fin) header.fin = true;
-        push(encodeHeader(header as OutHeader, piece.body.byteLength), piece.body);
+        let covered = piece.body;
+        if (this.#sendDigests) {
+          covered = this.#sendDigests.absorb(stream.id, piece.body, piece.fin);
+          stream.noteSent(covered);
+        }
+        push(encodeHeader(header as OutHeader, piece.body.byteLength), piece.body, covered);
         this.#reap(stream);
       }
       if (piece && stream.sendable) this.#bulk.push(stream);

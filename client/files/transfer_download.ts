@@ -14,6 +14,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { encodeHex } from "@std/encoding/hex";
 import { RemoteError } from "../../protocol/errors.ts";
 import type { ParleyClient } from "../client.ts";
 import {
@@ -124,12 +125,15 @@ export async function downloadFile(
       : { shared: source.shared, offset, size: st.size };
     const { stream, result } = client.open(FILE_GET, args, { fin: true });
     result.catch(() => {});
+    // From byte 0 the stream's running SHA-256 (PROTOCOL.md §4.7), where the session keeps one
+    // (plaintext), is the file's: each byte is hashed once, as the session receives it.
+    const fromStream = offset === 0 && stream.hashesReads;
     let got = offset;
     try {
       for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
         got += chunk.byteLength;
         if (got > st.size) throw new TransferError("checksum", "the server sent too many bytes");
-        hash.update(chunk);
+        if (!fromStream) hash.update(chunk);
         let off = 0;
         while (off < chunk.byteLength) off += await writing(file.write(chunk.subarray(off)));
         transferred += chunk.byteLength;
@@ -140,7 +144,7 @@ export async function downloadFile(
       throw e;
     }
     const reply = (await result) as FileGetReply;
-    const sha256 = hash.digest("hex");
+    const sha256 = fromStream ? encodeHex(stream.readSha256 ?? hash.digest()) : hash.digest("hex");
     const expected = "shared" in source && source.sha256 ? source.sha256 : reply.sha256;
     if (got !== reply.size || sha256 !== reply.sha256 || sha256 !== expected) {
       await _remove(part);

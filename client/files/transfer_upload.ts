@@ -27,6 +27,9 @@ import {
 } from "./transfer_common.ts";
 import { FILE_OFFSET, FILE_PUT, type FileOffsetReply } from "../../protocol/ops/files.ts";
 
+/** SHA-256 of no bytes (an empty file sends no data before its trailer). */
+const _EMPTY_SHA256 = new Uint8Array(createHash("sha256").digest());
+
 interface _PutReply {
   path: string;
   size: number;
@@ -84,8 +87,9 @@ export async function uploadFile(
     restart = false;
     resumedAt = start;
     using file = await Deno.open(local, { read: true });
-    const hash = options.sha256 ? undefined : createHash("sha256");
-    if (hash && start > 0) {
+    // A resumed upload hashes the prefix, then the rest as it sends it.
+    let hash = options.sha256 || start === 0 ? undefined : createHash("sha256");
+    if (hash) {
       await hashPrefix(
         file,
         start,
@@ -96,6 +100,10 @@ export async function uploadFile(
     await file.seek(start, Deno.SeekMode.Start);
     const { stream, result } = client.open(FILE_PUT, { ...base, offset: start });
     result.catch(() => {}); // observed below; avoid an unhandled rejection while pumping
+    // From byte 0 the stream's running SHA-256 (PROTOCOL.md §4.7), where the session keeps one
+    // (plaintext), is the file's: each byte is hashed once, as the session sends it.
+    const fromStream = !options.sha256 && start === 0 && stream.hashesWrites;
+    if (!options.sha256 && start === 0 && !fromStream) hash = createHash("sha256");
     let sent = start;
     try {
       let pending: Promise<void> | undefined;
@@ -114,6 +122,8 @@ export async function uploadFile(
       }
       await pending;
       if (sent === size && hash) await stream.write(new Uint8Array(hash.digest()));
+      // Its own write, so the trailer starts a data frame of its own (§4.7 asks for that).
+      if (sent === size && fromStream) await stream.write(stream.sentSha256 ?? _EMPTY_SHA256);
       if (sent === size) stream.end();
     } catch (e) {
       // A refusal arrives as the reply; prefer it over the stream's reset.

@@ -129,9 +129,10 @@ export interface UploadSession extends AsyncDisposable {
    * included) is `sha256`: atomically, and never replacing a file unless the
    * target allows it (`exists` otherwise). A mismatch discards the upload
    * (`checksum`: nothing is kept, nothing visible). Resolves with the SHA-256
-   * once the file is durable.
+   * once the file is durable. With {@linkcode BeginUploadOptions.callerHashes}
+   * `computed` is the SHA-256 the caller computed over the bytes it wrote.
    */
-  finish(sha256: string): Promise<{ sha256: string }>;
+  finish(sha256: string, computed?: string): Promise<{ sha256: string }>;
   /** Ends the session without finishing (keeps the bytes for a resume). Idempotent. */
   close(): Promise<void>;
 }
@@ -143,6 +144,12 @@ export interface BeginUploadOptions {
   limits: FileLimits;
   /** Runs the re-hash of the resumed prefix under the feature's caps. */
   hashGate: HashGate;
+  /**
+   * The caller hashes the bytes it writes itself (the protocol session
+   * already did, PROTOCOL.md §4.7) and passes their SHA-256 to `finish`, so
+   * the store does not hash them again. Only with `offset` 0. Default false.
+   */
+  callerHashes?: boolean;
 }
 
 /** Per-user homes. Every change to one user's home is applied one at a time with its accounting. */

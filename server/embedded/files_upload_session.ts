@@ -35,6 +35,8 @@ export interface DiskUploadSessionInit {
   offset: number;
   limits: FileLimits;
   hashGate: HashGate;
+  /** See `BeginUploadOptions.callerHashes`. */
+  callerHashes?: boolean;
   log: Logger;
 }
 
@@ -42,13 +44,13 @@ export interface DiskUploadSessionInit {
 export class DiskUploadSession implements UploadSession {
   readonly offset: number;
   #init: DiskUploadSessionInit;
-  #hash: _Hash;
+  #hash: _Hash | undefined;
   #received: number;
   #file: Deno.FsFile | undefined;
   #state: _State = "open";
   #closing: Promise<void> | undefined;
 
-  private constructor(init: DiskUploadSessionInit, hash: _Hash) {
+  private constructor(init: DiskUploadSessionInit, hash: _Hash | undefined) {
     this.#init = init;
     this.offset = init.offset;
     this.#received = init.offset;
@@ -61,7 +63,7 @@ export class DiskUploadSession implements UploadSession {
     const { file, offset } = init;
     try {
       const hash = offset === 0
-        ? createHash("sha256")
+        ? (init.callerHashes ? undefined : createHash("sha256"))
         : await init.hashGate(() => hashFile(file, offset));
       await file.seek(offset, Deno.SeekMode.Start);
       return new DiskUploadSession(init, hash);
@@ -83,7 +85,7 @@ export class DiskUploadSession implements UploadSession {
     if (this.#received + chunk.byteLength > size) {
       throw new RequestError("bad_request", `more bytes than the declared ${size}`);
     }
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#received += chunk.byteLength;
     try {
       let off = 0;
@@ -114,7 +116,7 @@ export class DiskUploadSession implements UploadSession {
   }
 
   /** Checks the SHA-256 and puts the file in place. */
-  async finish(sha256: string): Promise<{ sha256: string }> {
+  async finish(sha256: string, computed?: string): Promise<{ sha256: string }> {
     const file = this.#file;
     if (this.#state !== "open" || !file) throw new RequestError("internal", "upload is closed");
     this.#state = "finishing";
@@ -132,7 +134,8 @@ export class DiskUploadSession implements UploadSession {
       throw await this.#diskError(e);
     }
     this.#closeFile();
-    const got = this.#hash.digest("hex");
+    const got = this.#hash?.digest("hex") ?? computed;
+    if (got === undefined) throw new RequestError("internal", "upload finished without a SHA-256");
     if (got !== sha256) {
       await partials.drop(plan.key);
       throw new RequestError(

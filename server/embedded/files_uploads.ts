@@ -145,6 +145,7 @@ export class DiskUploads {
         offset,
         limits: options.limits,
         hashGate: options.hashGate,
+        callerHashes: options.callerHashes === true && offset === 0,
         log: this.#log,
       });
     } catch (e) {

@@ -10,6 +10,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { encodeHex } from "@std/encoding/hex";
 import { FILE_GET, type FileRequest } from "../../protocol/ops/files.ts";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import type { ClientContext } from "../context.ts";
@@ -20,6 +21,12 @@ import { displayPath } from "./remote_path.ts";
 import { lookupShare } from "./shares.ts";
 
 type _Hash = ReturnType<typeof createHash>;
+
+/** SHA-256 of an empty file (nothing crossed the stream, so it has no digest yet). */
+function _sha256Empty(size: number): Uint8Array {
+  if (size !== 0) throw new RequestError("internal", "the stream has no SHA-256 of the bytes sent");
+  return new Uint8Array(createHash("sha256").digest());
+}
 
 /** Hashes a stream's bytes into `hash`. */
 async function _hashStream(hash: _Hash, bytes: ReadableStream<Uint8Array>): Promise<_Hash> {
@@ -76,12 +83,18 @@ export async function handleGet(
       throw new RequestError("not_found", "the shared file was changed or removed");
     }
   }
-  const hash = known === undefined
-    ? (offset === 0 ? createHash("sha256") : await deps.hashJobs.run(
+  // From byte 0 the stream's running SHA-256 (PROTOCOL.md §4.7), which the session computes as it
+  // sends, is the file's: nothing here hashes the bytes again. A resumed download hashes the
+  // prefix and the rest itself, and a known checksum needs no hashing at all.
+  const fromStream = known === undefined && offset === 0 && stream.hashesWrites;
+  const hash = known !== undefined || fromStream
+    ? undefined
+    : offset === 0
+    ? createHash("sha256")
+    : await deps.hashJobs.run(
       user,
       () => _hashStream(createHash("sha256"), reader.read(0, offset)),
-    ))
-    : undefined;
+    );
   let pending: Promise<void> | undefined;
   for await (const chunk of reader.read(offset)) {
     hash?.update(chunk);
@@ -90,7 +103,8 @@ export async function handleGet(
     pending.catch(() => {}); // awaited on the next turn; a reset must not go unhandled meanwhile
   }
   await pending;
-  const sha256 = known ?? hash!.digest("hex");
+  const sent = fromStream ? (stream.sentSha256 ?? _sha256Empty(size)) : undefined;
+  const sha256 = known ?? (sent ? encodeHex(sent) : hash!.digest("hex"));
   if (known === undefined) await reader.remember(sha256);
   if (pinned && sha256 !== pinned.sha256) {
     throw new RequestError("checksum", "the shared file's content changed since it was shared");

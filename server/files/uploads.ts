@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { encodeHex } from "@std/encoding/hex";
+import { decodeHex, encodeHex } from "@std/encoding/hex";
 import type { MuxStream } from "../../protocol/mux_stream.ts";
 import { formatBytes as _fmtBytes } from "../../protocol/format_bytes.ts";
 import { FILE_OFFSET, FILE_PUT, type FileRequest } from "../../protocol/ops/files.ts";
@@ -21,6 +21,9 @@ import { displayPath } from "./remote_path.ts";
 
 /** Bytes of the SHA-256 trailer of a tagged upload. */
 const _TRAILER = 32;
+
+/** SHA-256 of no bytes. */
+const _EMPTY_SHA256 = decodeHex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 
 /** Reads and checks an upload request. */
 function _target(
@@ -68,10 +71,14 @@ export async function handlePut(
   const offset = a.offset ?? 0;
   if (offset > target.size) throw new RequestError("bad_request", "offset is past the end");
   const user = ctx.user.name;
+  // From byte 0 the stream's running SHA-256 (PROTOCOL.md §4.7), where the session keeps one, is
+  // the file's: the session hashed every byte once already, so the store need not hash them again.
+  const fromStream = offset === 0 && stream.hashesReads;
   await using upload = await deps.backend.store.beginUpload(target, {
     offset,
     limits: limitsOf(deps.config),
     hashGate: (work) => deps.hashJobs.run(user, work),
+    callerHashes: fromStream,
   });
   const size = target.size;
   const declared = "sha256" in target.id ? target.id.sha256 : undefined;
@@ -79,6 +86,7 @@ export async function handlePut(
   const trailer = new Uint8Array(_TRAILER);
   let trailerLength = 0;
   let received = offset;
+  let digest: Uint8Array | undefined = fromStream && size === 0 ? _EMPTY_SHA256 : undefined;
   for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
     let rest = chunk;
     if (received < size) {
@@ -86,6 +94,9 @@ export async function handlePut(
       const body = take === rest.byteLength ? rest : rest.subarray(0, take);
       rest = rest.subarray(take);
       received += take;
+      // The file ends here: its SHA-256 is the stream's through this byte (the trailer may follow
+      // in the same chunk).
+      if (fromStream && received === size) digest = stream.readSha256At(take);
       await upload.write(body);
     }
     if (rest.byteLength > 0) {
@@ -113,7 +124,11 @@ export async function handlePut(
       `the upload ended before its ${_TRAILER}-byte SHA-256 trailer; resume it`,
     );
   }
-  const { sha256 } = await upload.finish(declared ?? encodeHex(trailer));
+  if (fromStream && digest === undefined) {
+    throw new RequestError("internal", "the stream gave no SHA-256 of the file's bytes");
+  }
+  const computed = digest === undefined ? undefined : encodeHex(digest);
+  const { sha256 } = await upload.finish(declared ?? encodeHex(trailer), computed);
   deps.log.info("file.put", { user, path: displayPath(target.parts), size });
   return { path: displayPath(target.parts), size, sha256, resumedFrom: offset };
 }

@@ -113,7 +113,7 @@ export async function beginUpload(
   if (won === undefined) throw new RequestError("busy", "upload running elsewhere");
   const s = new NatsUpload(ctx, index, t, key, rec, options.limits);
   try {
-    await s.start(options.offset, options.hashGate);
+    await s.start(options.offset, options.hashGate, options.callerHashes === true);
   } catch (e) {
     await s.close();
     throw e;
@@ -127,7 +127,7 @@ function _raise(r: { error: unknown } | undefined): void {
 
 class NatsUpload implements UploadSession {
   offset = 0;
-  #hash: Hash = createHash("sha256");
+  #hash: Hash | undefined = createHash("sha256");
   #tail = new Uint8Array(0);
   #next = 0;
   #written = 0;
@@ -145,16 +145,21 @@ class NatsUpload implements UploadSession {
   ) {}
 
   /** Re-hashes the stored prefix up to `offset` and keeps its last short chunk as the tail. */
-  async start(offset: number, gate: BeginUploadOptions["hashGate"]): Promise<void> {
+  async start(
+    offset: number,
+    gate: BeginUploadOptions["hashGate"],
+    callerHashes = false,
+  ): Promise<void> {
     const cb = this.ctx.chunkBytes;
+    if (offset === 0 && callerHashes) this.#hash = undefined;
     if (offset === 0) return;
     await gate(async () => {
       const full = Math.floor(offset / cb);
-      for (let k = 0; k < full; k++) this.#hash.update(await readChunk(this.ctx, this.rec.gen, k));
+      for (let k = 0; k < full; k++) this.#hash!.update(await readChunk(this.ctx, this.rec.gen, k));
       if (offset > full * cb) {
         const last = await readChunk(this.ctx, this.rec.gen, full);
         this.#tail = last.slice(0, offset - full * cb);
-        this.#hash.update(this.#tail);
+        this.#hash!.update(this.#tail);
       }
       this.#next = full;
     });
@@ -167,7 +172,7 @@ class NatsUpload implements UploadSession {
     if (this.#written + chunk.byteLength > this.t.size) {
       throw new RequestError("bad_request", "more bytes than the declared size");
     }
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#written += chunk.byteLength;
     const joined = new Uint8Array(this.#tail.byteLength + chunk.byteLength);
     joined.set(this.#tail);
@@ -215,11 +220,12 @@ class NatsUpload implements UploadSession {
     this.#renewed = Date.now();
   }
 
-  async finish(sha256: string): Promise<{ sha256: string }> {
+  async finish(sha256: string, computed?: string): Promise<{ sha256: string }> {
     if (this.#done) throw new RequestError("bad_request", "upload closed");
     await this.#flush();
     await this.#renew();
-    const got = this.#hash.copy().digest("hex");
+    const got = this.#hash?.copy().digest("hex") ?? computed;
+    if (got === undefined) throw new RequestError("internal", "upload finished without a SHA-256");
     if (got !== sha256 || this.#written !== this.t.size) {
       this.#done = true;
       // An earlier finish of these bytes that then found the path taken may have made them the

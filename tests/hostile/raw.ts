@@ -156,11 +156,12 @@ export async function rawLogin(
   const conn = await dial(port);
   let link: AuthenticatedLink;
   try {
-    // Frames one by one, as a peer that does not offer batch frames (PROTOCOL.md §5.5) gets them.
+    // No feature offered (PROTOCOL.md §4.4): frames one by one, each MAC over its body.
     link = await clientHandshake(conn, {
       user,
       key: keyBytes(keyHex),
       batch: false,
+      digest: false,
       ...(options.maxBody ? { maxBody: options.maxBody } : {}),
       ...(options.window ? { window: options.window } : {}),
     });

@@ -22,6 +22,7 @@ import {
 import { type FrameMac, verifierOf } from "../../protocol/auth.ts";
 import { type FrameReader, type Transport, writeAll } from "../../protocol/transport.ts";
 import { MAC_LENGTH } from "../../protocol/limits.ts";
+import { macCovered, StreamDigests } from "../../protocol/stream_digest.ts";
 
 /** The key every fixture user has unless told otherwise: bytes 0x00..0x1f. */
 export const TEST_KEY: Uint8Array = Uint8Array.from({ length: 32 }, (_, i) => i);
@@ -269,6 +270,9 @@ export class RawPeer implements AsyncDisposable {
   readonly reader: FrameReader;
   #sendMac: FrameMac | undefined;
   #recvMac: FrameMac | undefined;
+  /** Running stream digests when the `digest` feature is on (§4.7). */
+  #sendDigests: StreamDigests | undefined;
+  #recvDigests: StreamDigests | undefined;
 
   private constructor(
     conn: Deno.Conn,
@@ -285,17 +289,29 @@ export class RawPeer implements AsyncDisposable {
   /** Connects and runs the client handshake. */
   static async connect(
     port: number,
-    options: { user?: string; key?: Uint8Array; window?: Windows; batch?: boolean } = {},
+    options: {
+      user?: string;
+      key?: Uint8Array;
+      window?: Windows;
+      batch?: boolean;
+      digest?: boolean;
+    } = {},
   ): Promise<RawPeer> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    // By default it reads frames one by one, as a peer that does not offer batch frames (§5.5).
+    // By default it offers no feature (§4.4): frames one by one, each MAC over its body.
     const link = await clientHandshake(conn, {
       user: options.user ?? "ada",
       key: options.key ?? TEST_KEY,
       batch: options.batch ?? false,
+      digest: options.digest ?? false,
       ...(options.window ? { window: options.window } : {}),
     });
-    return new RawPeer(conn, link.reader, link.sendMac, link.recvMac);
+    const peer = new RawPeer(conn, link.reader, link.sendMac, link.recvMac);
+    if (link.digest) {
+      peer.#sendDigests = new StreamDigests(256);
+      peer.#recvDigests = new StreamDigests(256);
+    }
+    return peer;
   }
 
   /** Encodes one frame with a correct MAC (or `tag` when given). */
@@ -303,8 +319,16 @@ export class RawPeer implements AsyncDisposable {
     const hb = encodeHeader(header, body.byteLength);
     const prefix = new Uint8Array(4);
     new DataView(prefix.buffer).setUint32(0, hb.byteLength);
-    const mac = tag ?? this.#sendMac!.next(hb, body);
+    const covered = this.#sendDigests ? macCovered(this.#sendDigests, header, body) : body;
+    const mac = tag ?? this.#sendMac!.next(hb, covered);
     return concat([prefix, hb, body, mac]);
+  }
+
+  /** A data frame tagged over its body, as without the `digest` feature (for tests of it). */
+  frameTaggedOverBody(_h: OutHeader, body: Uint8Array, hb: Uint8Array): Uint8Array {
+    const prefix = new Uint8Array(4);
+    new DataView(prefix.buffer).setUint32(0, hb.byteLength);
+    return concat([prefix, hb, body, this.#sendMac!.next(hb, body)]);
   }
 
   /** Sends one frame with a correct MAC. */
@@ -315,7 +339,10 @@ export class RawPeer implements AsyncDisposable {
   /** Next frame from the server (MAC checked), or null at end of stream. */
   async next(): Promise<DecodedFrame | null> {
     const f = await this.reader.next();
-    if (f) this.#recvMac?.verify(f.headerBytes, f.body, f.tag);
+    if (f && this.#recvMac) {
+      const covered = this.#recvDigests ? macCovered(this.#recvDigests, f.header, f.body) : f.body;
+      this.#recvMac.verify(f.headerBytes, covered, f.tag);
+    }
     return f;
   }
 

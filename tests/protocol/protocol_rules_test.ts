@@ -82,11 +82,12 @@ class Wire implements AsyncDisposable {
   ): Promise<Wire> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
-      // Frames one by one, as a peer that does not offer batch frames (§5.5) gets them.
+      // No feature offered (§4.4): frames one by one, each MAC over its body, as an older peer.
       const link = await clientHandshake(conn, {
         user,
         key,
         batch: false,
+        digest: false,
         timeoutMs: 5000,
         ...(options.maxBody ? { maxBody: options.maxBody } : {}),
       });

@@ -171,6 +171,7 @@ Deno.test("PROTOCOL.md holds every vector of the worked example", () => {
     "res.frame",
     "open.frame",
     "data.body",
+    "data.digest",
     "data.frame",
     "batch.header",
     "batch.body",
@@ -252,7 +253,12 @@ Deno.test("the example's frame MACs match FrameMac over the documented input", (
   for (const [name, mac, seq] of cases) {
     assertEquals(mac.seq, seq);
     const header = new TextEncoder().encode(text(`${name}.header`));
-    const body = V.has(`${name}.body`) ? bytes(`${name}.body`) : new Uint8Array(0);
+    // Under `digest` (§4.7) a data frame's tag covers its stream's SHA-256, not its body.
+    const body = V.has(`${name}.digest`)
+      ? bytes(`${name}.digest`)
+      : V.has(`${name}.body`)
+      ? bytes(`${name}.body`)
+      : new Uint8Array(0);
     const input = new Uint8Array(12);
     const view = new DataView(input.buffer);
     view.setBigUint64(0, seq);
@@ -260,6 +266,12 @@ Deno.test("the example's frame MACs match FrameMac over the documented input", (
     if (V.has(`${name}.mac_input`)) assertHex(concat([input, header, body]), `${name}.mac_input`);
     assertHex(mac.next(header, body), `${name}.mac`);
   }
+});
+
+Deno.test("the example's data frame digest is the SHA-256 of the stream's bytes (§4.7)", async () => {
+  // Independently of the implementation: WebCrypto over the one body the stream carried.
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes("data.body").slice()));
+  assertHex(d, "data.digest");
 });
 
 Deno.test("the example's batch frame is as §5.5 describes: inner frames under one MAC", () => {
