@@ -52,6 +52,8 @@ import {
   CHAT_NOTICE,
   CHAT_ROOMS,
   CHAT_SEND,
+  CHAT_TOPIC,
+  CHAT_TOPIC_EVENT,
   CHAT_WHO,
   type ChatGetReply,
   type ChatJoinedEvent,
@@ -64,6 +66,9 @@ import {
   type ChatRoomInfo,
   type ChatRoomsReply,
   type ChatSendReply,
+  type ChatTopic,
+  type ChatTopicEvent,
+  type ChatTopicReply,
   type ChatWhoInfo,
   type ChatWhoReply,
 } from "../../protocol/ops/chat.ts";
@@ -112,6 +117,8 @@ export interface JoinResult {
   room: string;
   users: string[];
   history: ChatMessage[];
+  /** The room's topic, if it has one. */
+  topic?: ChatTopic;
 }
 
 /** Chat over one (reconnecting) connection. */
@@ -223,6 +230,22 @@ export class ChatClient {
     const r = await this.#syncRoom(room);
     this.#rooms.add(room);
     return r;
+  }
+
+  /** The topic of `room` (undefined: it has none); `not_found` for a room that does not exist. */
+  async topic(room: string): Promise<ChatTopic | undefined> {
+    const r = await this.client.call(CHAT_TOPIC, { room }) as ChatTopicReply;
+    return r.topic;
+  }
+
+  /**
+   * Sets the topic of `room` (an empty text clears it); resolves with the
+   * topic now set. The room's members, this connection included when it is
+   * in the room, get a `topic` event.
+   */
+  async setTopic(room: string, text: string): Promise<ChatTopic | undefined> {
+    const r = await this.client.call(CHAT_TOPIC, { room, text }) as ChatTopicReply;
+    return r.topic;
   }
 
   /** Leaves `room`. */
@@ -462,6 +485,10 @@ export class ChatClient {
         this.#rooms.delete(e.room);
         this.#emit({ kind: "kicked", ...e });
       }),
+      c.on(CHAT_TOPIC_EVENT, (d) => {
+        const e = d as ChatTopicEvent;
+        this.#emit({ kind: "topic", room: e.room, text: e.text, by: e.by, ts: e.ts });
+      }),
       c.on(
         CHAT_NOTICE,
         (d) => this.#emit({ kind: "notice", text: (d as ChatNoticeEvent).text }),
@@ -553,7 +580,12 @@ export class ChatClient {
         if (!recovering || !page.more || after === undefined) break;
         page = await this.client.call(CHAT_HISTORY, { room, after, limit: 1000 }) as ChatPage;
       }
-      return { room: r.room, users: r.users, history: delivered };
+      return {
+        room: r.room,
+        users: r.users,
+        history: delivered,
+        ...(r.topic ? { topic: r.topic } : {}),
+      };
     } finally {
       this.#release(t);
     }

@@ -105,6 +105,14 @@ export function formatEvent(e: ChatEvent, o: FormatOptions): string | undefined 
       );
     case "notice":
       return (o.color ? yellow : (s: string) => s)(`-- ${sanitize(e.text)}`);
+    case "topic": {
+      const who = e.by ? sanitize(e.by) : "someone";
+      return note(
+        e.text
+          ? `${who} set the topic of #${e.room}: ${sanitize(e.text)}`
+          : `${who} cleared the topic of #${e.room}`,
+      );
+    }
     case "connection":
       return e.state === "lost"
         ? (o.color ? red : (s: string) => s)(

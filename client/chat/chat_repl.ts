@@ -9,7 +9,7 @@
  */
 import { bold } from "@std/fmt/colors";
 import process from "node:process";
-import { formatMessage } from "./chat_format.ts";
+import { formatMessage, sanitize } from "./chat_format.ts";
 import type { ChatMessage } from "./chat_types.ts";
 import type { Repl } from "../repl.ts";
 import type { ReplCommand, ReplContext } from "../repl_command.ts";
@@ -25,6 +25,7 @@ import {
   type ChatIgnoreReply,
   type ChatPage,
   type ChatTimeReply,
+  type ChatTopic,
 } from "../../protocol/ops/chat.ts";
 
 /** Most pages `/history @USER` reads looking for a conversation (1000 messages each). */
@@ -88,6 +89,15 @@ function _here(ctx: ReplContext): string {
       ? `your lines go to ${t.to} (/query); name a room, or /query alone to go back to one`
       : "you are in no room; /join ROOM first",
   );
+}
+
+/** A topic as one line: `topic of #dev: TEXT (set by ada, 2026-12-02 14:05)`. */
+function _topicLine(room: string, t: ChatTopic): string {
+  const d = new Date(t.ts);
+  const p = (n: number) => String(n).padStart(2, "0");
+  const when = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}`;
+  return `-- topic of #${room}: ${sanitize(t.text)} (set by ${sanitize(t.by)}, ${when})`;
 }
 
 function _need(v: string | undefined, usage: string): string {
@@ -259,7 +269,10 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
           repl.setRoom(before);
           throw e;
         }
-        if (!already) ctx.print(`-- you are in #${room} with ${r.users.join(", ")}`);
+        if (!already) {
+          ctx.print(`-- you are in #${room} with ${r.users.join(", ")}`);
+          if (r.topic) ctx.print(_topicLine(room, r.topic));
+        }
         roomBeforeQuery = undefined;
       },
       complete: completeRoom,
@@ -295,8 +308,24 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
         const r = await chat.roomList();
         if (r.rooms.length === 0) ctx.print("-- no rooms yet");
         for (const x of r.rooms) {
-          ctx.print(`  ${x.joined ? "*" : " "} #${x.room} (${x.users} here)`);
+          const topic = x.topic ? `: ${sanitize(x.topic)}` : "";
+          ctx.print(`  ${x.joined ? "*" : " "} #${x.room} (${x.users} here)${topic}`);
         }
+      },
+    },
+    {
+      name: "topic",
+      usage: "/topic [TEXT]",
+      summary: "show the current room's topic; /topic TEXT sets it, /topic -delete clears it",
+      async run(ctx, _args, rest) {
+        const room = _here(ctx);
+        if (rest === "") {
+          const t = await chat.topic(room);
+          ctx.print(t ? _topicLine(room, t) : `-- #${room} has no topic; /topic TEXT sets one`);
+          return;
+        }
+        // the server tells the room, this connection included, and the REPL shows that line
+        await chat.setTopic(room, rest === "-delete" ? "" : rest);
       },
     },
     {
@@ -529,7 +558,7 @@ export function chatReplCommands(repl: Repl, plugins: ReplCommand[]): ReplComman
     },
   ];
   // free text after the first words: an apostrophe is not an unclosed quote
-  const freeText = new Set(["me", "msg", "r", "away", "time", "kick", "ban"]);
+  const freeText = new Set(["me", "msg", "r", "away", "time", "kick", "ban", "topic"]);
   for (const c of builtins) if (freeText.has(c.name)) c.freeText = true;
   const taken = new Set(builtins.flatMap((c) => [c.name, ...(c.aliases ?? [])]));
   return [...builtins, ...plugins.filter((p) => !taken.has(p.name))];

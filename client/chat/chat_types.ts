@@ -17,6 +17,8 @@ export type ChatEvent =
   | { kind: "left"; room: string; user: string; quit?: boolean; kicked?: string }
   | { kind: "kicked"; room: string; by: string; reason?: string }
   | { kind: "notice"; text: string }
+  /** A room's topic was set (`text` empty: cleared) by `by` (empty when the server did not know). */
+  | { kind: "topic"; room: string; text: string; by: string; ts: number }
   | { kind: "connection"; state: "lost" | "restored"; detail?: string };
 
 /** Where a message goes: a room or a user. */
