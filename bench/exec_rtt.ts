@@ -1,7 +1,8 @@
 /**
  * Exec round trip: `true` run through `parley exec` on an open session
- * (in the bubblewrap sandbox, and with `--exec-unsandboxed` to show what the
- * sandbox costs), against spawning `true` locally, and against `ssh … true` to a loopback
+ * (in the bubblewrap sandbox, with `--exec-unsandboxed` to show what the
+ * sandbox costs, and on `serve --plain` to show what TLS adds), against
+ * spawning `true` locally, and against `ssh … true` to a loopback
  * sshd when one is installed (fresh connection, and multiplexed over an open
  * master connection, the closest match to an open Parley session).
  *
@@ -64,6 +65,7 @@ async function _parleyOpenSession(
   runFlag: string,
   n: number,
   sandbox = true,
+  plain = false,
 ): Promise<Summary> {
   await Deno.chmod(ctx.tmp, 0o711); // runs as uid 65534 under a root server must reach the exec root
   const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "exec-" });
@@ -73,7 +75,7 @@ async function _parleyOpenSession(
   );
   await using server = await spawnServer({
     dataDir,
-    args: ["--exec"],
+    args: plain ? ["--exec", "--plain"] : ["--exec"],
     denoFlags: _execFlags(dataDir, runFlag),
   });
   await using client = await server.connect("bench", { exec: true });
@@ -91,6 +93,7 @@ export const execRttScenario: Scenario = {
     const scoped = await _parleyOpenSession(ctx, _SANDBOX_RUN, n);
     const unscoped = await _parleyOpenSession(ctx, "--allow-run", n);
     const bare = await _parleyOpenSession(ctx, _UNSANDBOXED_RUN, n, false);
+    const plain = await _parleyOpenSession(ctx, _SANDBOX_RUN, n, true, true);
     let sshFresh: Summary | undefined;
     let sshMux: Summary | undefined;
     if (ctx.sshd) {
@@ -175,6 +178,16 @@ export const execRttScenario: Scenario = {
         lowerIsBetter: true,
         target,
         note: `median of ${n}; the difference is the bubblewrap sandbox's start-up`,
+      },
+      {
+        scenario: "exec true, open session (sandboxed, TLS default)",
+        unit: "ms",
+        parley: scoped,
+        baselineName: "same, serve --plain",
+        baseline: plain,
+        lowerIsBetter: true,
+        target,
+        note: `median of ${n}; the difference is what TLS adds to a round trip`,
       },
     ];
     if (sshMux) {
