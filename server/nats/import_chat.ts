@@ -138,12 +138,15 @@ export interface PolicyResult {
   mutes: number;
   ignores: number;
   marks: number;
+  /** Room topics copied (or already set in the cluster). */
+  topics: number;
 }
 
 /**
- * Copies bans, mutes, ignore lists and DM delivery marks of `users` from
- * `src` to `dst`. Nothing the cluster already holds is undone: a ban or
- * mute there stays as it is, ignores are added, marks only rise.
+ * Copies bans, mutes, ignore lists and DM delivery marks of `users`, and
+ * room topics, from `src` to `dst`. Nothing the cluster already holds is
+ * undone: a ban, mute or topic there stays as it is, ignores are added,
+ * marks only rise.
  */
 export async function copyPolicy(
   src: ChatBackend,
@@ -151,7 +154,13 @@ export async function copyPolicy(
   users: readonly string[],
   ids: { oldIds: readonly number[]; start: number },
 ): Promise<PolicyResult> {
-  const r: PolicyResult = { bans: 0, mutes: 0, ignores: 0, marks: 0 };
+  const r: PolicyResult = { bans: 0, mutes: 0, ignores: 0, marks: 0, topics: 0 };
+  for (const room of src.policy.topicRooms()) {
+    const topic = src.policy.topic(room);
+    if (!topic) continue;
+    if (!dst.policy.topic(room)) await dst.policy.setTopic(room, topic);
+    r.topics++;
+  }
   for (const user of src.policy.bans()) {
     const ban = src.policy.ban(user);
     if (!ban) continue;
