@@ -129,17 +129,26 @@ export async function downloadFile(
     // (plaintext), is the file's: each byte is hashed once, as the session receives it.
     const fromStream = offset === 0 && stream.hashesReads;
     let got = offset;
+    // The disk write of one chunk overlaps the wait for the next one.
+    let pending: Promise<void> | undefined;
+    const writeAll = async (chunk: Uint8Array) => {
+      let off = 0;
+      while (off < chunk.byteLength) off += await writing(file.write(chunk.subarray(off)));
+    };
     try {
       for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
         got += chunk.byteLength;
         if (got > st.size) throw new TransferError("checksum", "the server sent too many bytes");
         if (!fromStream) hash.update(chunk);
-        let off = 0;
-        while (off < chunk.byteLength) off += await writing(file.write(chunk.subarray(off)));
+        await pending;
+        pending = writeAll(chunk);
+        pending.catch(() => {}); // awaited on the next turn or after the loop
         transferred += chunk.byteLength;
         options.onProgress?.({ phase: "receive", done: got, total: st.size });
       }
+      await pending;
     } catch (e) {
+      await pending?.catch(() => {}); // the file is not closed under a running write
       await result; // a refusal arrives as the reply; prefer it over the stream's reset
       throw e;
     }
