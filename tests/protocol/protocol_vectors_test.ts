@@ -274,6 +274,27 @@ Deno.test("the example's data frame digest is the SHA-256 of the stream's bytes 
   assertHex(d, "data.digest");
 });
 
+Deno.test("the example's tags are HMAC-SHA256 of the documented inputs, computed with WebCrypto", async () => {
+  // What a client written from PROTOCOL.md alone computes: no code of protocol/ involved.
+  const sign = async (k: Uint8Array, m: Uint8Array) => {
+    const ck = await crypto.subtle.importKey(
+      "raw",
+      k.slice(),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    return new Uint8Array(await crypto.subtle.sign("HMAC", ck, m.slice()));
+  };
+  for (const name of ["req", "open", "data", "batch"]) {
+    assertHex(await sign(bytes("key.c2s"), bytes(`${name}.mac_input`)), `${name}.mac`);
+  }
+  assertHex(await sign(bytes("key.s2c"), bytes("res.mac_input")), "res.mac");
+  // The data frame's input ends with the stream's SHA-256 (§4.7), not with its body.
+  const input = bytes("data.mac_input");
+  assertHex(input.subarray(input.byteLength - 32), "data.digest");
+});
+
 Deno.test("the example's batch frame is as §5.5 describes: inner frames under one MAC", () => {
   const keys = deriveSessionKeys(clientKey, user, cn, sn);
   const c2s = new FrameMac(keys.clientToServer);
