@@ -104,7 +104,7 @@ Deno.test({
     p.markDelivered("ada", 7);
     p.markDelivered("ada", 3);
     stop();
-    assertEquals(changes.map((c) => [c.kind, c.user]), [
+    assertEquals(changes.map((c) => [c.kind, "user" in c ? c.user : c.room]), [
       ["ban", "mallory"],
       ["ignore", "ada"],
       ["delivered", "ada"],
