@@ -82,20 +82,26 @@ export async function runOp(
     try {
       const lost = () => run.kill(ctx.session.state === "open" ? "client" : "disconnect");
       const out = await wireRun(run, { run: stream, stderr: slot.stream }, lost);
-      slot.resolve({ bytes: out.stderrBytes });
-      await backend.audit.run({
-        start: startedAt,
-        user: ctx.user.name,
-        addr: ctx.addr,
-        ...compactArgv(run.argv, RUN_ARGV_BYTES),
-        cwd: run.cwd,
-        durationMs: out.durationMs,
-        code: out.code,
-        signal: out.signal,
-        timedOut: out.timedOut,
-        ...(out.killed ? { killed: out.killed } : {}),
-        ...remote,
-      });
+      // The exec.stderr reply waits for the audit write, so that both replies
+      // leave in the same turn and can share one socket write: a second small
+      // write would wait on Nagle's algorithm over TLS (docs/bench.md).
+      try {
+        await backend.audit.run({
+          start: startedAt,
+          user: ctx.user.name,
+          addr: ctx.addr,
+          ...compactArgv(run.argv, RUN_ARGV_BYTES),
+          cwd: run.cwd,
+          durationMs: out.durationMs,
+          code: out.code,
+          signal: out.signal,
+          timedOut: out.timedOut,
+          ...(out.killed ? { killed: out.killed } : {}),
+          ...remote,
+        });
+      } finally {
+        slot.resolve({ bytes: out.stderrBytes });
+      }
       return {
         code: out.code,
         signal: out.signal,
