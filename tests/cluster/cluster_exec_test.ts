@@ -248,7 +248,13 @@ Deno.test({
       assertEquals(r.result.code, 0, r.stderr);
       assertEquals(await Deno.readTextFile(join(b.root, "ada", "where.txt")), "on-b\n");
       await assertRejects(() => Deno.stat(join(a.root, "ada", "where.txt")), Deno.errors.NotFound);
-      const bLog = await Deno.readTextFile(join(b.dataDir, "exec-audit.log"));
+      // b writes its audit line once it has handed the outcome to a: allow it a moment.
+      const bLogPath = join(b.dataDir, "exec-audit.log");
+      let bLog = await Deno.readTextFile(bLogPath);
+      for (let i = 0; i < 100 && !bLog.includes("where.txt"); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        bLog = await Deno.readTextFile(bLogPath);
+      }
       assertStringIncludes(bLog, '"via":"a"');
       assertStringIncludes(bLog, "where.txt");
       const aLog = await Deno.readTextFile(join(a.dataDir, "exec-audit.log"));
