@@ -21,12 +21,15 @@ export interface CliOptions {
   env?: Record<string, string>;
   cwd?: string;
   stdin?: string | Uint8Array;
+  /** A program and its arguments that run the process (e.g. `setpriv …`), before the runtime. */
+  wrapper?: string[];
 }
 
 /** Runs `parley ARGS` to its end. */
 export async function runCli(options: CliOptions, ...args: string[]): Promise<CliResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: parleyProcessArgs(...args),
+  const argv = [...(options.wrapper ?? []), Deno.execPath(), ...parleyProcessArgs(...args)];
+  const child = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
     env: { NO_COLOR: "1", XDG_CONFIG_HOME: "/nonexistent", ...options.env },
     ...(options.cwd ? { cwd: options.cwd } : {}),
     stdin: options.stdin === undefined ? "null" : "piped",

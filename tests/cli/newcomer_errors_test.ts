@@ -11,7 +11,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { stripAnsiCode } from "@std/fmt/colors";
 import { join } from "@std/path";
 import { EXIT } from "../../cli/exit_codes.ts";
-import { parleyProcessArgs, startTestServer } from "../helpers.ts";
+import { startTestServer } from "../helpers.ts";
 import { tempDir } from "../files/files_fixtures.ts";
 import { KEYS, spawnRepl } from "../repl/pty.ts";
 import { cliEnv, type CliResult, runCli } from "./cli_helpers.ts";
@@ -125,31 +125,16 @@ const _canDenyWrites = Deno.uid() !== 0 ||
     .success;
 
 /** `parley ARGS` as {@linkcode runCli}, without root's power to write anywhere. */
-async function runUnprivileged(
+function runUnprivileged(
   env: Record<string, string>,
   cwd: string,
   ...args: string[]
 ): Promise<CliResult> {
-  const argv = [Deno.execPath(), ...parleyProcessArgs(...args)];
   // Root writes into a read-only directory unless it drops CAP_DAC_OVERRIDE.
-  const wrapped = Deno.uid() === 0
-    ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", ...argv]
-    : argv;
-  const out = await new Deno.Command(wrapped[0]!, {
-    args: wrapped.slice(1),
-    cwd,
-    env: { NO_COLOR: "1", XDG_CONFIG_HOME: "/nonexistent", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-    bytes: out.stdout,
-  };
+  const wrapper = Deno.uid() === 0
+    ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    : [];
+  return runCli({ env, cwd, wrapper }, ...args);
 }
 
 Deno.test({

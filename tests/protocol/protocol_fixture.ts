@@ -469,3 +469,35 @@ export function startMitm(targetPort: number, hook: FrameHook = (_d, _i, b) => b
     },
   };
 }
+
+/**
+ * Logs in through a proxy that adds `extra` to the server's `welcome` (a
+ * feature the client did not offer) and returns the error code the client's
+ * handshake fails with (undefined if it succeeds).
+ */
+export async function handshakeWithForgedWelcome(
+  serverPort: number,
+  extra: Record<string, unknown>,
+  client: Omit<Parameters<typeof clientHandshake>[1], "user" | "key">,
+): Promise<string | undefined> {
+  const forge: FrameHook = (dir, i, bytes) => {
+    if (dir !== "s2c" || i !== 1) return bytes;
+    const h = JSON.parse(new TextDecoder().decode(bytes.subarray(4)));
+    const hb = encodeHeader({ ...h, ...extra }, 0);
+    const out = new Uint8Array(4 + hb.byteLength);
+    new DataView(out.buffer).setUint32(0, hb.byteLength);
+    out.set(hb, 4);
+    return out;
+  };
+  await using mitm = startMitm(serverPort, forge);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: mitm.port });
+  try {
+    const err = await clientHandshake(conn, { user: "ada", key: TEST_KEY, ...client }).then(
+      () => undefined,
+      (e) => e,
+    );
+    return (err as { code?: string } | undefined)?.code;
+  } finally {
+    conn.close();
+  }
+}
