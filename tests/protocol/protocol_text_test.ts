@@ -62,20 +62,24 @@ Deno.test("truncating to n code points never splits a surrogate pair", () => {
   }
 });
 
+const _REPEATS: [string, string | undefined][] = [
+  ['{"a":1,"b":2}', undefined],
+  ['{"a":1,"a":2}', "a"],
+  ['{"a":1,"\\u0061":2}', "a"],
+  ['{"a":{"a":1},"b":[{"a":1},{"a":2}]}', undefined],
+  ['{"x":[{"k":1,"k":2}]}', "k"],
+  ['{"s":"\\"a\\":1,\\"a\\":2","a":"{\\"a\\":1}"}', undefined],
+  ['{"q\\\\":1,"q\\\\":2}', "q\\"],
+  ['{"":1,"":2}', ""],
+  ['{"a":[],"b":{},"c":[[],[{}]],"a ":1}', undefined],
+  ['{"t":"req","args":{"t":1},"t":"x"}', "t"],
+  ['{"t":"ev","data":{"__proto__":1,"__proto__":2}}', "__proto__"],
+  ['{"t":"ev","data":{"a":{"b":[1,{"c":1,"d":{"c":2}}]},"e":"\\\\"}}', undefined],
+  ['{"t":"ev","data":{"a":{"b":[1,{"c":1,"d":{"c":2,"c":3}}]}}}', "c"],
+];
+
 Deno.test("a repeated key is found in any object, after unescaping, and only there", () => {
-  const cases: [string, string | undefined][] = [
-    ['{"a":1,"b":2}', undefined],
-    ['{"a":1,"a":2}', "a"],
-    ['{"a":1,"\\u0061":2}', "a"],
-    ['{"a":{"a":1},"b":[{"a":1},{"a":2}]}', undefined],
-    ['{"x":[{"k":1,"k":2}]}', "k"],
-    ['{"s":"\\"a\\":1,\\"a\\":2","a":"{\\"a\\":1}"}', undefined],
-    ['{"q\\\\":1,"q\\\\":2}', "q\\"],
-    ['{"":1,"":2}', ""],
-    ['{"a":[],"b":{},"c":[[],[{}]],"a ":1}', undefined],
-    ['{"t":"req","args":{"t":1},"t":"x"}', "t"],
-  ];
-  for (const [text, dup] of cases) {
+  for (const [text, dup] of _REPEATS) {
     JSON.parse(text); // each case is valid JSON
     assertEquals(duplicateKey(text), dup, text);
   }
@@ -90,4 +94,19 @@ Deno.test("parseHeader refuses a repeated key with bad_header", () => {
     if (e instanceof ProtocolError) code = e.code;
   }
   assertEquals(code, "bad_header");
+});
+
+Deno.test("parseHeader refuses exactly the headers that repeat a key, at any depth", () => {
+  for (const [json, dup] of _REPEATS) {
+    const text = json.startsWith('{"t":') ? json : `{"t":"ev","data":${json}}`;
+    let error: ProtocolError | undefined;
+    try {
+      parseHeader(new TextEncoder().encode(text), 0);
+    } catch (e) {
+      if (e instanceof ProtocolError) error = e;
+      else throw e;
+    }
+    assertEquals(error?.code, dup === undefined ? undefined : "bad_header", text);
+    if (dup !== undefined) assertEquals(error?.message.includes(JSON.stringify(dup)), true, text);
+  }
 });
