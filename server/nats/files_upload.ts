@@ -80,6 +80,11 @@ export async function beginUpload(
   if (!read.value) {
     await makeRoom(ctx, t.user, options.limits.maxPartials);
     read = await readKey<UploadRecord>(ctx, key);
+    // A session on another node may have taken the lease while room was made: the CAS below
+    // is at this read's revision and would succeed, so a live lease must refuse here too.
+    if (read.value && leased(read.value)) {
+      throw new RequestError("busy", "upload running elsewhere");
+    }
   }
   const cur = read.value;
   const rec: UploadRecord = cur

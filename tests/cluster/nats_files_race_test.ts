@@ -8,9 +8,12 @@
  * an index entry that reads back as the winner's bytes, and exact usage.
  * Skipped when nats-server is missing.
  */
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import type { UploadSession, UploadTarget } from "../../server/backend/files.ts";
 import { RequestError } from "../../server/errors.ts";
+import { FS_BUCKET, uploadKey, type UploadRecord } from "../../server/nats/files_ctx.ts";
 import { bytesOf, collect, ROOMY, sha256Hex } from "../backend/files_contract.ts";
 import { direct, twoNodes } from "./nats_files_fixture.ts";
 import { natsAvailable } from "./nats_fixture.ts";
@@ -149,5 +152,74 @@ Deno.test({
       reserved: 0,
       entries: 2 * ROUNDS,
     });
+  },
+});
+
+Deno.test({
+  name: "nats files race: a lease taken on another node while a taker makes room refuses the taker",
+  ignore: !available,
+  async fn() {
+    await using nodes = await twoNodes();
+    const store = nodes.a.files.store;
+    // Interrupted uploads: the taker reads each while making room, after its first read.
+    for (let k = 0; k < 6; k++) {
+      const s = await store.beginUpload(
+        {
+          user: "ada",
+          parts: [`idle${k}`],
+          size: 5000,
+          id: { tag: `idle-${k}` },
+          overwrite: false,
+          parents: false,
+        },
+        { offset: 0, limits: ROOMY, hashGate: direct },
+      );
+      await s.write(bytesOf(1000, k));
+      await s.close();
+    }
+    const before = await store.usage("ada");
+    const kv = await new Kvm(jetstream(nodes.b.nc)).open(FS_BUCKET);
+    for (let round = 0; round < 5; round++) {
+      const t: UploadTarget = {
+        user: "ada",
+        parts: [`taken${round}`],
+        size: 5000,
+        id: { tag: `taken-${round}` },
+        overwrite: false,
+        parents: false,
+      };
+      const key = await uploadKey(t);
+      const other: UploadRecord = {
+        parts: t.parts,
+        size: t.size,
+        gen: `other-${round}`,
+        partial: 0,
+        created: Date.now(),
+        lease: { id: `other-${round}`, until: Date.now() + 600_000 },
+      };
+      // As soon as the taker asks for the record (and finds none), a session elsewhere takes the
+      // lease: it lands while the taker makes room, before the taker reads the record again.
+      const sub = nodes.b.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${FS_BUCKET}`);
+      const taken = (async () => {
+        for await (const m of sub) {
+          if (!m.string().includes(`$KV.${FS_BUCKET}.${key}`)) continue;
+          sub.unsubscribe();
+          return await kv.create(key, JSON.stringify(other));
+        }
+        throw new Error("the taker never read the record");
+      })();
+      await nodes.b.nc.flush();
+      await assertRejects(
+        () => store.beginUpload(t, { offset: 0, limits: ROOMY, hashGate: direct }),
+        RequestError,
+        "upload running elsewhere",
+      );
+      const rev = await taken;
+      const e = await kv.get(key);
+      assertEquals([e?.revision, e?.json<UploadRecord>().lease?.id], [rev, `other-${round}`]);
+      await kv.delete(key);
+    }
+    // The refused taker holds no reservation.
+    assertEquals(await store.usage("ada"), before);
   },
 });
