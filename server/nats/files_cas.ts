@@ -16,6 +16,14 @@
  * dedupe. The dedupe window (2 min by default) only needs to cover writers
  * in flight together.
  *
+ * A writer trusts its acknowledgement and reads nothing back: 2.9.10 checks
+ * the message id, and an expected sequence of 0, as each entry is applied,
+ * in log order on every replica (`processJetStreamMsg`), so a stored write
+ * acknowledged without `duplicate` is the one write at its revision. A
+ * read-back (win only if the first message after `rev` is one's own) would
+ * not be sound here anyway: the bucket keeps one message per key
+ * (`history: 1`), so a later message on the key removes the earlier one.
+ *
  * @module
  */
 import { headers } from "@nats-io/transport-node";
