@@ -185,6 +185,14 @@ export function deriveSessionKeys(
 }
 
 /**
+ * The sequence number and header length a frame's MAC starts with, written
+ * and hashed synchronously within one call, so every FrameMac shares it (an
+ * idle connection holds no buffer of its own for it).
+ */
+const _SEQ_BYTES = new Uint8Array(12);
+const _SEQ_VIEW = new DataView(_SEQ_BYTES.buffer);
+
+/**
  * Computes frame MACs for one direction:
  * `HMAC-SHA256(k, u64be seq | u32be len(header) | header | body)`.
  * The sequence number starts at 0 and increases by one per frame.
@@ -193,8 +201,6 @@ export class FrameMac {
   #key: Uint8Array;
   #small: HmacSha256;
   #seq = 0n;
-  #seqBytes = new Uint8Array(12);
-  #view = new DataView(this.#seqBytes.buffer);
 
   constructor(key: Uint8Array) {
     this.#key = key;
@@ -208,13 +214,13 @@ export class FrameMac {
 
   /** Returns the tag for the next frame and advances the sequence number. */
   next(headerBytes: Uint8Array, body: Uint8Array): Uint8Array {
-    this.#view.setBigUint64(0, this.#seq);
-    this.#view.setUint32(8, headerBytes.byteLength);
+    _SEQ_VIEW.setBigUint64(0, this.#seq);
+    _SEQ_VIEW.setUint32(8, headerBytes.byteLength);
     this.#seq++;
     if (headerBytes.byteLength + body.byteLength <= _SMALL_FRAME) {
-      return this.#small.digest([this.#seqBytes, headerBytes, body]);
+      return this.#small.digest([_SEQ_BYTES, headerBytes, body]);
     }
-    const h = createHmac("sha256", this.#key).update(this.#seqBytes).update(headerBytes);
+    const h = createHmac("sha256", this.#key).update(_SEQ_BYTES).update(headerBytes);
     if (body.byteLength > 0) h.update(body);
     return new Uint8Array(h.digest());
   }

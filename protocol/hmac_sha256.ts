@@ -149,21 +149,24 @@ const _BLOCK = new Uint8Array(64);
 
 /** HMAC-SHA256 with a fixed key; reusable, not safe to share across concurrent calls (there are none in JS). */
 export class HmacSha256 {
-  /** The inner (0–7) and outer (8–15) states after the padded key block. */
-  #keyed = new Int32Array(16);
+  /**
+   * The inner (0–7) and outer (8–15) states after the padded key block: a
+   * plain array, lighter than a typed array's buffer for a state held per
+   * connection.
+   */
+  #keyed: number[];
 
   constructor(key: Uint8Array) {
     if (key.byteLength > 64) throw new RangeError("keys longer than 64 bytes are not supported");
     const pad = new Uint8Array(64);
     pad.set(key);
     for (let i = 0; i < 64; i++) pad[i]! ^= 0x36;
-    const inner = this.#keyed.subarray(0, 8);
-    const outer = this.#keyed.subarray(8, 16);
-    inner.set(_IV);
+    const inner = Int32Array.from(_IV);
     _compress(inner, _W, pad, 0);
     for (let i = 0; i < 64; i++) pad[i]! ^= 0x36 ^ 0x5c;
-    outer.set(_IV);
+    const outer = Int32Array.from(_IV);
     _compress(outer, _W, pad, 0);
+    this.#keyed = [...inner, ...outer];
   }
 
   /** HMAC of the concatenation of `parts`. */

@@ -148,10 +148,14 @@ export class Session implements StreamHost {
   #nextReqId = 1;
   #nextStreamId: number;
   #peerLastStreamId = 0;
-  #pendingReqs = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  // The maps and sets below exist only while they hold something: an idle
+  // connection then holds none of them (a server keeps thousands).
+  #pendingReqs:
+    | Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>
+    | undefined;
   /** Ids of the peer's requests we have not answered yet (§5.1: unique while outstanding). */
-  #peerReqs = new Set<number>();
-  #streams = new Map<number, MuxStream>();
+  #peerReqs: Set<number> | undefined;
+  #streams: Map<number, MuxStream> | undefined;
   #peerStreamCount = 0;
   #connRecvWindow: number;
   #connUnacked = 0;
@@ -172,20 +176,20 @@ export class Session implements StreamHost {
   #flushed: (() => void)[] = [];
   #scratch: Uint8Array | undefined;
   #pingId = 0;
-  #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  #pings: Map<number, { resolve: () => void; reject: (e: Error) => void }> | undefined;
   #lastActivity = Date.now();
   #writeSince: number | undefined;
-  /** Running SHA-256 per stream of what we receive / send (`digest` feature, §4.7). */
+  /** Whether data frames' MACs cover the stream's running SHA-256 (`digest` feature, §4.7), per direction. */
+  #recvDigestsOn: boolean;
+  #sendDigestsOn: boolean;
+  /** Those running SHA-256 states by stream, made at the first data frame. */
   #recvDigests: StreamDigests | undefined;
   #sendDigests: StreamDigests | undefined;
 
   constructor(options: SessionOptions) {
     this.#o = options;
-    if (options.digest) {
-      // Late data for streams gone here is still verified: keep as many states as streams may be open.
-      if (options.recvMac) this.#recvDigests = new StreamDigests(options.maxStreams);
-      if (options.sendMac) this.#sendDigests = new StreamDigests(options.maxStreams);
-    }
+    this.#recvDigestsOn = options.digest === true && options.recvMac !== undefined;
+    this.#sendDigestsOn = options.digest === true && options.sendMac !== undefined;
     this.#nextStreamId = options.role === "client" ? 1 : 2;
     this.#connRecvWindow = options.localWindow.c;
     this.#connReserved = options.localWindow.c;
@@ -226,7 +230,7 @@ export class Session implements StreamHost {
 
   /** Number of open streams. */
   get streamCount(): number {
-    return this.#streams.size;
+    return this.#streams?.size ?? 0;
   }
 
   /** Connection credit the peer has granted us and we have not used yet. */
@@ -278,8 +282,8 @@ export class Session implements StreamHost {
       recvWindow: this.#o.localWindow.s,
       sendCredit: this.#o.peerWindow.s,
     });
-    stream.hashedBySession(this.#recvDigests !== undefined, this.#sendDigests !== undefined);
-    this.#streams.set(id, stream);
+    stream.hashedBySession(this.#recvDigestsOn, this.#sendDigestsOn);
+    (this.#streams ??= new Map()).set(id, stream);
     const fin = options.fin ?? false;
     if (fin) stream.endedByOpen();
     const result = this.#request(op, args, stream, fin);
@@ -311,7 +315,10 @@ export class Session implements StreamHost {
       if (this.#state !== "open") {
         return reject(this.#closeError ?? new ProtocolError("closed", "session closed"));
       }
-      this.#pings.set(id, { resolve: () => resolve(performance.now() - start), reject });
+      (this.#pings ??= new Map()).set(id, {
+        resolve: () => resolve(performance.now() - start),
+        reject,
+      });
       this.#sendControl({ t: "ping", id });
     });
   }
@@ -378,11 +385,23 @@ export class Session implements StreamHost {
     this.#recvDigests?.retire(stream.id);
     this.#sendDigests?.forget(stream.id);
     this.#connConsumed(stream.buffered);
-    if (this.#streams.get(stream.id) === stream) {
-      this.#streams.delete(stream.id);
+    if (this.#streams?.get(stream.id) === stream) {
+      this.#dropStream(stream.id);
       if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
     }
     this.#sendControl({ t: "rst", s: stream.id, code, msg: truncateCodePoints(msg, 1000) });
+  }
+
+  /** Forgets stream `id` (the map goes when it empties). */
+  #dropStream(id: number): void {
+    this.#streams?.delete(id);
+    if (this.#streams?.size === 0) this.#streams = undefined;
+  }
+
+  /** Request `id` of the peer's has been answered (the set goes when it empties). */
+  #answered(id: number): void {
+    this.#peerReqs?.delete(id);
+    if (this.#peerReqs?.size === 0) this.#peerReqs = undefined;
   }
 
   // --- reading --------------------------------------------------------------
@@ -426,10 +445,12 @@ export class Session implements StreamHost {
     const mac = this.#o.recvMac;
     if (mac === undefined) return undefined;
     const h = frame.header;
-    if (this.#recvDigests && h.t === "data" && Number.isSafeInteger(h.s)) {
+    if (this.#recvDigestsOn && h.t === "data" && Number.isSafeInteger(h.s)) {
       // The state before the body too, while a reader waits for it (see MuxStream.readSha256At).
-      const keep = this.#streams.get(h.s as number)?.hashesReads === true;
-      const d = this.#recvDigests.absorbKeeping(h.s as number, frame.body, h.fin === true, keep);
+      const keep = this.#streams?.get(h.s as number)?.hashesReads === true;
+      // Late data for streams gone here is still verified: keep as many states as streams may be open.
+      const d = (this.#recvDigests ??= new StreamDigests(this.#o.maxStreams))
+        .absorbKeeping(h.s as number, frame.body, h.fin === true, keep);
       mac.verify(frame.headerBytes, d.digest, frame.tag);
       return d;
     }
@@ -476,9 +497,10 @@ export class Session implements StreamHost {
       case "req":
         return this.#onReq(h, body);
       case "res": {
-        const p = this.#pendingReqs.get(h.id);
+        const p = this.#pendingReqs?.get(h.id);
         if (!p) throw new ProtocolError("bad_header", `reply to unknown request ${h.id}`);
-        this.#pendingReqs.delete(h.id);
+        this.#pendingReqs!.delete(h.id);
+        if (this.#pendingReqs!.size === 0) this.#pendingReqs = undefined;
         if (h.ok) p.resolve(h.data);
         else p.reject(new RemoteError(h.code, h.msg));
         return;
@@ -487,12 +509,12 @@ export class Session implements StreamHost {
         this.#o.onEvent?.(h.ev, h.data);
         return;
       case "rst": {
-        const s = this.#streams.get(h.s);
+        const s = this.#streams?.get(h.s);
         // Gone or never opened (§5.4): nothing to abort, and no state to keep.
         this.#recvDigests?.forget(h.s); // the peer sends no more on it
         this.#sendDigests?.forget(h.s);
         if (!s) return;
-        this.#streams.delete(h.s);
+        this.#dropStream(h.s);
         if (h.s % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
         this.#connConsumed(s.buffered);
         s.remoteReset(h.code, h.msg);
@@ -502,8 +524,9 @@ export class Session implements StreamHost {
         this.#sendControl({ t: "pong", id: h.id });
         return;
       case "pong":
-        this.#pings.get(h.id)?.resolve();
-        this.#pings.delete(h.id);
+        this.#pings?.get(h.id)?.resolve();
+        this.#pings?.delete(h.id);
+        if (this.#pings?.size === 0) this.#pings = undefined;
         return;
       case "error":
         this.#shutdown(new RemoteError(h.code, h.msg));
@@ -517,7 +540,7 @@ export class Session implements StreamHost {
       throw new ProtocolError("flow_control", "data exceeds the connection window");
     }
     this.#connRecvWindow -= n;
-    const stream = this.#streams.get(id);
+    const stream = this.#streams?.get(id);
     if (!stream) {
       const mine = id % 2 === this.#nextStreamId % 2;
       const known = mine ? id < this.#nextStreamId : id <= this.#peerLastStreamId;
@@ -545,9 +568,9 @@ export class Session implements StreamHost {
         throw new ProtocolError("flow_control", "connection window overflow");
       }
       this.#connSendCredit += n;
-      for (const s of this.#streams.values()) if (s.sendable) this.wake(s);
+      for (const s of this.#streams?.values() ?? []) if (s.sendable) this.wake(s);
     } else {
-      const stream = this.#streams.get(id);
+      const stream = this.#streams?.get(id);
       // Gone or never opened (§5.4): no credit is kept for a stream not open.
       if (!stream) return;
       if (stream.sendCredit + n > MAX_WINDOW) {
@@ -560,7 +583,7 @@ export class Session implements StreamHost {
   }
 
   #onReq(h: ReqHeader, body: Uint8Array): void {
-    if (this.#peerReqs.has(h.id)) {
+    if (this.#peerReqs?.has(h.id)) {
       throw new ProtocolError(
         "bad_header",
         `request id ${h.id} is already in use by a request not yet answered`,
@@ -595,21 +618,21 @@ export class Session implements StreamHost {
         recvWindow: this.#o.localWindow.s,
         sendCredit: this.#o.peerWindow.s,
       });
-      stream.hashedBySession(this.#recvDigests !== undefined, this.#sendDigests !== undefined);
-      this.#streams.set(h.s, stream);
+      stream.hashedBySession(this.#recvDigestsOn, this.#sendDigestsOn);
+      (this.#streams ??= new Map()).set(h.s, stream);
       // A body here is the stream's first data, outside the running hash (§4.7).
       if (body.byteLength > 0 || h.fin) this.#onData(h.s, body, h.fin === true);
     } else if (body.byteLength > 0) {
       throw new ProtocolError("bad_header", "a request without a stream cannot carry a body");
     }
-    this.#peerReqs.add(h.id);
+    (this.#peerReqs ??= new Set()).add(h.id);
     const handler = this.#o.onRequest;
     const run = handler
       ? handler({ id: h.id, op: h.op, args: h.args, stream })
       : Promise.reject(new ProtocolError("unknown_op", `no handler for ${h.op}`, { fatal: false }));
     run.then(
       (data) => {
-        this.#peerReqs.delete(h.id);
+        this.#answered(h.id);
         const reset = stream?.resetByPeer;
         if (reset) {
           // Uniform whatever the operation managed to do (§6.2): the requester gave up.
@@ -629,7 +652,7 @@ export class Session implements StreamHost {
         stream?.discardIncoming();
       },
       (e: unknown) => {
-        this.#peerReqs.delete(h.id);
+        this.#answered(h.id);
         const reset = stream?.resetByPeer;
         if (reset) {
           this.#sendControl(_cancelled(h.id, stream!.id, reset));
@@ -655,14 +678,14 @@ export class Session implements StreamHost {
     }
     const id = this.#nextReqId++;
     return new Promise((resolve, reject) => {
-      this.#pendingReqs.set(id, { resolve, reject });
+      (this.#pendingReqs ??= new Map()).set(id, { resolve, reject });
       const header: Record<string, unknown> = { t: "req", id, op, args };
       if (stream) header.s = stream.id;
       if (fin) header.fin = true;
       try {
         this.#sendControl(header as OutHeader);
       } catch (e) {
-        this.#pendingReqs.delete(id);
+        this.#pendingReqs?.delete(id);
         reject(e);
       }
     });
@@ -701,8 +724,8 @@ export class Session implements StreamHost {
   }
 
   #reap(stream: MuxStream): void {
-    if (stream.done && this.#streams.get(stream.id) === stream) {
-      this.#streams.delete(stream.id);
+    if (stream.done && this.#streams?.get(stream.id) === stream) {
+      this.#dropStream(stream.id);
       if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
     }
   }
@@ -804,7 +827,8 @@ export class Session implements StreamHost {
         const header: Record<string, unknown> = { t: "data", s: stream.id };
         if (piece.fin) header.fin = true;
         let covered = piece.body;
-        if (this.#sendDigests) {
+        if (this.#sendDigestsOn) {
+          this.#sendDigests ??= new StreamDigests(this.#o.maxStreams);
           covered = this.#sendDigests.absorb(stream.id, piece.body, piece.fin);
           stream.noteSent(covered);
         }
@@ -891,15 +915,18 @@ export class Session implements StreamHost {
       // Already closed by the peer or the runtime: nothing left to release.
     }
     const err = this.#closeError ?? new ProtocolError("closed", "session closed");
-    for (const p of this.#pendingReqs.values()) p.reject(err);
-    this.#pendingReqs.clear();
-    this.#peerReqs.clear();
-    for (const s of this.#streams.values()) s.fail(err);
-    this.#streams.clear();
+    const pending = this.#pendingReqs;
+    this.#pendingReqs = undefined;
+    for (const p of pending?.values() ?? []) p.reject(err);
+    this.#peerReqs = undefined;
+    const streams = this.#streams;
+    this.#streams = undefined;
+    for (const s of streams?.values() ?? []) s.fail(err);
     this.#bulk = [];
     this.#control = [];
-    for (const p of this.#pings.values()) p.reject(err);
-    this.#pings.clear();
+    const pings = this.#pings;
+    this.#pings = undefined;
+    for (const p of pings?.values() ?? []) p.reject(err);
     this.#o.creditPool?.give(this.#connReserved);
     this.#connReserved = 0;
     // Queued calls each take a slot and fail at once on the closed session.

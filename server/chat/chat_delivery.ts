@@ -36,7 +36,7 @@ export class ChatDelivery {
     if (msg.room !== undefined) {
       for (const m of this.#members.in(msg.room)) {
         if (this.#policy.ignoring(m.ctx.user.name, msg.from)) continue;
-        const held = m.holding.get(msg.room);
+        const held = m.holding?.get(msg.room);
         if (held) held.queue.push(msg);
         else m.ctx.session.emitEncoded(ev ??= encodeEvent(CHAT_MSG, msg));
       }
@@ -60,9 +60,9 @@ export class ChatDelivery {
 
   /** Holds `room`'s live messages for `c` until {@linkcode ChatDelivery.release}. */
   hold(c: ChatConn, room: string): void {
-    const held = c.holding.get(room);
+    const held = c.holding?.get(room);
     if (held) held.holders++;
-    else c.holding.set(room, { holders: 1, queue: [] });
+    else (c.holding ??= new Map()).set(room, { holders: 1, queue: [] });
   }
 
   /**
@@ -80,9 +80,10 @@ export class ChatDelivery {
   }
 
   #end(c: ChatConn, room: string): void {
-    const held = c.holding.get(room);
+    const held = c.holding?.get(room);
     if (!held || --held.holders > 0) return;
-    c.holding.delete(room);
+    c.holding!.delete(room);
+    if (c.holding!.size === 0) c.holding = undefined;
     for (const msg of held.queue) c.ctx.session.emit(CHAT_MSG, msg);
   }
 

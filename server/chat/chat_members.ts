@@ -31,8 +31,8 @@ export interface ChatConn {
    * a connection that never joined one, such as a one-shot `parley send`, posts from outside.
    */
   joinedAny: boolean;
-  /** Rooms whose live messages are held for this connection. */
-  readonly holding: Map<string, Held>;
+  /** Rooms whose live messages are held for this connection (none: no map). */
+  holding?: Map<string, Held> | undefined;
 }
 
 /** Connections of this node and the rooms they are in. */
@@ -59,7 +59,6 @@ export class ChatMembers {
       rooms: new Set(),
       listening: false,
       joinedAny: false,
-      holding: new Map(),
     };
     // a request that outlived its session must not show the user online again
     if (ctx.session.state !== "open") return c;
