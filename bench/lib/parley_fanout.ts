@@ -8,7 +8,7 @@
  */
 import { join } from "@std/path";
 import { ParleyClient } from "../../client/client.ts";
-import { keyBytes, type SpawnedServer, spawnServer } from "../../tests/helpers.ts";
+import { keyBytes, type SpawnedServer, spawnServer, transportFor } from "../../tests/helpers.ts";
 import type { FanoutSystem } from "./fanout.ts";
 import { CHAT_JOIN, CHAT_MSG, CHAT_SEND } from "../../protocol/ops/chat.ts";
 
@@ -23,6 +23,8 @@ export interface ParleyFanoutOptions {
   window?: number;
   /** Extra Deno flags for the server process (e.g. `--cpu-prof`). */
   denoFlags?: string[];
+  /** TLS, as `parley serve` runs by default (default: plaintext with the frame MAC). */
+  tls?: boolean;
 }
 
 /** Writes a config.json that lifts the chat flood limits and the control-queue limit. */
@@ -41,12 +43,12 @@ export async function parleyFanout(
   options: ParleyFanoutOptions,
 ): Promise<FanoutSystem & { pid: number }> {
   await writeFanoutConfig(options.dataDir);
-  // Plaintext with the frame MAC, as these rows have always measured (the TLS rows: encrypted.ts).
   const server: SpawnedServer = await spawnServer({
     dataDir: options.dataDir,
-    args: ["--plain"],
+    args: options.tls ? [] : ["--plain"],
     denoFlags: options.denoFlags ?? [],
   });
+  const transport = transportFor(server.fingerprint);
   const clients: ParleyClient[] = [];
   let sender: ParleyClient | undefined;
   const window = options.window ?? 64;
@@ -59,7 +61,7 @@ export async function parleyFanout(
       port: server.port,
       user,
       key,
-      tls: false,
+      ...transport,
     });
     clients.push(c);
     return c;
@@ -78,7 +80,7 @@ export async function parleyFanout(
               port: server.port,
               user: `r${i + j}`,
               key: keyBytes(hex),
-              tls: false,
+              ...transport,
             });
             clients.push(c);
             c.on(CHAT_MSG, (data) => {

@@ -28,6 +28,7 @@ export const fanoutScenario: Scenario = {
       seconds: ctx.quick ? 2 : 5,
     };
     const parley: FanoutResult[] = [];
+    const parleyTls: FanoutResult[] = [];
     const nats: FanoutResult[] = [];
     const withNats = await have("nats-server");
     if (!withNats) ctx.log("fanout: nats-server is not installed; no baseline");
@@ -41,12 +42,22 @@ export const fanoutScenario: Scenario = {
         ),
       );
       await Deno.remove(dataDir, { recursive: true });
+      const tlsDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "fanout-tls-" });
+      parleyTls.push(
+        await runFanout(
+          await parleyFanout({ dataDir: tlsDir, denoFlags: ctx.serverFlags ?? [], tls: true }),
+          options,
+        ),
+      );
+      await Deno.remove(tlsDir, { recursive: true });
       if (withNats) nats.push(await runFanout(await natsFanout(ctx.group), options));
       const last = parley.at(-1)!;
       ctx.log(
         `fanout: parley ${last.deliveriesPerSec.toFixed(0)}/s p50 ${last.p50.toFixed(2)} ms p99 ${
           last.p99.toFixed(2)
-        } ms` +
+        } ms; TLS ${parleyTls.at(-1)!.deliveriesPerSec.toFixed(0)}/s p50 ${
+          parleyTls.at(-1)!.p50.toFixed(2)
+        } ms p99 ${parleyTls.at(-1)!.p99.toFixed(2)} ms` +
           (withNats
             ? `; nats ${nats.at(-1)!.deliveriesPerSec.toFixed(0)}/s p50 ${
               nats.at(-1)!.p50.toFixed(2)
@@ -59,36 +70,42 @@ export const fanoutScenario: Scenario = {
     const name = withNats ? "nats-server" : undefined;
     const report = { text: "report", met: () => true };
     const label = `chat fan-out 1→${_RECEIVERS}`;
-    return [
+    const rows = (mode: string, rs: FanoutResult[], notes: boolean): Row[] => [
       {
-        scenario: `${label}, sender flat out`,
+        scenario: `${label}${mode}, sender flat out`,
         unit: "deliveries/s",
-        parley: pick(parley, (r) => r.deliveriesPerSec)!,
+        parley: pick(rs, (r) => r.deliveriesPerSec)!,
         baselineName: name,
         baseline: pick(nats, (r) => r.deliveriesPerSec),
         lowerIsBetter: false,
         target: report,
-        note: `${options.burst} messages; chat.send pipelined, 64 outstanding`,
+        ...(notes
+          ? { note: `${options.burst} messages; chat.send pipelined, 64 outstanding` }
+          : {}),
       },
       {
-        scenario: `${label}, p50 latency at ${options.rate} msg/s`,
+        scenario: `${label}${mode}, p50 latency at ${options.rate} msg/s`,
         unit: "ms",
-        parley: pick(parley, (r) => r.p50)!,
+        parley: pick(rs, (r) => r.p50)!,
         baselineName: name,
         baseline: pick(nats, (r) => r.p50),
         lowerIsBetter: true,
         target: report,
-        note: `${options.rate * options.seconds} messages × ${_RECEIVERS} receivers`,
+        ...(notes
+          ? { note: `${options.rate * options.seconds} messages × ${_RECEIVERS} receivers` }
+          : {}),
       },
       {
-        scenario: `${label}, p99 latency at ${options.rate} msg/s`,
+        scenario: `${label}${mode}, p99 latency at ${options.rate} msg/s`,
         unit: "ms",
-        parley: pick(parley, (r) => r.p99)!,
+        parley: pick(rs, (r) => r.p99)!,
         baselineName: name,
         baseline: pick(nats, (r) => r.p99),
         lowerIsBetter: true,
         target: report,
       },
     ];
+    // Plaintext with the frame MAC, as these rows have always measured; then TLS, the default.
+    return [...rows("", parley, true), ...rows(", TLS", parleyTls, false)];
   },
 };
