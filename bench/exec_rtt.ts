@@ -6,6 +6,11 @@
  * sshd when one is installed (fresh connection, and multiplexed over an open
  * master connection, the closest match to an open Parley session).
  *
+ * The process side is measured apart from Parley too: the sandbox's own
+ * start-up (bwrap with the options a run gets, running `true`), and the
+ * whole launch of a run (the wrappers around bwrap included) spawned
+ * directly. The target is the local spawn twice plus what bwrap adds to it.
+ *
  * As a scenario it plugs into `deno task bench`; alone:
  *
  *     deno run --allow-net=127.0.0.1,localhost --allow-read --allow-write \
@@ -17,12 +22,14 @@ import { join } from "@std/path";
 import { parseArgs } from "@std/cli/parse-args";
 import type { ParleyClient } from "../client/client.ts";
 import { RemoteExec } from "../client/exec/exec_remote.ts";
+import { ExecSandbox } from "../server/embedded/exec_sandbox.ts";
+import { execCaps, parseExecConfig } from "../server/exec/exec_config.ts";
 import { ROOT, spawnServer } from "../tests/helpers.ts";
 import type { BenchContext, Scenario } from "./lib/context.ts";
 import { ProcessGroup, run } from "./lib/procs.ts";
 import { formatTable, type Row } from "./lib/report.ts";
 import { startSshd } from "./lib/sshd.ts";
-import { repeat, type Summary } from "./lib/stats.ts";
+import { repeat, summarize, type Summary } from "./lib/stats.ts";
 
 /** Median of `n` timings of `fn`, in ms. */
 async function _median(n: number, fn: () => Promise<unknown>): Promise<number> {
@@ -47,6 +54,94 @@ async function _localTrue(): Promise<void> {
   const out = await new Deno.Command("true", { stdin: "null", stdout: "null", stderr: "null" })
     .output();
   if (!out.success) throw new Error("local true failed");
+}
+
+/** A program and its arguments, spawned as a run is: empty environment but the exec one. */
+interface Spawnable {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+}
+
+async function _spawnTrue(p: Spawnable): Promise<void> {
+  const out = await new Deno.Command(p.argv[0]!, {
+    args: p.argv.slice(1),
+    cwd: p.cwd,
+    clearEnv: true,
+    env: p.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`${p.argv[0]} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+/**
+ * What a sandboxed run of `true` spawns, built by the server's own code
+ * under a fresh exec root: the whole launch, and bwrap alone with the same
+ * options (started through setpriv when the bench runs as root, as runs are).
+ */
+async function _sandboxLaunches(ctx: BenchContext): Promise<{ full: Spawnable; bwrap: Spawnable }> {
+  await Deno.chmod(ctx.tmp, 0o711);
+  const dataDir = await Deno.makeTempDir({ dir: ctx.tmp, prefix: "exec-launch-" });
+  const config = parseExecConfig({ enabled: true, allow: ["true"] }, dataDir);
+  const sandbox = await ExecSandbox.create(config, Deno.uid() ?? -1);
+  const userDir = await sandbox.userDir("bench");
+  const launch = sandbox.launch({
+    argv: ["true"],
+    userDir,
+    cwd: userDir,
+    caps: execCaps(config),
+  });
+  const full = [launch.program, ...launch.args];
+  const bwrapAt = full.indexOf(config.bwrapPath);
+  const optionsEnd = full.indexOf("--", bwrapAt);
+  if (bwrapAt < 0 || optionsEnd < 0) throw new Error("no bwrap in the sandbox's launch");
+  const start = sandbox.drop ? full.indexOf(config.setprivPath) : bwrapAt;
+  const bwrap = [...full.slice(start, optionsEnd + 1), "/usr/bin/true"];
+  const env = { ...config.env };
+  return {
+    full: { argv: full, cwd: launch.cwd, env },
+    bwrap: { argv: bwrap, cwd: launch.cwd, env },
+  };
+}
+
+/** Medians of `n` local spawns, bwrap spawns and whole launches of `true`, per run. */
+async function _processSide(
+  ctx: BenchContext,
+  n: number,
+): Promise<{ local: Summary; sandbox?: { bwrap: Summary; launch: Summary; target: Summary } }> {
+  let launches: { full: Spawnable; bwrap: Spawnable };
+  try {
+    launches = await _sandboxLaunches(ctx);
+    await _spawnTrue(launches.bwrap);
+  } catch (e) {
+    ctx.log(`no sandbox start-up figures: ${(e as Error).message}`);
+    return { local: await repeat(ctx.runs, () => _median(n, _localTrue), 1) };
+  }
+  const local: number[] = [];
+  const bwrap: number[] = [];
+  const launch: number[] = [];
+  for (let i = -1; i < ctx.runs; i++) { // the first round warms up
+    const l = await _median(n, _localTrue);
+    const b = await _median(n, () => _spawnTrue(launches.bwrap));
+    const f = await _median(n, () => _spawnTrue(launches.full));
+    if (i < 0) continue;
+    local.push(l);
+    bwrap.push(b);
+    launch.push(f);
+  }
+  return {
+    local: summarize(local),
+    sandbox: {
+      bwrap: summarize(bwrap),
+      launch: summarize(launch),
+      // 2 × local spawn + what bwrap adds to it (bwrap − local), round by round.
+      target: summarize(local.map((l, i) => l + bwrap[i]!)),
+    },
+  };
 }
 
 /** Run permission of a sandboxed server: bwrap through env, and kill for process groups. */
@@ -82,6 +177,9 @@ async function _parleyOpenSession(
   return await repeat(ctx.runs, () => _median(n, () => _execTrue(client)), 1);
 }
 
+/** The start-up target: no slower than the baseline. */
+const _AT_MOST = { text: "≤ 1×", met: (r: Row) => r.parley.median <= r.baseline!.median };
+
 /** The exec round-trip scenario. */
 export const execRttScenario: Scenario = {
   id: "exec",
@@ -89,7 +187,7 @@ export const execRttScenario: Scenario = {
   async run(ctx: BenchContext): Promise<Row[]> {
     const n = ctx.quick ? 20 : 100;
     const cliRuns = ctx.quick ? 3 : 7;
-    const local = await repeat(ctx.runs, () => _median(n, _localTrue), 1);
+    const { local, sandbox } = await _processSide(ctx, n);
     const scoped = await _parleyOpenSession(ctx, _SANDBOX_RUN, n);
     const unscoped = await _parleyOpenSession(ctx, "--allow-run", n);
     const bare = await _parleyOpenSession(ctx, _UNSANDBOXED_RUN, n, false);
@@ -190,6 +288,61 @@ export const execRttScenario: Scenario = {
         note: `median of ${n}; the difference is what TLS adds to a round trip`,
       },
     ];
+    if (sandbox) {
+      rows.push(
+        {
+          scenario: "sandbox start-up: bwrap with a run's options, running true",
+          unit: "ms",
+          parley: sandbox.bwrap,
+          baselineName: "local spawn of true",
+          baseline: local,
+          lowerIsBetter: true,
+          target,
+          note: `median of ${n}; spawned directly, through setpriv when run as root (as runs are)`,
+        },
+        {
+          scenario: "a run's whole launch of true, spawned directly",
+          unit: "ms",
+          parley: sandbox.launch,
+          baselineName: "bwrap alone (row above)",
+          baseline: sandbox.bwrap,
+          lowerIsBetter: true,
+          target,
+          note: `median of ${n}; the difference is the programs around bwrap ` +
+            "(env, setsid, setpriv when root, perl, prlimit)",
+        },
+        {
+          scenario: "exec true, open session (sandboxed, scoped --allow-run)",
+          unit: "ms",
+          parley: scoped,
+          baselineName: "its launch spawned directly",
+          baseline: sandbox.launch,
+          lowerIsBetter: true,
+          target,
+          note: `median of ${n}; the difference is Parley's own part of a run`,
+        },
+        {
+          scenario: "exec true, open session (sandboxed, scoped --allow-run)",
+          unit: "ms",
+          parley: scoped,
+          baselineName: "2× local spawn + bwrap's own",
+          baseline: sandbox.target,
+          lowerIsBetter: true,
+          target: _AT_MOST,
+          note: "bwrap's own start-up is the bwrap row less the local spawn",
+        },
+      );
+    }
+    rows.push({
+      scenario: "exec true, open session (--exec-unsandboxed)",
+      unit: "ms",
+      parley: bare,
+      baselineName: "2× local spawn of true",
+      baseline: { ...local, median: 2 * local.median, min: 2 * local.min, max: 2 * local.max },
+      lowerIsBetter: true,
+      target: _AT_MOST,
+      note: `median of ${n}; runs through prlimit, then kill for the process group`,
+    });
     if (sshMux) {
       rows.push({
         scenario: "exec true, open session (scoped --allow-run)",
