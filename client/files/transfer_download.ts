@@ -129,26 +129,28 @@ export async function downloadFile(
     // (plaintext), is the file's: each byte is hashed once, as the session receives it.
     const fromStream = offset === 0 && stream.hashesReads;
     let got = offset;
-    // The disk write of one chunk overlaps the wait for the next one.
-    let pending: Promise<void> | undefined;
-    const writeAll = async (chunk: Uint8Array) => {
-      let off = 0;
-      while (off < chunk.byteLength) off += await writing(file.write(chunk.subarray(off)));
+    // Each chunk goes to the file as soon as it is read, from the buffer it arrived in, with a
+    // synchronous write (to the page cache: well under a millisecond per chunk). Awaiting an
+    // asynchronous write per chunk cost more CPU and let the reader fall up to a whole window
+    // behind, so the server stopped to wait for credit.
+    const writeAll = (chunk: Uint8Array) => {
+      try {
+        let off = 0;
+        while (off < chunk.byteLength) off += file.writeSync(chunk.subarray(off));
+      } catch (e) {
+        throw localWriteError(e, local);
+      }
     };
     try {
       for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
         got += chunk.byteLength;
         if (got > st.size) throw new TransferError("checksum", "the server sent too many bytes");
         if (!fromStream) hash.update(chunk);
-        await pending;
-        pending = writeAll(chunk);
-        pending.catch(() => {}); // awaited on the next turn or after the loop
+        writeAll(chunk);
         transferred += chunk.byteLength;
         options.onProgress?.({ phase: "receive", done: got, total: st.size });
       }
-      await pending;
     } catch (e) {
-      await pending?.catch(() => {}); // the file is not closed under a running write
       await result; // a refusal arrives as the reply; prefer it over the stream's reset
       throw e;
     }
