@@ -160,6 +160,19 @@ export class MuxStream {
   }
 
   /**
+   * A copy of the running SHA-256 state through every byte {@linkcode read}
+   * has returned so far, when {@linkcode hashesReads} and at least one chunk
+   * was read; undefined otherwise. For a reader that goes on hashing bytes
+   * that come after this stream's (a transfer resumed on a new stream).
+   */
+  readHashState(): Hash | undefined {
+    const d = this.#readDigest;
+    const chunk = this.#lastChunk;
+    if (d?.before === undefined || chunk === undefined) return undefined;
+    return d.before.copy().update(chunk);
+  }
+
+  /**
    * SHA-256 of every byte the writer has taken from {@linkcode write} so far
    * (all of them once the writes resolved), when {@linkcode hashesWrites};
    * undefined before the first byte or otherwise.

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { RemoteError } from "../../protocol/errors.ts";
 import { FILE_GET, type FileGetReply } from "../../protocol/ops/files.ts";
 import type { ParleyClient } from "../client.ts";
@@ -48,20 +48,29 @@ export async function downloadToSink(
       `${sourceName(source)} is not a file; only a file can go to standard output`,
     );
   }
-  const hash = createHash("sha256");
+  // The SHA-256 of the bytes written so far. From byte 0 the stream's running SHA-256
+  // (PROTOCOL.md §4.7), where the session keeps one (plaintext), is the output's: each byte is
+  // hashed once, as the session receives it, and after a lost connection hashing goes on here
+  // from the state the stream reached.
+  let hash: Hash | undefined;
   let got = 0;
   const reply = await withRetries(client, options, async () => {
+    if (got === 0) hash = undefined;
+    else if (hash === undefined) {
+      throw new TransferError("interrupted", "the output cannot be checked; run the command again");
+    }
     const args = "path" in source
       ? { path: source.path, offset: got, size: st.size, mtime: st.mtime ?? 0 }
       : { shared: source.shared, offset: got, size: st.size };
     const { stream, result } = client.open(FILE_GET, args, { fin: true });
     result.catch(() => {});
+    const fromStream = got === 0 && stream.hashesReads;
     try {
       for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
         if (got + chunk.byteLength > st.size) {
           throw new TransferError("checksum", "the server sent more bytes than the file has");
         }
-        hash.update(chunk);
+        if (!fromStream) (hash ??= createHash("sha256")).update(chunk);
         try {
           await sink(chunk);
         } catch (e) {
@@ -75,6 +84,9 @@ export async function downloadToSink(
       if (e instanceof _SinkFailed || e instanceof TransferError) throw e;
       await result; // a refusal arrives as the reply; prefer it over the stream's reset
       throw e;
+    } finally {
+      // The bytes the stream returned are the bytes written (a failed write ends the download).
+      if (fromStream && got > 0) hash = stream.readHashState();
     }
     return (await result) as FileGetReply;
   }).catch((e) => {
@@ -89,7 +101,7 @@ export async function downloadToSink(
     }
     throw e;
   });
-  const sha256 = hash.digest("hex");
+  const sha256 = (hash ?? createHash("sha256")).digest("hex");
   const expected = "shared" in source && source.sha256 ? source.sha256 : reply.sha256;
   if (got !== reply.size || sha256 !== reply.sha256 || sha256 !== expected) {
     throw new TransferError(
