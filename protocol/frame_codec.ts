@@ -109,6 +109,32 @@ export class FrameDecoder {
     this.#tagLength = n;
   }
 
+  /**
+   * Bytes still missing from the frame whose header has been read (its body
+   * and tag), or 0 when no frame is under way.
+   */
+  get missing(): number {
+    if (this.#pending === undefined) return 0;
+    return Math.max(0, (this.#pending.header.len ?? 0) + this.#tagLength - this.#buffered);
+  }
+
+  /**
+   * Copies the bytes held to the start of `into` and lets go of them; the
+   * caller pushes `into` back once it has read the rest into it (a frame
+   * read in place: its body then comes out as a view of `into`, not a copy
+   * of many reads). Returns how many bytes were copied.
+   */
+  drainInto(into: Uint8Array): number {
+    let off = 0;
+    for (const c of this.#chunks) {
+      into.set(c, off);
+      off += c.byteLength;
+    }
+    this.#chunks = [];
+    this.#buffered = 0;
+    return off;
+  }
+
   /** Adds received bytes. The decoder keeps a reference: don't reuse `chunk`. */
   push(chunk: Uint8Array): void {
     if (chunk.byteLength === 0) return;
@@ -276,15 +302,20 @@ function _depthStack(n: number): Uint8Array {
   return _depths;
 }
 
-/** Own keys of every object in a parsed JSON value. */
+/** Own keys of every object in a parsed JSON value (without recursion: nesting may be deep). */
 function _parsedKeys(value: unknown): number {
-  if (typeof value !== "object" || value === null) return 0;
   let n = 0;
-  if (Array.isArray(value)) {
-    for (const v of value) n += _parsedKeys(v);
-    return n;
+  const open: object[] = [];
+  if (typeof value === "object" && value !== null) open.push(value);
+  while (open.length > 0) {
+    const v = open.pop()!;
+    const array = Array.isArray(v);
+    for (const k in v) {
+      if (!array) n++;
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x === "object" && x !== null) open.push(x);
+    }
   }
-  for (const k in value) n += 1 + _parsedKeys((value as Record<string, unknown>)[k]);
   return n;
 }
 

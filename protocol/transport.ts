@@ -29,6 +29,8 @@ export async function writeAll(transport: Transport, p: Uint8Array): Promise<voi
 
 const _MIN_READ = 1024;
 const _MAX_READ = 1024 * 1024;
+/** A frame missing at least this much is read in place (bulk data frames). */
+const _IN_PLACE = 16 * 1024;
 
 /**
  * Reads frames from a transport through a {@linkcode FrameDecoder}. The read
@@ -51,6 +53,23 @@ export class FrameReader {
     while (true) {
       const frame = this.decoder.next();
       if (frame) return frame;
+      const missing = this.decoder.missing;
+      if (missing >= _IN_PLACE) {
+        // The rest of a large frame goes straight into one buffer of its size
+        // (at most the body limit, as the decoder would have held anyway):
+        // no read buffer per read, no copy of the pieces into a body later.
+        const whole = new Uint8Array(this.decoder.buffered + missing);
+        let off = this.decoder.drainInto(whole);
+        while (off < whole.byteLength) {
+          const n = await this.#transport.read(whole.subarray(off));
+          if (n === null) {
+            throw new ProtocolError("bad_frame", "connection closed in the middle of a frame");
+          }
+          off += n;
+        }
+        this.decoder.push(whole);
+        continue;
+      }
       const buf = this.#spare ?? new Uint8Array(this.#size);
       this.#spare = undefined;
       const n = await this.#transport.read(buf);

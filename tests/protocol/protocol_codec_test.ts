@@ -429,3 +429,42 @@ Deno.test("FrameReader decodes large frames that span many reads", async () => {
   }
   assertEquals(await reader.next(), null);
 });
+
+Deno.test("FrameReader over TCP: large frames read in place come out whole, a cut one is bad_frame", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const server = await accepted;
+  try {
+    const reader = new FrameReader(server, { maxBody: DEFAULT_MAX_BODY, tagLength: MAC_LENGTH });
+    const bodies = [200_000, 17, DEFAULT_MAX_BODY, 65_536].map((n) =>
+      Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff)
+    );
+    const tag = (i: number) => new Uint8Array(MAC_LENGTH).fill(i + 1);
+    const frames = bodies.map((b, i) => concat([encodeFrame({ t: "data", s: 1 }, b), tag(i)]));
+    const cut = concat([encodeFrame({ t: "data", s: 1 }, bodies[0]!), tag(9)]).subarray(0, 90_000);
+    const writing = (async () => {
+      const all = concat([...frames, cut]);
+      // Pieces of odd sizes, some smaller than a header, with pauses between them.
+      for (let off = 0, k = 0; off < all.byteLength; k++) {
+        const n = [3, 50_000, 7, 131_071, 16_385][k % 5]!;
+        const piece = all.subarray(off, off + n);
+        for (let w = 0; w < piece.byteLength;) w += await conn.write(piece.subarray(w));
+        off += n;
+        if (k % 3 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      conn.close();
+    })();
+    for (const [i, body] of bodies.entries()) {
+      const f = await reader.next();
+      assertEquals(f?.body, body, `frame ${i}`);
+      assertEquals(f?.tag, tag(i), `tag ${i}`);
+    }
+    const e = await reader.next().then(() => undefined, (e) => e);
+    assert(e instanceof ProtocolError, String(e));
+    assertEquals(e.code, "bad_frame");
+    await writing;
+  } finally {
+    server.close();
+  }
+});

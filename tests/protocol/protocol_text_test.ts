@@ -97,7 +97,13 @@ Deno.test("parseHeader refuses a repeated key with bad_header", () => {
 });
 
 Deno.test("parseHeader refuses exactly the headers that repeat a key, at any depth", () => {
-  for (const [json, dup] of _REPEATS) {
+  const deep = (inner: string) => '{"k":'.repeat(5000) + inner + "}".repeat(5000);
+  const cases: [string, string | undefined][] = [
+    ..._REPEATS,
+    [`{"t":"ev","data":${deep('{"x":1,"y":[2]}')}}`, undefined],
+    [`{"t":"ev","data":${deep('{"x":1,"x":2}')}}`, "x"],
+  ];
+  for (const [json, dup] of cases) {
     const text = json.startsWith('{"t":') ? json : `{"t":"ev","data":${json}}`;
     let error: ProtocolError | undefined;
     try {
