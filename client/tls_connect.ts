@@ -252,9 +252,10 @@ export class NodeSocketTransport implements Transport {
   write(p: Uint8Array): Promise<number> {
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("transport closed"));
     if (this.#error) return Promise.reject(this.#error);
-    const copy = p.slice(); // the caller may reuse its buffer once we resolve
+    // No copy: the socket calls back once it has handed `p` on (encrypted and
+    // written), and only then may the caller reuse it.
     return new Promise((resolve, reject) => {
-      this.#socket.write(copy, (e?: Error | null) => (e ? reject(e) : resolve(p.byteLength)));
+      this.#socket.write(p, (e?: Error | null) => (e ? reject(e) : resolve(p.byteLength)));
     });
   }
 
