@@ -164,18 +164,6 @@ export class ExecSandbox {
       "--core=0",
       "--",
     ];
-    const creds = this.drop ? { uid: this.drop.uid, gid: this.drop.gid } : {};
-    if (!c.sandbox) {
-      return {
-        program: c.prlimitPath,
-        args: [...limits, ...req.argv],
-        cwd: req.cwd,
-        sandboxed: false,
-        detached: true,
-        ...creds,
-      };
-    }
-    const inner = SANDBOX_WORK_DIR + req.cwd.slice(req.userDir.length);
     const drop = this.drop
       ? [
         c.setprivPath,
@@ -185,6 +173,19 @@ export class ExecSandbox {
         "--",
       ]
       : [];
+    if (!c.sandbox) {
+      // The new session and the dropped user come from setsid and setpriv, as in the sandbox,
+      // not from the spawn's own `detached`, uid and gid: with those the runtime forks the whole
+      // server (9–30 ms of a blocked event loop per run, measured) instead of a cheap vfork.
+      return {
+        program: c.envPath,
+        args: ["--", c.setsidPath, "--", ...drop, c.prlimitPath, ...limits, ...req.argv],
+        cwd: req.cwd,
+        sandboxed: false,
+        detached: false,
+      };
+    }
+    const inner = SANDBOX_WORK_DIR + req.cwd.slice(req.userDir.length);
     const args = [
       `--ignore-signal=${_PASSED_SIGNALS}`,
       "--",

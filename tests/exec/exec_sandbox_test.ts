@@ -353,9 +353,12 @@ Deno.test("--exec-unsandboxed still runs commands, capped and (as root) unprivil
   await using t = await startExecServer({ sandbox: false, shell: true });
   const c = await t.connect("ada");
   const r = await collect(c, {
-    shell: "id -u; pwd; grep 'Max processes' /proc/self/limits | tr -s ' ' | cut -d' ' -f3",
+    shell: "id -u; pwd; grep 'Max processes' /proc/self/limits | tr -s ' ' | cut -d' ' -f3; " +
+      "echo $$; cut -d' ' -f5,6 /proc/$$/stat",
   });
-  const [uid, pwd, nproc] = r.stdout.trim().split("\n");
+  const [uid, pwd, nproc, pid, groupAndSession] = r.stdout.trim().split("\n");
+  // The command leads its own session and process group, which the server signals as a whole.
+  assertEquals(groupAndSession, `${pid} ${pid}`);
   assertEquals(pwd, await Deno.realPath(join(t.execRoot, "ada")));
   assertEquals(nproc, "64");
   assertEquals(uid, Deno.uid() === 0 ? "65534" : String(Deno.uid()));
