@@ -162,8 +162,12 @@ export class ExecProcess implements ExecRun {
       // Descendants still in the group do not outlive the run. In a sandbox
       // they are already gone: the kernel killed them when bwrap's init, the
       // pid namespace's PID 1, exited.
-      if (!this.#sandboxed) await this.#signaller.signal(this.pid, "SIGKILL").catch(() => {});
+      // (The signal may take a program's start-up: the outputs drain meanwhile.)
+      const swept = this.#sandboxed
+        ? undefined
+        : this.#signaller.signal(this.pid, "SIGKILL").catch(() => {});
       await Promise.race([this.#outputsEnded, this.#abort.promise]);
+      await swept;
       return {
         code: status.code,
         signal: status.signal ?? (this.#sandboxed ? signalFromStatus(status.code) : null),
