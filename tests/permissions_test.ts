@@ -143,7 +143,7 @@ Deno.test("the permission flags: any file, scoped env, net, run only with exec",
   }
   assertEquals(
     permissionFlags(spec, { exec: true }),
-    [...flags, "--allow-run=/usr/bin/env,/usr/bin/bwrap,/usr/bin/kill,/usr/bin/prlimit"],
+    [...flags, "--allow-run=/usr/bin/env,/usr/bin/bwrap,/usr/bin/kill"],
   );
 });
 
