@@ -137,6 +137,28 @@ export type SessionState = "open" | "closing" | "closed";
 const _EMPTY = new Uint8Array(0);
 const _BATCH_BULK = 2 * DEFAULT_CHUNK;
 const _SCRATCH_MIN = 64 * 1024;
+const _SCRATCH_SIZE = _BATCH_BULK + _SCRATCH_MIN;
+
+/**
+ * Bulk batch buffers not in use, shared by every session of the process. A
+ * writer takes one while it is busy and gives it back when it drains, so an
+ * idle session holds none, and a transfer whose writer drains between
+ * batches (a download paced by the disk) reuses warm memory instead of
+ * touching a fresh megabyte for every batch. At most a few are kept.
+ */
+const _scratchPool: Uint8Array[] = [];
+const _SCRATCH_POOL = 8;
+
+function _takeScratch(size: number): Uint8Array {
+  if (size <= _SCRATCH_SIZE && _scratchPool.length > 0) return _scratchPool.pop()!;
+  return new Uint8Array(Math.max(size, _SCRATCH_SIZE));
+}
+
+function _giveScratch(buf: Uint8Array): void {
+  if (buf.byteLength === _SCRATCH_SIZE && _scratchPool.length < _SCRATCH_POOL) {
+    _scratchPool.push(buf);
+  }
+}
 
 /** A multiplexed session. Use `await using` or call {@linkcode Session.close}. */
 export class Session implements StreamHost {
@@ -786,6 +808,7 @@ export class Session implements StreamHost {
     } finally {
       this.#writing = false;
       this.#writeSince = undefined;
+      if (this.#scratch) _giveScratch(this.#scratch);
       this.#scratch = undefined;
       const waiters = this.#flushed;
       this.#flushed = [];
@@ -845,7 +868,8 @@ export class Session implements StreamHost {
     let out: Uint8Array;
     if (total >= _SCRATCH_MIN) {
       if (this.#scratch === undefined || this.#scratch.byteLength < total) {
-        this.#scratch = new Uint8Array(Math.max(total, _BATCH_BULK + _SCRATCH_MIN));
+        if (this.#scratch) _giveScratch(this.#scratch);
+        this.#scratch = _takeScratch(total);
       }
       out = this.#scratch.subarray(0, total);
     } else {
