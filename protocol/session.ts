@@ -19,6 +19,7 @@ import { encodeBatchBody, splitBatch } from "./frame_batch.ts";
 import { StreamDigests } from "./stream_digest.ts";
 import { DEFAULT_CHUNK, MAX_WINDOW } from "./limits.ts";
 import { truncateCodePoints } from "./text.ts";
+import { setImmediate } from "node:timers";
 
 /** A request received from the peer. */
 export interface IncomingRequest {
@@ -193,6 +194,8 @@ export class Session implements StreamHost {
   #writing = false;
   /** A pump is queued as a microtask (#wakeWriter). */
   #pumpDue = false;
+  /** A pump is queued for the end of this turn of the event loop (#wakeWriter). */
+  #turnDue = false;
   /** Set while a received batch is acted upon: the writer starts after it (#onBatch). */
   #holdWrites = false;
   #flushed: (() => void)[] = [];
@@ -781,7 +784,23 @@ export class Session implements StreamHost {
    * delivered at once) goes out in one write.
    */
   #wakeWriter(): void {
-    if (this.#writing || this.#pumpDue || this.#holdWrites || this.#state === "closed") return;
+    if (this.#writing || this.#holdWrites || this.#state === "closed") return;
+    if (this.#peerReqs !== undefined && this.#streams === undefined && this.#bulk.length === 0) {
+      // A reply is due soon (a request without a stream is being handled): what is
+      // queued now waits for it, up to the end of this turn of the event loop, so
+      // both go in one write. Sent apart, the reply would be a small write behind
+      // an unacknowledged one, which Nagle's algorithm holds until the peer's
+      // delayed ACK (about 40 ms over TLS, whose sockets have no TCP_NODELAY here).
+      if (!this.#pumpDue && !this.#turnDue) {
+        this.#turnDue = true;
+        setImmediate(() => {
+          this.#turnDue = false;
+          if (!this.#writing && !this.#holdWrites) void this.#pump();
+        });
+      }
+      return;
+    }
+    if (this.#pumpDue) return;
     this.#pumpDue = true;
     queueMicrotask(() => {
       this.#pumpDue = false;

@@ -143,3 +143,29 @@ Deno.test("a byte flipped inside a batch closes the connection with bad_mac", as
     "bad_mac",
   );
 });
+
+Deno.test("an event queued while the request is being handled goes out with its reply, in one write", async () => {
+  // As a chat message echoed to its sender: the event is queued first, the reply some
+  // microtasks later. Sent apart, over TLS the reply would wait on Nagle's algorithm.
+  await using srv = startProtocolServer({
+    onRequest: async (req, session) => {
+      session.emit("note", { for: req.id });
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      return { done: true };
+    },
+  });
+  await using peer = await RawPeer.connect(srv.port, { batch: true });
+  for (const id of [1, 2, 3]) {
+    await peer.send({ t: "req", id, op: "x", args: {} });
+    const f = await peer.next();
+    if (f === null) throw new Error("closed before the reply");
+    assertEquals(f.header.t, "batch", `request ${id}: event and reply came apart`);
+    assertEquals(splitBatch(f.body).map((x) => x.header), [
+      { t: "ev", ev: "note", data: { for: id } },
+      { t: "res", id, ok: true, data: { done: true } },
+    ]);
+  }
+  // An event with no request in hand still goes out at once.
+  srv.sessions[0]!.emit("alone", null);
+  assertEquals((await peer.next())?.header, { t: "ev", ev: "alone", data: null });
+});
