@@ -33,6 +33,11 @@ function codes(settled: PromiseSettledResult<unknown>[]): string[] {
   );
 }
 
+/** An upload of ada's file `name` at the top of her home, by the upload id `tag`. */
+function _target(name: string, tag: string, size = 5000, overwrite = false): UploadTarget {
+  return { user: "ada", parts: [name], size, id: { tag }, overwrite, parents: false };
+}
+
 Deno.test({
   name: "nats files race: one winner per path among concurrent creators and replacers on two nodes",
   ignore: !available,
@@ -53,14 +58,7 @@ Deno.test({
       );
       const sessions: UploadSession[] = [];
       for (const [k, data] of datas.entries()) {
-        const t: UploadTarget = {
-          user: "ada",
-          parts: [name],
-          size: data.byteLength,
-          id: { tag: `${name}-${overwrite}-${k}` },
-          overwrite,
-          parents: false,
-        };
+        const t = _target(name, `${name}-${overwrite}-${k}`, data.byteLength, overwrite);
         const s = await stores[k % 2]!.beginUpload(t, { offset: 0, limits, hashGate: direct });
         sessions.push(s);
         await s.write(data);
@@ -120,14 +118,7 @@ Deno.test({
       );
       assertEquals(made.filter((c) => c === "ok").length, 1, `mkdir round ${round}: ${made}`);
       assertEquals(made.filter((c) => c !== "ok" && c !== "exists"), []);
-      const t: UploadTarget = {
-        user: "ada",
-        parts: [`u${round}`],
-        size: 5000,
-        id: { tag: `lease-${round}` },
-        overwrite: false,
-        parents: false,
-      };
+      const t = _target(`u${round}`, `lease-${round}`);
       const settled = await Promise.allSettled(
         Array.from(
           { length: n },
@@ -164,14 +155,7 @@ Deno.test({
     // Interrupted uploads: the taker reads each while making room, after its first read.
     for (let k = 0; k < 6; k++) {
       const s = await store.beginUpload(
-        {
-          user: "ada",
-          parts: [`idle${k}`],
-          size: 5000,
-          id: { tag: `idle-${k}` },
-          overwrite: false,
-          parents: false,
-        },
+        _target(`idle${k}`, `idle-${k}`),
         { offset: 0, limits: ROOMY, hashGate: direct },
       );
       await s.write(bytesOf(1000, k));
@@ -180,14 +164,7 @@ Deno.test({
     const before = await store.usage("ada");
     const kv = await new Kvm(jetstream(nodes.b.nc)).open(FS_BUCKET);
     for (let round = 0; round < 5; round++) {
-      const t: UploadTarget = {
-        user: "ada",
-        parts: [`taken${round}`],
-        size: 5000,
-        id: { tag: `taken-${round}` },
-        overwrite: false,
-        parents: false,
-      };
+      const t = _target(`taken${round}`, `taken-${round}`);
       const key = await uploadKey(t);
       const other: UploadRecord = {
         parts: t.parts,
