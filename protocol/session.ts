@@ -785,12 +785,13 @@ export class Session implements StreamHost {
    */
   #wakeWriter(): void {
     if (this.#writing || this.#holdWrites || this.#state === "closed") return;
-    if (this.#peerReqs !== undefined && this.#streams === undefined && this.#bulk.length === 0) {
-      // A reply is due soon (a request without a stream is being handled): what is
-      // queued now waits for it, up to the end of this turn of the event loop, so
-      // both go in one write. Sent apart, the reply would be a small write behind
-      // an unacknowledged one, which Nagle's algorithm holds until the peer's
-      // delayed ACK (about 40 ms over TLS, whose sockets have no TCP_NODELAY here).
+    if (this.#peerReqs !== undefined && this.#bulk.length === 0) {
+      // A reply is due (a request is being handled) and no bulk data is waiting:
+      // what is queued now waits up to the end of this turn of the event loop, so
+      // an event, a window update and a reply queued in one turn go in one write.
+      // Sent apart, the later ones would be small writes behind an unacknowledged
+      // one, which Nagle's algorithm holds until the peer's delayed ACK (about
+      // 40 ms over TLS, whose sockets have no TCP_NODELAY in this runtime).
       if (!this.#pumpDue && !this.#turnDue) {
         this.#turnDue = true;
         setImmediate(() => {
