@@ -161,6 +161,18 @@ function _giveScratch(buf: Uint8Array): void {
   }
 }
 
+/**
+ * `collection` without `key`, or undefined once it is empty: a session's
+ * maps and sets exist only while they hold something.
+ */
+function _without<K, C extends { delete(key: K): boolean; readonly size: number }>(
+  collection: C | undefined,
+  key: K,
+): C | undefined {
+  collection?.delete(key);
+  return collection?.size ? collection : undefined;
+}
+
 /** A multiplexed session. Use `await using` or call {@linkcode Session.close}. */
 export class Session implements StreamHost {
   #o: SessionOptions;
@@ -411,22 +423,10 @@ export class Session implements StreamHost {
     this.#sendDigests?.forget(stream.id);
     this.#connConsumed(stream.buffered);
     if (this.#streams?.get(stream.id) === stream) {
-      this.#dropStream(stream.id);
+      this.#streams = _without(this.#streams, stream.id);
       if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
     }
     this.#sendControl({ t: "rst", s: stream.id, code, msg: truncateCodePoints(msg, 1000) });
-  }
-
-  /** Forgets stream `id` (the map goes when it empties). */
-  #dropStream(id: number): void {
-    this.#streams?.delete(id);
-    if (this.#streams?.size === 0) this.#streams = undefined;
-  }
-
-  /** Request `id` of the peer's has been answered (the set goes when it empties). */
-  #answered(id: number): void {
-    this.#peerReqs?.delete(id);
-    if (this.#peerReqs?.size === 0) this.#peerReqs = undefined;
   }
 
   // --- reading --------------------------------------------------------------
@@ -524,8 +524,7 @@ export class Session implements StreamHost {
       case "res": {
         const p = this.#pendingReqs?.get(h.id);
         if (!p) throw new ProtocolError("bad_header", `reply to unknown request ${h.id}`);
-        this.#pendingReqs!.delete(h.id);
-        if (this.#pendingReqs!.size === 0) this.#pendingReqs = undefined;
+        this.#pendingReqs = _without(this.#pendingReqs, h.id);
         if (h.ok) p.resolve(h.data);
         else p.reject(new RemoteError(h.code, h.msg));
         return;
@@ -539,7 +538,7 @@ export class Session implements StreamHost {
         this.#recvDigests?.forget(h.s); // the peer sends no more on it
         this.#sendDigests?.forget(h.s);
         if (!s) return;
-        this.#dropStream(h.s);
+        this.#streams = _without(this.#streams, h.s);
         if (h.s % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
         this.#connConsumed(s.buffered);
         s.remoteReset(h.code, h.msg);
@@ -550,8 +549,7 @@ export class Session implements StreamHost {
         return;
       case "pong":
         this.#pings?.get(h.id)?.resolve();
-        this.#pings?.delete(h.id);
-        if (this.#pings?.size === 0) this.#pings = undefined;
+        this.#pings = _without(this.#pings, h.id);
         return;
       case "error":
         this.#shutdown(new RemoteError(h.code, h.msg));
@@ -657,7 +655,7 @@ export class Session implements StreamHost {
       : Promise.reject(new ProtocolError("unknown_op", `no handler for ${h.op}`, { fatal: false }));
     run.then(
       (data) => {
-        this.#answered(h.id);
+        this.#peerReqs = _without(this.#peerReqs, h.id);
         const reset = stream?.resetByPeer;
         if (reset) {
           // Uniform whatever the operation managed to do (§6.2): the requester gave up.
@@ -677,7 +675,7 @@ export class Session implements StreamHost {
         stream?.discardIncoming();
       },
       (e: unknown) => {
-        this.#answered(h.id);
+        this.#peerReqs = _without(this.#peerReqs, h.id);
         const reset = stream?.resetByPeer;
         if (reset) {
           this.#sendControl(_cancelled(h.id, stream!.id, reset));
@@ -710,7 +708,7 @@ export class Session implements StreamHost {
       try {
         this.#sendControl(header as OutHeader);
       } catch (e) {
-        this.#pendingReqs?.delete(id);
+        this.#pendingReqs = _without(this.#pendingReqs, id);
         reject(e);
       }
     });
@@ -750,7 +748,7 @@ export class Session implements StreamHost {
 
   #reap(stream: MuxStream): void {
     if (stream.done && this.#streams?.get(stream.id) === stream) {
-      this.#dropStream(stream.id);
+      this.#streams = _without(this.#streams, stream.id);
       if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
     }
   }

@@ -89,14 +89,11 @@ export class ExecProcess implements ExecRun {
       child = new Deno.Command(launch.program, {
         args: launch.args,
         cwd: launch.cwd,
-        ...(launch.uid !== undefined ? { uid: launch.uid, gid: launch.gid } : {}),
         clearEnv: true,
         env: { ...options.env },
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        // setsid(2): its own session and process group (a sandboxed launch runs setsid itself)
-        detached: launch.detached,
       }).spawn();
     } catch (e) {
       throw _spawnError(launch.program, e);

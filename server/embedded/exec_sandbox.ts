@@ -35,26 +35,19 @@ import { prepareExecRoot, writeSandboxEtc } from "./exec_root.ts";
 export const SANDBOX_WORK_DIR = "/work";
 
 /**
- * What to spawn for one run. A sandboxed launch makes its own process group and drops its own
- * privileges inside its chain of programs, so the server spawns it as a plain child (no fork of
- * the server's large address space, which blocks the event loop for milliseconds).
+ * What to spawn for one run. Every launch makes its own session and process group (`setsid`)
+ * and drops its own privileges (`setpriv`) inside its chain of programs, so the server spawns it
+ * as a plain child (no fork of the server's large address space, which blocks the event loop for
+ * milliseconds). Its process group exists only from a moment after the spawn, so signals to the
+ * group fall back to the leader before that.
  */
 export interface Launch {
   program: string;
   args: string[];
   /** Host working directory for the spawn (the sandbox sets its own with --chdir). */
   cwd: string;
-  /** Host uid/gid to spawn as (set when an unsandboxed launch runs as root). */
-  uid?: number;
-  gid?: number;
   /** Whether the command runs inside bwrap (its exit status is then relayed as 128+n). */
   sandboxed: boolean;
-  /**
-   * Whether the spawn itself must start a new session (`Deno.Command`'s `detached`). False when
-   * the launch runs `setsid` itself: then its process group exists only from a moment after the
-   * spawn, so signals to the group fall back to the leader before that.
-   */
-  detached: boolean;
 }
 
 /** A run to launch. */
@@ -182,7 +175,6 @@ export class ExecSandbox {
         args: ["--", c.setsidPath, "--", ...drop, c.prlimitPath, ...limits, ...req.argv],
         cwd: req.cwd,
         sandboxed: false,
-        detached: false,
       };
     }
     const inner = SANDBOX_WORK_DIR + req.cwd.slice(req.userDir.length);
@@ -234,7 +226,7 @@ export class ExecSandbox {
       ...limits,
       ...req.argv,
     ];
-    return { program: c.envPath, args, cwd: req.userDir, sandboxed: true, detached: false };
+    return { program: c.envPath, args, cwd: req.userDir, sandboxed: true };
   }
 }
 

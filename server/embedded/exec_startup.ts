@@ -116,7 +116,6 @@ async function _probe(sandbox: ExecSandbox): Promise<void> {
       stdin: "null",
       stdout: "null",
       stderr: "piped",
-      ...(l.uid !== undefined ? { uid: l.uid, gid: l.gid } : {}),
     }).spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
