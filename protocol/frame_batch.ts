@@ -16,6 +16,14 @@ import { ProtocolError } from "./errors.ts";
 import { parseHeader, type RawHeader } from "./frame_codec.ts";
 import { MAX_HEADER } from "./limits.ts";
 
+/**
+ * Bytes as text, one character per byte ("latin1" is windows-1252 to the
+ * Encoding Standard: bytes below 0x80 are those characters, every other
+ * byte becomes a character at or above 0x80).
+ */
+const _charPerByte = new TextDecoder("latin1");
+const _NON_ASCII = /[^\x00-\x7f]/;
+
 /** One frame inside a batch: its header, parsed and checked as any header is. */
 export interface InnerFrame {
   /** Parsed header. */
@@ -54,6 +62,10 @@ export function encodeBatchBody(headers: readonly Uint8Array[]): Uint8Array {
  */
 export function splitBatch(body: Uint8Array, maxHeader = MAX_HEADER): InnerFrame[] {
   if (body.byteLength === 0) throw new ProtocolError("bad_header", "a batch holds no frame");
+  // One decoding call for the whole batch, a character per byte: a header
+  // that is all ASCII is that slice of it (UTF-8 and this agree there); any
+  // other is decoded on its own, strictly, as a lone frame's header is.
+  const chars = _charPerByte.decode(body);
   const out: InnerFrame[] = [];
   let off = 0;
   while (off < body.byteLength) {
@@ -73,7 +85,12 @@ export function splitBatch(body: Uint8Array, maxHeader = MAX_HEADER): InnerFrame
       throw new ProtocolError("bad_frame", "a batch ends inside a frame's header");
     }
     const headerBytes = body.subarray(off + 4, off + 4 + n);
-    const header = parseHeader(headerBytes, Number.MAX_SAFE_INTEGER);
+    const text = chars.slice(off + 4, off + 4 + n);
+    const header = parseHeader(
+      headerBytes,
+      Number.MAX_SAFE_INTEGER,
+      _NON_ASCII.test(text) ? undefined : text,
+    );
     if (header.len !== undefined && header.len > 0) {
       throw new ProtocolError("bad_header", "a frame inside a batch carries no body");
     }

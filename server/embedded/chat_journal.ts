@@ -24,6 +24,7 @@
  */
 
 import { dirname } from "@std/path";
+import { setImmediate } from "node:timers";
 
 const _ENC = new TextEncoder();
 
@@ -129,7 +130,9 @@ export class Journal<T> {
     if (this.#closed) return Promise.reject(new Error(`journal ${this.path} is closed`));
     this.#pending.push({ entry, line: JSON.stringify(entry) + "\n" });
     this.#lines++;
-    this.#flushing ??= this.#enqueue(() => this.#flush());
+    // The flush starts after this turn of the event loop, so every append made
+    // in it (a batch of sends read at once) shares one write and one sync.
+    this.#flushing ??= this.#enqueue(() => _nextTurn().then(() => this.#flush()));
     return this.#flushing;
   }
 
@@ -268,6 +271,11 @@ async function _lineEnd(f: Deno.FsFile, size: number): Promise<number> {
     end = start;
   }
   return 0;
+}
+
+/** Resolves after the current turn of the event loop (its I/O callbacks and microtasks). */
+function _nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Syncs the directory holding `path`, so a created or renamed name survives a power loss. */

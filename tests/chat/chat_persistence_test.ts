@@ -89,3 +89,28 @@ Deno.test("a journal skips undecodable lines and cuts a torn last line", async (
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("appends made in one turn of the event loop share one write and sync, microtasks between them or not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "j.jsonl");
+    const commits: number[][] = [];
+    const journal = Journal.create<{ n: number }>(path, {
+      onCommit: (entries) => commits.push(entries.map((e) => e.n)),
+    });
+    // As a batch of requests is handled: each append, then pending microtasks run.
+    const stored: Promise<void>[] = [];
+    for (let n = 0; n < 20; n++) {
+      stored.push(journal.append({ n }));
+      await null;
+    }
+    await Promise.all(stored);
+    await journal.append({ n: 20 });
+    await journal.close();
+    assertEquals(commits, [Array.from({ length: 20 }, (_, n) => n), [20]]);
+    const lines = (await Deno.readTextFile(path)).trimEnd().split("\n");
+    assertEquals(lines.map((l) => JSON.parse(l).n), Array.from({ length: 21 }, (_, n) => n));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

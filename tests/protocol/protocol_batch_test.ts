@@ -75,7 +75,46 @@ const BAD: [string, Uint8Array, string][] = [
   ["an inner header length of 0", Uint8Array.from([0, 0, 0, 0]), "bad_frame"],
   ["inner JSON that is not an object", encodeBatchBody(headers("[1]")), "bad_header"],
   ["inner bytes that are not JSON", encodeBatchBody(headers("{nope")), "bad_json"],
+  [
+    "an inner header that is not UTF-8, after a good one",
+    encodeBatchBody([
+      enc.encode('{"t":"ping","id":1}'),
+      Uint8Array.from([...enc.encode('{"t":"ping","x":"'), 0xc3, 0x28, ...enc.encode('"}')]),
+    ]),
+    "bad_utf8",
+  ],
+  [
+    "an encoded surrogate in an inner header",
+    encodeBatchBody([
+      Uint8Array.from([...enc.encode('{"t":"ping","x":"'), 0xed, 0xa0, 0x80, 0x22, 0x7d]),
+    ]),
+    "bad_utf8",
+  ],
 ];
+
+Deno.test("inner headers split exactly, ASCII or not, whatever bytes their lengths hold", () => {
+  // Lengths whose low byte is 0x80 or more, text in several scripts, escapes and C1-range bytes.
+  const values = [
+    "plain",
+    "héllo wörld",
+    "日本語のテキスト",
+    "emoji 😀 and ✓",
+    '\u0000 " quote',
+    "x".repeat(200),
+  ];
+  const sent = values.map((v, i) => ({
+    t: "ev",
+    ev: "chat.msg",
+    id: i,
+    data: { text: v + "y".repeat(i * 37) },
+  }));
+  const got = splitBatch(encodeBatchBody(sent.map((h) => enc.encode(JSON.stringify(h)))));
+  assertEquals(got.map((f) => f.header), sent);
+  assertEquals(
+    got.map((f) => new TextDecoder().decode(f.headerBytes)),
+    sent.map((h) => JSON.stringify(h)),
+  );
+});
 
 Deno.test("malformed batches close the connection with their documented codes", async () => {
   await using srv = startProtocolServer();
