@@ -28,7 +28,7 @@ import {
   NO_NATS,
   startBenchCluster,
 } from "./lib/parley_cluster.ts";
-import { run } from "./lib/procs.ts";
+import { cpuMs } from "./lib/procs.ts";
 
 const what = Deno.args[0] ?? "all";
 const count = Number(Deno.args[1] ?? 0) || undefined;
@@ -37,17 +37,6 @@ const config = {
   chat: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, historyPerRoom: 10_000 },
   limits: { maxPendingBytes: 64 * 1024 * 1024 },
 };
-
-/** CPU time (user + system, ms) of each of `pids` so far. */
-async function cpuMs(pids: number[]): Promise<number[]> {
-  const out = await run("cat", pids.map((p) => `/proc/${p}/stat`));
-  const byPid = new Map<number, number>();
-  for (const line of out.trim().split("\n")) {
-    const f = line.slice(line.lastIndexOf(")") + 2).split(" ");
-    byPid.set(Number(line.split(" ", 1)[0]), (Number(f[11]) + Number(f[12])) * 10);
-  }
-  return pids.map((p) => byPid.get(p) ?? NaN);
-}
 
 /** Runs `fn` and returns µs of CPU per `n` operations for each of `pids`. */
 async function perOp(pids: number[], n: number, fn: () => Promise<void>) {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { cpuMs } from "./procs.ts";
 import { quantile } from "./stats.ts";
 
 /** One pub/sub system under test. */
@@ -21,6 +22,8 @@ export interface FanoutSystem {
   publish(payload: string): Promise<void> | void;
   /** Closes everything. */
   close(): Promise<void>;
+  /** The server process(es), whose CPU time per delivery is reported. */
+  serverPids?: number[];
 }
 
 /** Results of one fan-out run. */
@@ -33,12 +36,20 @@ export interface FanoutResult {
   p99: number;
   /** p50 and p99 (ms) per receiver group, when the system reports groups. */
   groups: Record<string, { p50: number; p99: number }>;
+  /** Server CPU time (µs, all server processes) per delivery in the flat-out phase, if known. */
+  serverCpuUs?: number;
+  /** CPU time (µs) of this process (the sender and every receiver) per delivery in that phase. */
+  clientCpuUs: number;
 }
 
-/** Runs burst and fixed-rate phases against `system`. */
+/**
+ * Runs a warm-up, then the flat-out and fixed-rate phases against `system`.
+ * The warm-up (`warmup` messages, flat out, not measured) lets both systems
+ * reach steady state (compiled code, grown buffers) before the clock starts.
+ */
 export async function runFanout(
   system: FanoutSystem,
-  options: { receivers: number; burst: number; rate: number; seconds: number },
+  options: { receivers: number; burst: number; rate: number; seconds: number; warmup?: number },
 ): Promise<FanoutResult> {
   let delivered = 0;
   let target = 0;
@@ -73,11 +84,21 @@ export async function runFanout(
         resolve();
       };
     });
-  // Burst: deliveries per second.
+  const warmup = options.warmup ?? 0;
+  for (let i = 0; i < warmup; i++) await system.publish(`w ${performance.now()} ${i}`);
+  await waitFor(warmup * options.receivers, 120_000);
+  // Burst: deliveries per second, and CPU per delivery.
+  delivered = 0;
+  const deliveries = options.burst * options.receivers;
+  const pids = [...(system.serverPids ?? []), Deno.pid];
+  const cpu0 = await cpuMs(pids);
   const t0 = performance.now();
   for (let i = 0; i < options.burst; i++) await system.publish(`b ${performance.now()} ${i}`);
-  await waitFor(options.burst * options.receivers, 120_000);
-  const deliveriesPerSec = (options.burst * options.receivers) / ((performance.now() - t0) / 1000);
+  await waitFor(deliveries, 120_000);
+  const deliveriesPerSec = deliveries / ((performance.now() - t0) / 1000);
+  const cpuUs = (await cpuMs(pids)).map((ms, i) => (ms - cpu0[i]!) * 1000 / deliveries);
+  const clientCpuUs = cpuUs.pop()!;
+  const serverCpuUs = system.serverPids?.length ? cpuUs.reduce((a, b) => a + b, 0) : undefined;
   // Fixed rate: latency.
   delivered = 0;
   measuring = true;
@@ -100,5 +121,7 @@ export async function runFanout(
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
     groups,
+    clientCpuUs,
+    ...(serverCpuUs !== undefined ? { serverCpuUs } : {}),
   };
 }

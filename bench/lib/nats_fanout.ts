@@ -17,6 +17,7 @@ export async function natsFanout(group: ProcessGroup): Promise<FanoutSystem> {
   let pub: NatsConnection | undefined;
   const dec = new TextDecoder();
   return {
+    serverPids: [child.pid],
     async receivers(n, onMessage) {
       for (let i = 0; i < n; i++) {
         const nc = await connect({ servers: `127.0.0.1:${port}` });

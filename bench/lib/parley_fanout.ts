@@ -12,6 +12,12 @@ import { keyBytes, type SpawnedServer, spawnServer, transportFor } from "../../t
 import type { FanoutSystem } from "./fanout.ts";
 import { CHAT_JOIN, CHAT_MSG, CHAT_SEND } from "../../protocol/ops/chat.ts";
 
+/**
+ * `chat.send` calls awaiting their reply at once: the client's own limit on
+ * calls without a stream (PROTOCOL.md §6.1), which holds further calls back.
+ */
+export const PARLEY_SEND_WINDOW = 16;
+
 /** The room every receiver joins. */
 const _ROOM = "bench";
 
@@ -51,7 +57,7 @@ export async function parleyFanout(
   const transport = transportFor(server.fingerprint);
   const clients: ParleyClient[] = [];
   let sender: ParleyClient | undefined;
-  const window = options.window ?? 64;
+  const window = options.window ?? PARLEY_SEND_WINDOW;
   const inflight = new Set<Promise<unknown>>();
   const connect = async (user: string) => {
     // Accounts one at a time: each addUser opens its own store.
@@ -68,6 +74,7 @@ export async function parleyFanout(
   };
   return {
     pid: server.process.pid,
+    serverPids: [server.process.pid],
     async receivers(n, onMessage) {
       const keys: string[] = [];
       for (let i = 0; i < n; i++) keys.push(await server.addUser(`r${i}`));

@@ -117,3 +117,14 @@ export async function childPids(pid: number): Promise<number[]> {
   const out = await run("ps", ["-o", "pid=", "--ppid", String(pid)]).catch(() => "");
   return out.split("\n").map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
 }
+
+/** CPU time (user + system, ms, to the kernel's 10 ms tick) of each of `pids` so far. */
+export async function cpuMs(pids: number[]): Promise<number[]> {
+  const out = await run("cat", pids.map((p) => `/proc/${p}/stat`));
+  const byPid = new Map<number, number>();
+  for (const line of out.trim().split("\n")) {
+    const f = line.slice(line.lastIndexOf(")") + 2).split(" ");
+    byPid.set(Number(line.split(" ", 1)[0]), (Number(f[11]) + Number(f[12])) * 10);
+  }
+  return pids.map((p) => byPid.get(p) ?? NaN);
+}

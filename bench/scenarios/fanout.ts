@@ -9,7 +9,7 @@
 import type { BenchContext, Scenario } from "../lib/context.ts";
 import { type FanoutResult, runFanout } from "../lib/fanout.ts";
 import { natsFanout } from "../lib/nats_fanout.ts";
-import { parleyFanout } from "../lib/parley_fanout.ts";
+import { PARLEY_SEND_WINDOW, parleyFanout } from "../lib/parley_fanout.ts";
 import { have } from "../lib/procs.ts";
 import type { Row } from "../lib/report.ts";
 import { summarize } from "../lib/stats.ts";
@@ -23,7 +23,8 @@ export const fanoutScenario: Scenario = {
   async run(ctx: BenchContext): Promise<Row[]> {
     const options = {
       receivers: _RECEIVERS,
-      burst: ctx.quick ? 300 : 1000,
+      burst: ctx.quick ? 300 : 3000,
+      warmup: ctx.quick ? 100 : 300,
       rate: 100,
       seconds: ctx.quick ? 2 : 5,
     };
@@ -80,7 +81,37 @@ export const fanoutScenario: Scenario = {
         lowerIsBetter: false,
         target: report,
         ...(notes
-          ? { note: `${options.burst} messages; chat.send pipelined, 64 outstanding` }
+          ? {
+            note: `${options.burst} messages after ${options.warmup} unmeasured; ` +
+              `chat.send pipelined, ${PARLEY_SEND_WINDOW} awaiting their reply (nats: publish, no reply)`,
+          }
+          : {}),
+      },
+      {
+        scenario: `${label}${mode}, server CPU per delivery`,
+        unit: "µs",
+        parley: pick(rs, (r) => r.serverCpuUs ?? NaN)!,
+        baselineName: name,
+        baseline: pick(nats, (r) => r.serverCpuUs ?? NaN),
+        lowerIsBetter: true,
+        target: report,
+        ...(notes
+          ? { note: "server process CPU time (user + system) in the flat-out phase / deliveries" }
+          : {}),
+      },
+      {
+        scenario: `${label}${mode}, receiving side's CPU per delivery`,
+        unit: "µs",
+        parley: pick(rs, (r) => r.clientCpuUs)!,
+        baselineName: name,
+        baseline: pick(nats, (r) => r.clientCpuUs),
+        lowerIsBetter: true,
+        target: report,
+        ...(notes
+          ? {
+            note: "the bench process (sender and all receivers, one thread: the flat-out " +
+              "phase's ceiling) / deliveries",
+          }
           : {}),
       },
       {
