@@ -178,6 +178,17 @@ export class HmacSha256 {
     for (let i = 0; i < 8; i++) state[i] = keyed[i + 8]!;
     return _hashFrom(state, 64, [inner]);
   }
+
+  /**
+   * The HMAC's outer hash over `inner`, the inner hash
+   * SHA-256((key ⊕ ipad) | message) computed elsewhere (natively, for a long message).
+   */
+  outer(inner: Uint8Array): Uint8Array {
+    const state = _STATE;
+    const keyed = this.#keyed;
+    for (let i = 0; i < 8; i++) state[i] = keyed[i + 8]!;
+    return _hashFrom(state, 64, [inner]);
+  }
 }
 
 /** Continues SHA-256 from `state` (after `prefix` bytes already hashed) over `parts`. */
