@@ -777,19 +777,19 @@ export class Session implements StreamHost {
   }
 
   /**
-   * Starts the writer in a microtask, so every frame queued by the same
-   * synchronous run (a message delivered to many sessions, several messages
-   * delivered at once) goes out in one write.
+   * Starts the writer. With no bulk data waiting, at the end of this turn of
+   * the event loop: every frame queued in the turn goes out in one write —
+   * events delivered one by one (a cluster feed hands over messages as they
+   * arrive), an event, a window update and a reply queued while a request is
+   * handled. Sent apart they would cost a write (and, on plaintext, a MAC)
+   * each, and over TLS a later small write would wait behind an
+   * unacknowledged one for the peer's delayed ACK (Nagle's algorithm; about
+   * 40 ms, as this runtime's TLS sockets have no TCP_NODELAY). With bulk
+   * data waiting, in a microtask, so a transfer never waits for a turn.
    */
   #wakeWriter(): void {
     if (this.#writing || this.#holdWrites || this.#state === "closed") return;
-    if (this.#peerReqs !== undefined && this.#bulk.length === 0) {
-      // A reply is due (a request is being handled) and no bulk data is waiting:
-      // what is queued now waits up to the end of this turn of the event loop, so
-      // an event, a window update and a reply queued in one turn go in one write.
-      // Sent apart, the later ones would be small writes behind an unacknowledged
-      // one, which Nagle's algorithm holds until the peer's delayed ACK (about
-      // 40 ms over TLS, whose sockets have no TCP_NODELAY in this runtime).
+    if (this.#bulk.length === 0) {
       if (!this.#pumpDue && !this.#turnDue) {
         this.#turnDue = true;
         setImmediate(() => {

@@ -208,3 +208,24 @@ Deno.test("an event queued while the request is being handled goes out with its 
   srv.sessions[0]!.emit("alone", null);
   assertEquals((await peer.next())?.header, { t: "ev", ev: "alone", data: null });
 });
+
+Deno.test("events queued one by one in one turn of the event loop go out in one write", async () => {
+  // As a cluster feed hands over messages as they arrive: each event is queued
+  // in its own microtask, with no request in hand.
+  await using srv = startProtocolServer();
+  await using peer = await RawPeer.connect(srv.port, { batch: true });
+  await peer.send({ t: "ping", id: 1 });
+  assertEquals((await peer.next())?.header, { t: "pong", id: 1 });
+  const session = srv.sessions[0]!;
+  for (let n = 0; n < 10; n++) {
+    session.emit("msg", { n });
+    await Promise.resolve();
+  }
+  const f = await peer.next();
+  if (f === null) throw new Error("closed before the events");
+  assertEquals(f.header.t, "batch", "the events came apart");
+  assertEquals(
+    splitBatch(f.body).map((x) => x.header),
+    Array.from({ length: 10 }, (_, n) => ({ t: "ev", ev: "msg", data: { n } })),
+  );
+});
