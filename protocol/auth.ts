@@ -241,8 +241,10 @@ export class FrameMac {
       // The inner hash in one native call over (key ⊕ ipad) | seq | header |
       // body gathered in scratch, the outer one in TypeScript from the keyed
       // state: `createHmac` costs several times more per call on this runtime
-      // (12–27 µs against ~5 µs for a 1–2 KiB batch of chat events).
-      if (_gather.byteLength < n) _gather = new Uint8Array(Math.max(n, 2 * _gather.byteLength));
+      // (a 1–2 KiB batch of chat events: 25 µs with it, 9 µs this way).
+      if (_gather.byteLength < n) {
+        _gather = new Uint8Array(Math.min(_ONE_SHOT_MAX, Math.max(n, 2 * _gather.byteLength)));
+      }
       const g = _gather;
       _pad(this.#key, 0x36, g);
       g.set(_SEQ_BYTES, 64);

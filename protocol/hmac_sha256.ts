@@ -174,9 +174,7 @@ export class HmacSha256 {
     const state = _STATE;
     const keyed = this.#keyed;
     for (let i = 0; i < 8; i++) state[i] = keyed[i]!;
-    const inner = _hashFrom(state, 64, parts);
-    for (let i = 0; i < 8; i++) state[i] = keyed[i + 8]!;
-    return _hashFrom(state, 64, [inner]);
+    return this.outer(_hashFrom(state, 64, parts));
   }
 
   /**

@@ -71,71 +71,58 @@ export const fanoutScenario: Scenario = {
     const name = withNats ? "nats-server" : undefined;
     const report = { text: "report", met: () => true };
     const label = `chat fan-out 1→${_RECEIVERS}`;
-    const rows = (mode: string, rs: FanoutResult[], notes: boolean): Row[] => [
-      {
-        scenario: `${label}${mode}, sender flat out`,
-        unit: "deliveries/s",
-        parley: pick(rs, (r) => r.deliveriesPerSec)!,
+    /** The rows of one Parley mode; `notes` only on the first mode's rows. */
+    const rows = (mode: string, rs: FanoutResult[], notes: boolean): Row[] => {
+      const row = (
+        what: string,
+        unit: string,
+        f: (r: FanoutResult) => number,
+        lowerIsBetter: boolean,
+        note?: string,
+      ): Row => ({
+        scenario: `${label}${mode}, ${what}`,
+        unit,
+        parley: pick(rs, f)!,
         baselineName: name,
-        baseline: pick(nats, (r) => r.deliveriesPerSec),
-        lowerIsBetter: false,
+        baseline: pick(nats, f),
+        lowerIsBetter,
         target: report,
-        ...(notes
-          ? {
-            note: `${options.burst} messages after ${options.warmup} unmeasured; ` +
-              `chat.send pipelined, ${PARLEY_SEND_WINDOW} awaiting their reply (nats: publish, no reply)`,
-          }
-          : {}),
-      },
-      {
-        scenario: `${label}${mode}, server CPU per delivery`,
-        unit: "µs",
-        parley: pick(rs, (r) => r.serverCpuUs ?? NaN)!,
-        baselineName: name,
-        baseline: pick(nats, (r) => r.serverCpuUs ?? NaN),
-        lowerIsBetter: true,
-        target: report,
-        ...(notes
-          ? { note: "server process CPU time (user + system) in the flat-out phase / deliveries" }
-          : {}),
-      },
-      {
-        scenario: `${label}${mode}, receiving side's CPU per delivery`,
-        unit: "µs",
-        parley: pick(rs, (r) => r.clientCpuUs)!,
-        baselineName: name,
-        baseline: pick(nats, (r) => r.clientCpuUs),
-        lowerIsBetter: true,
-        target: report,
-        ...(notes
-          ? {
-            note: "the bench process (sender and all receivers, one thread: the flat-out " +
-              "phase's ceiling) / deliveries",
-          }
-          : {}),
-      },
-      {
-        scenario: `${label}${mode}, p50 latency at ${options.rate} msg/s`,
-        unit: "ms",
-        parley: pick(rs, (r) => r.p50)!,
-        baselineName: name,
-        baseline: pick(nats, (r) => r.p50),
-        lowerIsBetter: true,
-        target: report,
-        ...(notes
-          ? { note: `${options.rate * options.seconds} messages × ${_RECEIVERS} receivers` }
-          : {}),
-      },
-      {
-        scenario: `${label}${mode}, p99 latency at ${options.rate} msg/s`,
-        unit: "ms",
-        parley: pick(rs, (r) => r.p99)!,
-        baselineName: name,
-        baseline: pick(nats, (r) => r.p99),
-        lowerIsBetter: true,
-        target: report,
-      },
-    ];
+        ...(notes && note !== undefined ? { note } : {}),
+      });
+      return [
+        row(
+          "sender flat out",
+          "deliveries/s",
+          (r) => r.deliveriesPerSec,
+          false,
+          `${options.burst} messages after ${options.warmup} unmeasured; ` +
+            `chat.send pipelined, ${PARLEY_SEND_WINDOW} awaiting their reply (nats: publish, no reply)`,
+        ),
+        row(
+          "server CPU per delivery",
+          "µs",
+          (r) => r.serverCpuUs ?? NaN,
+          true,
+          "server process CPU time (user + system) in the flat-out phase / deliveries",
+        ),
+        row(
+          "receiving side's CPU per delivery",
+          "µs",
+          (r) => r.clientCpuUs,
+          true,
+          "the bench process (sender and all receivers, one thread: the flat-out " +
+            "phase's ceiling) / deliveries",
+        ),
+        row(
+          `p50 latency at ${options.rate} msg/s`,
+          "ms",
+          (r) => r.p50,
+          true,
+          `${options.rate * options.seconds} messages × ${_RECEIVERS} receivers`,
+        ),
+        row(`p99 latency at ${options.rate} msg/s`, "ms", (r) => r.p99, true),
+      ];
+    };
     // Plaintext with the frame MAC, as these rows have always measured; then TLS, the default.
     return [...rows("", parley, true), ...rows(", TLS", parleyTls, false)];
   },
