@@ -22,7 +22,7 @@ import { MAX_HEADER } from "./limits.ts";
  * byte becomes a character at or above 0x80).
  */
 const _charPerByte = new TextDecoder("latin1");
-const _NON_ASCII = /[^\x00-\x7f]/;
+const _NON_ASCII = /[\u0080-\uffff]/;
 
 /** One frame inside a batch: its header, parsed and checked as any header is. */
 export interface InnerFrame {
