@@ -139,7 +139,7 @@ async function fanoutCost(tmp: string, burst: number): Promise<void> {
     } else {
       const one = await parleyFanout({ dataDir: await Deno.makeTempDir({ dir: tmp }) });
       sys = one;
-      nodePids = [one.pid];
+      nodePids = one.serverPids;
     }
     try {
       let delivered = 0;

@@ -146,7 +146,7 @@ async function _processSide(
 
 /** Run permission of a sandboxed server: bwrap through env, and kill for process groups. */
 const _SANDBOX_RUN = "--allow-run=/usr/bin/env,/usr/bin/bwrap,/usr/bin/kill";
-/** Run permission of an `--exec-unsandboxed` server: prlimit, and kill. */
+/** Run permission of an `--exec-unsandboxed` server: its launch through env, and kill. */
 const _UNSANDBOXED_RUN = "--allow-run=/usr/bin/env,/usr/bin/kill";
 
 /** Deno flags for a server with exec in `dataDir` (its exec root is `<dataDir>-exec`). */

@@ -423,10 +423,18 @@ export class Session implements StreamHost {
     this.#sendDigests?.forget(stream.id);
     this.#connConsumed(stream.buffered);
     if (this.#streams?.get(stream.id) === stream) {
-      this.#streams = _without(this.#streams, stream.id);
-      if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
+      this.#dropStream(stream.id);
     }
     this.#sendControl({ t: "rst", s: stream.id, code, msg: truncateCodePoints(msg, 1000) });
+  }
+
+  /**
+   * Forgets stream `id`, which the map holds: the map goes when it empties,
+   * and a stream the peer opened no longer counts against its limit.
+   */
+  #dropStream(id: number): void {
+    this.#streams = _without(this.#streams, id);
+    if (id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
   }
 
   // --- reading --------------------------------------------------------------
@@ -538,8 +546,7 @@ export class Session implements StreamHost {
         this.#recvDigests?.forget(h.s); // the peer sends no more on it
         this.#sendDigests?.forget(h.s);
         if (!s) return;
-        this.#streams = _without(this.#streams, h.s);
-        if (h.s % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
+        this.#dropStream(h.s);
         this.#connConsumed(s.buffered);
         s.remoteReset(h.code, h.msg);
         return;
@@ -748,8 +755,7 @@ export class Session implements StreamHost {
 
   #reap(stream: MuxStream): void {
     if (stream.done && this.#streams?.get(stream.id) === stream) {
-      this.#streams = _without(this.#streams, stream.id);
-      if (stream.id % 2 !== this.#nextStreamId % 2) this.#peerStreamCount--;
+      this.#dropStream(stream.id);
     }
   }
 

@@ -47,7 +47,7 @@ export async function writeFanoutConfig(dataDir: string): Promise<void> {
 /** Starts the server and returns a fan-out system bound to it. */
 export async function parleyFanout(
   options: ParleyFanoutOptions,
-): Promise<FanoutSystem & { pid: number }> {
+): Promise<FanoutSystem & { serverPids: number[] }> {
   await writeFanoutConfig(options.dataDir);
   const server: SpawnedServer = await spawnServer({
     dataDir: options.dataDir,
@@ -73,7 +73,6 @@ export async function parleyFanout(
     return c;
   };
   return {
-    pid: server.process.pid,
     serverPids: [server.process.pid],
     async receivers(n, onMessage) {
       const keys: string[] = [];

@@ -1,7 +1,8 @@
 /**
  * Sends a signal to a whole process group. Every command runs as the leader
- * of its own session and process group (its launch runs `setsid`), so its pid is its group id and `kill(-pgid)` reaches all its
- * descendants that did not start a session of their own.
+ * of its own session and process group (its launch runs `setsid`), so its
+ * pid is its group id and `kill(-pgid)` reaches all its descendants that did
+ * not start a session of their own.
  *
  * `Deno.kill` needs the unscoped `--allow-run` permission. When the server
  * runs with a scoped `--allow-run=…` list, the group is signalled through the
