@@ -464,6 +464,10 @@ export class ParleyServer implements ClientDirectory {
       // deno-lint-ignore prefer-const
       let ctx: _LiveClient;
       const budget = this.budgets.open(user.name);
+      // Requests still running when the session ends (an upload settling its
+      // partial file) finish before this task does, so closing the server
+      // waits for them before it closes the features and the backend.
+      let running: Set<Promise<unknown>> | undefined;
       const session = new Session({
         ...link,
         maxPendingBytes: limits.maxPendingBytes,
@@ -476,7 +480,7 @@ export class ParleyServer implements ClientDirectory {
           } catch (e) {
             return Promise.reject(e);
           }
-          return (async () => {
+          const run = (async () => {
             // Nothing runs for a session refused or closed at login, or closed
             // since (a ban, a removed account): check again just before dispatch.
             if (!(await loggedIn) || ctx.session.state !== "open") throw _closedError();
@@ -487,6 +491,13 @@ export class ParleyServer implements ClientDirectory {
             }
             return await this.registry.dispatch(ctx, req.op, req.args, req.stream);
           })().finally(done);
+          (running ??= new Set()).add(run);
+          const settled = () => {
+            running?.delete(run);
+            if (running?.size === 0) running = undefined;
+          };
+          void run.then(settled, settled);
+          return run;
         },
       });
       ctx = { connId, user, addr, session };
@@ -521,6 +532,7 @@ export class ParleyServer implements ClientDirectory {
           this.log.error("logout hook failed", { feature: f.name, error: (e as Error).message });
         }
       }
+      if (running) await Promise.allSettled(running);
     } finally {
       this.#pending.delete(conn);
       this.#open.delete(conn);
