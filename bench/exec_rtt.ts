@@ -94,6 +94,7 @@ async function _sandboxLaunches(ctx: BenchContext): Promise<{ full: Spawnable; b
     userDir,
     cwd: userDir,
     caps: execCaps(config),
+    env: config.env,
   });
   const full = [launch.program, ...launch.args];
   const bwrapAt = full.indexOf(config.bwrapPath);
@@ -101,7 +102,7 @@ async function _sandboxLaunches(ctx: BenchContext): Promise<{ full: Spawnable; b
   if (bwrapAt < 0 || optionsEnd < 0) throw new Error("no bwrap in the sandbox's launch");
   const start = sandbox.drop ? full.indexOf(config.setprivPath) : bwrapAt;
   const bwrap = [...full.slice(start, optionsEnd + 1), "/usr/bin/true"];
-  const env = { ...config.env };
+  const env = launch.env;
   return {
     full: { argv: full, cwd: launch.cwd, env },
     bwrap: { argv: bwrap, cwd: launch.cwd, env },

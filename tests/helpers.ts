@@ -240,11 +240,18 @@ export async function spawnServer(
     args?: string[];
     denoFlags?: string[];
     env?: Record<string, string>;
+    /**
+     * A program (and its arguments) that starts the server by exec'ing the rest of its
+     * arguments, such as a shell that opens descriptors first; the server keeps its pid.
+     */
+    launcher?: string[];
   } = {},
 ): Promise<SpawnedServer> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "parley-proc-" });
-  const cmd = new Deno.Command(Deno.execPath(), {
+  const [program, ...launcherArgs] = [...(options.launcher ?? []), Deno.execPath()];
+  const cmd = new Deno.Command(program!, {
     args: [
+      ...launcherArgs,
       ...serveFlags(dataDir, options.denoFlags ?? []),
       "serve",
       "--port",

@@ -24,8 +24,6 @@ export interface SpawnOptions {
   argv: readonly string[];
   /** The working directory on the host. */
   cwd: string;
-  /** The command's complete environment. */
-  env: Readonly<Record<string, string>>;
   /** Killed (`timeout`) after this many ms. */
   timeoutMs: number;
   signaller: GroupSignaller;
@@ -79,7 +77,7 @@ export class ExecProcess implements ExecRun {
   }
 
   /**
-   * Spawns `launch` with exactly `options.env`, as the leader of a new
+   * Spawns `launch` with exactly `launch.env`, as the leader of a new
    * session and process group; throws a clear {@linkcode RequestError} when
    * it cannot start.
    */
@@ -90,7 +88,7 @@ export class ExecProcess implements ExecRun {
         args: launch.args,
         cwd: launch.cwd,
         clearEnv: true,
-        env: { ...options.env },
+        env: launch.env,
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",

@@ -49,12 +49,11 @@ export class EmbeddedExecRunner implements ExecRunner, AsyncDisposable {
     const cwd = await resolveWorkDir(userDir, plan.cwd);
     if (this.#closing) throw new RequestError("closed", "the server is shutting down");
     const proc = ExecProcess.spawn(
-      this.#sandbox.launch({ argv, userDir, cwd, caps: plan.caps }),
+      this.#sandbox.launch({ argv, userDir, cwd, caps: plan.caps, env: plan.env }),
       {
         node: this.node,
         argv,
         cwd,
-        env: plan.env,
         timeoutMs: plan.timeoutMs,
         signaller: this.#signaller,
       },

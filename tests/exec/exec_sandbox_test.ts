@@ -29,7 +29,7 @@ function scopedExecFlags(root: string): string[] {
 /** A real `parley serve --exec` process with its exec root and data dir in temp dirs. */
 async function spawnExecServer(
   exec: Record<string, unknown>,
-  options: { env?: Record<string, string>; args?: string[] } = {},
+  options: { env?: Record<string, string>; args?: string[]; launcher?: string[] } = {},
 ) {
   const dataDir = await Deno.makeTempDir({ prefix: "parley-sbx-" });
   const root = await Deno.makeTempDir({ prefix: "parley-sbx-root-" });
@@ -48,6 +48,7 @@ async function spawnExecServer(
       args: ["--exec", ...(options.args ?? [])],
       denoFlags: scopedExecFlags(root),
       env: options.env ?? {},
+      ...(options.launcher ? { launcher: options.launcher } : {}),
     });
     return {
       server,
@@ -80,13 +81,48 @@ Deno.test("the server's environment is never visible to a command", async () => 
   assertEquals(r.stdout.endsWith("end\n"), true, r.stdout);
   assert(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET), "the secret leaked");
   assert(!r.stdout.includes(s.dataDir), "the server's command line leaked");
-  // The command's own environment is exactly the configured one.
-  const env = await collect(c, { shell: "tr '\\0' '\\n' < /proc/1/environ | sort" });
-  assertEquals(env.stdout, "LANG=C.UTF-8\nPATH=/usr/bin:/bin\n");
+  // The command's own environment is exactly the configured one (bwrap adds PWD). The wrappers
+  // around it, bwrap's init (PID 1) among them, run with LC_ALL=C besides.
+  const env = await collect(c, { shell: "tr '\\0' '\\n' < /proc/$$/environ | sort" });
+  assertEquals(env.stdout, "LANG=C.UTF-8\nPATH=/usr/bin:/bin\nPWD=/work\n");
+  const init = await collect(c, { shell: "tr '\\0' '\\n' < /proc/1/environ | sort" });
+  assertEquals(init.stdout, "LANG=C.UTF-8\nLC_ALL=C\nPATH=/usr/bin:/bin\n");
   // No descriptor reaches the command but stdin/out/err: neither the server's own (socket,
   // files) nor one the server inherited from whatever started it (here the test runner's).
   const fds = await collect(c, { shell: "exec ls /proc/self/fd" });
   assertEquals(fds.stdout.trim().split("\n").filter((fd) => Number(fd) > 3), []);
+});
+
+Deno.test("descriptors the server inherited never reach a command; without any, runs skip the sweep", async (t) => {
+  const SWEEP_LOG = "inherited open descriptors";
+  const cases = [
+    // The shell leaves descriptor 7 open across exec, as a careless supervisor would.
+    { name: "server started with descriptor 7 open", script: 'exec 7</dev/null; exec "$@"' },
+    {
+      name: "server started with none",
+      script: 'for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; ' +
+        'exec "$@"',
+    },
+  ];
+  for (const { name, script } of cases) {
+    await t.step(name, async () => {
+      await using s = await spawnExecServer({ shell: true }, {
+        args: ["--log-level", "info"],
+        launcher: ["/bin/bash", "-c", script, "bash"],
+      });
+      await using c = await s.server.connect("ada", { exec: true });
+      const inherited = name.includes("7 open");
+      // ls's own descriptor for the listing is 3.
+      const fds = await collect(c, { shell: "exec ls /proc/self/fd" });
+      assertEquals(fds.stdout.trim().split("\n").map(Number), [0, 1, 2, 3]);
+      const r = await collect(c, { shell: "trap 'echo trapped' INT; kill -INT $$; echo end" });
+      assertEquals(r.stdout, "trapped\nend\n", "the command's signals are not back to default");
+      // The start-up probe saw descriptor 7 (and whatever the test runner itself inherited).
+      const said = s.server.output.find((l) => l.includes(SWEEP_LOG));
+      assertEquals(said !== undefined, inherited, s.server.output.join("\n"));
+      if (said) assert(/descriptors[=:" ]+"?([\d,]*,)?7[,"\s]/.test(said + " "), said);
+    });
+  }
 });
 
 Deno.test("the data dir, keys and file homes are not visible inside the sandbox", async () => {
