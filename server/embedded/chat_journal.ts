@@ -24,7 +24,7 @@
  */
 
 import { dirname } from "@std/path";
-import { setImmediate } from "node:timers";
+import { endOfTurn } from "../end_of_turn.ts";
 
 const _ENC = new TextEncoder();
 
@@ -132,7 +132,7 @@ export class Journal<T> {
     this.#lines++;
     // The flush starts after this turn of the event loop, so every append made
     // in it (a batch of sends read at once) shares one write and one sync.
-    this.#flushing ??= this.#enqueue(() => _nextTurn().then(() => this.#flush()));
+    this.#flushing ??= this.#enqueue(() => endOfTurn().then(() => this.#flush()));
     return this.#flushing;
   }
 
@@ -271,11 +271,6 @@ async function _lineEnd(f: Deno.FsFile, size: number): Promise<number> {
     end = start;
   }
   return 0;
-}
-
-/** Resolves after the current turn of the event loop (its I/O callbacks and microtasks). */
-function _nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Syncs the directory holding `path`, so a created or renamed name survives a power loss. */

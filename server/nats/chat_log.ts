@@ -3,7 +3,8 @@
  * (CLUSTER.md §3.2–§3.4): an id is the stream sequence, assigned by the
  * stream's raft leader, so ids rise across rooms and direct messages and
  * are never reused; the epoch is the stream's creation time. `append`
- * resolves after the stream's ack (a quorum of replicas holds the message).
+ * resolves after the stream's ack (a quorum of replicas holds the message);
+ * the appends of one turn of the event loop are published together.
  * The room list is a local set, loaded from the stream's subjects at start
  * and kept by this node's feed and acks.
  *
@@ -20,6 +21,7 @@ import type {
   HistoryQuery,
   NewMessage,
 } from "../backend/chat.ts";
+import { endOfTurn } from "../end_of_turn.ts";
 import { publishOnce } from "./chat_append.ts";
 import { withNats } from "./connection.ts";
 import { leaderGet, readPage } from "./chat_history.ts";
@@ -74,7 +76,12 @@ export class NatsChatLog implements ChatLog {
     const msgID = key === undefined
       ? `n:${encodeToken(this.#deps.node)}:${nuid.next()}`
       : `k:${encodeToken(msg.from)}:${key}`;
-    const pa = await publishOnce(this.#deps.js, subject, encodeMessage(msg), {
+    const data = encodeMessage(msg);
+    // Published at the end of the turn, with every other append made in it (a batch of sends
+    // read at once): the client library then writes them to NATS in one socket write, not one
+    // write each.
+    await endOfTurn();
+    const pa = await publishOnce(this.#deps.js, subject, data, {
       msgID,
       deadlineMs: this.#deps.appendDeadlineMs,
       attemptMs: this.#deps.attemptMs,

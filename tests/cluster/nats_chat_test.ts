@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { assertEquals, assertGreater } from "@std/assert";
+import { assert, assertEquals, assertGreater } from "@std/assert";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { CHAT_STREAM } from "../../server/nats/chat_subjects.ts";
+import { CHAT_STREAM, roomSubject } from "../../server/nats/chat_subjects.ts";
 import { chatNode, eventually, ids } from "./nats_chat_fixture.ts";
 import { natsAvailable, type NatsCluster, startNatsCluster } from "./nats_fixture.ts";
 
@@ -53,6 +53,41 @@ Deno.test({ name: "nats chat on a 3-server cluster", ignore: !available }, async
     assertEquals(ids(a.seen), ids(sent).sort((x, y) => x - y));
     assertEquals(b.chat.log.rooms(), ["r0", "r1", "r2"]);
     assertEquals(a.chat.log.epoch(), b.chat.log.epoch());
+  });
+
+  await t.step("appends made in one turn go to NATS in one socket write", async () => {
+    await _fresh(cluster);
+    await using a = await chatNode(urls(0), "a");
+    // The connection's transport is where nats.js hands each flush of its outbound buffer to
+    // the socket; every call is one write.
+    type Sender = { send: (frame: Uint8Array) => void };
+    const transport = (a.nc as unknown as { protocol?: { transport?: Partial<Sender> } })
+      .protocol?.transport;
+    assert(typeof transport?.send === "function", "nats.js no longer has protocol.transport.send");
+    const sender = transport as Sender;
+    const send = sender.send;
+    const writes: string[] = [];
+    sender.send = (frame: Uint8Array) => {
+      writes.push(new TextDecoder().decode(frame));
+      send.call(sender, frame);
+    };
+    const appends = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        appends.push(a.chat.log.append({ room: "turn", from: "ada", text: `m ${i}`, ts: i }));
+        // Requests of one batch are handled with microtasks between them, time enough for
+        // nats.js to flush what it has.
+        for (let k = 0; k < 5; k++) await Promise.resolve();
+      }
+      await Promise.all(appends);
+    } finally {
+      sender.send = send;
+    }
+    const subject = roomSubject("turn");
+    const carrying = writes.filter((w) => w.includes(subject));
+    assertEquals(carrying.length, 1, `appends went out in ${carrying.length} writes`);
+    assertEquals(carrying[0]!.split(`PUB ${subject} `).length - 1, 10);
+    assertEquals(ids(await Promise.all(appends)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
   await t.step("an append retried with the same key is stored once", async () => {
