@@ -490,13 +490,12 @@ export class ParleyServer implements ClientDirectory {
               throw refusal;
             }
             return await this.registry.dispatch(ctx, req.op, req.args, req.stream);
-          })().finally(done);
-          (running ??= new Set()).add(run);
-          const settled = () => {
+          })().finally(() => {
+            done();
             running?.delete(run);
             if (running?.size === 0) running = undefined;
-          };
-          void run.then(settled, settled);
+          });
+          (running ??= new Set()).add(run);
           return run;
         },
       });

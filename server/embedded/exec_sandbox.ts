@@ -198,7 +198,8 @@ export class ExecSandbox {
 
   /** Whether sandboxed runs close inherited descriptors with perl (see {@linkcode inheritedFds}). */
   get sweepsDescriptors(): boolean {
-    return this.config.closeInheritedFds && this.inheritedFds?.length !== 0;
+    const c = this.config;
+    return c.sandbox && c.closeInheritedFds && this.inheritedFds?.length !== 0;
   }
 
   /** Creates (if needed) and returns the exec directory of `user`, owned by the run uid. */
